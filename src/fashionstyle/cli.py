@@ -1,0 +1,241 @@
+"""`fashionstyle <command>`: the command line. It only parses and orchestrates.
+
+Commands: stats, train, tune, evaluate, predict, download, demo. Run
+`fashionstyle <command> --help` for each one's options.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import FashionStyleError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    COMMANDS[func.__name__.removeprefix("cmd_")] = func
+    return func
+
+
+# -- commands ------------------------------------------------------------------
+@command
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .evaluate import label_stats
+    from .labels import read_labels
+
+    table = read_labels(args.labels, args.images, args.label_names)
+    if table.splits is not None and "train" in table.splits:
+        table, scope = table.split("train"), "train split"
+    else:
+        scope = "all rows"
+    print(f"{table.source}: {len(table)} images ({scope}), {len(table.label_names)} labels")
+    print(label_stats(table, args.weight_power))
+    return 0
+
+
+@command
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import config as config_lib
+    from .train import train
+
+    overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
+    config = config_lib.load(args.config, overrides)
+    run = train(config, args.out, resume=args.resume)
+    print(f"run written to {run.path}")
+    return _print_validation(run)
+
+
+def _print_validation(run) -> int:
+    from .evaluate import format_scores, score_table
+
+    _, probs, targets = run.val_probs()
+    scores = score_table(targets, probs, run.thresholds())
+    print(format_scores(run.label_names(), scores, title=f"validation ({len(targets)} images)"))
+    return 0
+
+
+@command
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .evaluate import tune_run
+    from .run import RunDir
+
+    run = RunDir.open(args.run)
+    tune_run(run, args.beta)
+    print(f"thresholds re-tuned (beta={args.beta:g}) and written to {run / 'thresholds.json'}")
+    return _print_validation(run)
+
+
+@command
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run, format_scores
+    from .labels import read_labels
+    from .run import RunDir
+
+    run = RunDir.open(args.run)
+    table = read_labels(args.labels, args.images, args.label_names or run.label_names())
+    split = args.split if table.splits is not None else "all"
+    part = table.split(split)
+    _check_images(part)
+    scores = evaluate_run(run, part, split, progress=not args.quiet, batch_size=args.batch_size,
+                          num_workers=args.num_workers)
+    print(format_scores(scores["label_names"], scores, title=f"{split} ({len(part)} images)"))
+    print(f"all-positive baseline macro F{scores['beta']:g}: {scores['all_positive_macro_fbeta']:.3f}")
+    print(f"written to {run / f'eval_{split}.json'}")
+    return 0
+
+
+@command
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .evaluate import write_outputs
+    from .predict import Predictor
+    from .run import RunDir
+
+    run = RunDir.open(args.run)
+    ids, images = _images_to_predict(args, run.label_names())
+    predictor = Predictor.from_run(run)
+    probs = predictor.predict_proba(images, batch_size=args.batch_size, num_workers=args.num_workers,
+                                    progress=not args.quiet)
+    path = write_outputs(args.out, args.format, ids, probs, predictor.tuner.predict(probs),
+                         predictor.label_names)
+    print(f"{len(ids)} predictions ({args.format}) written to {path}")
+    return 0
+
+
+def _images_to_predict(args: argparse.Namespace, label_names: list[str]) -> tuple[list[str], list[Path]]:
+    from .data import list_images
+    from .labels import read_labels
+
+    source = Path(args.images)
+    if source.is_dir():
+        files = list_images(source)
+        return [p.stem for p in files], files
+    table = read_labels(source, args.image_dir, label_names)
+    _check_images(table)
+    return table.ids, table.images
+
+
+def _check_images(table) -> None:
+    from .data import check_images_exist
+
+    check_images_exist(table)
+
+
+@command
+def cmd_download(args: argparse.Namespace) -> int:
+    from .download import download_images, format_summary, read_url_list
+
+    summary = download_images(read_url_list(args.list), args.out, workers=args.workers,
+                              retries=args.retries, timeout=args.timeout, progress=not args.quiet)
+    print(format_summary(summary))
+    return 1 if summary.failed else 0
+
+
+@command
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), n_images=args.n_images, epochs=args.epochs, seed=args.seed)
+
+
+# -- argument parsing ----------------------------------------------------------
+def _add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--labels", required=required, help="label file (JD txt, label CSV or tags CSV)")
+    p.add_argument("--images", default=None, help="image folder (default: the label file's folder)")
+    p.add_argument("--label-names", nargs="+", default=None, help="label set (default: JD's 13 styles or the file's)")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    """One --option per TrainConfig field; only options given on the command line override."""
+    from .config import TrainConfig
+
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in ("labels", "images", "label_names"):
+            continue
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                           help=f"(default: {default})")
+        else:
+            kind = float if isinstance(default, float) else int if isinstance(default, int) else str
+            p.add_argument(flag, dest=f.name, type=kind, default=None, help=f"(default: {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashionstyle", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("stats", help="label counts, ratios and loss weights")
+    p.add_argument("labels")
+    p.add_argument("--images", default=None)
+    p.add_argument("--label-names", nargs="+", default=None)
+    p.add_argument("--weight-power", type=float, default=1.0)
+
+    p = sub.add_parser("train", help="train a multi-label model into a run directory")
+    _add_label_args(p, required=False)
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--config", default=None, help="YAML file of config keys (see config.py)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_config_args(p)
+
+    p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
+    p.add_argument("run")
+    p.add_argument("--beta", type=float, default=2.0)
+
+    p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
+    p.add_argument("run")
+    _add_label_args(p)
+    p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
+    _add_loader_args(p)
+
+    p = sub.add_parser("predict", help="predict styles for a folder or a list of images")
+    p.add_argument("run")
+    p.add_argument("--images", required=True, help="a folder of images or a list (JD id,url / CSV)")
+    p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", choices=("jd", "csv", "json"), default="jd")
+    _add_loader_args(p)
+
+    p = sub.add_parser("download", help="fetch the images of a JD id,url list")
+    p.add_argument("list")
+    p.add_argument("--out", required=True)
+    p.add_argument("--workers", type=int, default=16)
+    p.add_argument("--retries", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
+    p.add_argument("--out", default="demo_run")
+    p.add_argument("--n-images", type=int, default=1500)
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _add_loader_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return COMMANDS[args.command](args)
+    except FashionStyleError as err:
+        print(f"fashionstyle {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fashionstyle {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Training configuration: one typed dataclass, filled from YAML and command-line overrides.
+
+The resolved config is written into every run directory as `config.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import FashionStyleError
+
+LOSSES = ("weighted_bce", "bce")
+SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    labels: str = ""
+    images: str = ""
+    label_names: list[str] | None = None
+    val_fraction: float = 0.15
+    image_size: int = 224
+    num_workers: int = 2
+    crop_scale: float = 0.35  # smallest area fraction of the random resized crop
+    hflip: bool = True
+    # model
+    backbone: str = "densenet201"
+    pretrained: bool = True
+    weights: str | None = None  # local backbone weights file instead of a download
+    hidden: int = 1024
+    dropout: float = 0.5
+    # loss
+    loss: str = "weighted_bce"
+    weight_power: float = 1.0  # 0 = plain BCE weights, 1 = fully balanced (see losses.py)
+    # optimisation (the report: Adam, batch 46, 1e-5, cut tenfold when val F2 stalls)
+    epochs: int = 10
+    batch_size: int = 46
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    lr_schedule: str = "plateau"
+    lr_factor: float = 0.1
+    lr_patience: int = 0
+    # thresholds and metric
+    beta: float = 2.0
+    # engine
+    seed: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    precision: str = "auto"  # bf16-mixed on a GPU, 32 on the CPU
+    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU and GPU
+    progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        _choice("loss", self.loss, LOSSES)
+        _choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        for name in ("epochs", "batch_size", "image_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise FashionStyleError(f"config dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0 or self.beta <= 0:
+            raise FashionStyleError("config lr and beta must be positive")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise FashionStyleError(f"config {name}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def from_mapping(values: Mapping[str, Any], source: str = "config") -> TrainConfig:
+    """A TrainConfig from a flat mapping; unknown keys fail with close matches."""
+    valid = field_names()
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise FashionStyleError(f"{source}: unknown key {key!r}{hint}; valid: {', '.join(valid)}")
+    return _coerce(TrainConfig(**values), source).validate()
+
+
+def _coerce(config: TrainConfig, source: str) -> TrainConfig:
+    """Check each value's type against the field's default (ints accepted for floats)."""
+    defaults = TrainConfig()
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), getattr(defaults, f.name)
+        if value is None or default is None:
+            continue
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            setattr(config, f.name, float(value))
+        elif not isinstance(value, type(default)) or (isinstance(value, bool) != isinstance(default, bool)):
+            raise FashionStyleError(
+                f"{source}: {f.name} must be {type(default).__name__}, got {value!r}")
+    return config
+
+
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file, then the overrides (None values are ignored)."""
+    values: dict[str, Any] = {}
+    if path:
+        values.update(read_yaml(Path(path)))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_mapping(values, str(path or "command line"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FashionStyleError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise FashionStyleError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise FashionStyleError(f"{path}: expected a mapping of config keys")
+    return data
+
+
+def dump(config: TrainConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

@@ -1,0 +1,102 @@
+"""Post-training steps on a run directory: label statistics, re-tuning, evaluation."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _atomic
+from .labels import LabelTable, write_jd, write_predictions_json, write_probs_csv
+from .losses import label_counts, loss_weights
+from .errors import FashionStyleError
+from .metrics import format_table, macro_fbeta, per_label_scores
+from .predict import Predictor
+from .run import RunDir
+from .thresholds import ThresholdTuner
+
+
+def label_stats(table: LabelTable, weight_power: float = 1.0) -> str:
+    """The report's Table 1: positives, negatives, ratio and A/B loss weights per label."""
+    targets = table.require_targets()
+    positives, negatives = label_counts(targets)
+    pos_w, neg_w = loss_weights(targets, weight_power)
+    width = max(len(n) for n in table.label_names) + 2
+    lines = [f"{'label':<{width}}{'positives':>10}{'negatives':>10}{'pos:neg':>12}{'A':>9}{'B':>9}"]
+    for name, p, q, a, b in zip(table.label_names, positives, negatives, pos_w, neg_w):
+        lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}")
+    return "\n".join(lines)
+
+
+def ratio_text(positives: int, negatives: int) -> str:
+    """`1:12` when negatives dominate, `10:1` when positives do."""
+    if positives == 0 or negatives == 0:
+        return f"{positives}:{negatives}"
+    if positives >= negatives:
+        return f"{positives / negatives:.0f}:1"
+    return f"1:{negatives / positives:.0f}"
+
+
+def tune_run(run: RunDir, beta: float = 2.0) -> ThresholdTuner:
+    """Re-tune the thresholds from the stored validation probabilities."""
+    _, probs, targets = run.val_probs()
+    tuner = ThresholdTuner(beta=beta).fit(probs, targets)
+    run.write_thresholds(tuner)
+    return tuner
+
+
+def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner) -> dict[str, Any]:
+    """Per-label precision, recall and F-beta at 0.5 and at the tuned thresholds."""
+    beta = tuner.beta
+    at_half = per_label_scores(targets, (probs >= 0.5).astype(np.uint8), beta)
+    tuned = per_label_scores(targets, tuner.predict(probs), beta)
+    return {
+        "beta": beta, "n_images": int(len(targets)),
+        "support": at_half["support"].tolist(), "thresholds": tuner.thresholds_.tolist(),
+        "at_0.5": {k: at_half[k].tolist() for k in ("precision", "recall", "fbeta")},
+        "tuned": {k: tuned[k].tolist() for k in ("precision", "recall", "fbeta")},
+        "macro_fbeta_0.5": float(at_half["fbeta"].mean()),
+        "macro_fbeta_tuned": float(tuned["fbeta"].mean()),
+        "all_positive_macro_fbeta": macro_fbeta(targets, np.ones_like(targets), beta),
+    }
+
+
+def format_scores(label_names: list[str], scores: dict[str, Any], title: str) -> str:
+    b = f"F{scores['beta']:g}"
+    columns = {"support": scores["support"], "thr": scores["thresholds"],
+               "P@0.5": scores["at_0.5"]["precision"], "R@0.5": scores["at_0.5"]["recall"],
+               f"{b}@0.5": scores["at_0.5"]["fbeta"],
+               "P tuned": scores["tuned"]["precision"], "R tuned": scores["tuned"]["recall"],
+               f"{b} tuned": scores["tuned"]["fbeta"]}
+    return format_table(label_names, columns, title=title)
+
+
+def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
+                 batch_size: int = 64, num_workers: int = 0, predictor: Predictor | None = None
+                 ) -> dict[str, Any]:
+    """Predict the labelled images of `table`, score them, write eval_<split>.json."""
+    predictor = predictor or Predictor.from_run(run)
+    check_same_labels(predictor.label_names, table)
+    probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
+                                    progress=progress)
+    scores = score_table(table.require_targets(), probs, predictor.tuner)
+    scores.update(split=split, label_names=predictor.label_names, source=table.source)
+    _atomic.write_json(run / f"eval_{split}.json", scores)
+    return scores
+
+
+def check_same_labels(run_labels: list[str], table: LabelTable) -> None:
+    if list(run_labels) != list(table.label_names):
+        raise FashionStyleError(f"{table.source}: labels {table.label_names} differ from the run's "
+                                f"{run_labels}; pass --label-names or the matching label file")
+
+
+def write_outputs(path: str | Path, fmt: str, ids: list[str], probs: np.ndarray,
+                  predictions: np.ndarray, label_names: list[str]) -> Path:
+    if fmt == "jd":
+        return write_jd(path, ids, predictions)
+    if fmt == "csv":
+        return write_probs_csv(path, ids, probs, label_names)
+    if fmt == "json":
+        return write_predictions_json(path, ids, probs, predictions, label_names)
+    raise FashionStyleError(f"unknown output format {fmt!r}; valid: jd, csv, json")

@@ -1,0 +1,325 @@
+"""Label sets and label files: read the JD txt, label CSV and tags CSV formats; write predictions.
+
+Formats read by `read_labels` (detected from the first line):
+- JD txt, no header: `id,url,l1,...,lL` (train) or `id,url` (test). The image is
+  `<images>/<id>.jpg`, else `<images>/<basename of url>`.
+- Label CSV, with header: an `image` column (path relative to the file or to
+  `images`), one 0/1 column per label, optional `id` and `split` columns.
+- Tags CSV, with header `image,tags`: space-separated label names per image.
+Every malformed line raises FashionStyleError as `file:line: what is wrong`.
+"""
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from . import _atomic
+from .errors import FashionStyleError
+
+JD_STYLES: tuple[str, ...] = (
+    "Sport", "Relax", "OL", "Japanese", "Korean", "European", "England",
+    "Miden", "Lady", "Simple", "Nature", "Street", "Nation",
+)
+# The contest's Chinese names (and their variants) for each style.
+CHINESE_ALIASES: dict[str, str] = {
+    "运动": "Sport", "休闲": "Relax", "通勤": "OL", "OL/通勤": "OL", "日系": "Japanese",
+    "韩版": "Korean", "欧美": "European", "英伦": "England", "少女": "Miden",
+    "名媛": "Lady", "淑女": "Lady", "名媛/淑女": "Lady", "简约": "Simple",
+    "自然": "Nature", "街头": "Street", "朋克": "Street", "街头/朋克": "Street",
+    "民族": "Nation",
+}
+SPLITS = ("train", "val", "test")
+IMAGE_COLUMNS = ("image", "path", "file", "filename")
+_META_COLUMNS = {"id", "split", "url", *IMAGE_COLUMNS}
+
+
+@dataclass
+class LabelTable:
+    """Images with their labels: the one in-memory form of every label file."""
+
+    label_names: list[str]
+    ids: list[str]
+    images: list[Path]
+    targets: np.ndarray | None = None  # (N, L) uint8; None for an unlabelled list
+    splits: list[str] | None = None
+    source: str = ""
+    line_numbers: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> "LabelTable":
+        index = [int(i) for i in index]
+        pick = lambda seq: [seq[i] for i in index] if seq else seq  # noqa: E731
+        targets = None if self.targets is None else self.targets[index]
+        return LabelTable(self.label_names, pick(self.ids), pick(self.images), targets,
+                          pick(self.splits), self.source, pick(self.line_numbers))
+
+    def split(self, name: str) -> "LabelTable":
+        """Rows of one split (`train`, `val`, `test`), or all rows for `all`."""
+        if name == "all":
+            return self
+        if self.splits is None:
+            raise FashionStyleError(f"{self.source}: has no split column; use --split all")
+        if name not in SPLITS:
+            raise FashionStyleError(f"unknown split {name!r}; valid: all, {', '.join(SPLITS)}")
+        rows = [i for i, s in enumerate(self.splits) if s == name]
+        if not rows:
+            raise FashionStyleError(f"{self.source}: no rows in split {name!r}")
+        return self.subset(rows)
+
+    def require_targets(self) -> np.ndarray:
+        if self.targets is None:
+            raise FashionStyleError(f"{self.source}: has no labels (an id,url list)")
+        return self.targets
+
+
+def canonical_label(name: str, valid: Sequence[str]) -> str | None:
+    """`name` as spelt in `valid` (case-insensitive, Chinese aliases), or None."""
+    name = name.strip()
+    english = CHINESE_ALIASES.get(name, name)
+    for candidate in valid:
+        if candidate.lower() == english.lower():
+            return candidate
+    return None
+
+
+def unknown_label_message(name: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"unknown label {name!r}{hint}; valid: {', '.join(valid)}"
+
+
+def read_labels(path: str | Path, images: str | Path | None = None,
+                label_names: Sequence[str] | None = None) -> LabelTable:
+    """Read any supported label file into a LabelTable (see the module docstring)."""
+    path = Path(path)
+    rows = _read_rows(path)
+    image_dir = Path(images) if images else path.parent
+    header = [h.strip().lower() for h in rows[0][1]]
+    if header[:2] == ["image", "tags"]:
+        return _from_tags(path, rows, image_dir, label_names)
+    if header[0] in IMAGE_COLUMNS or "image" in header:
+        return _from_label_csv(path, rows, image_dir, label_names)
+    return _from_jd(path, rows, image_dir, label_names)
+
+
+def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """Non-blank CSV rows with their 1-based line numbers (BOM and CRLF tolerated)."""
+    if not path.is_file():
+        raise FashionStyleError(f"{path}: label file not found")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+    except UnicodeDecodeError as err:
+        raise FashionStyleError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    rows = [(n, row) for n, row in rows if any(row)]
+    if not rows:
+        raise FashionStyleError(f"{path}: empty label file")
+    return rows
+
+
+def _parse_flags(path: Path, line: int, values: Sequence[str], names: Sequence[str]) -> list[int]:
+    flags = []
+    for name, value in zip(names, values):
+        if value not in ("0", "1"):
+            raise FashionStyleError(f"{path}:{line}: label {name} must be 0 or 1, got {value!r}")
+        flags.append(int(value))
+    return flags
+
+
+def _check_unique(path: Path, ids: list[str], lines: list[int]) -> None:
+    seen: dict[str, int] = {}
+    for image_id, line in zip(ids, lines):
+        if image_id in seen:
+            raise FashionStyleError(f"{path}:{line}: duplicate id {image_id!r} (first on line {seen[image_id]})")
+        seen[image_id] = line
+
+
+def _jd_image(image_dir: Path, image_id: str, url: str) -> Path:
+    by_id = image_dir / f"{image_id}.jpg"
+    if by_id.exists() or not url:
+        return by_id
+    by_url = image_dir / url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    return by_url if by_url.exists() else by_id
+
+
+def _from_jd(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
+    names = list(label_names or JD_STYLES)
+    width = len(rows[0][1])
+    if width not in (2, 2 + len(names)):
+        raise FashionStyleError(
+            f"{path}:{rows[0][0]}: expected id,url (test) or id,url + {len(names)} labels (train); "
+            f"got {width} fields")
+    first_labels = rows[0][1][2:]
+    if first_labels and not all(v in ("0", "1") for v in first_labels):
+        if canonical_label(first_labels[0], names) or first_labels[0].lower() in ("l1", "label1"):
+            raise FashionStyleError(f"{path}:{rows[0][0]}: a header line, but the JD format has none")
+    ids, images, targets, lines = [], [], [], []
+    for line, row in rows:
+        if len(row) != width:
+            raise FashionStyleError(f"{path}:{line}: expected {width} fields, got {len(row)}")
+        if not row[0]:
+            raise FashionStyleError(f"{path}:{line}: empty id")
+        ids.append(row[0])
+        images.append(_jd_image(image_dir, row[0], row[1]))
+        targets.append(_parse_flags(path, line, row[2:], names))
+        lines.append(line)
+    _check_unique(path, ids, lines)
+    array = np.array(targets, dtype=np.uint8) if width > 2 else None
+    return LabelTable(names, ids, images, array, None, str(path), lines)
+
+
+def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dict[str, int], list[str], list[int]]:
+    """Meta column positions, label names and label column positions of a label CSV."""
+    meta = {h.lower(): i for i, h in enumerate(header) if h.lower() in _META_COLUMNS}
+    label_cols = [i for i, h in enumerate(header) if h.lower() not in _META_COLUMNS]
+    if not label_cols:
+        raise FashionStyleError(f"{path}:{line}: no label columns in the header")
+    found = [header[i] for i in label_cols]
+    valid = list(label_names) if label_names else None
+    if valid is None and any(canonical_label(h, JD_STYLES) for h in found):
+        valid = list(JD_STYLES)
+    if valid is None:
+        return meta, found, label_cols
+    names = []
+    for h in found:
+        name = canonical_label(h, valid)
+        if name is None:
+            raise FashionStyleError(f"{path}:{line}: {unknown_label_message(h, valid)}")
+        names.append(name)
+    missing = [n for n in valid if n not in names]
+    if missing:
+        raise FashionStyleError(f"{path}:{line}: missing label columns: {', '.join(missing)}")
+    order = [label_cols[names.index(n)] for n in valid]
+    return meta, valid, order
+
+
+def _split_value(path: Path, line: int, value: str) -> str:
+    value = value.lower()
+    if value not in SPLITS:
+        raise FashionStyleError(f"{path}:{line}: split must be one of {', '.join(SPLITS)}, got {value!r}")
+    return value
+
+
+def _from_label_csv(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
+    (head_line, header), body = rows[0], rows[1:]
+    if not body:
+        raise FashionStyleError(f"{path}: has a header but no rows")
+    image_col = next(c for c in IMAGE_COLUMNS if c in [h.lower() for h in header])
+    meta, names, label_cols = _columns(path, header, head_line, label_names)
+    ids, images, targets, splits, lines = [], [], [], [], []
+    for line, row in body:
+        if len(row) != len(header):
+            raise FashionStyleError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
+        image = row[meta[image_col]]
+        if not image:
+            raise FashionStyleError(f"{path}:{line}: empty {image_col}")
+        ids.append(row[meta["id"]] if "id" in meta else Path(image).stem)
+        images.append(image_dir / image)
+        targets.append(_parse_flags(path, line, [row[i] for i in label_cols], names))
+        if "split" in meta:
+            splits.append(_split_value(path, line, row[meta["split"]]))
+        lines.append(line)
+    _check_unique(path, [str(p) for p in images], lines)
+    return LabelTable(names, ids, images, np.array(targets, dtype=np.uint8),
+                      splits or None, str(path), lines)
+
+
+def _tag_names(path: Path, body, label_names) -> list[str]:
+    if label_names:
+        return list(label_names)
+    tags = [t for _, row in body for t in (row[1].split() if len(row) > 1 else [])]
+    if any(canonical_label(t, JD_STYLES) for t in tags):
+        return list(JD_STYLES)
+    return sorted(set(tags))
+
+
+def _from_tags(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
+    (head_line, header), body = rows[0], rows[1:]
+    if not body:
+        raise FashionStyleError(f"{path}: has a header but no rows")
+    names = _tag_names(path, body, label_names)
+    has_split = len(header) > 2 and header[2].lower() == "split"
+    ids, images, targets, splits, lines = [], [], [], [], []
+    for line, row in body:
+        if len(row) != len(header):
+            raise FashionStyleError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
+        flags = [0] * len(names)
+        for tag in row[1].split():
+            name = canonical_label(tag, names)
+            if name is None:
+                raise FashionStyleError(f"{path}:{line}: {unknown_label_message(tag, names)}")
+            flags[names.index(name)] = 1
+        ids.append(Path(row[0]).stem)
+        images.append(image_dir / row[0])
+        targets.append(flags)
+        if has_split:
+            splits.append(_split_value(path, line, row[2]))
+        lines.append(line)
+    _check_unique(path, [str(p) for p in images], lines)
+    return LabelTable(names, ids, images, np.array(targets, dtype=np.uint8),
+                      splits or None, str(path), lines)
+
+
+def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    """Seeded train/val split, stratified by each image's rarest positive label.
+
+    Returns a bool mask of validation rows. Each group (images whose rarest label
+    is the same) sends every k-th member to validation, so every label keeps
+    about `val_fraction` of its positives there.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise FashionStyleError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    counts = targets.sum(axis=0)
+    rarity = np.where(targets > 0, counts[None, :], np.iinfo(np.int64).max)
+    group = np.where(targets.any(axis=1), rarity.argmin(axis=1), targets.shape[1])
+    is_val = np.zeros(len(targets), dtype=bool)
+    for g in np.unique(group):
+        members = rng.permutation(np.flatnonzero(group == g))
+        ranks = np.arange(len(members))
+        offset = rng.random()
+        picked = np.floor((ranks + 1) * val_fraction + offset) > np.floor(ranks * val_fraction + offset)
+        is_val[members[picked]] = True
+    return is_val
+
+
+def write_jd(path: str | Path, ids: Sequence[str], predictions: np.ndarray) -> Path:
+    """The contest's submission: `id,l1,...,lL` with 0/1 flags, no header."""
+    lines = [",".join([i, *map(str, row)]) for i, row in zip(ids, predictions.astype(int))]
+    return _atomic.write_text(path, "\n".join(lines) + "\n")
+
+
+def read_submission(path: str | Path, label_names: Sequence[str] = JD_STYLES) -> tuple[list[str], np.ndarray]:
+    """Read a JD submission (`id,l1,...,lL`) back: (ids, predictions (N, L))."""
+    path = Path(path)
+    ids, flags = [], []
+    for line, row in _read_rows(path):
+        if len(row) != 1 + len(label_names):
+            raise FashionStyleError(f"{path}:{line}: expected {1 + len(label_names)} fields, got {len(row)}")
+        ids.append(row[0])
+        flags.append(_parse_flags(path, line, row[1:], label_names))
+    return ids, np.array(flags, dtype=np.uint8)
+
+
+def write_probs_csv(path: str | Path, ids: Sequence[str], probs: np.ndarray,
+                    label_names: Sequence[str]) -> Path:
+    lines = [",".join(["id", *label_names])]
+    lines += [",".join([i, *(f"{p:.6f}" for p in row)]) for i, row in zip(ids, probs)]
+    return _atomic.write_text(path, "\n".join(lines) + "\n")
+
+
+def write_predictions_json(path: str | Path, ids: Sequence[str], probs: np.ndarray,
+                           predictions: np.ndarray, label_names: Sequence[str]) -> Path:
+    records = [{"id": i,
+                "labels": [n for n, on in zip(label_names, pred) if on],
+                "probs": {n: round(float(p), 6) for n, p in zip(label_names, prob)}}
+               for i, prob, pred in zip(ids, probs, predictions)]
+    return _atomic.write_text(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")

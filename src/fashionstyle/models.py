@@ -1,0 +1,121 @@
+"""The network: a timm backbone, global pooling, FC-1024, ReLU, dropout, FC-n.
+
+    model = create_model("densenet201", num_labels=13, pretrained=True)
+    logits = model(images)  # (B, 3, H, W) -> (B, n)
+
+A saved model is a plain dict (`save_model` / `load_model`) that carries its
+preprocessing (image size, mean, std) and label names with the weights.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from . import _atomic
+from .errors import FashionStyleError
+
+MODEL_FORMAT = 1
+
+
+class StyleNet(nn.Module):
+    """Backbone features -> FC hidden -> ReLU -> dropout -> FC num_labels (logits)."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int, hidden: int = 1024, dropout: float = 0.5):
+        super().__init__()
+        self.backbone = backbone  # pooled features: (B, C)
+        self.head = nn.Sequential(
+            nn.Linear(backbone.num_features, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, num_labels),
+        )
+
+    @property
+    def num_labels(self) -> int:
+        return self.head[-1].out_features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images))  # (B, num_labels)
+
+
+def check_backbone(name: str) -> None:
+    """Fail with close matches when timm does not know `name`."""
+    if timm.is_model(name):
+        return
+    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
+    hint = f"; close matches: {', '.join(close)}" if close else "; see timm.list_models()"
+    raise FashionStyleError(f"unknown backbone {name!r}{hint}")
+
+
+def create_backbone(name: str, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
+    """A timm model without classifier that returns pooled features.
+
+    `weights` loads a local file (a timm / torchvision state dict, .pth or
+    .safetensors) instead of downloading ImageNet weights.
+    """
+    check_backbone(name)
+    kwargs: dict[str, Any] = {"num_classes": 0}
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise FashionStyleError(f"{weights}: weights file not found")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
+        pretrained = True
+    try:
+        return timm.create_model(name, pretrained=pretrained, **kwargs)
+    except (OSError, RuntimeError) as err:
+        if not pretrained:
+            raise
+        where = weights or "the model hub"
+        raise FashionStyleError(
+            f"could not load pretrained weights for {name} from {where} ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}); pass --weights FILE or --no-pretrained") from None
+
+
+def create_model(backbone: str, num_labels: int, pretrained: bool = False,
+                 weights: str | Path | None = None, hidden: int = 1024, dropout: float = 0.5) -> StyleNet:
+    """The report's network on any timm backbone."""
+    if num_labels < 1:
+        raise FashionStyleError(f"num_labels must be at least 1, got {num_labels}")
+    return StyleNet(create_backbone(backbone, pretrained, weights), num_labels, hidden, dropout)
+
+
+def default_normalisation(model: StyleNet) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean and std the backbone was trained with (ImageNet's by default)."""
+    config = timm.data.resolve_data_config({}, model=model.backbone)
+    return tuple(config["mean"]), tuple(config["std"])
+
+
+def model_record(model: StyleNet, backbone: str, label_names: list[str], image_size: int,
+                 hidden: int, dropout: float) -> dict[str, Any]:
+    """Everything needed to rebuild the model and preprocess its input."""
+    mean, std = default_normalisation(model)
+    return {"format": MODEL_FORMAT, "backbone": backbone, "label_names": list(label_names),
+            "hidden": hidden, "dropout": dropout, "image_size": image_size,
+            "mean": list(mean), "std": list(std),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+
+
+def save_model(path: str | Path, record: dict[str, Any]) -> Path:
+    return _atomic.write_atomic(path, lambda f: torch.save(record, f))
+
+
+def load_model(path: str | Path) -> tuple[StyleNet, dict[str, Any]]:
+    """Rebuild a saved model (random init, then its weights); returns (model, record)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FashionStyleError(f"{path}: model file not found")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's error
+        raise FashionStyleError(f"{path}: not a readable model file ({type(err).__name__})") from None
+    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+        raise FashionStyleError(f"{path}: not a fashionstyle model of format {MODEL_FORMAT}")
+    model = create_model(record["backbone"], len(record["label_names"]),
+                         hidden=record["hidden"], dropout=record["dropout"])
+    model.load_state_dict(record["state_dict"])
+    return model.eval(), record

@@ -1,0 +1,120 @@
+"""The run directory: everything needed to predict again, written atomically.
+
+    RUN/
+      manifest.json      format version, kind, complete flag
+      config.yaml        the resolved TrainConfig
+      labels.json        label names, in output order
+      model.pt           weights + preprocessing (models.save_model)
+      thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict)
+      val_probs.npz      ids, probs (N, L), targets (N, L) of the validation split
+      history.csv        per-epoch losses, learning rate, validation F2 (overall and per label)
+      epochs/            validation probabilities of every epoch (e001.npy, ...)
+      checkpoints/       Lightning checkpoints (best.ckpt, last.ckpt) for --resume
+      logs/              CSV and TensorBoard logs
+      eval_<split>.json  written by `fashionstyle evaluate`
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _atomic
+from .errors import FashionStyleError
+from .thresholds import ThresholdTuner
+
+RUN_FORMAT = 1
+
+
+class RunDir:
+    """Paths and typed readers/writers of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    # -- creation and checks -------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, resume: bool = False) -> "RunDir":
+        """A new run directory; an existing one is kept unless resuming it."""
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()) and not resume:
+            raise FashionStyleError(f"{run.path}: already exists and is not empty; "
+                                    "choose another --out or pass --resume to continue it")
+        if resume and not (run / "checkpoints" / "last.ckpt").is_file():
+            raise FashionStyleError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
+        run.path.mkdir(parents=True, exist_ok=True)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        """An existing, complete run of this format, or a clear refusal."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise FashionStyleError(f"{run.path}: run directory not found")
+        manifest = run.manifest()
+        if manifest.get("format") != RUN_FORMAT:
+            raise FashionStyleError(f"{run.path}: run format {manifest.get('format')!r} is not "
+                                    f"supported (this version reads format {RUN_FORMAT})")
+        if not manifest.get("complete"):
+            raise FashionStyleError(f"{run.path}: incomplete run (training did not finish); "
+                                    "resume it with `fashionstyle train ... --resume`")
+        return run
+
+    def manifest(self) -> dict[str, Any]:
+        path = self / "manifest.json"
+        if not path.is_file():
+            raise FashionStyleError(f"{self.path}: not a fashionstyle run (no manifest.json)")
+        return self._read_json(path)
+
+    def write_manifest(self, kind: str, complete: bool, **extra: Any) -> None:
+        _atomic.write_json(self / "manifest.json", {
+            "format": RUN_FORMAT, "kind": kind, "complete": complete,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+
+    # -- contents --------------------------------------------------------------
+    def label_names(self) -> list[str]:
+        return self._read_json(self / "labels.json")["label_names"]
+
+    def write_label_names(self, names: list[str]) -> None:
+        _atomic.write_json(self / "labels.json", {"label_names": list(names)})
+
+    def thresholds(self) -> ThresholdTuner:
+        return ThresholdTuner.from_dict(self._read_json(self / "thresholds.json"))
+
+    def write_thresholds(self, tuner: ThresholdTuner) -> None:
+        _atomic.write_json(self / "thresholds.json", tuner.to_dict())
+
+    def val_probs(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(ids, probs (N, L), targets (N, L)) of the validation split."""
+        path = self / "val_probs.npz"
+        if not path.is_file():
+            raise FashionStyleError(f"{self.path}: no val_probs.npz (training did not finish)")
+        with np.load(path) as data:
+            return [str(i) for i in data["ids"]], data["probs"], data["targets"]
+
+    def write_val_probs(self, ids: list[str], probs: np.ndarray, targets: np.ndarray) -> None:
+        _atomic.write_npz(self / "val_probs.npz", ids=np.array(ids), probs=probs.astype(np.float32),
+                          targets=targets.astype(np.uint8))
+
+    def write_epoch_probs(self, epoch: int, probs: np.ndarray) -> None:
+        _atomic.write_atomic(self / "epochs" / f"e{epoch:03d}.npy",
+                             lambda f: np.save(f, probs.astype(np.float32)))
+
+    def epoch_probs(self) -> dict[int, np.ndarray]:
+        """Validation probabilities of every finished epoch (1-based)."""
+        files = sorted((self / "epochs").glob("e*.npy"))
+        return {int(p.stem[1:]): np.load(p) for p in files}
+
+    def _read_json(self, path: Path) -> Any:
+        if not path.is_file():
+            raise FashionStyleError(f"{path}: missing from the run directory")
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise FashionStyleError(f"{path}: corrupt JSON ({err.msg}, line {err.lineno})") from None

@@ -1,0 +1,252 @@
+"""Training through Lightning: one multi-label model, written into a run directory.
+
+    run = train(config, "runs/densenet201")   # -> RunDir, ready for tune/evaluate/predict
+
+Each epoch validates on the whole validation split, tunes per-label thresholds
+on it, logs macro F-beta at 0.5 and at the tuned thresholds, and stores the
+epoch's validation probabilities. At the end the best epoch (by tuned val
+macro F-beta) becomes `model.pt`, `thresholds.json` and `val_probs.npz`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from . import _atomic, config as config_lib
+from .config import TrainConfig
+from .data import ImageDataset, check_images_exist, eval_transform, train_transform, train_val_split
+from .errors import FashionStyleError
+from .labels import LabelTable, read_labels
+from .losses import create_loss
+from .metrics import macro_fbeta, per_label_scores
+from .models import StyleNet, create_model, default_normalisation, model_record, save_model
+from .run import RunDir
+from .thresholds import ThresholdTuner
+
+MONITOR = "val_fbeta_tuned"
+
+
+class StyleModule(L.LightningModule):
+    """Loss, optimiser, schedule and per-epoch validation metrics around a StyleNet."""
+
+    def __init__(self, model: StyleNet, loss: torch.nn.Module, config: TrainConfig):
+        super().__init__()
+        self.model, self.loss, self.config = model, loss, config
+        self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
+        self.val_fbeta: np.ndarray | None = None  # (L,) per-label F-beta at tuned thresholds
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def on_fit_start(self) -> None:
+        if self.config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def _images(self, images: torch.Tensor) -> torch.Tensor:
+        if self.config.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC strides
+        return images
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, targets, _ = batch
+        images = self._images(images)
+        loss = self.loss(self.model(images), targets)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        images, targets, index = batch
+        logits = self.model(self._images(images))
+        self.log("val_loss", self.loss(logits, targets), on_epoch=True, batch_size=len(images), sync_dist=True)
+        self._outputs.append((torch.sigmoid(logits.float()), targets, index))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._outputs:
+            return
+        probs, targets, index = (torch.cat(parts) for parts in zip(*self._outputs))
+        self._outputs.clear()
+        probs, targets = gather_in_order(self, probs, targets, index)
+        at_half = macro_fbeta(targets, (probs >= 0.5).astype(np.uint8), self.config.beta)
+        tuner = ThresholdTuner(beta=self.config.beta).fit(probs, targets)
+        self.val_fbeta = per_label_scores(targets, tuner.predict(probs), self.config.beta)["fbeta"]
+        self.val_probs = probs
+        # Every rank holds the same gathered outputs, so these agree across ranks.
+        self.log("val_fbeta_05", at_half, prog_bar=True)
+        self.log(MONITOR, float(self.val_fbeta.mean()), prog_bar=True)
+
+    def configure_optimizers(self) -> Any:
+        cfg = self.config
+        optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.lr_schedule == "constant":
+            return optimizer
+        if cfg.lr_schedule == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": MONITOR}}
+        if cfg.lr_schedule == "cosine":
+            return [optimizer], [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)]
+        steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(steps, 2))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def gather_in_order(module: L.LightningModule, probs: torch.Tensor, targets: torch.Tensor,
+                    index: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Validation outputs of every rank, in dataset row order, padding duplicates dropped."""
+    if module.trainer.world_size > 1:
+        probs, targets, index = (module.all_gather(t).flatten(0, 1) for t in (probs, targets, index))
+    order = index.cpu().numpy()
+    _, first = np.unique(order, return_index=True)  # sorted unique rows, first occurrence
+    return probs.cpu().numpy()[first], targets.cpu().numpy()[first].astype(np.uint8)
+
+
+class RunRecorder(L.Callback):
+    """Writes each epoch's validation probabilities and a history.csv row."""
+
+    def __init__(self, run: RunDir, label_names: list[str]):
+        self.run, self.label_names = run, label_names
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: StyleModule) -> None:
+        if not trainer.is_global_zero or module.val_probs is None:
+            return
+        epoch = trainer.current_epoch + 1
+        self.run.write_epoch_probs(epoch, module.val_probs)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        row = {"epoch": epoch, "lr": trainer.optimizers[0].param_groups[0]["lr"],
+               "train_loss": metrics.get("train_loss", float("nan")),
+               "val_loss": metrics.get("val_loss", float("nan")),
+               "val_fbeta_05": metrics.get("val_fbeta_05"), MONITOR: metrics.get(MONITOR)}
+        row.update({f"fbeta_{n}": float(f) for n, f in zip(self.label_names, module.val_fbeta)})
+        append_history(self.run, row)
+
+
+def append_history(run: RunDir, row: dict[str, Any]) -> None:
+    """Rewrite history.csv with `row` replacing any row of the same or a later epoch."""
+    rows = [r for r in read_history(run) if int(r["epoch"]) < row["epoch"]] + [row]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(row))
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic.write_text(run / "history.csv", out.getvalue())
+
+
+def read_history(run: RunDir) -> list[dict[str, str]]:
+    path = run / "history.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelTable,
+                 mean, std) -> tuple[DataLoader, DataLoader]:
+    train_ds = ImageDataset(train_table.images, train_table.targets,
+                            train_transform(config.image_size, mean, std, config.crop_scale, config.hflip))
+    val_ds = ImageDataset(val_table.images, val_table.targets, eval_transform(config.image_size, mean, std))
+    common = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0,
+              "pin_memory": torch.cuda.is_available()}
+    drop_last = len(train_ds) > config.batch_size
+    return (DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, drop_last=drop_last, **common),
+            DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, **common))
+
+
+def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) -> L.Trainer:
+    precision = config.precision
+    if precision == "auto":
+        precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=run / "checkpoints", filename="best", monitor=MONITOR, mode="max", save_last=True)
+    loggers = [L.pytorch.loggers.CSVLogger(run.path, name="logs", version="csv")]
+    try:
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(run.path, name="logs", version="tensorboard"))
+    except ModuleNotFoundError:
+        pass
+    return L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
+        precision=precision, logger=loggers, callbacks=[checkpoint, *callbacks],
+        enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=False,
+        log_every_n_steps=10, enable_model_summary=False)
+
+
+def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable]:
+    if not config.labels:
+        raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
+    table = read_labels(config.labels, config.images or None, config.label_names)
+    train_table, val_table = train_val_split(table, config.val_fraction, config.seed)
+    for part in (train_table, val_table):
+        check_images_exist(part)
+    return train_table, val_table
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
+    """Train one multi-label model; returns the finished run directory."""
+    config.validate()
+    train_table, val_table = prepare_tables(config)
+    model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
+                         config.weights, config.hidden, config.dropout)
+    run = RunDir.create(out, resume=resume)
+    run.write_manifest("model", complete=False)
+    _atomic.write_text(run / "config.yaml", config_lib.dump(config))
+    run.write_label_names(train_table.label_names)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    mean, std = default_normalisation(model)
+    loaders = make_loaders(config, train_table, val_table, mean, std)
+    module = StyleModule(model, create_loss(config.loss, train_table.targets, config.weight_power), config)
+    trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names)])
+    with quiet_lightning():
+        trainer.fit(module, *loaders, ckpt_path=str(run / "checkpoints" / "last.ckpt") if resume else None)
+    if trainer.is_global_zero:
+        finish_run(run, config, model, val_table, trainer)
+    return run
+
+
+def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: LabelTable,
+               trainer: L.Trainer) -> None:
+    """Best epoch -> model.pt, val_probs.npz, thresholds.json; then mark the run complete."""
+    best_path = trainer.checkpoint_callback.best_model_path or str(run / "checkpoints" / "last.ckpt")
+    state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    best_epoch = best_epoch_of(run)
+    probs = run.epoch_probs()[best_epoch]
+    save_model(run / "model.pt", model_record(model, config.backbone, run.label_names(),
+                                               config.image_size, config.hidden, config.dropout))
+    run.write_val_probs(val_table.ids, probs, val_table.require_targets())
+    run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
+    run.write_manifest("model", complete=True, best_epoch=best_epoch, epochs=config.epochs)
+
+
+def best_epoch_of(run: RunDir) -> int:
+    """The epoch with the highest tuned validation macro F-beta (the first on ties)."""
+    history = read_history(run)
+    if not history:
+        raise FashionStyleError(f"{run.path}: no finished epoch recorded")
+    scores = [float(r[MONITOR]) for r in history]
+    return int(history[int(np.argmax(scores))]["epoch"])
+
+
+class quiet_lightning:
+    """Silence Lightning's banner lines and hints; keep its progress bar."""
+
+    def __enter__(self) -> None:
+        self._levels = {n: logging.getLogger(n).level for n in ("lightning.pytorch", "lightning.fabric")}
+        for name in self._levels:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|LitLogger|"
+                                "litlogger|tensorboardX|Checkpoint directory).*")
+
+    def __exit__(self, *exc: object) -> None:
+        self._warnings.__exit__(*exc)
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)

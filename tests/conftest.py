@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny labelled image sets made in tmp_path; no network, CPU only."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+LABELS = ("Red", "Striped", "Dotted")
+
+
+def draw(rng: np.random.Generator, flags: np.ndarray, size: int = 32) -> Image.Image:
+    """A tiny image whose colour, stripes and dots follow the three labels."""
+    image = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+    if flags[0]:
+        image[..., 0] = 220
+    if flags[1]:
+        image[::4, :, 1] = 255
+    if flags[2]:
+        image[2::6, 2::6, 2] = 255
+    return Image.fromarray(image)
+
+
+def make_image_set(folder: Path, n: int = 48, seed: int = 0, with_split: bool = True) -> Path:
+    """`n` images and a label CSV (image,split,Red,Striped,Dotted) in `folder`."""
+    rng = np.random.default_rng(seed)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows = ["image," + ("split," if with_split else "") + ",".join(LABELS)]
+    for i in range(n):
+        flags = (rng.random(3) < [0.5, 0.3, 0.2]).astype(int)
+        draw(rng, flags).save(folder / "img" / f"{i:03d}.jpg", quality=95)
+        split = ["train", "train", "val", "test"][i % 4]
+        rows.append(f"img/{i:03d}.jpg," + (f"{split}," if with_split else "") + ",".join(map(str, flags)))
+    path = folder / "labels.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def image_set(tmp_path: Path) -> Path:
+    return make_image_set(tmp_path / "data")
+
+
+TINY_TRAIN = ["--backbone", "test_resnet", "--no-pretrained", "--image-size", "32", "--epochs", "2",
+              "--batch-size", "8", "--lr", "1e-3", "--num-workers", "0", "--no-progress",
+              "--lr-schedule", "constant", "--hidden", "32"]

@@ -1,0 +1,274 @@
+"""Tests for fashionstyle.download against a local fault-injecting HTTP server."""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import struct
+import threading
+import zlib
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fashionstyle.download import (
+    DownloadSummary,
+    download_images,
+    format_summary,
+    read_url_list,
+)
+from fashionstyle.errors import FashionStyleError
+
+TIMEOUT = 0.5  # client time-out used in the tests
+
+# id -> fault while the server is unhealthy (a healthy server serves all).
+FAULTS = {
+    "ok_a": "ok",
+    "ok_b": "ok",
+    "e500": "500 twice",
+    "e429": "429 once",
+    "reset": "reset once",
+    "stall": "timeout once",
+    "trunc": "truncate once",
+    "slow": "slow",
+    "notimg": "not an image",
+    "missing": "404",
+    "bomb": "bomb",
+    "bomb_warn": "bomb warn",
+}
+TRANSIENT = [k for k, v in FAULTS.items() if v in ("ok", "slow") or "once" in v or "twice" in v]
+EXPECTED_REASON = {
+    "notimg": "not an image",
+    "missing": "HTTP 404 Not Found",
+    "bomb": "image too large",
+    "bomb_warn": "image too large",
+}
+# Requests the first run makes: permanent faults exactly, transient at least.
+EXPECTED_HITS = {"e500": 3, "e429": 2, "reset": 2, "stall": 2, "trunc": 2,
+                 "ok_a": 1, "ok_b": 1, "slow": 1,
+                 "notimg": 2, "missing": 1, "bomb": 1, "bomb_warn": 1}
+
+
+def _jpeg(i: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), (20 * i % 256, 90, 200 - 10 * i)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height`` pixels."""
+    buf = io.BytesIO()
+    Image.new("1", (1, 1)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    struct.pack_into(">II", data, 16, width, height)  # IHDR data starts at 16
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # quiet broken pipes
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        srv = self.server
+        name = self.path.strip("/").removesuffix(".jpg")
+        with srv.lock:
+            srv.hits[name] += 1
+            n = srv.hits[name]
+        path = srv.src / f"{name}.jpg"
+        if not path.is_file():
+            return self.send_error(404)
+        body = path.read_bytes()
+        fault = "ok" if srv.healthy else FAULTS.get(name, "ok")
+        if fault == "500 twice" and n <= 2:
+            return self.send_error(500)
+        if fault == "429 once" and n == 1:
+            self.send_response(429)
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        if fault == "reset once" and n == 1:
+            self.close_connection = True  # close the socket, no response
+            return
+        if fault == "timeout once" and n == 1:
+            srv.stop.wait(4 * TIMEOUT)  # client gives up first
+            self.close_connection = True
+            return
+        if fault == "404":
+            return self.send_error(404)
+        if fault == "not an image":
+            body = b"<html>rate limited</html>"
+        elif fault == "bomb":
+            body = _png_claiming(20_000, 20_000)  # > 2x the cap: Pillow error
+        elif fault == "bomb warn":
+            body = _png_claiming(10_000, 10_000)  # > cap: Pillow warning
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        if fault == "truncate once" and n == 1:
+            self.send_header("Content-Length", str(len(body) + 100))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if fault == "slow":  # 4 pauses: longer than TIMEOUT in all, each shorter
+            for i in range(4):
+                srv.stop.wait(TIMEOUT / 3)
+                self.wfile.write(body[i * len(body) // 4 : (i + 1) * len(body) // 4])
+                self.wfile.flush()
+        else:
+            self.wfile.write(body)
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i, name in enumerate(FAULTS):
+        (src / f"{name}.jpg").write_bytes(_jpeg(i))
+    srv = _Server(("127.0.0.1", 0), _Handler)
+    srv.src, srv.hits, srv.lock = src, Counter(), threading.Lock()
+    srv.healthy, srv.stop = False, threading.Event()
+    srv.url = lambda name: f"http://127.0.0.1:{srv.server_address[1]}/{name}.jpg"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.stop.set()
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=5)
+
+
+def _fetch_all(srv, out: Path, **kw) -> DownloadSummary:
+    items = [(name, srv.url(name)) for name in FAULTS]
+    kw = {"workers": 4, "retries": 3, "timeout": TIMEOUT, "backoff": 0.01, "progress": False} | kw
+    return download_images(items, out, **kw)
+
+
+def _decodes(path: Path) -> bool:
+    with Image.open(path) as image:
+        image.load()
+    return True
+
+
+def test_faults_then_resume(server, tmp_path):
+    out = tmp_path / "out"
+    first = _fetch_all(server, out)
+
+    assert (first.fetched, first.already_there, first.failed) == (len(TRANSIENT), 0, 4)
+    assert {i: r for i, _, r in first.failures} == EXPECTED_REASON
+    for name in TRANSIENT:  # bytes kept exactly as served, and they decode
+        assert (out / f"{name}.jpg").read_bytes() == (server.src / f"{name}.jpg").read_bytes()
+        assert _decodes(out / f"{name}.jpg")
+    assert sorted(os.listdir(out)) == sorted([f"{n}.jpg" for n in TRANSIENT] + ["download_failures.csv"])
+    with open(out / "download_failures.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["id", "url", "reason"]
+    assert [tuple(r) for r in rows[1:]] == first.failures
+    for name, hits in EXPECTED_HITS.items():
+        if name in EXPECTED_REASON:  # never retried (404, bomb) or once (not an image)
+            assert server.hits[name] == hits, name
+        else:
+            assert server.hits[name] >= hits, name
+    assert format_summary(first) == (
+        f"fetched {len(TRANSIENT)}, already there 0, failed 4 "
+        f"(see {out / 'download_failures.csv'})"
+    )
+
+    server.healthy = True
+    before = Counter(server.hits)
+    second = _fetch_all(server, out)
+    assert (second.fetched, second.already_there, second.failed) == (4, len(TRANSIENT), 0)
+    assert (server.hits - before) == Counter(EXPECTED_REASON.keys())  # only the missing ones asked
+    assert sorted(os.listdir(out)) == sorted(f"{n}.jpg" for n in FAULTS)  # stale csv gone
+    assert all(_decodes(out / f"{n}.jpg") for n in FAULTS)
+    assert format_summary(second) == f"fetched 4, already there {len(TRANSIENT)}, failed 0"
+
+
+def test_corrupt_existing_refetched_and_leftovers_removed(server, tmp_path):
+    server.healthy = True
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(server.src / "ok_a.jpg", out / "ok_a.jpg")
+    good_b = (server.src / "ok_b.jpg").read_bytes()
+    (out / "ok_b.jpg").write_bytes(good_b[: len(good_b) // 2])  # truncated earlier run
+    (out / ".ok_b.jpg.dead.part").write_bytes(b"partial")
+    (out / "download_failures.csv").write_text("id,url,reason\nx,http://x/,old\n")
+
+    items = [(n, server.url(n)) for n in ("ok_a", "ok_b")]
+    summary = download_images(items, out, timeout=TIMEOUT, backoff=0.01, progress=True)
+
+    assert (summary.fetched, summary.already_there, summary.failed) == (1, 1, 0)
+    assert server.hits == Counter({"ok_b": 1})
+    assert (out / "ok_b.jpg").read_bytes() == good_b
+    assert sorted(os.listdir(out)) == ["ok_a.jpg", "ok_b.jpg"]
+
+
+def test_failed_refetch_leaves_no_corrupt_file(server, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "missing.jpg").write_bytes(b"\xff\xd8 junk")
+    summary = download_images([("missing", server.url("missing"))], out,
+                              timeout=TIMEOUT, backoff=0.01, progress=False)
+    assert summary.failures == [("missing", server.url("missing"), "HTTP 404 Not Found")]
+    assert sorted(os.listdir(out)) == ["download_failures.csv"]
+
+
+def test_read_url_list_accepts_bom_crlf_blank_lines(tmp_path):
+    path = tmp_path / "train.txt"
+    labels = ",".join(["0"] * 12 + ["1"])
+    text = f"\ufeffa1,http://x/a1.jpg,{labels}\r\n\r\n  \r\nb2 , https://x/b2.jpg ,{labels}\r\n"
+    path.write_bytes(text.encode("utf-8"))
+    assert read_url_list(path) == [("a1", "http://x/a1.jpg"), ("b2", "https://x/b2.jpg")]
+    test = tmp_path / "test.txt"
+    test.write_text("t1,http://x/t1.jpg\nt2,http://x/t2.jpg")
+    assert read_url_list(test) == [("t1", "http://x/t1.jpg"), ("t2", "http://x/t2.jpg")]
+
+
+@pytest.mark.parametrize("bad_line, message", [
+    ("lonely", "labels.txt:3: expected id,url,...; got 1 field"),
+    (",http://x/y.jpg", "labels.txt:3: empty id"),
+    ("c3,ftp://x/c.jpg", "labels.txt:3: url must start with http:// or https://; got 'ftp://x/c.jpg'"),
+    ("c3,x/c.jpg,0", "labels.txt:3: url must start with http:// or https://"),
+    ("a1,http://x/again.jpg", "labels.txt:3: duplicate id 'a1' (first on line 1)"),
+    ("../up,http://x/u.jpg", "labels.txt:3: id '../up' cannot be used as a file name"),
+])
+def test_read_url_list_errors_name_file_and_line(tmp_path, monkeypatch, bad_line, message):
+    monkeypatch.chdir(tmp_path)
+    Path("labels.txt").write_text(f"a1,http://x/a1.jpg\nb2,http://x/b2.jpg\n{bad_line}\n")
+    with pytest.raises(FashionStyleError) as info:
+        read_url_list("labels.txt")
+    assert str(info.value).startswith(message)
+
+
+def test_read_url_list_missing_file(tmp_path):
+    with pytest.raises(FashionStyleError, match="no such file"):
+        read_url_list(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize("items, kw, message", [
+    ([("a", "http://x/a.jpg")], {"workers": 0}, "workers must be >= 1; got 0"),
+    ([("a", "http://x/a.jpg")], {"timeout": 0}, "timeout must be > 0"),
+    ([("a", "http://x/a.jpg"), ("a", "http://x/b.jpg")], {}, "download item 2: duplicate id 'a'"),
+    ([("a/b", "http://x/a.jpg")], {}, "cannot be used as a file name"),
+    ([("a", "file:///etc/passwd")], {}, "url must start with http"),
+])
+def test_download_rejects_bad_arguments(tmp_path, items, kw, message):
+    with pytest.raises(FashionStyleError, match=message):
+        download_images(items, tmp_path / "out", progress=False, **kw)

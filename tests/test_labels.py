@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashionstyle import JD_STYLES, FashionStyleError, read_labels
+from fashionstyle.labels import read_submission, stratified_split, write_jd, write_predictions_json, write_probs_csv
+
+
+def jd_line(i: int, flags) -> str:
+    return f"img{i},http://x/{i}.jpg," + ",".join(map(str, flags))
+
+
+def test_jd_train_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    targets = (rng.random((5, 13)) < 0.3).astype(np.uint8)
+    ids = [f"img{i}" for i in range(5)]
+    lines = [f"{i},http://x/{i}.jpg," + ",".join(map(str, row)) for i, row in zip(ids, targets)]
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    table = read_labels(tmp_path / "train.txt")
+    assert table.label_names == list(JD_STYLES)
+    assert table.ids == ids
+    np.testing.assert_array_equal(table.targets, targets)
+    assert table.images[0] == tmp_path / "img0.jpg"
+
+
+def test_submission_round_trip(tmp_path: Path) -> None:
+    targets = (np.random.default_rng(0).random((5, 13)) < 0.3).astype(np.uint8)
+    ids = [f"img{i}" for i in range(5)]
+    path = write_jd(tmp_path / "submission.txt", ids, targets)
+    assert path.read_text().splitlines()[0] == "img0," + ",".join(map(str, targets[0]))
+    read_ids, read_targets = read_submission(path)
+    assert read_ids == ids
+    np.testing.assert_array_equal(read_targets, targets)
+
+
+def test_jd_test_list_and_url_basename(tmp_path: Path) -> None:
+    (tmp_path / "photo_a.jpg").write_bytes(b"x")
+    (tmp_path / "test.txt").write_text("a1,http://host/dir/photo_a.jpg\r\na2,http://host/b.jpg\r\n",
+                                       encoding="utf-8-sig")
+    table = read_labels(tmp_path / "test.txt")
+    assert table.targets is None
+    assert table.images == [tmp_path / "photo_a.jpg", tmp_path / "a2.jpg"]
+
+
+def test_label_csv_with_chinese_header_and_bom(tmp_path: Path) -> None:
+    header = "image,split," + ",".join(["运动", "休闲", "OL/通勤", "日系", "韩版", "欧美", "英伦",
+                                        "少女", "名媛/淑女", "简约", "自然", "街头/朋克", "民族"])
+    row = "a.jpg,train," + ",".join(["1"] + ["0"] * 12)
+    (tmp_path / "l.csv").write_text(header + "\r\n" + row + "\r\n", encoding="utf-8-sig")
+    table = read_labels(tmp_path / "l.csv")
+    assert table.label_names == list(JD_STYLES)
+    assert table.targets[0, 0] == 1 and table.splits == ["train"]
+
+
+def test_label_csv_custom_labels_and_reorder(tmp_path: Path) -> None:
+    (tmp_path / "l.csv").write_text("image,B,A\nx.jpg,1,0\n")
+    assert read_labels(tmp_path / "l.csv").label_names == ["B", "A"]
+    table = read_labels(tmp_path / "l.csv", label_names=["A", "B"])
+    assert table.label_names == ["A", "B"] and table.targets.tolist() == [[0, 1]]
+
+
+def test_tags_csv(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("image,tags\na.jpg,Sport Street\nb.jpg,韩版\n")
+    table = read_labels(tmp_path / "t.csv")
+    assert table.label_names == list(JD_STYLES)
+    assert table.targets[0, JD_STYLES.index("Street")] == 1
+    assert table.targets[1].tolist() == [int(n == "Korean") for n in JD_STYLES]
+
+
+def test_tags_csv_free_label_set(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("image,tags\na.jpg,hat dress\nb.jpg,coat\n")
+    table = read_labels(tmp_path / "t.csv")
+    assert table.label_names == ["coat", "dress", "hat"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a,http://x/a.jpg,1,0\n", ":1: expected id,url"),
+    ("a,http://x/a.jpg," + ",".join(["0"] * 13) + "\nb,http://x/b.jpg,0\n", ":2: expected 15 fields, got 3"),
+    ("a,http://x/a.jpg," + ",".join(["0"] * 12 + ["2"]) + "\n", ":1: label Nation must be 0 or 1, got '2'"),
+    ("a,u," + ",".join(["0"] * 13) + "\na,u," + ",".join(["0"] * 13) + "\n", ":2: duplicate id 'a'"),
+    ("id,url," + ",".join(JD_STYLES) + "\n", ":1: a header line, but the JD format has none"),
+    ("\n\n", "empty label file"),
+])
+def test_jd_errors_name_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(FashionStyleError) as err:
+        read_labels(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_unknown_label_name_in_tags_and_header(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("image,tags\na.jpg,Sport\nb.jpg,Sprot\n")
+    with pytest.raises(FashionStyleError, match=r"t.csv:3: unknown label 'Sprot' \(did you mean Sport"):
+        read_labels(tmp_path / "t.csv")
+    (tmp_path / "c.csv").write_text("image,Sport,Relaxx\na.jpg,1,0\n")
+    with pytest.raises(FashionStyleError, match=r"c.csv:1: unknown label 'Relaxx'"):
+        read_labels(tmp_path / "c.csv")
+
+
+def test_csv_errors(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("image,A,B\nx.jpg,1\n")
+    with pytest.raises(FashionStyleError, match=r"a.csv:2: expected 3 fields, got 2"):
+        read_labels(tmp_path / "a.csv")
+    (tmp_path / "b.csv").write_text("image,split,A\nx.jpg,dev,1\n")
+    with pytest.raises(FashionStyleError, match=r"b.csv:2: split must be one of"):
+        read_labels(tmp_path / "b.csv")
+    with pytest.raises(FashionStyleError, match="label file not found"):
+        read_labels(tmp_path / "missing.csv")
+
+
+def test_stratified_split_keeps_every_label_in_val() -> None:
+    rng = np.random.default_rng(1)
+    targets = (rng.random((2000, 6)) < [0.5, 0.2, 0.05, 0.02, 0.01, 0.3]).astype(np.uint8)
+    is_val = stratified_split(targets, 0.2, seed=3)
+    assert abs(is_val.mean() - 0.2) < 0.02
+    share = targets[is_val].sum(0) / targets.sum(0)
+    assert np.all(np.abs(share - 0.2) < 0.12), share
+    np.testing.assert_array_equal(is_val, stratified_split(targets, 0.2, seed=3))
+    assert not np.array_equal(is_val, stratified_split(targets, 0.2, seed=4))
+
+
+def test_probability_writers(tmp_path: Path) -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.7]])
+    preds = (probs > 0.5).astype(np.uint8)
+    csv_text = write_probs_csv(tmp_path / "p.csv", ["a", "b"], probs, ["X", "Y"]).read_text()
+    assert csv_text.splitlines()[:2] == ["id,X,Y", "a,0.900000,0.100000"]
+    import json
+    records = json.loads(write_predictions_json(tmp_path / "p.json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
+    assert records[1] == {"id": "b", "labels": ["Y"], "probs": {"X": 0.2, "Y": 0.7}}

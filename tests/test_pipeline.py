@@ -1,0 +1,115 @@
+"""End to end through the CLI on a tiny image set: train -> tune -> evaluate -> predict."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import LABELS, TINY_TRAIN
+from fashionstyle import Predictor, RunDir
+from fashionstyle.cli import main
+from fashionstyle.labels import read_submission
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path]:
+    from conftest import make_image_set
+
+    root = tmp_path_factory.mktemp("pipeline")
+    labels = make_image_set(root / "data", n=48)
+    run = root / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]) == 0
+    return labels, run
+
+
+def test_run_directory_holds_everything(trained_run) -> None:
+    _, run = trained_run
+    for name in ("manifest.json", "config.yaml", "labels.json", "model.pt", "thresholds.json",
+                 "val_probs.npz", "history.csv", "epochs/e001.npy", "epochs/e002.npy",
+                 "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["backbone"] == "test_resnet" and config["epochs"] == 2
+    run_dir = RunDir.open(run)
+    assert run_dir.label_names() == list(LABELS)
+    ids, probs, targets = run_dir.val_probs()
+    assert probs.shape == (12, 3) and targets.shape == (12, 3) and len(ids) == 12
+    assert list(run_dir.epoch_probs()) == [1, 2]
+    assert (run / "logs").is_dir()
+
+
+def test_tune_rewrites_thresholds_for_another_beta(trained_run, capsys) -> None:
+    _, run = trained_run
+    assert main(["tune", str(run), "--beta", "1"]) == 0
+    assert json.loads((run / "thresholds.json").read_text())["beta"] == 1.0
+    assert main(["tune", str(run)]) == 0
+    assert "F2 tuned" in capsys.readouterr().out
+
+
+def test_evaluate_prints_both_tables_and_writes_json(trained_run, capsys) -> None:
+    labels, run = trained_run
+    assert main(["evaluate", str(run), "--labels", str(labels), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "F2@0.5" in out and "F2 tuned" in out and "macro" in out
+    scores = json.loads((run / "eval_test.json").read_text())
+    assert scores["n_images"] == 12 and len(scores["tuned"]["fbeta"]) == 3
+
+
+def test_predict_formats_agree_with_predictor(trained_run, tmp_path: Path) -> None:
+    labels, run = trained_run
+    folder = labels.parent / "img"
+    assert main(["predict", str(run), "--images", str(folder), "--out", str(tmp_path / "sub.txt"), "--quiet"]) == 0
+    assert main(["predict", str(run), "--images", str(folder), "--out", str(tmp_path / "p.csv"),
+                 "--format", "csv", "--quiet"]) == 0
+    assert main(["predict", str(run), "--images", str(labels), "--out", str(tmp_path / "p.json"),
+                 "--format", "json", "--quiet"]) == 0
+    predictor = Predictor.from_run(run)
+    files = sorted(folder.glob("*.jpg"))
+    expected = predictor.predict(files)
+    ids, flags = read_submission(tmp_path / "sub.txt", LABELS)
+    assert ids == [p.stem for p in files]
+    np.testing.assert_array_equal(flags, expected)
+    probs = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    np.testing.assert_allclose(probs, predictor.predict_proba(files), atol=1e-5)
+    records = json.loads((tmp_path / "p.json").read_text())
+    assert len(records) == 48 and set(records[0]["probs"]) == set(LABELS)
+
+
+def test_existing_run_is_not_overwritten(trained_run, capsys) -> None:
+    labels, run = trained_run
+    before = (run / "model.pt").read_bytes()
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (run / "model.pt").read_bytes() == before
+
+
+def test_stats_prints_ratios_and_weights(trained_run, capsys) -> None:
+    labels, _ = trained_run
+    assert main(["stats", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "pos:neg" in out and "Striped" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--labels", "missing.csv", "--out", "x"], "label file not found"),
+    (["train", "--labels", "{labels}", "--out", "{tmp}/r", "--backbone", "resnet_nope"], "unknown backbone"),
+    (["train", "--labels", "{labels}", "--out", "{tmp}/r", "--loss", "hinge"], "valid: weighted_bce, bce"),
+    (["evaluate", "{tmp}/none", "--labels", "{labels}"], "run directory not found"),
+])
+def test_user_errors_are_one_line(trained_run, tmp_path, capsys, argv, message) -> None:
+    labels, _ = trained_run
+    argv = [a.format(labels=labels, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_incomplete_run_is_refused(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    run.write_manifest("model", complete=False)
+    with pytest.raises(Exception, match="incomplete run"):
+        RunDir.open(run.path)
