@@ -113,3 +113,28 @@ def test_incomplete_run_is_refused(tmp_path: Path) -> None:
     run.write_manifest("model", complete=False)
     with pytest.raises(Exception, match="incomplete run"):
         RunDir.open(run.path)
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
+    from conftest import make_image_set
+
+    labels = make_image_set(tmp_path / "data", n=24)
+    run = tmp_path / "run"
+    argv = ["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]
+    assert main([*argv, "--epochs", "1"]) == 0
+    first = (run / "epochs" / "e001.npy").read_bytes()
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    history = (run / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["1", "2"]
+    assert (run / "epochs" / "e001.npy").read_bytes() == first  # epoch 1 was not retrained
+    assert RunDir.open(run).manifest()["epochs"] == 2
+
+
+def test_demo_runs_end_to_end_small(tmp_path: Path, capsys) -> None:
+    from fashionstyle.demo import run_demo
+
+    assert run_demo(tmp_path / "demo", n_images=96, epochs=1) == 0
+    out = capsys.readouterr().out
+    assert "all-positive baseline" in out and "F2 tuned" in out
+    assert RunDir.open(tmp_path / "demo" / "run").label_names()[0] == "Sport"
+    assert run_demo(tmp_path / "demo", n_images=96, epochs=1) == 0  # a second demo replaces the first

@@ -1,6 +1,6 @@
 """`fashionstyle <command>`: the command line. It only parses and orchestrates.
 
-Commands: stats, train, tune, evaluate, predict, download, demo. Run
+Commands: stats, train, tune, evaluate, predict, fuse, report, download, demo. Run
 `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
@@ -44,7 +44,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
     overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
-    config = config_lib.load(args.config, overrides)
+    saved = Path(args.out) / "config.yaml"
+    if args.resume and saved.is_file() and not args.config:
+        config = config_lib.load(saved, overrides)  # continue with the run's own config
+    else:
+        config = config_lib.load(args.config, overrides)
     run = train(config, args.out, resume=args.resume)
     print(f"run written to {run.path}")
     return _print_validation(run)
@@ -126,6 +130,24 @@ def _check_images(table) -> None:
 
 
 @command
+def cmd_fuse(args: argparse.Namespace) -> int:
+    from .ensemble import fuse_runs
+
+    fused = fuse_runs(args.runs, args.out, args.weights, args.beta)
+    print(f"fused run of {len(args.runs)} runs written to {fused.path}")
+    return _print_validation(fused)
+
+
+@command
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    page = write_report(args.run, args.out, compare=args.compare)
+    print(f"report written to {page}")
+    return 0
+
+
+@command
 def cmd_download(args: argparse.Namespace) -> int:
     from .download import download_images, format_summary, read_url_list
 
@@ -156,7 +178,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
-        if f.name in ("labels", "images", "label_names"):
+        if f.name in ("labels", "images", "label_names", "label_lr", "label_epochs"):
             continue
         default = getattr(defaults, f.name)
         if isinstance(default, bool):
@@ -201,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=("jd", "csv", "json"), default="jd")
     _add_loader_args(p)
+
+    p = sub.add_parser("fuse", help="average the probabilities of several runs into a new run")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per run (default: equal)")
+    p.add_argument("--beta", type=float, default=None, help="F-beta for the re-tuned thresholds (default: the runs')")
+
+    p = sub.add_parser("report", help="an HTML page with the run's figures")
+    p.add_argument("run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--compare", nargs="+", default=(), help="other runs to show side by side")
 
     p = sub.add_parser("download", help="fetch the images of a JD id,url list")
     p.add_argument("list")

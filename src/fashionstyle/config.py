@@ -16,6 +16,8 @@ from .errors import FashionStyleError
 
 LOSSES = ("weighted_bce", "bce")
 SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
+MODES = ("multi", "single")
+SELECTIONS = ("best", "per-label")
 
 
 @dataclass
@@ -29,6 +31,11 @@ class TrainConfig:
     num_workers: int = 2
     crop_scale: float = 0.35  # smallest area fraction of the random resized crop
     hflip: bool = True
+    # method: one multi-label model or one model per label; which epoch predicts
+    mode: str = "multi"
+    select: str = "best"  # best: the best epoch overall; per-label: each label's best epoch
+    label_lr: dict[str, float] | None = None  # single mode: a learning rate per label
+    label_epochs: dict[str, int] | None = None  # single mode: epochs per label
     # model
     backbone: str = "densenet201"
     pretrained: bool = True
@@ -59,6 +66,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         _choice("loss", self.loss, LOSSES)
         _choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        _choice("mode", self.mode, MODES)
+        _choice("select", self.select, SELECTIONS)
         for name in ("epochs", "batch_size", "image_size", "hidden"):
             if getattr(self, name) < 1:
                 raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")

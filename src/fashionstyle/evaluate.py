@@ -82,6 +82,8 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
     scores = score_table(table.require_targets(), probs, predictor.tuner)
     scores.update(split=split, label_names=predictor.label_names, source=table.source)
     _atomic.write_json(run / f"eval_{split}.json", scores)
+    _atomic.write_npz(run / f"eval_{split}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
+                      targets=table.require_targets())
     return scores
 
 

@@ -61,6 +61,12 @@ class LabelTable:
         return LabelTable(self.label_names, pick(self.ids), pick(self.images), targets,
                           pick(self.splits), self.source, pick(self.line_numbers))
 
+    def with_labels(self, columns: Sequence[int]) -> "LabelTable":
+        """The same images with only some label columns (for single-label models)."""
+        targets = self.require_targets()[:, list(columns)]
+        names = [self.label_names[i] for i in columns]
+        return LabelTable(names, self.ids, self.images, targets, self.splits, self.source, self.line_numbers)
+
     def split(self, name: str) -> "LabelTable":
         """Rows of one split (`train`, `val`, `test`), or all rows for `all`."""
         if name == "all":

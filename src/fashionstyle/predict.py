@@ -3,9 +3,14 @@
     predictor = Predictor.from_run("runs/densenet201")
     probs = predictor.predict_proba(["a.jpg", "b.jpg"])   # (N, L)
     labels = predictor.predict(["a.jpg", "b.jpg"])        # (N, L) 0/1 at the tuned thresholds
+
+Every kind of run predicts through this one class: a multi-label run has one
+member model; single-label, label-wise-epoch and fused runs have several, and
+each label's probability is the weighted mean of the members that give it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -16,8 +21,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .data import ImageDataset, eval_transform
+from .errors import FashionStyleError
 from .models import StyleNet, load_model
-from .run import RunDir
+from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 
 
@@ -27,47 +33,97 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-class Predictor:
-    """A model, its preprocessing and its per-label thresholds."""
+@dataclass
+class LoadedMember:
+    model: StyleNet
+    columns: list[int]   # which of the model's outputs are used
+    targets: list[int]   # ... and which of the run's labels they give
+    weight: float
+    view: int            # index of this member's preprocessing in Predictor.transforms
 
-    def __init__(self, model: StyleNet, record: dict, tuner: ThresholdTuner, device: str = "auto"):
+
+def _preprocessing_key(record: dict) -> tuple:
+    return record["image_size"], tuple(record["mean"]), tuple(record["std"])
+
+
+class Predictor:
+    """Member models, their preprocessing, and the run's per-label thresholds."""
+
+    def __init__(self, members: Sequence[tuple[StyleNet, dict, Member]], label_names: list[str],
+                 tuner: ThresholdTuner, device: str = "auto"):
         self.device = pick_device(device)
-        self.model = model.to(self.device).eval()
-        self.label_names: list[str] = record["label_names"]
+        self.label_names = list(label_names)
         self.tuner = tuner
-        self.transform = eval_transform(record["image_size"], record["mean"], record["std"])
+        keys: list[tuple] = []
+        self.members: list[LoadedMember] = []
+        for model, record, member in members:
+            key = _preprocessing_key(record)
+            if key not in keys:
+                keys.append(key)
+            self.members.append(self._load(model, record, member, keys.index(key)))
+        self.transforms = [eval_transform(size, mean, std) for size, mean, std in keys]
+
+    def _load(self, model: StyleNet, record: dict, member: Member, view: int) -> LoadedMember:
+        outputs = record["label_names"]
+        unknown = [n for n in member.labels if n not in outputs or n not in self.label_names]
+        if unknown:
+            raise FashionStyleError(f"{member.model}: does not predict {', '.join(unknown)}")
+        return LoadedMember(model.to(self.device).eval(), [outputs.index(n) for n in member.labels],
+                            [self.label_names.index(n) for n in member.labels], member.weight, view)
 
     @classmethod
     def from_run(cls, run: str | Path | RunDir, device: str = "auto") -> "Predictor":
         run = run if isinstance(run, RunDir) else RunDir.open(run)
-        model, record = load_model(run / "model.pt")
-        return cls(model, record, run.thresholds(), device)
+        loaded = [(*load_model(m.model), m) for m in run.members()]
+        predictor = cls(loaded, run.label_names(), run.thresholds(), device)
+        predictor.check_coverage()
+        return predictor
+
+    def check_coverage(self) -> None:
+        covered = {t for m in self.members for t in m.targets}
+        missing = [n for i, n in enumerate(self.label_names) if i not in covered]
+        if missing:
+            raise FashionStyleError(f"no member model predicts {', '.join(missing)}")
 
     @property
     def thresholds(self) -> np.ndarray:
         return self.tuner.thresholds_
 
+    def _views(self, image: Image.Image) -> tuple[torch.Tensor, ...]:
+        return tuple(t(image) for t in self.transforms)  # one (3, H, W) tensor per preprocessing
+
     @torch.inference_mode()
     def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64,
                       num_workers: int = 0, progress: bool = False) -> np.ndarray:
-        """Sigmoid probabilities (N, L) for image files, in input order."""
-        dataset = ImageDataset(images, None, self.transform)
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                            pin_memory=self.device.type == "cuda")
+        """Probabilities (N, L) for image files, in input order."""
+        loader = DataLoader(ImageDataset(images, None, self._views), batch_size=batch_size,
+                            num_workers=num_workers, pin_memory=self.device.type == "cuda")
         batches = tqdm(loader, desc="predict", unit="batch", disable=not progress)
-        out = [self._forward(batch) for batch, _, _ in batches]
+        out = [self._combine(views) for views, _, _ in batches]
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
 
     @torch.inference_mode()
     def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, L) for decoded PIL images."""
-        batch = torch.stack([self.transform(image.convert("RGB")) for image in images])
-        return self._forward(batch)
+        views = [self._views(image.convert("RGB")) for image in images]
+        return self._combine([torch.stack(v) for v in zip(*views)])
 
     def predict(self, images: Sequence[str | Path], **kwargs) -> np.ndarray:
         """0/1 labels (N, L) at the run's tuned thresholds."""
         return self.tuner.predict(self.predict_proba(images, **kwargs))
 
-    def _forward(self, batch: torch.Tensor) -> np.ndarray:
-        logits = self.model(batch.to(self.device, non_blocking=True))  # (B, L)
+    def _combine(self, views: Sequence[torch.Tensor]) -> np.ndarray:
+        """Weighted mean, per label, of the members that predict it."""
+        n = len(views[0])
+        total = np.zeros((n, len(self.label_names)), np.float64)
+        weight = np.zeros(len(self.label_names), np.float64)
+        for member in self.members:
+            probs = self._forward(member.model, views[member.view])  # (B, outputs)
+            total[:, member.targets] += member.weight * probs[:, member.columns]
+            weight[member.targets] += member.weight
+        return (total / weight).astype(np.float32)
+
+    def _forward(self, model: StyleNet, batch: torch.Tensor) -> np.ndarray:
+        logits = model(batch.to(self.device, non_blocking=True))  # (B, outputs)
         return torch.sigmoid(logits.float()).cpu().numpy()
+

@@ -5,18 +5,21 @@
       config.yaml        the resolved TrainConfig
       labels.json        label names, in output order
       model.pt           weights + preprocessing (models.save_model)
+      members.json       composite runs only: which model files give which labels, with weights
       thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict)
       val_probs.npz      ids, probs (N, L), targets (N, L) of the validation split
       history.csv        per-epoch losses, learning rate, validation F2 (overall and per label)
       epochs/            validation probabilities of every epoch (e001.npy, ...)
       checkpoints/       Lightning checkpoints (best.ckpt, last.ckpt) for --resume
       logs/              CSV and TensorBoard logs
-      eval_<split>.json  written by `fashionstyle evaluate`
+      eval_<split>.json  scores written by `fashionstyle evaluate`
+      eval_<split>.npz   its ids, probs (N, L) and targets (N, L)
 """
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +32,26 @@ from .thresholds import ThresholdTuner
 RUN_FORMAT = 1
 
 
+@dataclass
+class Member:
+    """One model file of a run and the labels (columns) it contributes, with a weight."""
+
+    model: Path
+    labels: list[str]
+    weight: float = 1.0
+
+
 class RunDir:
     """Paths and typed readers/writers of one run directory."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: "str | Path | RunDir"):
         self.path = Path(path)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
+
+    def __fspath__(self) -> str:
+        return str(self.path)
 
     # -- creation and checks -------------------------------------------------
     @classmethod
@@ -46,8 +61,8 @@ class RunDir:
         if run.path.exists() and any(run.path.iterdir()) and not resume:
             raise FashionStyleError(f"{run.path}: already exists and is not empty; "
                                     "choose another --out or pass --resume to continue it")
-        if resume and not (run / "checkpoints" / "last.ckpt").is_file():
-            raise FashionStyleError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
+        if resume and not (run / "manifest.json").is_file():
+            raise FashionStyleError(f"{run.path}: nothing to resume (not a run directory)")
         run.path.mkdir(parents=True, exist_ok=True)
         return run
 
@@ -83,6 +98,19 @@ class RunDir:
 
     def write_label_names(self, names: list[str]) -> None:
         _atomic.write_json(self / "labels.json", {"label_names": list(names)})
+
+    def members(self) -> list[Member]:
+        """The models that predict this run's labels; a plain run has one, model.pt."""
+        path = self / "members.json"
+        if not path.is_file():
+            return [Member(self / "model.pt", self.label_names())]
+        return [Member(self / m["model"], list(m["labels"]), float(m["weight"]))
+                for m in self._read_json(path)["members"]]
+
+    def write_members(self, members: list[Member]) -> None:
+        records = [{"model": str(m.model.relative_to(self.path)), "labels": m.labels, "weight": m.weight}
+                   for m in members]
+        _atomic.write_json(self / "members.json", {"members": records})
 
     def thresholds(self) -> ThresholdTuner:
         return ThresholdTuner.from_dict(self._read_json(self / "thresholds.json"))

@@ -30,6 +30,7 @@ from __future__ import annotations
 import colorsys
 import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ _PALETTES: dict[str, list[RGB]] = {
                (120, 80, 45), (150, 105, 60), (95, 65, 40), (165, 140, 90)],
     "Japanese": [(250, 205, 215), (215, 205, 245), (200, 235, 215),
                  (200, 225, 245), (250, 235, 200), (245, 215, 235)],
-    "Street": [(25, 25, 30), (40, 40, 48), (30, 32, 45), (50, 44, 44)],
+    "Street": [(25, 25, 30), (45, 45, 50), (30, 38, 70), (55, 40, 40)],
 }
 _NEON: list[RGB] = [(60, 255, 80), (255, 40, 200), (0, 235, 255), (250, 245, 20)]
 _SKIN: list[RGB] = [(240, 200, 170), (225, 180, 140), (190, 140, 100),
@@ -89,7 +90,10 @@ def sample_labels(rng: np.random.Generator, n: int) -> np.ndarray:
     OL lifts Simple, Simple suppresses patterned styles; every row has a label.
     """
     r = BASE_RATES
-    bern = lambda name, scale=1.0: rng.random(n) < r[name] * scale  # noqa: E731
+
+    def bern(name: str, scale: float = 1.0) -> np.ndarray:
+        return rng.random(n) < r[name] * scale
+
     no_pat = 1.0 / (1.0 - r["Simple"])  # keeps marginals of styles masked by ~Simple
     col: dict[str, np.ndarray] = {}
     for name in ("OL", "Lady", "Street", "Relax", "European", "Nature", "Japanese"):
@@ -220,7 +224,12 @@ def _outfit_colors(rng: np.random.Generator, on: dict[str, bool]) -> tuple[RGB, 
     if on["Simple"]:
         c = _jitter(rng, top, 8)
         return c, c
-    bot_pal = _PALETTES[keys[1]] if len(keys) > 1 else [c for c in top_pal if c != top]
+    if len(keys) > 1:
+        bot_pal = _PALETTES[keys[1]]
+    else:  # the farther half of the palette, so that monochrome stays specific to Simple
+        rest = sorted((c for c in top_pal if c != top),
+                      key=lambda c: -sum((a - b) ** 2 for a, b in zip(c, top)))
+        bot_pal = rest[: max(1, len(rest) // 2)]
     return _jitter(rng, top, 8), _jitter(rng, _pick(rng, bot_pal), 8)
 
 
@@ -281,123 +290,179 @@ def _ornament_band(canvas: Image.Image, fr: _Frame, piece: Image.Image, y: float
 
 def _bow(draw: ImageDraw.ImageDraw, fr: _Frame, x: float, y: float, col: RGB) -> None:
     """Miden cue: two triangles with a knot and short tails."""
-    w, h = 0.055, 0.035
+    w, h = 0.07, 0.045
     draw.polygon(fr.pts([(x, y), (x - w, y - h), (x - w, y + h)]), fill=col)
     draw.polygon(fr.pts([(x, y), (x + w, y - h), (x + w, y + h)]), fill=col)
     draw.polygon(fr.pts([(x - 0.005, y), (x - 0.03, y + 0.06), (x - 0.015, y + 0.06)]), fill=col)
     draw.polygon(fr.pts([(x + 0.005, y), (x + 0.03, y + 0.06), (x + 0.015, y + 0.06)]), fill=col)
-    draw.ellipse(fr.circle(x, y, 0.014), fill=_shade(col, 0.7))
+    draw.ellipse(fr.circle(x, y, 0.017), fill=_shade(col, 0.7))
+
+
+@dataclass
+class _Outfit:
+    """Drawing context shared by the body-part helpers (figure units)."""
+
+    rng: np.random.Generator
+    on: dict[str, bool]
+    fig: Image.Image
+    fr: _Frame
+    top_c: RGB
+    bot_c: RGB
+    skin: RGB
+    hair: RGB
+    neon: RGB
+    sw: float  # shoulder half-width
+    hem: float  # hem height of the top
+    hw: float  # hem half-width of the top
+
+    @property
+    def draw(self) -> ImageDraw.ImageDraw:
+        return ImageDraw.Draw(self.fig)
+
+    @property
+    def size(self) -> int:
+        return self.fig.size[0]
+
+
+def _new_outfit(rng: np.random.Generator, on: dict[str, bool], fig: Image.Image,
+                fr: _Frame) -> _Outfit:
+    """Pick colours and the silhouette (OL boxy, Relax wide) for one figure."""
+    top_c, bot_c = _outfit_colors(rng, on)
+    skin, hair = _jitter(rng, _pick(rng, _SKIN), 8), _jitter(rng, _pick(rng, _HAIR), 8)
+    ol, relax = on["OL"], on["Relax"]
+    sw = 0.13 + 0.065 * relax + rng.uniform(-0.01, 0.01)
+    hem = min(0.46 + 0.06 * ol + 0.05 * relax + rng.uniform(-0.015, 0.015), 0.58)
+    hw = sw if ol else 0.11 + 0.08 * relax
+    return _Outfit(rng, on, fig, fr, top_c, bot_c, skin, hair, _pick(rng, _NEON), sw, hem, hw)
+
+
+def _draw_bottom(o: _Outfit) -> Image.Image:
+    """Flared skirt (Lady) or trousers (wide for Relax) plus England/Nation/Street cues."""
+    fr, draw, relax, rng = o.fr, o.draw, o.on["Relax"], o.rng
+    bottom, bd = _new_mask(o.size)
+    if o.on["Lady"]:
+        fl, end = rng.uniform(0.22, 0.28) + 0.04 * relax, rng.uniform(0.72, 0.8)
+        for s in (-1, 1):
+            draw.rectangle(fr.box(s * 0.02, end - 0.02, s * 0.06, 0.93), fill=o.skin)
+        bd.polygon(fr.pts([(-0.1, 0.41), (0.1, 0.41), (fl, end), (-fl, end)]), fill=255)
+        band_y = end - 0.08
+    else:
+        lw, ww = 0.11 + 0.08 * relax, 0.11 + 0.02 * relax
+        bd.polygon(fr.pts([(-ww, 0.41), (ww, 0.41), (lw, 0.92), (0.015, 0.92), (0.0, 0.6),
+                           (-0.015, 0.92), (-lw, 0.92)]), fill=255)
+        band_y = 0.7
+    _paint(o.fig, bottom, o.bot_c)
+    if o.on["England"]:  # tartan: dark and light checks in both directions
+        per = rng.uniform(0.07, 0.09)
+        dark = (150, 30, 40) if _lum(o.bot_c) < 80 else _shade(o.bot_c, 0.35)
+        for horiz in (True, False):
+            _paint(o.fig, _stripes(o.size, fr, bottom, per, 0.022, horiz), dark)
+            _paint(o.fig, _stripes(o.size, fr, bottom, per, 0.01, horiz, 0.5), (240, 220, 90))
+    if o.on["Nation"]:
+        _ornament_band(o.fig, fr, bottom, band_y, 0.06, o.bot_c, rng)
+    if o.on["Street"]:
+        _paint(o.fig, _band(o.size, fr, bottom, band_y + 0.03, 0.025), o.neon)
+    shoes = [(30, 25, 25), (90, 50, 30), (235, 235, 235)]
+    shoe = o.neon if o.on["Street"] else _jitter(rng, _pick(rng, shoes))
+    for s in (-1, 1):
+        draw.ellipse(fr.box(s * 0.005, 0.915, s * 0.085, 0.955), fill=shoe)
+    return bottom
+
+
+def _draw_top(o: _Outfit) -> Image.Image:
+    """Arms, neck and the top with sleeves: boxy (OL), fitted (Lady) or loose."""
+    fr, draw, sw, hem, hw = o.fr, o.draw, o.sw, o.hem, o.hw
+    sleeve_end = 0.44 if o.on["OL"] or o.rng.random() < 0.6 else 0.28
+    sl_w = 0.06 + 0.05 * o.on["Relax"]
+    for s in (-1, 1):
+        draw.polygon(fr.pts([(s * sw, 0.17), (s * (sw + 0.035), 0.17),
+                             (s * (sw + 0.055), 0.46), (s * (sw + 0.015), 0.46)]), fill=o.skin)
+        draw.ellipse(fr.circle(s * (sw + 0.035), 0.475, 0.025), fill=o.skin)
+    draw.rectangle(fr.box(-0.025, 0.11, 0.025, 0.18), fill=o.skin)
+    top, td = _new_mask(o.size)
+    if o.on["OL"]:
+        body = [(-sw, 0.155), (sw, 0.155), (hw, hem), (-hw, hem)]
+    elif o.on["Lady"] and not o.on["Relax"]:
+        body = [(-sw + 0.03, 0.15), (sw - 0.03, 0.15), (sw, 0.19), (0.085, 0.38),
+                (0.11, hem), (-0.11, hem), (-0.085, 0.38), (-sw, 0.19)]
+    else:
+        body = [(-sw + 0.03, 0.15), (sw - 0.03, 0.15), (sw, 0.19), (hw, hem), (-hw, hem),
+                (-sw, 0.19)]
+    td.polygon(fr.pts(body), fill=255)
+    for s in (-1, 1):
+        td.polygon(fr.pts([(s * (sw - 0.02), 0.155), (s * (sw + 0.02), 0.16),
+                           (s * (sw + 0.02 + sl_w), sleeve_end),
+                           (s * (sw - 0.005), sleeve_end)]), fill=255)
+    _paint(o.fig, top, o.top_c)
+    return top
+
+
+def _top_cues(o: _Outfit, top: Image.Image, bottom: Image.Image) -> None:
+    """Sport stripes, Korean dots, European belt/block, Nation band, Street patch."""
+    fr, rng, size = o.fr, o.rng, o.size
+    if o.on["Sport"]:
+        per = rng.uniform(0.085, 0.1)
+        _paint(o.fig, _stripes(size, fr, top, per, 0.42 * per, True, rng.random()),
+               _contrast(o.top_c))
+    if o.on["Korean"]:
+        dot_c = _farthest(o.top_c, _BOW) if o.on["Sport"] else _contrast(o.top_c)
+        _paint(o.fig, _dots(size, fr, top, rng.uniform(0.08, 0.095), 0.021), dot_c)
+    if o.on["European"]:
+        if rng.random() < 0.5:  # bold colour block on one half of the top
+            blk, kd = _new_mask(size)
+            kd.rectangle(fr.box(0, 0.1, (1 if rng.random() < 0.5 else -1) * 0.5, 0.7), fill=255)
+            _paint(o.fig, _clip(blk, top), _farthest(o.top_c, _BOLD))
+        else:  # belt with a gold buckle
+            _paint(o.fig, _band(size, fr, ImageChops.lighter(top, bottom), 0.395, 0.04),
+                   _pick(rng, [(35, 25, 20), (95, 55, 25), (15, 15, 15)]))
+            o.draw.rectangle(fr.box(-0.02, 0.39, 0.02, 0.44), fill=(225, 185, 60))
+    if o.on["Nation"]:
+        _ornament_band(o.fig, fr, top, o.hem - 0.075, 0.055, o.top_c, rng)
+    if o.on["Street"]:
+        o.draw.rectangle(fr.box(0.015, 0.22, 0.085, 0.29), fill=o.neon)
+
+
+def _ol_collar(o: _Outfit) -> None:
+    """OL cue: light shirt collar, dark lapels, front opening and buttons."""
+    fr, draw = o.fr, o.draw
+    lapel = _shade(o.top_c, 0.5) if _lum(o.top_c) > 60 else (110, 110, 120)
+    shirt = _pick(o.rng, [(245, 245, 245), (215, 230, 250), (250, 250, 235)])
+    draw.polygon(fr.pts([(-0.065, 0.155), (0.065, 0.155), (0.0, 0.31)]), fill=shirt)
+    w = max(1, round(0.018 * fr.h))
+    draw.line(fr.pts([(-0.08, 0.155), (0.0, 0.32), (0.08, 0.155)]), fill=lapel, width=w)
+    draw.line(fr.pts([(0.0, 0.32), (0.0, o.hem)]), fill=lapel, width=max(1, w // 2))
+    for by in (0.36, 0.43):
+        draw.ellipse(fr.circle(0.02, by, 0.012), fill=lapel)
+
+
+def _head_and_extras(o: _Outfit) -> None:
+    """Optional handbag (nuisance), head with hair, and the Miden bow."""
+    fr, draw, rng = o.fr, o.draw, o.rng
+    if rng.random() < 0.25:
+        x = (1 if rng.random() < 0.5 else -1) * (o.sw + 0.035)
+        bag = _jitter(rng, _pick(rng, _PALETTES["default"] + _PALETTES["Nature"][4:]))
+        draw.rectangle(fr.box(x - 0.045, 0.48, x + 0.045, 0.56), fill=bag)
+    draw.ellipse(fr.circle(0.0, 0.075, 0.06), fill=o.skin)
+    draw.chord(fr.circle(0.0, 0.07, 0.065), 180, 360, fill=o.hair)
+    if o.on["Miden"]:
+        neck = (240, 240, 240) if o.on["OL"] else o.top_c  # OL: bow sits on the collar
+        spots = [(0.0, 0.165, neck), (0.045, 0.02, o.hair), (0.0, 0.415, o.top_c)]
+        x, y, under = spots[int(rng.integers(3))]
+        _bow(draw, fr, x, y, _farthest(under, _BOW))
 
 
 def _figure(rng: np.random.Generator, on: dict[str, bool], fig: Image.Image,
             fr: _Frame) -> None:
     """Draw the whole outfit onto the transparent RGBA ``fig`` layer."""
-    size = fig.size[0]
-    draw = ImageDraw.Draw(fig)
-    ol, lady, relax = on["OL"], on["Lady"], on["Relax"]
-    top_c, bot_c = _outfit_colors(rng, on)
-    skin, hair = _jitter(rng, _pick(rng, _SKIN), 8), _jitter(rng, _pick(rng, _HAIR), 8)
-    neon = _pick(rng, _NEON)
-    sw = 0.13 + 0.065 * relax + rng.uniform(-0.01, 0.01)
-    hem = min(0.46 + 0.06 * ol + 0.05 * relax + rng.uniform(-0.015, 0.015), 0.58)
-    hw = sw if ol else 0.11 + 0.08 * relax
-    long_hair = rng.random() < 0.4
-    if long_hair:
-        draw.rectangle(fr.box(-0.07, 0.05, 0.07, 0.22), fill=hair)
-
-    # bottom: flared skirt (Lady) or trousers (wide when Relax)
-    bottom, bd = _new_mask(size)
-    if lady:
-        fl, end = rng.uniform(0.22, 0.28) + 0.04 * relax, rng.uniform(0.72, 0.8)
-        for s in (-1, 1):
-            draw.rectangle(fr.box(s * 0.02, end - 0.02, s * 0.06, 0.93), fill=skin)
-        bd.polygon(fr.pts([(-0.1, 0.41), (0.1, 0.41), (fl, end), (-fl, end)]), fill=255)
-        band_y = end - 0.08
-    else:
-        lw = 0.11 + 0.08 * relax
-        bd.polygon(fr.pts([(-0.11 - 0.02 * relax, 0.41), (0.11 + 0.02 * relax, 0.41),
-                           (lw, 0.92), (0.015, 0.92), (0.0, 0.6), (-0.015, 0.92),
-                           (-lw, 0.92)]), fill=255)
-        band_y = 0.7
-    _paint(fig, bottom, bot_c)
-    if on["England"]:
-        per = rng.uniform(0.07, 0.09)
-        dark = (150, 30, 40) if _lum(bot_c) < 80 else _shade(bot_c, 0.35)
-        for horiz in (True, False):
-            _paint(fig, _stripes(size, fr, bottom, per, 0.022, horiz), dark)
-            _paint(fig, _stripes(size, fr, bottom, per, 0.01, horiz, 0.5), (240, 220, 90))
-    if on["Nation"]:
-        _ornament_band(fig, fr, bottom, band_y, 0.06, bot_c, rng)
-    if on["Street"]:
-        _paint(fig, _band(size, fr, bottom, band_y + 0.03, 0.025), neon)
-    shoe = neon if on["Street"] else _jitter(rng, _pick(rng, [(30, 25, 25), (90, 50, 30), (235, 235, 235)]))
-    for s in (-1, 1):
-        draw.ellipse(fr.box(s * 0.005, 0.915, s * 0.085, 0.955), fill=shoe)
-
-    # arms, neck, top with sleeves
-    sleeve_end = 0.44 if ol or rng.random() < 0.6 else 0.28
-    sl_w = 0.06 + 0.05 * relax
-    for s in (-1, 1):
-        draw.polygon(fr.pts([(s * sw, 0.17), (s * (sw + 0.035), 0.17),
-                             (s * (sw + 0.055), 0.46), (s * (sw + 0.015), 0.46)]), fill=skin)
-        draw.ellipse(fr.circle(s * (sw + 0.035), 0.475, 0.025), fill=skin)
-    draw.rectangle(fr.box(-0.025, 0.11, 0.025, 0.18), fill=skin)
-    top, td = _new_mask(size)
-    if ol:
-        td.polygon(fr.pts([(-sw, 0.155), (sw, 0.155), (hw, hem), (-hw, hem)]), fill=255)
-    elif lady and not relax:
-        td.polygon(fr.pts([(-sw + 0.03, 0.15), (sw - 0.03, 0.15), (sw, 0.19), (0.085, 0.38),
-                           (0.11, hem), (-0.11, hem), (-0.085, 0.38), (-sw, 0.19)]), fill=255)
-    else:
-        td.polygon(fr.pts([(-sw + 0.03, 0.15), (sw - 0.03, 0.15), (sw, 0.19), (hw, hem),
-                           (-hw, hem), (-sw, 0.19)]), fill=255)
-    for s in (-1, 1):
-        td.polygon(fr.pts([(s * (sw - 0.02), 0.155), (s * (sw + 0.02), 0.16),
-                           (s * (sw + 0.02 + sl_w), sleeve_end), (s * (sw - 0.005), sleeve_end)]),
-                   fill=255)
-    _paint(fig, top, top_c)
-    if on["Sport"]:
-        per = rng.uniform(0.085, 0.1)
-        _paint(fig, _stripes(size, fr, top, per, 0.42 * per, True, rng.random()), _contrast(top_c))
-    if on["Korean"]:
-        dot_c = _contrast(top_c) if not on["Sport"] else _farthest(top_c, _BOW)
-        _paint(fig, _dots(size, fr, top, rng.uniform(0.08, 0.095), 0.021), dot_c)
-    if on["European"]:
-        if rng.random() < 0.5:  # bold colour block on one half of the top
-            blk, kd = _new_mask(size)
-            s = 1 if rng.random() < 0.5 else -1
-            kd.rectangle(fr.box(0, 0.1, s * 0.5, 0.7), fill=255)
-            _paint(fig, _clip(blk, top), _farthest(top_c, _BOLD))
-        else:  # belt with buckle
-            _paint(fig, _band(size, fr, ImageChops.lighter(top, bottom), 0.395, 0.04),
-                   _pick(rng, [(35, 25, 20), (95, 55, 25), (15, 15, 15)]))
-            draw.rectangle(fr.box(-0.02, 0.39, 0.02, 0.44), fill=(225, 185, 60))
-    if on["Nation"]:
-        _ornament_band(fig, fr, top, hem - 0.075, 0.055, top_c, rng)
-    if on["Street"]:
-        draw.rectangle(fr.box(0.015, 0.22, 0.085, 0.29), fill=neon)
-    if ol:
-        lapel = _shade(top_c, 0.5) if _lum(top_c) > 60 else (110, 110, 120)
-        draw.polygon(fr.pts([(-0.065, 0.155), (0.065, 0.155), (0.0, 0.31)]),
-                     fill=_pick(rng, [(245, 245, 245), (215, 230, 250), (250, 250, 235)]))
-        w = max(1, round(0.018 * fr.h))
-        draw.line(fr.pts([(-0.08, 0.155), (0.0, 0.32), (0.08, 0.155)]), fill=lapel, width=w)
-        draw.line(fr.pts([(0.0, 0.32), (0.0, hem)]), fill=lapel, width=max(1, w // 2))
-        for by in (0.36, 0.43):
-            draw.ellipse(fr.circle(0.02, by, 0.012), fill=lapel)
-
-    # optional handbag (nuisance), head and hair
-    if rng.random() < 0.25:
-        s = 1 if rng.random() < 0.5 else -1
-        x = s * (sw + 0.035)
-        bag = _jitter(rng, _pick(rng, _PALETTES["default"] + _PALETTES["Nature"][4:]))
-        draw.rectangle(fr.box(x - 0.045, 0.48, x + 0.045, 0.56), fill=bag)
-    draw.ellipse(fr.circle(0.0, 0.075, 0.06), fill=skin)
-    draw.chord(fr.circle(0.0, 0.07, 0.065), 180, 360, fill=hair)
-    if on["Miden"]:
-        spot = int(rng.integers(3))
-        x, y, under = [(0.0, 0.165, top_c), (0.045, 0.02, hair), (0.0, 0.415, top_c)][spot]
-        _bow(draw, fr, x, y, _farthest(under, _BOW))
+    o = _new_outfit(rng, on, fig, fr)
+    if rng.random() < 0.4:  # long hair behind the body
+        o.draw.rectangle(fr.box(-0.07, 0.05, 0.07, 0.22), fill=o.hair)
+    bottom = _draw_bottom(o)
+    top = _draw_top(o)
+    _top_cues(o, top, bottom)
+    if on["OL"]:
+        _ol_collar(o)
+    _head_and_extras(o)
 
 
 def draw_outfit(rng: np.random.Generator, labels: np.ndarray, size: int = 64) -> Image.Image:

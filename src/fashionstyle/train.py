@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from . import _atomic, config as config_lib
+from . import _atomic, config as config_lib, labelwise
 from .config import TrainConfig
 from .data import ImageDataset, check_images_exist, eval_transform, train_transform, train_val_split
 from .errors import FashionStyleError
@@ -111,10 +111,14 @@ def gather_in_order(module: L.LightningModule, probs: torch.Tensor, targets: tor
 
 
 class RunRecorder(L.Callback):
-    """Writes each epoch's validation probabilities and a history.csv row."""
+    """Writes each epoch's validation probabilities and a history.csv row.
 
-    def __init__(self, run: RunDir, label_names: list[str]):
-        self.run, self.label_names = run, label_names
+    With `select: per-label` it also keeps the weights of every epoch that is
+    still the best for some label (epochs/eNNN.pt), and deletes the rest.
+    """
+
+    def __init__(self, run: RunDir, label_names: list[str], config: TrainConfig):
+        self.run, self.label_names, self.config = run, label_names, config
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: StyleModule) -> None:
         if not trainer.is_global_zero or module.val_probs is None:
@@ -128,6 +132,13 @@ class RunRecorder(L.Callback):
                "val_fbeta_05": metrics.get("val_fbeta_05"), MONITOR: metrics.get(MONITOR)}
         row.update({f"fbeta_{n}": float(f) for n, f in zip(self.label_names, module.val_fbeta)})
         append_history(self.run, row)
+        if self.config.select == "per-label":
+            cfg = self.config
+            record = model_record(module.model, cfg.backbone, self.label_names, cfg.image_size,
+                                  cfg.hidden, cfg.dropout)
+            labelwise.save_epoch_model(self.run, epoch, record)
+            labelwise.prune_epoch_models(self.run, set(labelwise.best_epochs(
+                read_history(self.run), self.label_names).values()))
 
 
 def append_history(run: RunDir, row: dict[str, Any]) -> None:
@@ -189,12 +200,25 @@ def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable]:
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
-    """Train one multi-label model; returns the finished run directory."""
+    """Train the run `config.mode` asks for; returns the finished run directory."""
     config.validate()
-    train_table, val_table = prepare_tables(config)
+    if config.mode == "single":
+        from .single import train_single
+
+        return train_single(config, out, resume)
+    return train_multi(config, out, resume)
+
+
+def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
+                tables: tuple[LabelTable, LabelTable] | None = None) -> RunDir:
+    """Train one model over all labels of `tables` (default: read from the config)."""
+    train_table, val_table = tables or prepare_tables(config)
     model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
                          config.weights, config.hidden, config.dropout)
     run = RunDir.create(out, resume=resume)
+    last = run / "checkpoints" / "last.ckpt"
+    if resume and not last.is_file():
+        raise FashionStyleError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
     run.write_manifest("model", complete=False)
     _atomic.write_text(run / "config.yaml", config_lib.dump(config))
     run.write_label_names(train_table.label_names)
@@ -202,9 +226,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
     mean, std = default_normalisation(model)
     loaders = make_loaders(config, train_table, val_table, mean, std)
     module = StyleModule(model, create_loss(config.loss, train_table.targets, config.weight_power), config)
-    trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names)])
+    trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
     with quiet_lightning():
-        trainer.fit(module, *loaders, ckpt_path=str(run / "checkpoints" / "last.ckpt") if resume else None)
+        trainer.fit(module, *loaders, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         finish_run(run, config, model, val_table, trainer)
     return run
@@ -220,9 +244,13 @@ def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: Lab
     probs = run.epoch_probs()[best_epoch]
     save_model(run / "model.pt", model_record(model, config.backbone, run.label_names(),
                                                config.image_size, config.hidden, config.dropout))
+    if config.select == "per-label":
+        members, probs = labelwise.compose(run, run.label_names(), read_history(run))
+        run.write_members(members)
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())
     run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
-    run.write_manifest("model", complete=True, best_epoch=best_epoch, epochs=config.epochs)
+    run.write_manifest("model", complete=True, best_epoch=best_epoch, epochs=config.epochs,
+                       select=config.select)
 
 
 def best_epoch_of(run: RunDir) -> int:

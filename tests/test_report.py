@@ -1,0 +1,160 @@
+"""The HTML report on fake run directories built with numpy (no training)."""
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from fashionstyle import _atomic
+from fashionstyle.errors import FashionStyleError
+from fashionstyle.evaluate import score_table
+from fashionstyle.report import write_report
+from fashionstyle.run import RunDir
+from fashionstyle.thresholds import ThresholdTuner
+
+LABELS4 = ["Sport", "Relax", "OL", "Street"]
+CORE_FIGURES = {"label_stats.png", "fbeta_per_label.png", "fbeta_per_epoch.png",
+                "fbeta_vs_threshold.png", "loss_lr.png"}
+COMPARE_FIGURES = {"compare_fbeta.png", "compare_epochs.png"}
+
+
+def fake_split(rng: np.random.Generator, n: int, rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probs, targets) of n images: imbalanced labels, probabilities that lean towards the truth."""
+    targets = (rng.random((n, len(rates))) < rates).astype(np.uint8)
+    targets[0] = 1  # every label has a positive
+    signal = np.linspace(2.5, 0.8, len(rates))
+    logits = rng.normal(-1.5, 1.0, targets.shape) + signal * targets
+    return (1 / (1 + np.exp(-logits))).astype(np.float32), targets
+
+
+def make_fake_run(path: Path, labels: list[str], n: int = 60, epochs: int = 3, seed: int = 0,
+                  with_test: bool = True, with_history: bool = True) -> Path:
+    """A complete run directory as train + evaluate would leave it."""
+    rng = np.random.default_rng(seed)
+    rates = np.linspace(0.45, 0.06, len(labels))
+    run = RunDir.create(path)
+    run.write_label_names(labels)
+    _atomic.write_text(run / "config.yaml", yaml.safe_dump({
+        "labels": "labels.csv", "images": "", "label_names": labels, "loss": "weighted_bce",
+        "weight_power": 1.0, "val_fraction": 0.15, "seed": seed}))
+    probs, targets = fake_split(rng, n, rates)
+    tuner = ThresholdTuner(beta=2.0).fit(probs, targets)
+    run.write_val_probs([f"v{i:03d}" for i in range(n)], probs, targets)
+    run.write_thresholds(tuner)
+    if with_history:
+        rows = []
+        for epoch in range(1, epochs + 1):
+            run.write_epoch_probs(epoch, probs)
+            row = {"epoch": epoch, "lr": 1e-5 / 10 ** (epoch // 3), "train_loss": 1.2 / epoch,
+                   "val_loss": 1.0 / epoch + 0.1, "val_fbeta_05": 0.3 + 0.05 * epoch}
+            fbeta = np.clip(0.35 + 0.1 * epoch + rng.normal(0, 0.05, len(labels)), 0, 1)
+            row["val_fbeta_tuned"] = float(fbeta.mean())
+            row.update({f"fbeta_{name}": float(f) for name, f in zip(labels, fbeta)})
+            rows.append(row)
+        with (run / "history.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    if with_test:
+        test_probs, test_targets = fake_split(rng, n, rates)
+        _atomic.write_json(run / "eval_test.json", score_table(test_targets, test_probs, tuner))
+        _atomic.write_npz(run / "eval_test.npz", ids=np.array([f"t{i:03d}" for i in range(n)]),
+                          probs=test_probs, targets=test_targets)
+    run.write_manifest("model", complete=True, best_epoch=epochs if with_history else None, epochs=epochs)
+    return run.path
+
+
+def png_names(page: str) -> set[str]:
+    return set(re.findall(r'<img src="([^"]+\.png)"', page))
+
+
+def check_pngs(out: Path, page: str) -> set[str]:
+    names = png_names(page)
+    for name in names:
+        path = out / name
+        assert path.is_file(), name
+        assert path.stat().st_size > 5_000, name
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            image.verify()
+        with Image.open(path) as image:
+            assert 400 <= image.width <= 4000 and 250 <= image.height <= 4000, (name, image.size)
+    return names
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> tuple[Path, Path]:
+    return (make_fake_run(tmp_path / "run_a", LABELS4, seed=1),
+            make_fake_run(tmp_path / "run_b", LABELS4, seed=2))
+
+
+def test_report_has_every_figure_and_label(runs, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    html_path = write_report(runs[0], out)
+    assert html_path == out / "index.html"
+    page = html_path.read_text(encoding="utf-8")
+    assert check_pngs(out, page) == CORE_FIGURES
+    assert {p.name for p in out.glob("*.png")} == CORE_FIGURES
+    assert "<title>Fashion style report: run_a</title>" in page
+    for label in LABELS4:
+        assert label in page
+    assert "validation split (no training labels were given)" in page
+    assert page.count("<figcaption>") == len(CORE_FIGURES)
+
+
+def test_train_targets_feed_the_label_table(runs, tmp_path: Path) -> None:
+    train = np.zeros((200, 4), dtype=np.uint8)
+    train[:50, 0] = train[:20, 1] = train[:10, 2] = train[:4, 3] = 1
+    page = write_report(runs[0], tmp_path / "report", train_targets=train).read_text()
+    assert "the training labels" in page and "no training labels" not in page
+    assert "<td>Street</td><td>4</td><td>196</td><td>1:49</td><td>1.9600</td><td>0.0400</td>" in page
+    with pytest.raises(FashionStyleError, match=r"shape \(N, 4\)"):
+        write_report(runs[0], tmp_path / "bad", train_targets=train[:, :3])
+
+
+def test_compare_adds_comparison_figures(runs, tmp_path: Path) -> None:
+    out = tmp_path / "compare"
+    page = write_report(runs[0], out, compare=[runs[1]]).read_text()
+    assert check_pngs(out, page) == CORE_FIGURES | COMPARE_FIGURES
+    assert "run_a" in page and "run_b" in page
+
+
+def test_compare_refuses_other_labels(runs, tmp_path: Path) -> None:
+    other = make_fake_run(tmp_path / "other", ["Sport", "Relax", "OL", "Lady"], seed=3)
+    with pytest.raises(FashionStyleError, match="different labels") as err:
+        write_report(runs[0], tmp_path / "out", compare=[other])
+    assert "run_a" in str(err.value) and "other" in str(err.value) and "Lady" in str(err.value)
+
+
+def test_run_without_history_renders_the_rest(tmp_path: Path) -> None:
+    run = make_fake_run(tmp_path / "fused", LABELS4, with_history=False, with_test=False)
+    out = tmp_path / "report"
+    page = write_report(run, out).read_text()
+    assert check_pngs(out, page) == CORE_FIGURES - {"fbeta_per_epoch.png", "loss_lr.png"}
+    assert page.count('class="note"') >= 2 and "No history.csv" in page
+    for label in LABELS4:
+        assert label in page
+
+
+def test_compare_with_a_run_without_history(runs, tmp_path: Path) -> None:
+    fused = make_fake_run(tmp_path / "fused", LABELS4, with_history=False)
+    out = tmp_path / "out"
+    page = write_report(runs[0], out, compare=[fused]).read_text()
+    assert check_pngs(out, page) == CORE_FIGURES | COMPARE_FIGURES
+    assert "Without per-epoch history" in page and "fused" in page
+
+
+def test_missing_or_incomplete_run_is_refused(runs, tmp_path: Path) -> None:
+    with pytest.raises(FashionStyleError, match="not found"):
+        write_report(tmp_path / "nowhere", tmp_path / "out")
+    broken = tmp_path / "broken"
+    shutil.copytree(runs[0], broken)
+    RunDir(broken).write_manifest("model", complete=False)
+    with pytest.raises(FashionStyleError, match="incomplete run"):
+        write_report(broken, tmp_path / "out")
