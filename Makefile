@@ -23,6 +23,8 @@ test: install
 
 bench: install
 	$(PY) bench/threshold_speed.py
+	$(PY) bench/cpu_infer.py
+	$(PY) bench/serve_load.py --requests 500 --concurrency 8
 
 clean:
 	rm -rf demo_run .pytest_cache

@@ -97,3 +97,10 @@ def test_fusion_refuses_other_labels_or_images(runs, tmp_path: Path) -> None:
 def test_fuse_cli(runs, tmp_path: Path, capsys) -> None:
     assert main(["fuse", str(runs["multi"]), str(runs["perlabel"]), "--out", str(tmp_path / "fc")]) == 0
     assert "F2 tuned" in capsys.readouterr().out
+
+
+def test_per_label_run_keeps_its_plain_best_epoch_run(runs) -> None:
+    plain = RunDir.open(runs["perlabel"] / "best_epoch")
+    best = RunDir.open(runs["perlabel"]).manifest()["best_epoch"]
+    np.testing.assert_allclose(plain.val_probs()[1], RunDir(runs["perlabel"]).epoch_probs()[best])
+    assert len(plain.members()) == 1

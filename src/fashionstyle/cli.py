@@ -1,6 +1,6 @@
 """`fashionstyle <command>`: the command line. It only parses and orchestrates.
 
-Commands: stats, train, tune, evaluate, predict, fuse, report, download, demo. Run
+Commands: stats, train, tune, evaluate, predict, fuse, report, serve, export, download, demo. Run
 `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
+from . import _atomic
 from .errors import FashionStyleError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -84,10 +87,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     table = read_labels(args.labels, args.images, args.label_names or run.label_names())
     split = args.split if table.splits is not None else "all"
     part = table.split(split)
-    _check_images(part)
     scores = evaluate_run(run, part, split, progress=not args.quiet, batch_size=args.batch_size,
-                          num_workers=args.num_workers)
-    print(format_scores(scores["label_names"], scores, title=f"{split} ({len(part)} images)"))
+                          num_workers=args.num_workers, on_bad=args.on_bad_image)
+    print(format_scores(scores["label_names"], scores, title=f"{split} ({scores['n_images']} images)"))
+    if scores["skipped_images"]:
+        print(f"skipped {scores['skipped_images']} unreadable images (--on-bad-image fail to stop instead)")
     print(f"all-positive baseline macro F{scores['beta']:g}: {scores['all_positive_macro_fbeta']:.3f}")
     print(f"written to {run / f'eval_{split}.json'}")
     return 0
@@ -101,12 +105,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     run = RunDir.open(args.run)
     ids, images = _images_to_predict(args, run.label_names())
-    predictor = Predictor.from_run(run)
+    if args.runtime == "onnx":
+        from .export import OnnxPredictor
+
+        predictor = OnnxPredictor.from_run(run)
+    else:
+        predictor = Predictor.from_run(run)
     probs = predictor.predict_proba(images, batch_size=args.batch_size, num_workers=args.num_workers,
-                                    progress=not args.quiet)
-    path = write_outputs(args.out, args.format, ids, probs, predictor.tuner.predict(probs),
-                         predictor.label_names)
-    print(f"{len(ids)} predictions ({args.format}) written to {path}")
+                                    progress=not args.quiet, on_bad=args.on_bad_image)
+    readable = ~np.isnan(probs).any(axis=1)
+    kept = [i for i, ok in zip(ids, readable) if ok]
+    path = write_outputs(args.out, args.format, kept, probs[readable],
+                         predictor.tuner.predict(probs[readable]), predictor.label_names)
+    print(f"{len(kept)} predictions ({args.format}) written to {path}")
+    if not readable.all():
+        skipped = Path(f"{args.out}.skipped.txt")
+        _atomic.write_text(skipped, "".join(f"{i},{p}\n" for i, p, ok in zip(ids, images, readable) if not ok))
+        print(f"skipped {(~readable).sum()} unreadable images, listed in {skipped}")
     return 0
 
 
@@ -119,14 +134,7 @@ def _images_to_predict(args: argparse.Namespace, label_names: list[str]) -> tupl
         files = list_images(source)
         return [p.stem for p in files], files
     table = read_labels(source, args.image_dir, label_names)
-    _check_images(table)
     return table.ids, table.images
-
-
-def _check_images(table) -> None:
-    from .data import check_images_exist
-
-    check_images_exist(table)
 
 
 @command
@@ -144,6 +152,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     page = write_report(args.run, args.out, compare=args.compare)
     print(f"report written to {page}")
+    return 0
+
+
+@command
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(args.run, host=args.host, port=args.port, max_bytes=args.max_bytes, max_images=args.max_images,
+          runtime=args.runtime, max_pixels=args.max_pixels)
+    return 0
+
+
+@command
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    out = Path(args.out) if args.out else Path(args.run) / "onnx"
+    files = export_onnx(args.run, out, opset=args.opset)
+    print(f"{len(files)} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
     return 0
 
 
@@ -222,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=("jd", "csv", "json"), default="jd")
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                   help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use)")
     _add_loader_args(p)
 
     p = sub.add_parser("fuse", help="average the probabilities of several runs into a new run")
@@ -234,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--out", required=True)
     p.add_argument("--compare", nargs="+", default=(), help="other runs to show side by side")
+
+    p = sub.add_parser("serve", help="HTTP API and web page for a run (POST /predict, GET /docs)")
+    p.add_argument("run")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-bytes", type=int, default=10_000_000, help="largest request body")
+    p.add_argument("--max-images", type=int, default=16, help="most images per request")
+    p.add_argument("--max-pixels", type=int, default=None, help="largest image (default: Pillow's ~89M)")
+    p.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
+
+    p = sub.add_parser("export", help="export a run's models to ONNX (+ labels, thresholds, members)")
+    p.add_argument("run")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--out", default=None, help="folder (default: RUN/onnx)")
+    p.add_argument("--opset", type=int, default=17)
 
     p = sub.add_parser("download", help="fetch the images of a JD id,url list")
     p.add_argument("list")
@@ -252,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_loader_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--on-bad-image", choices=("skip", "fail"), default="skip",
+                   help="unreadable images: leave out with a warning (default) or stop")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -31,6 +31,7 @@ class TrainConfig:
     num_workers: int = 2
     crop_scale: float = 0.35  # smallest area fraction of the random resized crop
     hflip: bool = True
+    on_bad_image: str = "skip"  # skip (warn, count, list in bad_images.csv) or fail
     # method: one multi-label model or one model per label; which epoch predicts
     mode: str = "multi"
     select: str = "best"  # best: the best epoch overall; per-label: each label's best epoch
@@ -67,6 +68,7 @@ class TrainConfig:
         _choice("loss", self.loss, LOSSES)
         _choice("lr_schedule", self.lr_schedule, SCHEDULES)
         _choice("mode", self.mode, MODES)
+        _choice("on_bad_image", self.on_bad_image, ("skip", "fail"))
         _choice("select", self.select, SELECTIONS)
         for name in ("epochs", "batch_size", "image_size", "hidden"):
             if getattr(self, name) < 1:

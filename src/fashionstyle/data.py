@@ -1,18 +1,22 @@
 """Images as tensors: dataset, transforms, train/val splits, and listing image folders."""
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler, default_collate
+from tqdm.auto import tqdm
 from torchvision import transforms as T
 
 from .errors import FashionStyleError
 from .labels import LabelTable, stratified_split
 
+BAD_IMAGE_POLICIES = ("skip", "fail")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
 
@@ -33,42 +37,134 @@ def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float])
 
 
 def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file as RGB, or raise FashionStyleError saying why not."""
+    """Decode an image file fully as RGB, or raise FashionStyleError saying why not.
+
+    Missing, empty, truncated and non-image files fail, and so do images of
+    more than Image.MAX_IMAGE_PIXELS pixels (decompression bombs).
+    """
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.convert("RGB")
     except FileNotFoundError:
         raise FashionStyleError(f"{path}: image not found") from None
-    except Image.DecompressionBombError:
-        raise FashionStyleError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise FashionStyleError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels), "
+                                "refused as a possible decompression bomb") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise FashionStyleError(f"{path}: not a readable image ({err})") from None
 
 
 class ImageDataset(Dataset):
-    """(image tensor (3, H, W), target vector (L,), row index) for each image path."""
+    """(image tensor (3, H, W), target (L,), row index, problem) for each image path.
 
-    def __init__(self, images: Sequence[str | Path], targets: np.ndarray | None, transform: Callable):
+    With on_bad="skip" an unreadable image gives (None, target, index, reason)
+    instead of raising; `collate_skipping` drops it from the batch.
+    """
+
+    def __init__(self, images: Sequence[str | Path], targets: np.ndarray | None, transform: Callable,
+                 on_bad: str = "fail", seed: int | None = None):
+        check_policy(on_bad)
         self.images = [str(p) for p in images]
         self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
         self.transform = transform
+        self.on_bad = on_bad
+        self.seed = seed  # set: random transforms depend on (seed, epoch, row) alone
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        image = self.transform(open_rgb(self.images[index]))  # (3, H, W)
+    def __getitem__(self, index: int) -> tuple[Any, torch.Tensor, int, str]:
+        epoch, index = divmod(index, len(self.images))  # EpochShuffle encodes the epoch
         target = self.targets[index] if self.targets is not None else torch.zeros(0)
-        return image, target, index
+        try:
+            image = open_rgb(self.images[index])
+            if self.seed is None:
+                return self.transform(image), target, index, ""
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF)
+                return self.transform(image), target, index, ""
+        except FashionStyleError as err:
+            if self.on_bad == "fail":
+                raise
+            return None, target, index, str(err)
 
 
-def check_images_exist(table: LabelTable) -> None:
-    """Fail before training when images are missing, naming the first few."""
-    missing = [(p, n) for p, n in zip(table.images, table.line_numbers or [0] * len(table)) if not Path(p).is_file()]
-    if missing:
-        shown = "; ".join(f"{p} (line {n})" for p, n in missing[:3])
-        raise FashionStyleError(f"{len(missing)} of {len(table)} images listed in {table.source} "
-                                f"are missing: {shown}")
+class EpochShuffle(Sampler[int]):
+    """A shuffle that depends on (seed, epoch) alone, so a resumed run sees the same batches.
+
+    Yields `epoch * n + row`; ImageDataset decodes the epoch to seed its augmentation.
+    The epoch comes from `epoch_fn` (the trainer's) or else from `set_epoch`.
+    """
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+        self.epoch_fn: Callable[[], int] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        epoch = self.epoch_fn() if self.epoch_fn else self.epoch
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return iter((epoch * self.n + torch.randperm(self.n, generator=generator)).tolist())
+
+
+@dataclass
+class Batch:
+    """A collated batch without its unreadable images."""
+
+    images: Any  # (B, 3, H, W), or a tuple of them (one per preprocessing); None if all were bad
+    targets: torch.Tensor | None  # (B, L)
+    index: torch.Tensor  # (B,) dataset rows
+    bad: list[tuple[int, str]]  # (row, reason) of the images left out
+
+
+def collate_skipping(items: list[tuple[Any, torch.Tensor, int, str]]) -> Batch:
+    good = [item[:3] for item in items if item[0] is not None]
+    bad = [(item[2], item[3]) for item in items if item[0] is None]
+    if not good:
+        return Batch(None, None, torch.zeros(0, dtype=torch.long), bad)
+    images, targets, index = default_collate(good)
+    return Batch(images, targets, index, bad)
+
+
+def check_policy(on_bad: str) -> str:
+    if on_bad not in BAD_IMAGE_POLICIES:
+        raise FashionStyleError(f"unknown bad-image policy {on_bad!r}; valid: {', '.join(BAD_IMAGE_POLICIES)}")
+    return on_bad
+
+
+def drop_bad_images(table: LabelTable, on_bad: str, decode: bool,
+                    progress: bool = False) -> tuple[LabelTable, list[tuple[str, str]]]:
+    """The rows whose images exist (and, with decode, decode), and the others' (path, reason).
+
+    With on_bad="fail" the first bad image raises instead.
+    """
+    check_policy(on_bad)
+    bad, keep = [], []
+    rows = tqdm(range(len(table)), desc="checking images", unit="img", disable=not progress)
+    for i in rows:
+        path = table.images[i]
+        try:
+            if decode:
+                open_rgb(path)
+            elif not Path(path).is_file():
+                raise FashionStyleError(f"{path}: image not found")
+            keep.append(i)
+        except FashionStyleError as err:
+            where = f" ({table.source}, line {table.line_numbers[i]})" if table.line_numbers else ""
+            if on_bad == "fail":
+                raise FashionStyleError(f"{err}{where}; pass --on-bad-image skip to leave it out") from None
+            bad.append((str(path), str(err)))
+    if bad:
+        warnings.warn(f"skipping {len(bad)} of {len(table)} images that cannot be read, e.g. {bad[0][1]}",
+                      stacklevel=2)
+    return (table if not bad else table.subset(keep)), bad
 
 
 def train_val_split(table: LabelTable, val_fraction: float, seed: int) -> tuple[LabelTable, LabelTable]:

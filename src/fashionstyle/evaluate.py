@@ -72,14 +72,19 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
 
 
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
-                 batch_size: int = 64, num_workers: int = 0, predictor: Predictor | None = None
-                 ) -> dict[str, Any]:
+                 batch_size: int = 64, num_workers: int = 0, predictor: Predictor | None = None,
+                 on_bad: str = "fail") -> dict[str, Any]:
     """Predict the labelled images of `table`, score them, write eval_<split>.json."""
     predictor = predictor or Predictor.from_run(run)
     check_same_labels(predictor.label_names, table)
     probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
-                                    progress=progress)
+                                    progress=progress, on_bad=on_bad)
+    readable = ~np.isnan(probs).any(axis=1)
+    if not readable.any():
+        raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read")
+    table, probs = table.subset(np.flatnonzero(readable)), probs[readable]
     scores = score_table(table.require_targets(), probs, predictor.tuner)
+    scores["skipped_images"] = int((~readable).sum())
     scores.update(split=split, label_names=predictor.label_names, source=table.source)
     _atomic.write_json(run / f"eval_{split}.json", scores)
     _atomic.write_npz(run / f"eval_{split}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),

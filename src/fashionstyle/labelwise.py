@@ -3,17 +3,25 @@
 In a multi-label run an epoch that helps one label can hurt another (the
 report's Figure 8). Training keeps the weights of every epoch that is still the
 best for at least one label (`epochs/eNNN.pt`) and deletes the others, so one
-run ends with what several single-label runs would give.
+run ends with what several single-label runs would give. For comparison, the
+same training's plain best-epoch model is kept as a run of its own in
+`RUN/best_epoch/`.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import _atomic, config as config_lib
+from .config import TrainConfig
 from .errors import FashionStyleError
+from .labels import LabelTable
 from .models import save_model
 from .run import Member, RunDir
+from .thresholds import ThresholdTuner
 
 
 def best_epochs(history: Sequence[dict[str, Any]], label_names: Sequence[str]) -> dict[str, int]:
@@ -52,3 +60,18 @@ def compose(run: RunDir, label_names: Sequence[str],
                for epoch in sorted(set(best.values()))]
     probs = np.stack([epoch_probs[best[n]][:, i] for i, n in enumerate(label_names)], axis=1)
     return members, probs
+
+
+def write_best_epoch_run(run: RunDir, config: TrainConfig, val_table: LabelTable,
+                         probs: np.ndarray) -> RunDir:
+    """RUN/best_epoch: the plain multi-label result of the same training (one best epoch)."""
+    plain = RunDir(run / "best_epoch")
+    plain.path.mkdir(exist_ok=True)
+    (plain / "model.pt").unlink(missing_ok=True)
+    os.link(run / "model.pt", plain / "model.pt")
+    _atomic.write_text(plain / "config.yaml", config_lib.dump(dataclasses.replace(config, select="best")))
+    plain.write_label_names(val_table.label_names)
+    plain.write_val_probs(val_table.ids, probs, val_table.require_targets())
+    plain.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
+    plain.write_manifest("model", complete=True, select="best", parent=str(run.path.resolve()))
+    return plain

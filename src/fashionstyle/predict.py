@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import ImageDataset, eval_transform
+from .data import ImageDataset, collate_skipping, eval_transform
 from .errors import FashionStyleError
 from .models import StyleNet, load_model
 from .run import Member, RunDir
@@ -93,14 +93,20 @@ class Predictor:
         return tuple(t(image) for t in self.transforms)  # one (3, H, W) tensor per preprocessing
 
     @torch.inference_mode()
-    def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64,
-                      num_workers: int = 0, progress: bool = False) -> np.ndarray:
-        """Probabilities (N, L) for image files, in input order."""
-        loader = DataLoader(ImageDataset(images, None, self._views), batch_size=batch_size,
-                            num_workers=num_workers, pin_memory=self.device.type == "cuda")
-        batches = tqdm(loader, desc="predict", unit="batch", disable=not progress)
-        out = [self._combine(views) for views, _, _ in batches]
-        return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
+    def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
+                      progress: bool = False, on_bad: str = "fail") -> np.ndarray:
+        """Probabilities (N, L) for image files, in input order.
+
+        With on_bad="skip" an unreadable image gets a row of NaN instead of an error.
+        """
+        loader = DataLoader(ImageDataset(images, None, self._views, on_bad), batch_size=batch_size,
+                            num_workers=num_workers, collate_fn=collate_skipping,
+                            pin_memory=self.device.type == "cuda")
+        out = np.full((len(images), len(self.label_names)), np.nan, np.float32)
+        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress):
+            if batch.images is not None:
+                out[batch.index.numpy()] = self._combine(batch.images)
+        return out
 
     @torch.inference_mode()
     def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:

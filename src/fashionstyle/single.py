@@ -44,7 +44,7 @@ def check_label_keys(config: TrainConfig, names: list[str]) -> None:
 
 def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
     """Train one single-output model per label; returns the parent run."""
-    train_table, val_table = prepare_tables(config)
+    train_table, val_table, bad = prepare_tables(config)
     names = train_table.label_names
     check_label_keys(config, names)
     run = RunDir.create(out, resume=resume)
@@ -58,7 +58,7 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
         if not _is_complete(sub):
             again = resume and (sub / "checkpoints" / "last.ckpt").is_file()
             train_multi(label_config(config, name), sub.path, again,
-                        (train_table.with_labels([i]), val_table.with_labels([i])))
+                        (train_table.with_labels([i]), val_table.with_labels([i]), bad))
         members.append(Member(sub / "model.pt", [name]))
         columns.append(sub.val_probs()[1][:, 0])
     probs = np.stack(columns, axis=1)  # (N, L)

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader
 
 from . import _atomic, config as config_lib, labelwise
 from .config import TrainConfig
-from .data import ImageDataset, check_images_exist, eval_transform, train_transform, train_val_split
+from .data import (Batch, EpochShuffle, ImageDataset, collate_skipping, drop_bad_images, eval_transform,
+                   train_transform, train_val_split)
 from .errors import FashionStyleError
 from .labels import LabelTable, read_labels
 from .losses import create_loss
@@ -44,6 +45,7 @@ class StyleModule(L.LightningModule):
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
         self.val_fbeta: np.ndarray | None = None  # (L,) per-label F-beta at tuned thresholds
+        self.bad_train: dict[int, str] = {}  # dataset row -> why its image was skipped
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -52,20 +54,27 @@ class StyleModule(L.LightningModule):
         if self.config.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
+    def on_train_epoch_start(self) -> None:
+        # Each epoch's shuffling, augmentation and dropout depend on (seed, epoch) alone,
+        # so a run resumed from a checkpoint repeats exactly what the lost epochs did.
+        L.seed_everything(self.config.seed + 1000 * self.current_epoch, workers=True, verbose=False)
+
     def _images(self, images: torch.Tensor) -> torch.Tensor:
         if self.config.channels_last:
             return images.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC strides
         return images
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, targets, _ = batch
-        images = self._images(images)
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
+        self.bad_train.update(batch.bad)
+        if batch.images is None:
+            return None  # every image of this batch was unreadable: no step
+        images, targets = self._images(batch.images), batch.targets
         loss = self.loss(self.model(images), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        images, targets, index = batch
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        images, targets, index = batch.images, batch.targets, batch.index
         logits = self.model(self._images(images))
         self.log("val_loss", self.loss(logits, targets), on_epoch=True, batch_size=len(images), sync_dist=True)
         self._outputs.append((torch.sigmoid(logits.float()), targets, index))
@@ -108,6 +117,13 @@ def gather_in_order(module: L.LightningModule, probs: torch.Tensor, targets: tor
     order = index.cpu().numpy()
     _, first = np.unique(order, return_index=True)  # sorted unique rows, first occurrence
     return probs.cpu().numpy()[first], targets.cpu().numpy()[first].astype(np.uint8)
+
+
+class AtomicCheckpointIO(L.pytorch.plugins.TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed: a kill never leaves half of one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        _atomic.write_atomic(path, lambda f: torch.save(checkpoint, f))
 
 
 class RunRecorder(L.Callback):
@@ -161,13 +177,16 @@ def read_history(run: RunDir) -> list[dict[str, str]]:
 
 def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelTable,
                  mean, std) -> tuple[DataLoader, DataLoader]:
-    train_ds = ImageDataset(train_table.images, train_table.targets,
-                            train_transform(config.image_size, mean, std, config.crop_scale, config.hflip))
+    augment = train_transform(config.image_size, mean, std, config.crop_scale, config.hflip)
+    train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed)
+    # validation images were all decoded once up front, so a failure now is real news
     val_ds = ImageDataset(val_table.images, val_table.targets, eval_transform(config.image_size, mean, std))
     common = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0,
-              "pin_memory": torch.cuda.is_available()}
+              "pin_memory": torch.cuda.is_available(), "collate_fn": collate_skipping,
+              "generator": torch.Generator().manual_seed(config.seed)}  # leaves the global RNG alone
     drop_last = len(train_ds) > config.batch_size
-    return (DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, drop_last=drop_last, **common),
+    shuffle = EpochShuffle(len(train_ds), config.seed)
+    return (DataLoader(train_ds, batch_size=config.batch_size, sampler=shuffle, drop_last=drop_last, **common),
             DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, **common))
 
 
@@ -176,7 +195,8 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
     if precision == "auto":
         precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=run / "checkpoints", filename="best", monitor=MONITOR, mode="max", save_last=True)
+        dirpath=run / "checkpoints", filename="best", monitor=MONITOR, mode="max", save_last=True,
+        save_on_train_epoch_end=True)  # at the true end of an epoch, after RunRecorder: a clean resume point
     loggers = [L.pytorch.loggers.CSVLogger(run.path, name="logs", version="csv")]
     try:
         loggers.append(L.pytorch.loggers.TensorBoardLogger(run.path, name="logs", version="tensorboard"))
@@ -185,18 +205,40 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
         precision=precision, logger=loggers, callbacks=[checkpoint, *callbacks],
+        plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=False,
         log_every_n_steps=10, enable_model_summary=False)
 
 
-def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable]:
+def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable, list[tuple[str, str]]]:
+    """Train and val tables without unreadable images, and the (path, reason) of those left out.
+
+    Missing train images are dropped here, unreadable ones while training;
+    validation images are all decoded once now, so every epoch scores the same rows.
+    """
     if not config.labels:
         raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
     table = read_labels(config.labels, config.images or None, config.label_names)
     train_table, val_table = train_val_split(table, config.val_fraction, config.seed)
-    for part in (train_table, val_table):
-        check_images_exist(part)
-    return train_table, val_table
+    train_table, bad_train = drop_bad_images(train_table, config.on_bad_image, decode=False)
+    val_table, bad_val = drop_bad_images(val_table, config.on_bad_image, decode=True,
+                                         progress=config.progress and len(val_table) > 2000)
+    for part, name in ((train_table, "train"), (val_table, "validation")):
+        if len(part) == 0:
+            raise FashionStyleError(f"{config.labels}: no readable {name} images")
+    return train_table, val_table, bad_train + bad_val
+
+
+def write_bad_images(run: RunDir, bad: list[tuple[str, str]]) -> None:
+    """RUN/bad_images.csv (path, reason) and a one-line summary, when any image was left out."""
+    if not bad:
+        return
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["path", "reason"])
+    writer.writerows(sorted(set(bad)))
+    _atomic.write_text(run / "bad_images.csv", out.getvalue())
+    print(f"left out {len(set(bad))} unreadable images; see {run / 'bad_images.csv'}")
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
@@ -210,9 +252,10 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
 
 
 def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
-                tables: tuple[LabelTable, LabelTable] | None = None) -> RunDir:
+                tables: tuple[LabelTable, LabelTable, list] | None = None) -> RunDir:
     """Train one model over all labels of `tables` (default: read from the config)."""
-    train_table, val_table = tables or prepare_tables(config)
+    train_table, val_table, bad = tables or prepare_tables(config)
+    L.seed_everything(config.seed, workers=True, verbose=False)  # reproducible initialisation
     model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
                          config.weights, config.hidden, config.dropout)
     run = RunDir.create(out, resume=resume)
@@ -222,14 +265,16 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     run.write_manifest("model", complete=False)
     _atomic.write_text(run / "config.yaml", config_lib.dump(config))
     run.write_label_names(train_table.label_names)
-    L.seed_everything(config.seed, workers=True, verbose=False)
     mean, std = default_normalisation(model)
     loaders = make_loaders(config, train_table, val_table, mean, std)
     module = StyleModule(model, create_loss(config.loss, train_table.targets, config.weight_power), config)
     trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
+    loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
     with quiet_lightning():
         trainer.fit(module, *loaders, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
+        bad += [(str(train_table.images[i]), reason) for i, reason in module.bad_train.items()]
+        write_bad_images(run, bad)
         finish_run(run, config, model, val_table, trainer)
     return run
 
@@ -245,6 +290,7 @@ def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: Lab
     save_model(run / "model.pt", model_record(model, config.backbone, run.label_names(),
                                                config.image_size, config.hidden, config.dropout))
     if config.select == "per-label":
+        labelwise.write_best_epoch_run(run, config, val_table, probs)
         members, probs = labelwise.compose(run, run.label_names(), read_history(run))
         run.write_members(members)
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())

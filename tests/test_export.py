@@ -1,0 +1,175 @@
+"""ONNX export of tiny runs: the ONNX Runtime predictor agrees with PyTorch's Predictor."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+import onnx  # noqa: E402
+
+from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
+from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
+from fashionstyle.cli import main  # noqa: E402
+from fashionstyle.ensemble import fuse_runs  # noqa: E402
+from fashionstyle.export import OnnxPredictor, combine_probs, export_onnx, sigmoid  # noqa: E402
+from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
+from fashionstyle.run import Member  # noqa: E402
+from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "cpu_infer.py"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, list[Path]]:
+    root = tmp_path_factory.mktemp("export")
+    labels = make_image_set(root / "data", n=32)
+    run = root / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    return run, sorted((labels.parent / "img").glob("*.jpg"))
+
+
+def assert_same_predictions(onnx_predictor, run: Path, images: list[Path]) -> None:
+    torch_predictor = Predictor.from_run(run)
+    expected = torch_predictor.predict_proba(images, batch_size=8)
+    got = onnx_predictor.predict_proba(images, batch_size=5)  # other batch sizes: dynamic batch axis
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= 1e-4
+    np.testing.assert_array_equal(onnx_predictor.predict(images, batch_size=16), torch_predictor.predict(images))
+    assert onnx_predictor.label_names == torch_predictor.label_names
+
+
+def test_single_model_export(trained_run, tmp_path) -> None:
+    run, images = trained_run
+    files = export_onnx(run, tmp_path / "onnx")
+    assert files == [tmp_path / "onnx" / "model.onnx"]
+    model = onnx.load(str(files[0]))
+    onnx.checker.check_model(model)
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "images" and out.name == "logits"
+    assert inp.type.tensor_type.shape.dim[0].dim_param  # symbolic batch axis
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [3, 32, 32]
+    meta = json.loads((tmp_path / "onnx" / "members.json").read_text())
+    (member,) = meta["members"]
+    assert member["file"] == "model.onnx" and member["image_size"] == 32 and member["weight"] == 1.0
+    assert member["columns"] == [0, 1, 2] and member["targets"] == [0, 1, 2] and len(member["mean"]) == 3
+    assert json.loads((tmp_path / "onnx" / "labels.json").read_text())["label_names"] == list(LABELS)
+    assert json.loads((tmp_path / "onnx" / "thresholds.json").read_text()) == RunDir(run).thresholds().to_dict()
+    assert_same_predictions(OnnxPredictor.from_export(tmp_path / "onnx"), run, images)
+
+
+def test_from_run_exports_once_into_the_run(trained_run) -> None:
+    run, images = trained_run
+    predictor = OnnxPredictor.from_run(run)
+    model_file = run / "onnx" / "model.onnx"
+    assert model_file.is_file()
+    stamp = model_file.stat().st_mtime_ns
+    again = OnnxPredictor.from_run(run)  # current export: reused, not rewritten
+    assert model_file.stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again.predict_proba(images[:4]), predictor.predict_proba(images[:4]))
+    from PIL import Image
+
+    pil = [Image.open(p) for p in images[:3]]
+    np.testing.assert_allclose(predictor.predict_proba_images(pil),
+                               Predictor.from_run(run).predict_proba_images(pil), atol=1e-4)
+    assert predictor.predict_proba([]).shape == (0, 3)
+
+
+def make_member(path: Path, outputs: list[str], image_size: int, seed: int) -> Path:
+    torch.manual_seed(seed)
+    model = create_model("test_resnet", len(outputs), hidden=16)
+    return save_model(path, model_record(model, "test_resnet", outputs, image_size, 16, 0.5))
+
+
+@pytest.fixture
+def composite_run(tmp_path) -> Path:
+    """Three members with other output orders, partial label cover, weights and image sizes."""
+    run = RunDir.create(tmp_path / "composite")
+    run.write_manifest("single", complete=False)
+    run.write_label_names(list(LABELS))
+    members = [
+        Member(make_member(run / "m" / "a.pt", ["Dotted", "Red"], 32, 1), ["Red", "Dotted"], 0.7),
+        Member(make_member(run / "m" / "b.pt", ["Striped", "Red", "Dotted"], 40, 2), ["Striped", "Red"], 0.3),
+        Member(make_member(run / "m" / "c.pt", ["Dotted"], 32, 3), ["Dotted"], 1.5),
+    ]
+    run.write_members(members)
+    rng = np.random.default_rng(0)
+    run.write_thresholds(ThresholdTuner().fit(rng.random((40, 3)), rng.random((40, 3)) < 0.4))
+    run.write_manifest("single", complete=True)
+    return run.path
+
+
+def test_multi_member_run_exports_each_member(composite_run, trained_run, tmp_path) -> None:
+    _, images = trained_run
+    files = export_onnx(composite_run, tmp_path / "onnx")
+    assert [f.name for f in files] == ["member_0.onnx", "member_1.onnx", "member_2.onnx"]
+    meta = json.loads((tmp_path / "onnx" / "members.json").read_text())["members"]
+    assert [(m["columns"], m["targets"], m["weight"], m["image_size"]) for m in meta] == [
+        ([1, 0], [0, 2], 0.7, 32), ([0, 1], [1, 0], 0.3, 40), ([0], [2], 1.5, 32)]
+    predictor = OnnxPredictor.from_export(tmp_path / "onnx")
+    assert len(predictor.transforms) == 2  # two distinct preprocessings
+    assert_same_predictions(predictor, composite_run, images[:12])
+
+
+def test_fused_run_exports_and_matches(trained_run, tmp_path) -> None:
+    run, images = trained_run
+    fused = fuse_runs([run, run], tmp_path / "fused", weights=[0.25, 0.75])
+    predictor = OnnxPredictor.from_run(fused)
+    assert sorted(p.name for p in (fused / "onnx").glob("*.onnx")) == ["member_0.onnx", "member_1.onnx"]
+    assert_same_predictions(predictor, fused.path, images[:12])
+
+
+def test_stale_export_is_redone(composite_run) -> None:
+    OnnxPredictor.from_run(composite_run)
+    first = (Path(composite_run) / "onnx" / "member_2.onnx").read_bytes()
+    make_member(Path(composite_run) / "m" / "c.pt", ["Dotted"], 32, seed=9)  # the member model changed
+    OnnxPredictor.from_run(composite_run)
+    assert (Path(composite_run) / "onnx" / "member_2.onnx").read_bytes() != first
+
+
+def test_broken_exports_are_user_errors(trained_run, tmp_path) -> None:
+    with pytest.raises(FashionStyleError, match="members.json"):
+        OnnxPredictor.from_export(tmp_path)
+    run, _ = trained_run
+    export_onnx(run, tmp_path / "onnx")
+    (tmp_path / "onnx" / "model.onnx").write_bytes(b"garbage")
+    with pytest.raises(FashionStyleError, match="not a loadable ONNX model"):
+        OnnxPredictor.from_export(tmp_path / "onnx")
+
+
+def test_combine_and_sigmoid_match_torch() -> None:
+    logits = np.array([[-200.0, -3.0, 0.0, 2.5, 90.0]], np.float32)
+    np.testing.assert_allclose(sigmoid(logits), torch.sigmoid(torch.from_numpy(logits)).numpy(), atol=1e-7)
+    a, b = np.array([[0.2, 0.9]], np.float32), np.array([[0.6]], np.float32)
+    out = combine_probs(1, 2, [(a, [0, 1], [1, 0], 1.0), (b, [0], [1], 3.0)])
+    np.testing.assert_allclose(out, [[0.9, (0.2 + 3 * 0.6) / 4]], atol=1e-7)
+
+
+def test_cpu_bench_small() -> None:
+    spec = importlib.util.spec_from_file_location("cpu_infer", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = torch.get_num_threads()
+    try:
+        assert module.main(["--backbone", "test_resnet", "--image-size", "32", "--batch-size", "4",
+                            "--batches", "2", "--warmup", "1", "--threads", "1", "--labels", "3"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_unreadable_images_fail_or_give_nan_rows(trained_run, tmp_path) -> None:
+    run, images = trained_run
+    predictor = OnnxPredictor.from_run(run)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(FashionStyleError, match="bad.jpg"):
+        predictor.predict_proba([images[0], bad])
+    probs = predictor.predict_proba([images[0], bad, images[1]], batch_size=2, on_bad="skip")
+    assert np.isnan(probs[1]).all() and not np.isnan(probs[[0, 2]]).any()
+    np.testing.assert_array_equal(probs[[0, 2]], predictor.predict_proba([images[0], images[1]]))

@@ -1,0 +1,137 @@
+"""Bad images, crash and resume: nothing lost, no silent wrong answer."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TINY_TRAIN, make_image_set
+from fashionstyle import FashionStyleError, RunDir
+from fashionstyle.cli import main
+from fashionstyle.data import open_rgb
+
+
+def spoil(folder: Path, names: list[str]) -> dict[str, str]:
+    """Replace some images by each kind of bad file; returns name -> kind."""
+    kinds = ["missing", "zero-byte", "truncated", "not-an-image", "bomb"]
+    done = {}
+    for name, kind in zip(names, kinds * len(names)):
+        path = folder / name
+        if kind == "missing":
+            path.unlink()
+        elif kind == "zero-byte":
+            path.write_bytes(b"")
+        elif kind == "truncated":
+            path.write_bytes(path.read_bytes()[:120])
+        elif kind == "not-an-image":
+            path.write_text("<html>not found</html>")
+        else:
+            Image.new("1", (12000, 12000)).save(path.with_suffix(".png"))
+            path.with_suffix(".png").rename(path)
+        done[name] = kind
+    return done
+
+
+def test_open_rgb_refuses_each_kind_of_bad_file(tmp_path: Path) -> None:
+    make_image_set(tmp_path, n=5)
+    names = [f"{i:03d}.jpg" for i in range(5)]
+    kinds = spoil(tmp_path / "img", names)
+    for name, kind in kinds.items():
+        with pytest.raises(FashionStyleError) as err:
+            open_rgb(tmp_path / "img" / name)
+        message = str(err.value)
+        assert name in message
+        if kind == "bomb":
+            assert "too large" in message
+
+
+def test_five_percent_bad_images_are_skipped_and_counted(tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=80)
+    bad = spoil(tmp_path / "data" / "img", [f"{i:03d}.jpg" for i in (0, 2, 5, 9)])  # 4 of 80 = 5%
+    run = tmp_path / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]) == 0
+    listed = (run / "bad_images.csv").read_text()
+    for name in bad:
+        assert name in listed
+    assert RunDir.open(run).manifest()["complete"]
+    assert main(["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet"]) == 0
+    scores = json.loads((run / "eval_all.json").read_text())
+    assert scores["skipped_images"] == 4 and scores["n_images"] == 76
+    out = tmp_path / "pred.csv"
+    assert main(["predict", str(run), "--images", str(labels), "--out", str(out), "--format", "csv", "--quiet"]) == 0
+    assert len(out.read_text().splitlines()) == 1 + 76
+    assert len(Path(f"{out}.skipped.txt").read_text().splitlines()) == 4
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet",
+                 "--on-bad-image", "fail"]) == 2
+    assert "000.jpg" in capsys.readouterr().err or "002.jpg" in capsys.readouterr().err
+
+
+def test_fail_policy_stops_training_before_it_starts(tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=24)
+    spoil(tmp_path / "data" / "img", ["002.jpg"])  # a validation image (every 4th from 2)
+    argv = ["train", "--labels", str(labels), "--out", str(tmp_path / "run"), *TINY_TRAIN]
+    assert main([*argv, "--on-bad-image", "fail"]) == 2
+    err = capsys.readouterr().err
+    assert "002.jpg" in err and "line" in err and "--on-bad-image skip" in err
+
+
+def _train_command(labels: Path, run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "fashionstyle.cli", "train", "--labels", str(labels), "--out", str(run),
+            *TINY_TRAIN, "--epochs", "4", "--batch-size", "2", "--seed", "7", *extra]
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+    """Tolerance: 1e-6 on every validation probability and threshold (CPU, same seed)."""
+    labels = make_image_set(tmp_path / "data", n=64)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run(_train_command(labels, reference), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_command(labels, killed), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (killed / "epochs" / "e002.npy").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into epoch 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not RunDir(killed).manifest()["complete"]
+    with pytest.raises(FashionStyleError, match="incomplete run"):
+        RunDir.open(killed)
+    finished = sorted(p.name for p in (killed / "epochs").glob("e*.npy"))
+    assert "e004.npy" not in finished
+
+    resumed = subprocess.run([sys.executable, "-m", "fashionstyle.cli", "train", "--out", str(killed),
+                              "--resume", "--no-progress"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = RunDir.open(reference), RunDir.open(killed)
+    np.testing.assert_allclose(b.val_probs()[1], a.val_probs()[1], atol=1e-6)
+    np.testing.assert_allclose(b.thresholds().thresholds_, a.thresholds().thresholds_, atol=1e-6)
+    for epoch, probs in a.epoch_probs().items():
+        np.testing.assert_allclose(b.epoch_probs()[epoch], probs, atol=1e-6)
+    assert not list(killed.rglob("*.part"))
+
+
+def test_incompatible_run_format_is_refused(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    run.write_manifest("model", complete=True)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["format"] = 99
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FashionStyleError, match="format 99 is not supported"):
+        RunDir.open(run.path)
+    (run / "manifest.json").write_text("{broken")
+    with pytest.raises(FashionStyleError, match="corrupt JSON"):
+        RunDir.open(run.path)
