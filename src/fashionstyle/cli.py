@@ -69,11 +69,13 @@ def _print_validation(run) -> int:
 @command
 def cmd_tune(args: argparse.Namespace) -> int:
     from .evaluate import tune_run
+    from .labels import read_labels
     from .run import RunDir
 
     run = RunDir.open(args.run)
-    tune_run(run, args.beta)
-    print(f"thresholds re-tuned (beta={args.beta:g}) and written to {run / 'thresholds.json'}")
+    table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
+    tune_run(run, args.beta, args.tta, table)
+    print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run.tta()}) and written to {run / 'thresholds.json'}")
     return _print_validation(run)
 
 
@@ -81,6 +83,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_scores
     from .labels import read_labels
+    from .predict import Predictor
     from .run import RunDir
 
     run = RunDir.open(args.run)
@@ -88,7 +91,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = args.split if table.splits is not None else "all"
     part = table.split(split)
     scores = evaluate_run(run, part, split, progress=not args.quiet, batch_size=args.batch_size,
-                          num_workers=args.num_workers, on_bad=args.on_bad_image)
+                          num_workers=args.num_workers, on_bad=args.on_bad_image,
+                          predictor=Predictor.from_run(run, tta=args.tta))
     print(format_scores(scores["label_names"], scores, title=f"{split} ({scores['n_images']} images)"))
     if scores["skipped_images"]:
         print(f"skipped {scores['skipped_images']} unreadable images (--on-bad-image fail to stop instead)")
@@ -108,9 +112,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.runtime == "onnx":
         from .export import OnnxPredictor
 
+        if args.tta not in (None, "none"):
+            raise FashionStyleError("the ONNX runtime does not apply TTA; use --runtime torch")
         predictor = OnnxPredictor.from_run(run)
     else:
-        predictor = Predictor.from_run(run)
+        predictor = Predictor.from_run(run, tta=args.tta)
     probs = predictor.predict_proba(images, batch_size=args.batch_size, num_workers=args.num_workers,
                                     progress=not args.quiet, on_bad=args.on_bad_image)
     readable = ~np.isnan(probs).any(axis=1)
@@ -236,11 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
     p.add_argument("run")
     p.add_argument("--beta", type=float, default=2.0)
+    p.add_argument("--tta", choices=TTA_CHOICES, default=None,
+                   help="predict validation again with this TTA and tune on that (default: keep the run's)")
+    _add_label_args(p, required=False)
 
     p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
     p.add_argument("run")
     _add_label_args(p)
     p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
+    _add_tta_arg(p)
     _add_loader_args(p)
 
     p = sub.add_parser("predict", help="predict styles for a folder or a list of images")
@@ -251,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jd", "csv", "json"), default="jd")
     p.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                    help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use)")
+    _add_tta_arg(p)
     _add_loader_args(p)
 
     p = sub.add_parser("fuse", help="average the probabilities of several runs into a new run")
@@ -293,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     return parser
+
+
+TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")
+
+
+def _add_tta_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", choices=TTA_CHOICES, default=None,
+                   help="test-time augmentation; must be the one the thresholds were tuned with "
+                        "(default: that one; change it with `fashionstyle tune RUN --tta ...`)")
 
 
 def _add_loader_args(p: argparse.ArgumentParser) -> None:

@@ -36,6 +36,26 @@ def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float])
                       T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
 
 
+TTA_MODES = ("none", "flip", "five-crop", "ten-crop")
+
+
+def tta_transform(image_size: int, mean: Sequence[float], std: Sequence[float], tta: str = "none") -> Callable:
+    """Test-time views of one image, stacked: (T, 3, H, W) with T = 1, 2, 5 or 10.
+
+    flip: the centre crop and its mirror; five-crop: the corners and centre of the
+    resized image; ten-crop: those five and their mirrors.
+    """
+    if tta not in TTA_MODES:
+        raise FashionStyleError(f"unknown TTA {tta!r}; valid: {', '.join(TTA_MODES)}")
+    resize = T.Resize(int(round(image_size / 0.875)), antialias=True)
+    to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
+    crops = {"none": lambda im: [T.CenterCrop(image_size)(im)],
+             "flip": lambda im: [c := T.CenterCrop(image_size)(im), T.functional.hflip(c)],
+             "five-crop": lambda im: list(T.FiveCrop(image_size)(im)),
+             "ten-crop": lambda im: list(T.TenCrop(image_size)(im))}[tta]
+    return lambda image: torch.stack([to_tensor(c) for c in crops(resize(image))])
+
+
 def open_rgb(path: str | Path) -> Image.Image:
     """Decode an image file fully as RGB, or raise FashionStyleError saying why not.
 

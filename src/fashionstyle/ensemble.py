@@ -26,6 +26,9 @@ def check_compatible(runs: Sequence[RunDir]) -> tuple[list[str], np.ndarray, lis
     names = runs[0].label_names()
     ids, _, targets = runs[0].val_probs()
     for run in runs[1:]:
+        if run.tta() != runs[0].tta():
+            raise FashionStyleError(f"cannot fuse: {run.path} was tuned with TTA {run.tta()!r}, "
+                                    f"{runs[0].path} with {runs[0].tta()!r}")
         if run.label_names() != names:
             raise FashionStyleError(f"cannot fuse: {run.path} has labels {run.label_names()}, "
                                     f"{runs[0].path} has {names}")
@@ -93,6 +96,7 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     fused.write_members(members)
     fused.write_val_probs(ids, probs, targets)
     fused.write_thresholds(ThresholdTuner(beta=beta).fit(probs, targets))
+    fused.write_tta(runs[0].tta())
     _atomic.write_json(fused / "fusion.json", {"runs": [str(r.path.resolve()) for r in runs],
                                                "weights": w.tolist()})
     fused.write_manifest("fused", complete=True)

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _atomic
-from .labels import LabelTable, write_jd, write_predictions_json, write_probs_csv
+from . import _atomic, config as config_lib
+from .labels import LabelTable, read_labels, write_jd, write_predictions_json, write_probs_csv
 from .losses import label_counts, loss_weights
 from .errors import FashionStyleError
 from .metrics import format_table, macro_fbeta, per_label_scores
@@ -37,12 +37,40 @@ def ratio_text(positives: int, negatives: int) -> str:
     return f"1:{negatives / positives:.0f}"
 
 
-def tune_run(run: RunDir, beta: float = 2.0) -> ThresholdTuner:
-    """Re-tune the thresholds from the stored validation probabilities."""
-    _, probs, targets = run.val_probs()
+def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
+             table: LabelTable | None = None) -> ThresholdTuner:
+    """Re-tune the thresholds from the stored validation probabilities.
+
+    With a `tta` other than the run's, the validation images (found by id in
+    `table`, by default the run's own label file) are predicted again with it
+    first, so that thresholds and predictions use the same TTA.
+    """
+    ids, probs, targets = run.val_probs()
+    if tta is not None and tta != run.tta():
+        images = val_images(run, ids, table)
+        predictor = Predictor.from_run(run, tta=tta, retune=True)
+        probs = predictor.predict_proba(images, progress=True)
+        run.write_val_probs(ids, probs, targets)
     tuner = ThresholdTuner(beta=beta).fit(probs, targets)
     run.write_thresholds(tuner)
+    if tta is not None:
+        run.write_tta(tta)
     return tuner
+
+
+def val_images(run: RunDir, ids: list[str], table: LabelTable | None) -> list:
+    """Image paths of the run's validation ids, from `table` or the run's config."""
+    if table is None:
+        if not (run / "config.yaml").is_file():
+            raise FashionStyleError(f"{run.path}: no config.yaml to find its images; pass --labels FILE")
+        config = config_lib.read_yaml(run / "config.yaml")
+        table = read_labels(config["labels"], config.get("images") or None, config.get("label_names"))
+    by_id = dict(zip(table.ids, table.images))
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise FashionStyleError(f"{table.source}: lacks {len(missing)} validation ids of the run, "
+                                f"e.g. {missing[0]!r}")
+    return [by_id[i] for i in ids]
 
 
 def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner) -> dict[str, Any]:

@@ -261,6 +261,9 @@ class OnnxPredictor:
         Labels and thresholds come from the run itself, so re-tuned thresholds apply.
         """
         run = run if isinstance(run, RunDir) else RunDir.open(run)
+        if run.tta() != "none":
+            raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {run.tta()!r}, which the "
+                                    "ONNX runtime does not apply; use --runtime torch or re-tune without TTA")
         out = Path(export_dir) if export_dir is not None else run / "onnx"
         if not export_is_current(run, out):
             export_onnx(run, out)

@@ -20,7 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import ImageDataset, collate_skipping, eval_transform
+from .data import ImageDataset, collate_skipping, tta_transform
 from .errors import FashionStyleError
 from .models import StyleNet, load_model
 from .run import Member, RunDir
@@ -50,8 +50,9 @@ class Predictor:
     """Member models, their preprocessing, and the run's per-label thresholds."""
 
     def __init__(self, members: Sequence[tuple[StyleNet, dict, Member]], label_names: list[str],
-                 tuner: ThresholdTuner, device: str = "auto"):
+                 tuner: ThresholdTuner, device: str = "auto", tta: str = "none"):
         self.device = pick_device(device)
+        self.tta = tta
         self.label_names = list(label_names)
         self.tuner = tuner
         keys: list[tuple] = []
@@ -61,7 +62,7 @@ class Predictor:
             if key not in keys:
                 keys.append(key)
             self.members.append(self._load(model, record, member, keys.index(key)))
-        self.transforms = [eval_transform(size, mean, std) for size, mean, std in keys]
+        self.transforms = [tta_transform(size, mean, std, tta) for size, mean, std in keys]
 
     def _load(self, model: StyleNet, record: dict, member: Member, view: int) -> LoadedMember:
         outputs = record["label_names"]
@@ -72,10 +73,17 @@ class Predictor:
                             [self.label_names.index(n) for n in member.labels], member.weight, view)
 
     @classmethod
-    def from_run(cls, run: str | Path | RunDir, device: str = "auto") -> "Predictor":
+    def from_run(cls, run: str | Path | RunDir, device: str = "auto", tta: str | None = None,
+                 retune: bool = False) -> "Predictor":
+        """The run's models; `tta` must be the one its thresholds were tuned with (the default),
+        unless `retune` (the predictor then serves to tune new thresholds)."""
         run = run if isinstance(run, RunDir) else RunDir.open(run)
-        loaded = [(*load_model(m.model), m) for m in run.members()]
-        predictor = cls(loaded, run.label_names(), run.thresholds(), device)
+        tta = tta if retune and tta else check_tta(run, tta)
+        models: dict[Path, tuple[StyleNet, dict]] = {}  # each file loaded once, however many members use it
+        for member in run.members():
+            models.setdefault(member.model, load_model(member.model))
+        loaded = [(*models[m.model], m) for m in run.members()]
+        predictor = cls(loaded, run.label_names(), run.thresholds(), device, tta)
         predictor.check_coverage()
         return predictor
 
@@ -90,7 +98,7 @@ class Predictor:
         return self.tuner.thresholds_
 
     def _views(self, image: Image.Image) -> tuple[torch.Tensor, ...]:
-        return tuple(t(image) for t in self.transforms)  # one (3, H, W) tensor per preprocessing
+        return tuple(t(image) for t in self.transforms)  # one (T, 3, H, W) stack per preprocessing
 
     @torch.inference_mode()
     def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
@@ -123,13 +131,28 @@ class Predictor:
         n = len(views[0])
         total = np.zeros((n, len(self.label_names)), np.float64)
         weight = np.zeros(len(self.label_names), np.float64)
+        outputs: dict[int, np.ndarray] = {}  # each model runs once per batch
         for member in self.members:
-            probs = self._forward(member.model, views[member.view])  # (B, outputs)
+            key = id(member.model)
+            if key not in outputs:
+                outputs[key] = self._forward(member.model, views[member.view])  # (B, outputs)
+            probs = outputs[key]
             total[:, member.targets] += member.weight * probs[:, member.columns]
             weight[member.targets] += member.weight
         return (total / weight).astype(np.float32)
 
     def _forward(self, model: StyleNet, batch: torch.Tensor) -> np.ndarray:
-        logits = model(batch.to(self.device, non_blocking=True))  # (B, outputs)
-        return torch.sigmoid(logits.float()).cpu().numpy()
+        """Probabilities (B, outputs), averaged over the T test-time views of each image."""
+        b, t = batch.shape[:2]  # (B, T, 3, H, W)
+        logits = model(batch.flatten(0, 1).to(self.device, non_blocking=True))  # (B*T, outputs)
+        return torch.sigmoid(logits.float()).view(b, t, -1).mean(dim=1).cpu().numpy()
+
+
+def check_tta(run: RunDir, tta: str | None) -> str:
+    """The run's TTA, or a clear error when another one is asked for."""
+    tuned = run.tta()
+    if tta is not None and tta != tuned:
+        raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {tuned!r}, not {tta!r}; "
+                                f"run `fashionstyle tune {run.path} --tta {tta}` first")
+    return tuned
 

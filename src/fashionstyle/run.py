@@ -7,6 +7,7 @@
       model.pt           weights + preprocessing (models.save_model)
       members.json       composite runs only: which model files give which labels, with weights
       thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict)
+      tta.json           the test-time augmentation they were tuned with (absent: none)
       val_probs.npz      ids, probs (N, L), targets (N, L) of the validation split
       history.csv        per-epoch losses, learning rate, validation F2 (overall and per label)
       epochs/            validation probabilities of every epoch (e001.npy, ...)
@@ -111,6 +112,14 @@ class RunDir:
         records = [{"model": str(m.model.relative_to(self.path)), "labels": m.labels, "weight": m.weight}
                    for m in members]
         _atomic.write_json(self / "members.json", {"members": records})
+
+    def tta(self) -> str:
+        """The test-time augmentation the thresholds were tuned with ('none' by default)."""
+        path = self / "tta.json"
+        return self._read_json(path)["tta"] if path.is_file() else "none"
+
+    def write_tta(self, tta: str) -> None:
+        _atomic.write_json(self / "tta.json", {"tta": tta})
 
     def thresholds(self) -> ThresholdTuner:
         return ThresholdTuner.from_dict(self._read_json(self / "thresholds.json"))

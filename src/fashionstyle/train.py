@@ -268,9 +268,9 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     mean, std = default_normalisation(model)
     loaders = make_loaders(config, train_table, val_table, mean, std)
     module = StyleModule(model, create_loss(config.loss, train_table.targets, config.weight_power), config)
-    trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
-    loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
     with quiet_lightning():
+        trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
+        loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
         trainer.fit(module, *loaders, ckpt_path=str(last) if resume else None)
     if trainer.is_global_zero:
         bad += [(str(train_table.images[i]), reason) for i, reason in module.bad_train.items()]
@@ -312,13 +312,16 @@ class quiet_lightning:
     """Silence Lightning's banner lines and hints; keep its progress bar."""
 
     def __enter__(self) -> None:
-        self._levels = {n: logging.getLogger(n).level for n in ("lightning.pytorch", "lightning.fabric")}
+        names = ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                 "lightning.fabric.utilities.rank_zero")
+        self._levels = {n: logging.getLogger(n).level for n in names}
         for name in self._levels:
             logging.getLogger(name).setLevel(logging.WARNING)
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|LitLogger|"
-                                "litlogger|tensorboardX|Checkpoint directory).*")
+                                "litlogger|tensorboardX|Checkpoint directory|treespec|"
+                                "Experiment logs directory).*")
 
     def __exit__(self, *exc: object) -> None:
         self._warnings.__exit__(*exc)
