@@ -1,6 +1,6 @@
 """`fashionstyle <command>`: the command line. It only parses and orchestrates.
 
-Commands: stats, train, tune, evaluate, predict, fuse, report, serve, export, download, demo. Run
+Commands: stats, train, cv, tune, evaluate, predict, fuse, report, serve, export, download, demo. Run
 `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
@@ -43,17 +43,29 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import config as config_lib
     from .train import train
+
+    run = train(_train_config(args), args.out, resume=args.resume)
+    print(f"run written to {run.path}")
+    return _print_validation(run)
+
+
+def _train_config(args: argparse.Namespace):
+    from . import config as config_lib
 
     overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
     saved = Path(args.out) / "config.yaml"
     if args.resume and saved.is_file() and not args.config:
-        config = config_lib.load(saved, overrides)  # continue with the run's own config
-    else:
-        config = config_lib.load(args.config, overrides)
-    run = train(config, args.out, resume=args.resume)
-    print(f"run written to {run.path}")
+        return config_lib.load(saved, overrides)  # continue with the run's own config
+    return config_lib.load(args.config, overrides)
+
+
+@command
+def cmd_cv(args: argparse.Namespace) -> int:
+    from .cv import train_cv
+
+    run = train_cv(_train_config(args), args.out, folds=args.folds, resume=args.resume)
+    print(f"cross-validated run ({args.folds} folds) written to {run.path}; out-of-fold scores:")
     return _print_validation(run)
 
 
@@ -237,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--config", default=None, help="YAML file of config keys (see config.py)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_config_args(p)
+
+    p = sub.add_parser("cv", help="K-fold cross-validation: K models, thresholds tuned out of fold")
+    _add_label_args(p, required=False)
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--config", default=None, help="YAML file of config keys (see config.py)")
+    p.add_argument("--resume", action="store_true", help="continue the folds not yet finished")
     _add_config_args(p)
 
     p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
