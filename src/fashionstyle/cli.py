@@ -43,9 +43,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train import is_secondary_process, train
 
     run = train(_train_config(args), args.out, resume=args.resume)
+    if is_secondary_process():
+        return 0  # rank 0 reports
     print(f"run written to {run.path}")
     return _print_validation(run)
 

@@ -60,6 +60,8 @@ class TrainConfig:
     seed: int = 0
     accelerator: str = "auto"
     devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"  # Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...
     precision: str = "auto"  # bf16-mixed on a GPU, 32 on the CPU
     channels_last: bool = True  # NHWC memory format: faster convolutions on CPU and GPU
     progress: bool = True

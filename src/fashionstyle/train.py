@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,7 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
         pass
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
+        num_nodes=config.num_nodes, strategy=config.strategy,
         precision=precision, logger=loggers, callbacks=[checkpoint, *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=False,
@@ -258,13 +260,15 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     L.seed_everything(config.seed, workers=True, verbose=False)  # reproducible initialisation
     model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
                          config.weights, config.hidden, config.dropout)
-    run = RunDir.create(out, resume=resume)
+    run = RunDir(out)
     last = run / "checkpoints" / "last.ckpt"
-    if resume and not last.is_file():
-        raise FashionStyleError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
-    run.write_manifest("model", complete=False)
-    _atomic.write_text(run / "config.yaml", config_lib.dump(config))
-    run.write_label_names(train_table.label_names)
+    if not is_secondary_process():  # DDP ranks started by Lightning or torchrun share rank 0's folder
+        run = RunDir.create(out, resume=resume)
+        if resume and not last.is_file():
+            raise FashionStyleError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
+        run.write_manifest("model", complete=False)
+        _atomic.write_text(run / "config.yaml", config_lib.dump(config))
+        run.write_label_names(train_table.label_names)
     mean, std = default_normalisation(model)
     loaders = make_loaders(config, train_table, val_table, mean, std)
     module = StyleModule(model, create_loss(config.loss, train_table.targets, config.weight_power), config)
@@ -277,6 +281,12 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         write_bad_images(run, bad)
         finish_run(run, config, model, val_table, trainer)
     return run
+
+
+def is_secondary_process() -> bool:
+    """True in every distributed process but the global rank 0 (from the launcher's variables)."""
+    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    return rank != 0 or int(os.environ.get("NODE_RANK", "0")) != 0 and "RANK" not in os.environ
 
 
 def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: LabelTable,

@@ -1,0 +1,34 @@
+"""Distributed data parallel on the CPU: 2 processes (gloo) gather validation before tuning."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from conftest import TINY_TRAIN, make_image_set
+from fashionstyle import Predictor, RunDir, ThresholdTuner, macro_fbeta
+from fashionstyle.train import read_history
+
+
+def test_two_process_ddp_tunes_on_all_validation_images(tmp_path: Path) -> None:
+    labels = make_image_set(tmp_path / "data", n=46)  # 11 validation images: uneven across 2 ranks
+    run_path = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "fashionstyle.cli", "train", "--labels", str(labels), "--out", str(run_path),
+         *TINY_TRAIN, "--epochs", "1", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = RunDir.open(run_path)
+    ids, probs, targets = run.val_probs()
+    assert len(ids) == 11 and len(set(ids)) == 11  # every image once: no shard, no padding duplicate
+    images = [labels.parent / "img" / f"{i}.jpg" for i in ids]
+    single = Predictor.from_run(run, device="cpu").predict_proba(images)  # one process, same model
+    np.testing.assert_allclose(probs, single, atol=1e-5)
+    tuner = ThresholdTuner(beta=2).fit(single, targets)
+    np.testing.assert_allclose(run.thresholds().thresholds_, tuner.thresholds_, atol=1e-6)
+    logged = float(read_history(run)[0]["val_fbeta_tuned"])
+    assert abs(logged - macro_fbeta(targets, tuner.predict(single))) < 1e-6
