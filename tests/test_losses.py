@@ -118,7 +118,8 @@ def test_asl_matches_hand_computation() -> None:
 
 
 def _bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none").sum(1).mean()
+    per_element = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return per_element.sum(1).mean()
 
 
 def test_focal_without_focusing_or_alpha_is_bce() -> None:

@@ -36,12 +36,15 @@ def average(probs: np.ndarray, counts: np.ndarray) -> np.ndarray:
 # -- the pure per-label selection -------------------------------------------------
 def test_selection_never_scores_below_the_best_single_candidate() -> None:
     rng = np.random.default_rng(0)
-    for trial in range(150):
+    for trial in range(200):
         k, n = int(rng.integers(1, 5)), int(rng.integers(6, 40))
         targets = (rng.random(n) < rng.uniform(0.1, 0.5)).astype(np.uint8)
         targets[rng.integers(n)] = 1  # at least one positive
+        # scores with some signal (none to strong) and noise per candidate, rounded:
         # coarse scores make ties, fine ones make many distinct thresholds
-        probs = rng.random((k, n)).round(int(rng.integers(1, 4)))
+        signal = rng.uniform(0, 2) * (2.0 * targets - 1)
+        probs = 1 / (1 + np.exp(-(signal + rng.normal(size=(k, n)))))
+        probs = probs.round(int(rng.integers(1, 4)))
         beta, rounds = float(rng.choice([0.5, 1.0, 2.0])), int(rng.integers(0, 6))
         counts = greedy_select(list(probs), targets, beta, rounds)
         assert counts.shape == (k,) and counts.min() >= 0 and 1 <= counts.sum() <= 1 + rounds

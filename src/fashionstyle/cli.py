@@ -1,6 +1,6 @@
 """`fashionstyle <command>`: the command line. It only parses and orchestrates.
 
-Commands: stats, train, cv, tune, evaluate, predict, fuse, report, serve, export, download, demo. Run
+Commands: stats, train, cv, tune, evaluate, predict, fuse, select, report, serve, export, download, demo. Run
 `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
@@ -167,6 +167,16 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_select(args: argparse.Namespace) -> int:
+    from .selection import select_runs, selection_table
+
+    selected = select_runs(args.runs, args.out, beta=args.beta, max_rounds=args.max_rounds)
+    print(f"per-label selection of {len(args.runs)} runs written to {selected.path}")
+    print(selection_table(selected))
+    return 0
+
+
+@command
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -291,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per run (default: equal)")
     p.add_argument("--beta", type=float, default=None, help="F-beta for the re-tuned thresholds (default: the runs')")
+
+    p = sub.add_parser("select", help="choose runs per label greedily (repeats allowed) into a new run")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--beta", type=float, default=2.0, help="F-beta to maximise and tune thresholds for (default: 2)")
+    p.add_argument("--max-rounds", type=int, default=10,
+                   help="most additions per label after its best single run (default: 10)")
 
     p = sub.add_parser("report", help="an HTML page with the run's figures")
     p.add_argument("run")

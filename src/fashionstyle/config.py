@@ -14,7 +14,7 @@ import yaml
 
 from .errors import FashionStyleError
 
-LOSSES = ("weighted_bce", "bce")
+LOSSES = ("weighted_bce", "bce", "focal", "asl")  # as losses.LOSSES (not imported: no torch here)
 SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
 MODES = ("multi", "single")
 SELECTIONS = ("best", "per-label")
@@ -46,6 +46,11 @@ class TrainConfig:
     # loss
     loss: str = "weighted_bce"
     weight_power: float = 1.0  # 0 = plain BCE weights, 1 = fully balanced (see losses.py)
+    focal_gamma: float = 2.0  # focal: focusing exponent, >= 0 (0 = none)
+    focal_alpha: float | None = 0.25  # focal: weight of positives in [0, 1], negatives 1 - alpha; null: both 1
+    asl_gamma_pos: float = 0.0  # asl: focusing exponent of positives, >= 0
+    asl_gamma_neg: float = 4.0  # asl: focusing exponent of negatives, >= 0
+    asl_clip: float = 0.05  # asl: probability shifted off negatives (easy ones drop out), in [0, 1)
     # optimisation (the report: Adam, batch 46, 1e-5, cut tenfold when val F2 stalls)
     epochs: int = 10
     batch_size: int = 46
@@ -79,6 +84,13 @@ class TrainConfig:
             raise FashionStyleError(f"config dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0 or self.beta <= 0:
             raise FashionStyleError("config lr and beta must be positive")
+        for name in ("focal_gamma", "asl_gamma_pos", "asl_gamma_neg"):
+            if not getattr(self, name) >= 0:  # also refuses nan
+                raise FashionStyleError(f"config {name} must be >= 0, got {getattr(self, name)}")
+        if self.focal_alpha is not None and not 0.0 <= self.focal_alpha <= 1.0:
+            raise FashionStyleError(f"config focal_alpha must be in [0, 1] or null, got {self.focal_alpha}")
+        if not 0.0 <= self.asl_clip < 1.0:
+            raise FashionStyleError(f"config asl_clip must be in [0, 1), got {self.asl_clip}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -271,7 +271,11 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         run.write_label_names(train_table.label_names)
     mean, std = default_normalisation(model)
     loaders = make_loaders(config, train_table, val_table, mean, std)
-    module = StyleModule(model, create_loss(config.loss, train_table.targets, config.weight_power), config)
+    loss = create_loss(config.loss, train_table.targets, config.weight_power,
+                       focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha,
+                       asl_gamma_pos=config.asl_gamma_pos, asl_gamma_neg=config.asl_gamma_neg,
+                       asl_clip=config.asl_clip)
+    module = StyleModule(model, loss, config)
     with quiet_lightning():
         trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
         loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
