@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file beside the target, fsync, then rename.
+"""Atomic file writes (a temporary file beside the target, fsync, then rename), and JSON reads.
 
 A reader (or a run killed half-way) never sees a half-written file.
 """
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .errors import FashionStyleError
 
 
 def write_atomic(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
@@ -41,3 +43,14 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     return write_atomic(path, lambda f: np.savez(f, **arrays))
+
+
+def read_json(path: str | Path, where: str = "the run directory") -> Any:
+    """Parsed JSON, or FashionStyleError naming the missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FashionStyleError(f"{path}: missing from {where}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise FashionStyleError(f"{path}: corrupt JSON ({err.msg}, line {err.lineno})") from None

@@ -66,7 +66,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
         print(f"[fold {k + 1}/{folds}]")
         held_out = np.flatnonzero(fold == k)
         fold_run = RunDir(run / "folds" / str(k))
-        if not _complete(fold_run):
+        if not fold_run.is_complete():
             again = resume and (fold_run / "checkpoints" / "last.ckpt").is_file()
             train_multi(config, fold_run.path, again,
                         (pool.subset(np.flatnonzero(fold != k)), pool.subset(held_out), []))
@@ -77,10 +77,3 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     run.write_thresholds(ThresholdTuner(beta=config.beta).fit(oof, pool.targets))
     run.write_manifest("cv", complete=True, folds=folds)
     return run
-
-
-def _complete(run: RunDir) -> bool:
-    try:
-        return bool(run.manifest().get("complete"))
-    except FashionStyleError:
-        return False

@@ -40,6 +40,7 @@ from .run import RunDir
 from .thresholds import ThresholdTuner
 
 EXPORT_FORMAT = 1
+EXPORT_FOLDER = "the ONNX export folder (run `fashionstyle export` first)"
 OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
@@ -215,16 +216,17 @@ class OnnxPredictor:
         import onnxruntime as ort
 
         self.export_dir = Path(export_dir)
-        meta = _read_json(self.export_dir / "members.json")
+        meta = _atomic.read_json(self.export_dir / "members.json", EXPORT_FOLDER)
         if meta.get("format") != EXPORT_FORMAT:
             raise FashionStyleError(f"{self.export_dir}: ONNX export format {meta.get('format')!r} "
                                     f"is not supported (this version reads {EXPORT_FORMAT})")
-        exported = _read_json(self.export_dir / "labels.json")["label_names"]
+        exported = _atomic.read_json(self.export_dir / "labels.json", EXPORT_FOLDER)["label_names"]
         self.label_names = list(label_names) if label_names is not None else exported
         if self.label_names != exported:
             raise FashionStyleError(f"{self.export_dir}: exported labels {exported} differ from "
                                     f"the run's {self.label_names}; export the run again")
-        self.tuner = tuner or ThresholdTuner.from_dict(_read_json(self.export_dir / "thresholds.json"))
+        thresholds = _atomic.read_json(self.export_dir / "thresholds.json", EXPORT_FOLDER)
+        self.tuner = tuner or ThresholdTuner.from_dict(thresholds)
         if len(self.tuner.thresholds_) != len(self.label_names):
             raise FashionStyleError(f"{self.export_dir}: {len(self.tuner.thresholds_)} thresholds "
                                     f"for {len(self.label_names)} labels")
@@ -340,12 +342,3 @@ def _collate_views(items: list) -> tuple[list[torch.Tensor], np.ndarray]:
         return [], np.zeros(0, np.int64)
     stacked = [torch.stack(v) for v in zip(*(views for views, _ in good))]
     return stacked, np.array([i for _, i in good], np.int64)
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FashionStyleError(f"{path}: missing from the ONNX export folder (run export first)")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FashionStyleError(f"{path}: corrupt JSON ({err.msg}, line {err.lineno})") from None

@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +81,18 @@ class RunDir:
                                     "resume it with `fashionstyle train ... --resume`")
         return run
 
+    def is_complete(self) -> bool:
+        """A finished run of this format (False for a missing or unfinished one)."""
+        try:
+            return bool(self.manifest().get("complete"))
+        except FashionStyleError:
+            return False
+
     def manifest(self) -> dict[str, Any]:
         path = self / "manifest.json"
         if not path.is_file():
             raise FashionStyleError(f"{self.path}: not a fashionstyle run (no manifest.json)")
-        return self._read_json(path)
+        return _atomic.read_json(path)
 
     def write_manifest(self, kind: str, complete: bool, **extra: Any) -> None:
         _atomic.write_json(self / "manifest.json", {
@@ -95,7 +101,7 @@ class RunDir:
 
     # -- contents --------------------------------------------------------------
     def label_names(self) -> list[str]:
-        return self._read_json(self / "labels.json")["label_names"]
+        return _atomic.read_json(self / "labels.json")["label_names"]
 
     def write_label_names(self, names: list[str]) -> None:
         _atomic.write_json(self / "labels.json", {"label_names": list(names)})
@@ -106,7 +112,7 @@ class RunDir:
         if not path.is_file():
             return [Member(self / "model.pt", self.label_names())]
         return [Member(self / m["model"], list(m["labels"]), float(m["weight"]))
-                for m in self._read_json(path)["members"]]
+                for m in _atomic.read_json(path)["members"]]
 
     def write_members(self, members: list[Member]) -> None:
         records = [{"model": str(m.model.relative_to(self.path)), "labels": m.labels, "weight": m.weight}
@@ -116,13 +122,13 @@ class RunDir:
     def tta(self) -> str:
         """The test-time augmentation the thresholds were tuned with ('none' by default)."""
         path = self / "tta.json"
-        return self._read_json(path)["tta"] if path.is_file() else "none"
+        return _atomic.read_json(path)["tta"] if path.is_file() else "none"
 
     def write_tta(self, tta: str) -> None:
         _atomic.write_json(self / "tta.json", {"tta": tta})
 
     def thresholds(self) -> ThresholdTuner:
-        return ThresholdTuner.from_dict(self._read_json(self / "thresholds.json"))
+        return ThresholdTuner.from_dict(_atomic.read_json(self / "thresholds.json"))
 
     def write_thresholds(self, tuner: ThresholdTuner) -> None:
         _atomic.write_json(self / "thresholds.json", tuner.to_dict())
@@ -147,11 +153,3 @@ class RunDir:
         """Validation probabilities of every finished epoch (1-based)."""
         files = sorted((self / "epochs").glob("e*.npy"))
         return {int(p.stem[1:]): np.load(p) for p in files}
-
-    def _read_json(self, path: Path) -> Any:
-        if not path.is_file():
-            raise FashionStyleError(f"{path}: missing from the run directory")
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise FashionStyleError(f"{path}: corrupt JSON ({err.msg}, line {err.lineno})") from None

@@ -55,7 +55,7 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     for i, name in enumerate(names):
         sub = RunDir(run / "labels" / label_folder(name))
         print(f"[{i + 1}/{len(names)}] single-label model for {name}")
-        if not _is_complete(sub):
+        if not sub.is_complete():
             again = resume and (sub / "checkpoints" / "last.ckpt").is_file()
             train_multi(label_config(config, name), sub.path, again,
                         (train_table.with_labels([i]), val_table.with_labels([i]), bad))
@@ -67,10 +67,3 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
     run.write_manifest("single", complete=True, epochs=config.epochs)
     return run
-
-
-def _is_complete(run: RunDir) -> bool:
-    try:
-        return bool(run.manifest().get("complete"))
-    except FashionStyleError:
-        return False
