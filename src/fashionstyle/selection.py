@@ -118,7 +118,7 @@ def greedy_select(probs_list: Sequence[np.ndarray] | np.ndarray, targets: np.nda
 
 def _common_tta(runs: Sequence[RunDir]) -> str:
     """The test-time augmentation all runs' validation probabilities were made with."""
-    found = {str(run.path): run.tta() if hasattr(run, "tta") else "none" for run in runs}
+    found = {str(run.path): run.tta() for run in runs}
     if len(set(found.values())) > 1:
         raise FashionStyleError("cannot select: the runs' validation probabilities use different TTA ("
                                 + ", ".join(f"{p}: {t}" for p, t in found.items())
@@ -211,7 +211,7 @@ def selection_table(out: str | Path | RunDir) -> str:
     """Per label: the chosen runs with their counts, and validation F-beta of the selection
     against the best single run, with a macro (mean) row."""
     run = RunDir.open(out)
-    data = run._read_json(run / "selection.json")
+    data = _atomic.read_json(run / "selection.json")
     short = _short_names(data["runs"])
     beta = f"F{float(data['beta']):g}"
 
