@@ -53,3 +53,10 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(FashionStyleError, match="not a readable model file"):
         load_model(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("backbone", ["mobilenetv3_small_050", "test_vit", "test_efficientnet"])
+def test_head_fits_backbones_with_a_head_stage(backbone: str) -> None:
+    model = create_model(backbone, num_labels=4, hidden=16).eval()
+    size = 160 if "vit" in backbone else 64
+    assert model(torch.randn(1, 3, size, size)).shape == (1, 4)

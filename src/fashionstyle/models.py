@@ -29,7 +29,7 @@ class StyleNet(nn.Module):
         super().__init__()
         self.backbone = backbone  # pooled features: (B, C)
         self.head = nn.Sequential(
-            nn.Linear(backbone.num_features, hidden),
+            nn.Linear(feature_dim(backbone), hidden),
             nn.ReLU(inplace=True),
             nn.Dropout(dropout),
             nn.Linear(hidden, num_labels),
@@ -41,6 +41,15 @@ class StyleNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))  # (B, num_labels)
+
+
+def feature_dim(backbone: nn.Module) -> int:
+    """Width of the pooled features a classifier-less timm model returns.
+
+    Models with a head stage after pooling (MobileNetV3's conv_head, say) return
+    `head_hidden_size` features rather than `num_features`.
+    """
+    return getattr(backbone, "head_hidden_size", None) or backbone.num_features
 
 
 def check_backbone(name: str) -> None:
