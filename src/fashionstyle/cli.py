@@ -339,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
     p.add_argument("--out", default="demo_run")
-    p.add_argument("--n-images", type=int, default=1200)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--n-images", type=int, default=1500)
+    p.add_argument("--epochs", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     return parser
 

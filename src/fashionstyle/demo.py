@@ -38,7 +38,7 @@ def prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("created by `fashionstyle demo`; the demo may delete this folder\n")
 
 
-def run_demo(out: Path, n_images: int = 1200, epochs: int = 10, seed: int = 0) -> int:
+def run_demo(out: Path, n_images: int = 1500, epochs: int = 16, seed: int = 0) -> int:
     start = time.time()
     prepare_folder(out)
     print(f"drawing {n_images} synthetic outfits into {out / 'data'} ...")
