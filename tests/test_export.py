@@ -17,7 +17,8 @@ from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.ensemble import fuse_runs  # noqa: E402
-from fashionstyle.export import OnnxPredictor, combine_probs, export_onnx, sigmoid  # noqa: E402
+from fashionstyle.export import OnnxPredictor, export_onnx, sigmoid  # noqa: E402
+from fashionstyle.predict import combine_probs  # noqa: E402
 from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
 from fashionstyle.run import Member  # noqa: E402
 from fashionstyle.thresholds import ThresholdTuner  # noqa: E402

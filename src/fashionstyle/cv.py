@@ -16,7 +16,7 @@ from . import _atomic, config as config_lib
 from .config import TrainConfig
 from .data import drop_bad_images
 from .errors import FashionStyleError
-from .labels import LabelTable, read_labels
+from .labels import LabelTable, rarest_label_groups, read_labels
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 from .train import train_multi
@@ -25,9 +25,7 @@ from .train import train_multi
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """A fold id (0..folds-1) per row, stratified by each row's rarest positive label."""
     rng = np.random.default_rng(seed)
-    counts = targets.sum(axis=0)
-    rarity = np.where(targets > 0, counts[None, :], np.iinfo(np.int64).max)
-    group = np.where(targets.any(axis=1), rarity.argmin(axis=1), targets.shape[1])
+    group = rarest_label_groups(targets)
     fold = np.empty(len(targets), dtype=np.int64)
     start = 0  # continue the round robin across groups, so folds stay the same size
     for g in np.unique(group):

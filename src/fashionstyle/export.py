@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from . import _atomic
 from .data import eval_transform, open_rgb
 from .errors import FashionStyleError
+from .predict import combine_probs
 from .models import StyleNet, load_model
 from .run import RunDir
 from .thresholds import ThresholdTuner
@@ -170,20 +171,6 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Overflow-free logistic function, in the logits' float type."""
     logits = np.asarray(logits, dtype=np.float32)
     return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
-
-
-def combine_probs(n_images: int, n_labels: int,
-                  parts: Sequence[tuple[np.ndarray, Sequence[int], Sequence[int], float]]) -> np.ndarray:
-    """Weighted mean, per label, of the members that predict it (as Predictor._combine).
-
-    `parts`: one (probs (N, outputs), columns, targets, weight) per member.
-    """
-    total = np.zeros((n_images, n_labels), np.float64)
-    weight = np.zeros(n_labels, np.float64)
-    for probs, columns, targets, w in parts:
-        total[:, list(targets)] += w * probs[:, list(columns)]
-        weight[list(targets)] += w
-    return (total / weight).astype(np.float32)
 
 
 @dataclass

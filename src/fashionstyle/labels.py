@@ -274,6 +274,13 @@ def _from_tags(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
                       splits or None, str(path), lines)
 
 
+def rarest_label_groups(targets: np.ndarray) -> np.ndarray:
+    """Each row's rarest positive label (column index); L for a row without positives."""
+    counts = targets.sum(axis=0)
+    rarity = np.where(targets > 0, counts[None, :], np.iinfo(np.int64).max)
+    return np.where(targets.any(axis=1), rarity.argmin(axis=1), targets.shape[1])
+
+
 def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
     """Seeded train/val split, stratified by each image's rarest positive label.
 
@@ -284,9 +291,7 @@ def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> np.
     if not 0.0 < val_fraction < 1.0:
         raise FashionStyleError(f"val_fraction must be between 0 and 1, got {val_fraction}")
     rng = np.random.default_rng(seed)
-    counts = targets.sum(axis=0)
-    rarity = np.where(targets > 0, counts[None, :], np.iinfo(np.int64).max)
-    group = np.where(targets.any(axis=1), rarity.argmin(axis=1), targets.shape[1])
+    group = rarest_label_groups(targets)
     is_val = np.zeros(len(targets), dtype=bool)
     for g in np.unique(group):
         members = rng.permutation(np.flatnonzero(group == g))

@@ -128,24 +128,32 @@ class Predictor:
 
     def _combine(self, views: Sequence[torch.Tensor]) -> np.ndarray:
         """Weighted mean, per label, of the members that predict it."""
-        n = len(views[0])
-        total = np.zeros((n, len(self.label_names)), np.float64)
-        weight = np.zeros(len(self.label_names), np.float64)
         outputs: dict[int, np.ndarray] = {}  # each model runs once per batch
         for member in self.members:
-            key = id(member.model)
-            if key not in outputs:
-                outputs[key] = self._forward(member.model, views[member.view])  # (B, outputs)
-            probs = outputs[key]
-            total[:, member.targets] += member.weight * probs[:, member.columns]
-            weight[member.targets] += member.weight
-        return (total / weight).astype(np.float32)
+            if id(member.model) not in outputs:
+                outputs[id(member.model)] = self._forward(member.model, views[member.view])  # (B, outputs)
+        parts = [(outputs[id(m.model)], m.columns, m.targets, m.weight) for m in self.members]
+        return combine_probs(len(views[0]), len(self.label_names), parts)
 
     def _forward(self, model: StyleNet, batch: torch.Tensor) -> np.ndarray:
         """Probabilities (B, outputs), averaged over the T test-time views of each image."""
         b, t = batch.shape[:2]  # (B, T, 3, H, W)
         logits = model(batch.flatten(0, 1).to(self.device, non_blocking=True))  # (B*T, outputs)
         return torch.sigmoid(logits.float()).view(b, t, -1).mean(dim=1).cpu().numpy()
+
+
+def combine_probs(n_images: int, n_labels: int,
+                  parts: Sequence[tuple[np.ndarray, Sequence[int], Sequence[int], float]]) -> np.ndarray:
+    """Weighted mean, per label, of the members that predict it.
+
+    `parts`: one (probs (N, outputs), columns, targets, weight) per member.
+    """
+    total = np.zeros((n_images, n_labels), np.float64)
+    weight = np.zeros(n_labels, np.float64)
+    for probs, columns, targets, w in parts:
+        total[:, list(targets)] += w * probs[:, list(columns)]
+        weight[list(targets)] += w
+    return (total / weight).astype(np.float32)
 
 
 def check_tta(run: RunDir, tta: str | None) -> str:
