@@ -13,11 +13,13 @@ same batches through
   * PyTorch eager, inference_mode, NCHW (contiguous),
   * PyTorch eager, inference_mode, channels_last (often faster for convolutions on CPU),
   * ONNX Runtime, CPUExecutionProvider, all graph optimisations,
+  * ONNX Runtime on the int8 export (fashionstyle.quantize, the path of
+    `fashionstyle export --precision int8`), calibrated on other images,
 
 each with --threads intra-op threads (default: every core), after --warmup
 batches. Prints images/s for each and ONNX Runtime's speed ratio over the
-faster PyTorch variant and over plain NCHW. Exits 1 if the outputs differ by
-more than 1e-3 or the ratio is below --min-ratio (default 0: report only).
+faster PyTorch variant and over plain NCHW. Exits 1 if the fp32 outputs differ
+by more than 1e-3 or the best ONNX ratio is below --min-ratio (default 0: report only).
 
 On a machine whose cores are busy with other work, PyTorch's OpenMP threads
 spin-wait and lose much of their speed while ONNX Runtime's own thread pool
@@ -44,8 +46,9 @@ except ImportError:  # run without PYTHONPATH=src or an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fashionstyle.data import eval_transform  # noqa: E402
-from fashionstyle.export import export_model, session_options  # noqa: E402
+from fashionstyle.export import export_model, session_options, sigmoid  # noqa: E402
 from fashionstyle.models import create_model, default_normalisation  # noqa: E402
+from fashionstyle.quantize import quantize_model  # noqa: E402
 
 
 def photos(n: int, seed: int = 0) -> list[Image.Image]:
@@ -58,6 +61,17 @@ def photos(n: int, seed: int = 0) -> list[Image.Image]:
         base = colour * (0.5 + 0.5 * np.sin(x[..., None] / rng.uniform(5, 30) + y[..., None] / rng.uniform(5, 30)))
         out.append(Image.fromarray(np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8)))
     return out
+
+
+class Calibration:
+    """onnxruntime CalibrationDataReader over ready batches."""
+
+    def __init__(self, batches: list[np.ndarray]):
+        self.batches = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {"images": batch}
 
 
 def time_batches(run_batch, batches: list, warmup: int, n: int) -> float:
@@ -92,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     n_distinct = min(args.batches, 2)
     batches = [torch.stack([transform(p) for p in photos(args.batch_size, seed=k)]) for k in range(n_distinct)]
     arrays = [b.numpy() for b in batches]
+    calibration = [torch.stack([transform(p) for p in photos(args.batch_size, seed=100 + k)]).numpy()
+                   for k in range(2)]  # other images than the timed ones
     channels_last = [b.contiguous(memory_format=torch.channels_last) for b in batches]
     model_cl = create_model(args.backbone, args.labels, pretrained=False, hidden=1024).eval()
     model_cl.load_state_dict(model.state_dict())
@@ -103,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         export_s = time.perf_counter() - start
         session = ort.InferenceSession(str(path), session_options(args.threads),
                                        providers=["CPUExecutionProvider"])
+        quantize_model(path, Path(tmp) / "int8.onnx", Calibration(calibration))
+        session_int8 = ort.InferenceSession(str(Path(tmp) / "int8.onnx"), session_options(args.threads),
+                                            providers=["CPUExecutionProvider"])
 
         def run_ort(batch: np.ndarray) -> np.ndarray:
             return session.run(["logits"], {"images": batch})[0]
+
+        def run_int8(batch: np.ndarray) -> np.ndarray:
+            return session_int8.run(["logits"], {"images": batch})[0]
 
         with torch.inference_mode():
             reference = model(batches[0]).numpy()
@@ -116,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                 "pytorch eager (channels_last)": time_batches(model_cl, channels_last, args.warmup, args.batches),
             }
         timings["onnxruntime (CPU, ORT_ENABLE_ALL)"] = time_batches(run_ort, arrays, args.warmup, args.batches)
+        timings["onnxruntime int8 (static, QDQ)"] = time_batches(run_int8, arrays, args.warmup, args.batches)
+        int8_diff = float(np.abs(sigmoid(run_int8(arrays[0])) - sigmoid(reference)).max())
 
     n_images = args.batches * args.batch_size
     speed = {name: n_images / seconds for name, seconds in timings.items()}
@@ -125,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
           f"export {export_s:.1f} s")
     for name, value in speed.items():
         print(f"  {name:34s} {value:8.1f} images/s")
-    onnx_speed = speed["onnxruntime (CPU, ORT_ENABLE_ALL)"]
     best_torch = max(v for k, v in speed.items() if k.startswith("pytorch"))
-    ratio = onnx_speed / best_torch
-    print(f"ratio onnxruntime / best pytorch: {ratio:.2f}x "
-          f"(/ NCHW eager: {onnx_speed / speed['pytorch eager (NCHW)']:.2f}x; goal >= 1.5x)")
-    print(f"max abs logit difference: {diff:.2e}")
+    nchw = speed["pytorch eager (NCHW)"]
+    for name in ("onnxruntime (CPU, ORT_ENABLE_ALL)", "onnxruntime int8 (static, QDQ)"):
+        print(f"ratio {name} / best pytorch: {speed[name] / best_torch:.2f}x "
+              f"(/ NCHW eager: {speed[name] / nchw:.2f}x; goal >= 1.5x)")
+    ratio = max(speed[k] for k in speed if k.startswith("onnxruntime")) / best_torch
+    print(f"max abs logit difference fp32: {diff:.2e}; max probability difference int8: {int8_diff:.4f} "
+          "(random weights; `fashionstyle export --precision int8` measures it on a run's images)")
     if diff > 1e-3:
         print("FAIL: ONNX Runtime and PyTorch disagree", file=sys.stderr)
         return 1

@@ -101,8 +101,8 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
 
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
                  batch_size: int = 64, num_workers: int = 0, predictor: Predictor | None = None,
-                 on_bad: str = "fail") -> dict[str, Any]:
-    """Predict the labelled images of `table`, score them, write eval_<split>.json."""
+                 on_bad: str = "fail", suffix: str = "") -> dict[str, Any]:
+    """Predict the labelled images of `table`, score them, write eval_<split><suffix>.json."""
     predictor = predictor or Predictor.from_run(run)
     check_same_labels(predictor.label_names, table)
     probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
@@ -114,8 +114,8 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
     scores = score_table(table.require_targets(), probs, predictor.tuner)
     scores["skipped_images"] = int((~readable).sum())
     scores.update(split=split, label_names=predictor.label_names, source=table.source)
-    _atomic.write_json(run / f"eval_{split}.json", scores)
-    _atomic.write_npz(run / f"eval_{split}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
+    _atomic.write_json(run / f"eval_{split}{suffix}.json", scores)
+    _atomic.write_npz(run / f"eval_{split}{suffix}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
                       targets=table.require_targets())
     return scores
 

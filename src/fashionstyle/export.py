@@ -45,6 +45,7 @@ EXPORT_FOLDER = "the ONNX export folder (run `fashionstyle export` first)"
 OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
+EXPORT_DIRS = {"fp32": "onnx", "int8": "onnx-int8"}  # precision -> default folder in the run
 
 
 # -- export ----------------------------------------------------------------------
@@ -135,6 +136,32 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     return written
 
 
+def _check_precision(precision: str) -> str:
+    if precision not in EXPORT_DIRS:
+        raise FashionStyleError(f"unknown export precision {precision!r}; valid: {', '.join(EXPORT_DIRS)}")
+    return precision
+
+
+def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int = OPSET,
+               calibration_images: Sequence[str | Path] | None = None) -> list[Path]:
+    """Export a run at `precision`: fp32 as export_onnx; int8 quantises the run's fp32 export
+    (RUN/onnx/, refreshed if stale), calibrated on `calibration_images` (default: its validation images).
+    """
+    out = Path(out_dir)
+    if _check_precision(precision) == "fp32":
+        return export_onnx(run, out, opset)
+    from .evaluate import val_images
+    from .quantize import quantize_export
+
+    fp32 = run / EXPORT_DIRS["fp32"]
+    if not export_is_current(run, fp32):
+        export_onnx(run, fp32, opset)
+    if calibration_images is None:
+        calibration_images = val_images(run, run.val_probs()[0], None)
+    quantize_export(fp32, out, calibration_images)
+    return sorted(out.glob("*.onnx"))
+
+
 def _check_coverage(names: list[str], records: Sequence[dict[str, Any]]) -> None:
     covered = {t for r in records for t in r["targets"]}
     missing = [n for i, n in enumerate(names) if i not in covered]
@@ -142,14 +169,14 @@ def _check_coverage(names: list[str], records: Sequence[dict[str, Any]]) -> None
         raise FashionStyleError(f"no member model predicts {', '.join(missing)}")
 
 
-def export_is_current(run: RunDir, out_dir: str | Path) -> bool:
-    """Whether `out_dir` holds a complete export of the run's current member models."""
+def export_is_current(run: RunDir, out_dir: str | Path, precision: str = "fp32") -> bool:
+    """Whether `out_dir` holds a complete `precision` export of the run's current member models."""
     out = Path(out_dir)
     try:
         meta = json.loads((out / "members.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
-    if meta.get("format") != EXPORT_FORMAT:
+    if meta.get("format") != EXPORT_FORMAT or meta.get("precision", "fp32") != precision:
         return False
     members = run.members()
     records = meta.get("members", [])
@@ -204,6 +231,7 @@ class OnnxPredictor:
 
         self.export_dir = Path(export_dir)
         meta = _atomic.read_json(self.export_dir / "members.json", EXPORT_FOLDER)
+        self.precision = meta.get("precision", "fp32")
         if meta.get("format") != EXPORT_FORMAT:
             raise FashionStyleError(f"{self.export_dir}: ONNX export format {meta.get('format')!r} "
                                     f"is not supported (this version reads {EXPORT_FORMAT})")
@@ -244,18 +272,19 @@ class OnnxPredictor:
 
     @classmethod
     def from_run(cls, run: str | Path | RunDir, export_dir: str | Path | None = None,
-                 **kwargs: Any) -> "OnnxPredictor":
-        """A predictor on a run; exports it into RUN/onnx/ first when that is missing or stale.
+                 precision: str = "fp32", **kwargs: Any) -> "OnnxPredictor":
+        """A predictor on a run; exports it into RUN/onnx/ (or RUN/onnx-int8/) when missing or stale.
 
-        Labels and thresholds come from the run itself, so re-tuned thresholds apply.
+        An int8 export is calibrated on the run's validation images. Labels and
+        thresholds come from the run itself, so re-tuned thresholds apply.
         """
         run = run if isinstance(run, RunDir) else RunDir.open(run)
         if run.tta() != "none":
             raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {run.tta()!r}, which the "
                                     "ONNX runtime does not apply; use --runtime torch or re-tune without TTA")
-        out = Path(export_dir) if export_dir is not None else run / "onnx"
-        if not export_is_current(run, out):
-            export_onnx(run, out)
+        out = Path(export_dir) if export_dir is not None else run / EXPORT_DIRS[_check_precision(precision)]
+        if not export_is_current(run, out, precision):
+            export_run(run, out, precision)
         return cls(out, label_names=run.label_names(), tuner=run.thresholds(), **kwargs)
 
     @property

@@ -34,6 +34,7 @@ from PIL import Image
 
 from .errors import FashionStyleError
 from .run import RunDir
+from .runtimes import RUNTIMES, load_predictor
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_IMAGES = 16
@@ -124,24 +125,12 @@ def decode_image(data: bytes, filename: str, max_pixels: int | None = None) -> I
                              "send JPEG, PNG, WebP, BMP or GIF files")
 
 
-def load_predictor(run_dir: str | Path, runtime: str = "torch") -> Any:
-    if runtime == "torch":
-        from .predict import Predictor
-
-        return Predictor.from_run(run_dir)
-    if runtime == "onnx":
-        from .export import OnnxPredictor
-
-        return OnnxPredictor.from_run(run_dir)
-    raise FashionStyleError(f"unknown runtime {runtime!r}; valid: torch, onnx")
-
-
 def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                max_images: int = DEFAULT_MAX_IMAGES, runtime: str = "torch",
                max_pixels: int | None = None) -> FastAPI:
     """The service for one run; its model is loaded here, once.
 
-    `runtime`: "torch" (Predictor) or "onnx" (OnnxPredictor, exporting into RUN/onnx/ if needed).
+    `runtime`: "torch" (Predictor), "onnx" or "onnx-int8" (OnnxPredictor, exporting on first use).
     `max_pixels`: largest image accepted (default: Pillow's MAX_IMAGE_PIXELS).
     """
     if max_bytes < 1 or max_images < 1:
@@ -229,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES)
     parser.add_argument("--max-pixels", type=int, default=None, help="(default: Pillow's limit, ~89M)")
-    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch")
+    parser.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,101 @@
+"""int8 ONNX exports: calibrated on real images, predicted through the same interface, fidelity measured."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+import onnx  # noqa: E402
+
+from conftest import TINY_TRAIN, make_image_set  # noqa: E402
+from fashionstyle import FashionStyleError, RunDir  # noqa: E402
+from fashionstyle.cli import main  # noqa: E402
+from fashionstyle.export import OnnxPredictor, export_onnx  # noqa: E402
+from fashionstyle.quantize import quantize_export, split_images  # noqa: E402
+from fashionstyle.runtimes import load_predictor  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
+    root = tmp_path_factory.mktemp("quantize")
+    labels = make_image_set(root / "data", n=40)
+    run = root / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+
+
+def op_types(path: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_calibration_and_check_images_are_disjoint() -> None:
+    images = [f"{i}.jpg" for i in range(50)]
+    calibrate, check = split_images(images, 20, 100, seed=3)
+    assert len(calibrate) == 20 and len(check) == 30
+    assert not set(calibrate) & set(check) and set(calibrate) | set(check) == {Path(p) for p in images}
+    assert split_images(images, 20, 100, seed=3) == (calibrate, check)  # seeded
+    few = split_images(images[:10], 64, 128)
+    assert [len(part) for part in few] == [5, 5]  # at most half calibrates, the rest checks
+    with pytest.raises(FashionStyleError, match="no images"):
+        split_images([], 8, 8)
+
+
+def test_int8_export_is_quantised_and_close(trained_run, tmp_path) -> None:
+    run, _, images = trained_run
+    export_onnx(run, tmp_path / "fp32")
+    fidelity = quantize_export(tmp_path / "fp32", tmp_path / "int8", images, calibration=16, check=24)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= op_types(tmp_path / "int8" / "model.onnx")
+    assert "QuantizeLinear" not in op_types(tmp_path / "fp32" / "model.onnx")
+    assert fidelity.calibration_images == 16 and fidelity.check_images == 24
+    assert 0 <= fidelity.mean_prob_diff <= fidelity.max_prob_diff < 0.1
+    assert 0.9 <= fidelity.label_agreement <= 1
+    assert json.loads((tmp_path / "int8" / "fidelity.json").read_text())["check_images"] == 24
+    fp32, int8 = OnnxPredictor.from_export(tmp_path / "fp32"), OnnxPredictor.from_export(tmp_path / "int8")
+    assert (fp32.precision, int8.precision) == ("fp32", "int8")
+    p32, p8 = fp32.predict_proba(images), int8.predict_proba(images)
+    assert p8.shape == p32.shape and not np.array_equal(p8, p32)
+    assert np.abs(p8 - p32).max() < 0.1
+
+
+def test_from_run_makes_the_int8_export_once_from_validation_images(trained_run) -> None:
+    run, _, images = trained_run
+    predictor = load_predictor(run, "onnx-int8")
+    model = run / "onnx-int8" / "model.onnx"
+    assert predictor.precision == "int8" and model.is_file() and (run / "onnx" / "model.onnx").is_file()
+    validation = len(RunDir(run).val_probs()[0])
+    fidelity = json.loads((run / "onnx-int8" / "fidelity.json").read_text())
+    assert fidelity["calibration_images"] + fidelity["check_images"] == validation
+    stamp = model.stat().st_mtime_ns
+    load_predictor(run, "onnx-int8")
+    assert model.stat().st_mtime_ns == stamp  # current: reused
+    assert load_predictor(run, "onnx").precision == "fp32"  # the fp32 export is not taken for int8
+
+
+def test_cli_export_int8_and_evaluate_keep_each_runtimes_scores(trained_run, tmp_path, capsys) -> None:
+    run, labels, _ = trained_run
+    calibration = labels.parent / "img"
+    assert main(["export", str(run), "--precision", "int8", "--calibration", str(calibration),
+                 "--out", str(tmp_path / "q")]) == 0
+    out = capsys.readouterr().out
+    assert "int8 ONNX model(s) written" in out and "label decisions" in out
+    assert main(["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet"]) == 0
+    torch_scores = json.loads((run / "eval_all.json").read_text())
+    assert main(["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet",
+                 "--runtime", "onnx-int8"]) == 0
+    assert json.loads((run / "eval_all.json").read_text()) == torch_scores  # not overwritten
+    assert json.loads((run / "eval_all_onnx-int8.json").read_text())["n_images"] == torch_scores["n_images"]
+
+
+def test_quantising_wrong_folders_is_a_user_error(trained_run, tmp_path) -> None:
+    run, _, images = trained_run
+    export_onnx(run, tmp_path / "fp32")
+    with pytest.raises(FashionStyleError, match="its own folder"):
+        quantize_export(tmp_path / "fp32", tmp_path / "fp32", images)
+    assert quantize_export(tmp_path / "fp32", tmp_path / "int8", images, calibration=8, check=0).check_images == 0
+    with pytest.raises(FashionStyleError, match="already a int8 export"):
+        quantize_export(tmp_path / "int8", tmp_path / "again", images)
+    assert main(["predict", str(run), "--images", str(images[0].parent), "--out", str(tmp_path / "p.txt"),
+                 "--runtime", "onnx-int8", "--tta", "flip"]) == 2
