@@ -5,7 +5,7 @@ Run from the repository root (the issue's setting is an H100; on a CPU use small
     python bench/train_speed.py [--backbones densenet201 resnet101 resnet152]
         [--image-size 224] [--batch-size 128] [--steps 30] [--warmup 5]
         [--images N] [--val-images N] [--photo-size 400x533] [--device auto|cpu|cuda]
-        [--workers N] [--threads N] [--report-batch 46] [--cudnn-benchmark] [--out DIR] [--check]
+        [--workers N] [--threads N] [--report-batch 46] [--cache] [--cudnn-benchmark] [--out DIR] [--check]
 
     # tiny, on a CPU:
     python bench/train_speed.py --backbones test_resnet --image-size 32 --batch-size 4 \\
@@ -24,7 +24,8 @@ For each backbone, in one process on one machine, it measures training images/s 
       precision bf16-mixed on CUDA, 32-true on the CPU; channels_last), pretrained=False,
       2 epochs. The photos are random smooth JPEGs of --photo-size (the contest's are
       400x533) with a label CSV of the 13 JD styles: --val-images rows are `val`, the
-      rest `train`, so an epoch has (images - val_images) // batch_size steps.
+      rest `train`, so an epoch has (images - val_images) // batch_size steps. With
+      --cache it reads them from `fashionstyle cache`'s memory-mapped array instead.
 
 How (c) is timed, without changing or patching train(): a thread polls the run
 directory every 5 ms and notes when each file appears or is replaced (every write
@@ -266,7 +267,7 @@ class RunWatcher(threading.Thread):
 
 
 def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_path: Path, image_size: int,
-                       batch_size: int, workers: int, n_train: int) -> dict:
+                       batch_size: int, workers: int, n_train: int, cache: str = "") -> dict:
     """Train 2 epochs through fashionstyle.train.train; epoch 2's training images/s (see the docstring)."""
     from fashionstyle.train import train
 
@@ -274,7 +275,7 @@ def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_pa
     config = TrainConfig(labels=str(labels), backbone=backbone, pretrained=False, image_size=image_size,
                          batch_size=batch_size, epochs=2, num_workers=workers,
                          precision="bf16-mixed" if cuda else "32-true", channels_last=True,
-                         accelerator="gpu" if cuda else "cpu", devices=1, progress=False)
+                         accelerator="gpu" if cuda else "cpu", devices=1, progress=False, cache=cache)
     watched = ["epochs/e001.npy", "epochs/e002.npy", "checkpoints/best.ckpt", "checkpoints/last.ckpt"]
     watcher = RunWatcher(run_path, watched)
     watcher.start()
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op CPU threads (default: torch's; 1 is steadier on busy cores)")
     parser.add_argument("--report-batch", type=int, default=46, help="batch size of the report's setting")
+    parser.add_argument("--cache", action="store_true",
+                        help="train from the pre-resized image cache (`train --cache`; built before timing)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="set torch.backends.cudnn.benchmark for every measurement")
     parser.add_argument("--out", type=Path, default=None, help="photos and runs (default: a temporary folder)")
@@ -361,8 +364,9 @@ def run(args: argparse.Namespace, n_images: int, n_val: int) -> int:
                                   bf16=False, channels_last=False)
             (out / "runs").mkdir(parents=True, exist_ok=True)
             run_path = Path(tempfile.mkdtemp(prefix=f"{backbone}-", dir=out / "runs")) / "run"
+            cache = str(labels.parent / f"cache-{args.image_size}") if args.cache else ""
             fs = fashionstyle_train(backbone, device, labels, run_path, args.image_size, args.batch_size,
-                                    args.workers, n_images - n_val)
+                                    args.workers, n_images - n_val, cache)
             speed = fs["images_per_s"]
             print(f"{backbone}: fashionstyle epoch 2: {fs['steps']} steps, {fs['images']} images in "
                   f"{fs['seconds']:.2f} s (since {fs['since']}, incl. loader restart and {n_val}-image "
@@ -374,9 +378,9 @@ def run(args: argparse.Namespace, n_images: int, n_val: int) -> int:
             if speed < GOAL_REPORT * report:
                 failed.append(f"{backbone}: {ratio(speed, report)} of the report's setting (goal {GOAL_REPORT}x)")
         print()
+        ours = "fashionstyle img/s" + (" (cache)" if args.cache else "")
         print_table(["backbone", f"anchor {precision} b{args.batch_size} img/s",
-                     f"report fp32 b{args.report_batch} img/s", "fashionstyle img/s",
-                     "ratio vs anchor", "ratio vs fp32"], rows)
+                     f"report fp32 b{args.report_batch} img/s", ours, "ratio vs anchor", "ratio vs fp32"], rows)
     print(f"goals: fashionstyle >= {GOAL_ANCHOR}x anchor and >= {GOAL_REPORT}x report fp32 "
           f"({'checked' if args.check else 'not checked; pass --check'})")
     for line in failed:

@@ -44,3 +44,10 @@ def test_infer_speed_bench_tiny(tmp_path: Path, capsys) -> None:
     assert "anchor fp32 b4 img/s" in out and "fashionstyle img/s" in out
     assert RATIO.search(table_row(out, "test_resnet"))
     assert "fashionstyle predicted 12 photos" in out
+
+
+def test_train_speed_bench_from_the_cache(tmp_path: Path, capsys) -> None:
+    assert load("train_speed").main([*TINY, "--out", str(tmp_path), "--cache"]) == 0
+    out = capsys.readouterr().out
+    assert "fashionstyle img/s (cache)" in out and RATIO.search(table_row(out, "test_resnet"))
+    assert list(tmp_path.glob("photos-*/cache-32/index.json"))  # built, then trained from

@@ -1,6 +1,6 @@
 """`fashionstyle <command>`: the command line. It only parses and orchestrates.
 
-Commands: stats, train, cv, tune, evaluate, predict, fuse, select, report, serve, export, download, demo. Run
+Commands: stats, cache, train, cv, tune, evaluate, predict, fuse, select, report, serve, export, download, demo. Run
 `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
@@ -39,6 +39,21 @@ def cmd_stats(args: argparse.Namespace) -> int:
         scope = "all rows"
     print(f"{table.source}: {len(table)} images ({scope}), {len(table.label_names)} labels")
     print(label_stats(table, args.weight_power))
+    return 0
+
+
+@command
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import build_cache
+    from .data import list_images
+    from .labels import read_labels
+
+    source = Path(args.source)
+    images = list_images(source) if source.is_dir() else read_labels(source, args.images, args.label_names).images
+    cache = build_cache(images, args.out, args.image_size, args.num_workers, progress=not args.quiet)
+    size_gb = (cache.folder / "pixels.u8").stat().st_size / 1e9
+    print(f"{len(cache.images)} images cached at {cache.size}x{cache.size} in {cache.folder} ({size_gb:.2f} GB); "
+          f"{len(cache.bad)} unreadable. Train with --cache {cache.folder} --image-size {args.image_size}")
     return 0
 
 
@@ -257,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", default=None)
     p.add_argument("--label-names", nargs="+", default=None)
     p.add_argument("--weight-power", type=float, default=1.0)
+
+    p = sub.add_parser("cache", help="decode and resize images once into a memory-mapped cache for training")
+    p.add_argument("source", help="a label file (JD txt, label CSV or tags CSV) or a folder of images")
+    p.add_argument("--images", default=None, help="image folder (default: the label file's folder)")
+    p.add_argument("--label-names", nargs="+", default=None, help="label set (default: JD's 13 styles or the file's)")
+    p.add_argument("--image-size", type=int, required=True, help="the training image size it serves")
+    p.add_argument("--out", required=True, help="cache folder")
+    p.add_argument("--num-workers", type=int, default=2, help="decoding processes")
+    p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("train", help="train a multi-label model into a run directory")
     _add_label_args(p, required=False)

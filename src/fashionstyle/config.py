@@ -31,6 +31,7 @@ class TrainConfig:
     num_workers: int = 2
     crop_scale: float = 0.35  # smallest area fraction of the random resized crop
     hflip: bool = True
+    cache: str = ""  # folder of a pre-resized uint8 image cache, built on first use ("" = decode files)
     on_bad_image: str = "skip"  # skip (warn, count, list in bad_images.csv) or fail
     # method: one multi-label model or one model per label; which epoch predicts
     mode: str = "multi"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _atomic, config as config_lib
+from .cache import image_opener
 from .config import TrainConfig
 from .data import drop_bad_images
 from .errors import FashionStyleError
@@ -43,7 +44,8 @@ def labelled_pool(config: TrainConfig) -> LabelTable:
     table.require_targets()
     if table.splits is not None:
         table = table.subset([i for i, s in enumerate(table.splits) if s != "test"])
-    table, _ = drop_bad_images(table, config.on_bad_image, decode=True)
+    opener = image_opener(config.cache, config.image_size, table.images, config.num_workers, config.progress)
+    table, _ = drop_bad_images(table, config.on_bad_image, decode=True, opener=opener)
     return table
 
 

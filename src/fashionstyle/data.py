@@ -84,9 +84,11 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, images: Sequence[str | Path], targets: np.ndarray | None, transform: Callable,
-                 on_bad: str = "fail", seed: int | None = None):
+                 on_bad: str = "fail", seed: int | None = None,
+                 opener: Callable[[str | Path], Image.Image] = open_rgb):
         check_policy(on_bad)
         self.images = [str(p) for p in images]
+        self.opener = opener  # open_rgb, or an ImageCache's open
         self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
         self.transform = transform
         self.on_bad = on_bad
@@ -99,7 +101,7 @@ class ImageDataset(Dataset):
         epoch, index = divmod(index, len(self.images))  # EpochShuffle encodes the epoch
         target = self.targets[index] if self.targets is not None else torch.zeros(0)
         try:
-            image = open_rgb(self.images[index])
+            image = self.opener(self.images[index])
             if self.seed is None:
                 return self.transform(image), target, index, ""
             with torch.random.fork_rng(devices=[]):
@@ -159,8 +161,9 @@ def check_policy(on_bad: str) -> str:
     return on_bad
 
 
-def drop_bad_images(table: LabelTable, on_bad: str, decode: bool,
-                    progress: bool = False) -> tuple[LabelTable, list[tuple[str, str]]]:
+def drop_bad_images(table: LabelTable, on_bad: str, decode: bool, progress: bool = False,
+                    opener: Callable[[str | Path], Image.Image] = open_rgb
+                    ) -> tuple[LabelTable, list[tuple[str, str]]]:
     """The rows whose images exist (and, with decode, decode), and the others' (path, reason).
 
     With on_bad="fail" the first bad image raises instead.
@@ -172,7 +175,7 @@ def drop_bad_images(table: LabelTable, on_bad: str, decode: bool,
         path = table.images[i]
         try:
             if decode:
-                open_rgb(path)
+                opener(path)
             elif not Path(path).is_file():
                 raise FashionStyleError(f"{path}: image not found")
             keep.append(i)

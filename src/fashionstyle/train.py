@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import _atomic, config as config_lib, labelwise
+from .cache import image_opener
 from .config import TrainConfig
 from .data import (Batch, EpochShuffle, ImageDataset, collate_skipping, drop_bad_images, eval_transform,
                    train_transform, train_val_split)
@@ -179,9 +180,12 @@ def read_history(run: RunDir) -> list[dict[str, str]]:
 def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelTable,
                  mean, std) -> tuple[DataLoader, DataLoader]:
     augment = train_transform(config.image_size, mean, std, config.crop_scale, config.hflip)
-    train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed)
+    opener = image_opener(config.cache, config.image_size)  # built by prepare_tables
+    train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed,
+                            opener)
     # validation images were all decoded once up front, so a failure now is real news
-    val_ds = ImageDataset(val_table.images, val_table.targets, eval_transform(config.image_size, mean, std))
+    val_ds = ImageDataset(val_table.images, val_table.targets, eval_transform(config.image_size, mean, std),
+                          opener=opener)
     common = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0,
               "pin_memory": torch.cuda.is_available(), "collate_fn": collate_skipping,
               "generator": torch.Generator().manual_seed(config.seed)}  # leaves the global RNG alone
@@ -222,8 +226,10 @@ def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable, list[tu
         raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
     table = read_labels(config.labels, config.images or None, config.label_names)
     train_table, val_table = train_val_split(table, config.val_fraction, config.seed)
+    opener = image_opener(config.cache, config.image_size, [*train_table.images, *val_table.images],
+                          config.num_workers, config.progress)
     train_table, bad_train = drop_bad_images(train_table, config.on_bad_image, decode=False)
-    val_table, bad_val = drop_bad_images(val_table, config.on_bad_image, decode=True,
+    val_table, bad_val = drop_bad_images(val_table, config.on_bad_image, decode=True, opener=opener,
                                          progress=config.progress and len(val_table) > 2000)
     for part, name in ((train_table, "train"), (val_table, "validation")):
         if len(part) == 0:

@@ -1,0 +1,165 @@
+"""A pre-resized image cache: every image decoded once into one memory-mapped uint8 array.
+
+    fashionstyle cache --labels data/labels.csv --image-size 224 --out cache/224
+    fashionstyle train --labels data/labels.csv --cache cache/224 ...   # builds it first if needed
+
+CACHE/
+  pixels.u8    (N, S, S, 3) uint8, raw, S = round(image_size / 0.875)
+  index.json   format, size, images (absolute paths), fingerprints (bytes, mtime_ns),
+               bad (path -> why it could not be read); written last, so its presence
+               means the cache is complete
+
+Each image is resized so that its shorter side is S, then centre-cropped to S x S:
+the first step of eval_transform, so validation sees the same pixels as from the
+files (to within a one-pixel crop offset). Training's random resized crops come
+from that square, so the ends of a photo's longer side (1/8 each for 3:4) are never
+seen. An epoch then reads N*S*S*3 bytes from the page cache instead of decoding JPEGs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import functional as F
+from tqdm.auto import tqdm
+
+from . import _atomic
+from .data import open_rgb
+from .errors import FashionStyleError
+
+CACHE_FORMAT = 1
+PIXELS, INDEX = "pixels.u8", "index.json"
+
+
+def cache_size(image_size: int) -> int:
+    """Side of the cached squares: eval_transform's resize size."""
+    return int(round(image_size / 0.875))
+
+
+def _key(path: str | Path) -> str:
+    return os.path.abspath(path)
+
+
+def _fingerprint(path: str) -> list[int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return [-1, -1]
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def square(image: Image.Image, size: int) -> np.ndarray:
+    """(size, size, 3) uint8: shorter side resized to `size`, centre-cropped."""
+    return np.asarray(F.center_crop(F.resize(image, size, antialias=True), [size, size]), dtype=np.uint8)
+
+
+class ImageCache:
+    """A built cache; `open(path)` gives the cached image as a PIL image, like data.open_rgb."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        index = _atomic.read_json(self.folder / INDEX, "an image cache (build it with `fashionstyle cache`)")
+        if index.get("format") != CACHE_FORMAT:
+            raise FashionStyleError(f"{self.folder}: image cache format {index.get('format')!r} is not "
+                                    f"supported (this version reads {CACHE_FORMAT}); build it again")
+        self.size = int(index["size"])
+        self.images: list[str] = index["images"]
+        self.fingerprints: list[list[int]] = index["fingerprints"]
+        self.bad: dict[str, str] = index["bad"]
+        self.rows = {path: row for row, path in enumerate(self.images)}
+        self._pixels: np.ndarray | None = None  # opened lazily, once per process
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers map the file themselves
+        return {**self.__dict__, "_pixels": None}
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self._pixels is None:
+            shape = (len(self.images), self.size, self.size, 3)
+            self._pixels = np.memmap(self.folder / PIXELS, np.uint8, "r", shape=shape)
+        return self._pixels
+
+    def covers(self, images: Sequence[str | Path], size: int) -> bool:
+        """Whether every image is cached (or known bad) at `size`, unchanged since."""
+        if size != self.size:
+            return False
+        for path in map(_key, images):
+            row = self.rows.get(path)
+            if row is None or self.fingerprints[row] != _fingerprint(path):
+                return False
+        return True
+
+    def open(self, path: str | Path) -> Image.Image:
+        key = _key(path)
+        if key in self.bad:
+            raise FashionStyleError(self.bad[key])
+        row = self.rows.get(key)
+        if row is None:
+            raise FashionStyleError(f"{path}: not in the image cache {self.folder}; build it again")
+        return Image.fromarray(np.array(self.pixels[row]))
+
+
+class _Squares(Dataset):
+    """(row, (S, S, 3) uint8 or None, why not) for each image file."""
+
+    def __init__(self, images: Sequence[str], size: int):
+        self.images, self.size = images, size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, row: int) -> tuple[int, np.ndarray | None, str]:
+        try:
+            return row, square(open_rgb(self.images[row]), self.size), ""
+        except FashionStyleError as err:
+            return row, None, str(err)
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def build_cache(images: Sequence[str | Path], folder: str | Path, image_size: int,
+                num_workers: int = 2, progress: bool = True) -> ImageCache:
+    """Decode `images` once into `folder` (reused as it is when it already covers them)."""
+    folder, size = Path(folder), cache_size(image_size)
+    if (folder / INDEX).is_file():
+        existing = ImageCache(folder)
+        if existing.covers(images, size):
+            return existing
+    keys = list(dict.fromkeys(map(_key, images)))
+    if not keys:
+        raise FashionStyleError("no images to cache")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / INDEX).unlink(missing_ok=True)  # incomplete from here until the new index is written
+    fingerprints = [_fingerprint(p) for p in keys]
+    partial = folder / f"{PIXELS}.part"
+    pixels = np.memmap(partial, np.uint8, "w+", shape=(len(keys), size, size, 3))
+    bad: dict[str, str] = {}
+    loader = DataLoader(_Squares(keys, size), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
+    for row, array, reason in tqdm(loader, desc="caching images", unit="img", total=len(keys),
+                                   disable=not progress):
+        if array is None:
+            bad[keys[row]] = reason
+        else:
+            pixels[row] = array
+    pixels.flush()
+    del pixels
+    os.replace(partial, folder / PIXELS)
+    _atomic.write_json(folder / INDEX, {"format": CACHE_FORMAT, "size": size, "images": keys,
+                                         "fingerprints": fingerprints, "bad": bad})
+    return ImageCache(folder)
+
+
+def image_opener(cache: str | None, image_size: int, images: Sequence[str | Path] | None = None,
+                 num_workers: int = 2, progress: bool = True) -> Callable[[str | Path], Image.Image]:
+    """open_rgb, or the cache's `open` when a cache folder is given (built over `images` if needed)."""
+    if not cache:
+        return open_rgb
+    if images is None:
+        return ImageCache(cache).open
+    return build_cache(images, cache, image_size, num_workers, progress).open
