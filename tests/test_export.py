@@ -174,3 +174,19 @@ def test_unreadable_images_fail_or_give_nan_rows(trained_run, tmp_path) -> None:
     probs = predictor.predict_proba([images[0], bad, images[1]], batch_size=2, on_bad="skip")
     assert np.isnan(probs[1]).all() and not np.isnan(probs[[0, 2]]).any()
     np.testing.assert_array_equal(probs[[0, 2]], predictor.predict_proba([images[0], images[1]]))
+
+
+def test_members_sharing_a_model_file_share_its_export(trained_run, tmp_path) -> None:
+    run, images = trained_run
+    fused = fuse_runs([run, run, run], tmp_path / "fused", weights=[1, 2, 1])  # one model file, three members
+    shared = RunDir(fused.path)
+    model = fused / "shared.pt"
+    model.write_bytes(Path(shared.members()[0].model).read_bytes())
+    shared.write_members([Member(model, m.labels, m.weight) for m in shared.members()])
+    files = export_onnx(fused, tmp_path / "onnx")
+    assert [f.name for f in files] == ["model.onnx"]
+    meta = json.loads((tmp_path / "onnx" / "members.json").read_text())["members"]
+    assert [m["file"] for m in meta] == ["model.onnx"] * 3 and [m["weight"] for m in meta] == [0.25, 0.5, 0.25]
+    predictor = OnnxPredictor.from_export(tmp_path / "onnx")
+    assert len({id(m.session) for m in predictor.members}) == 1  # one session, run once per batch
+    assert_same_predictions(predictor, fused.path, images[:8])

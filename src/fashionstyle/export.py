@@ -98,9 +98,10 @@ def _fingerprint(path: Path) -> dict[str, int]:
 def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = OPSET) -> list[Path]:
     """Export every member model of a run into `out_dir`; returns the ONNX files written.
 
-    A run with one member gives `model.onnx`, one with several (single-label,
-    label-wise-epoch, fused) `member_<k>.onnx` each. `members.json` is written
-    last, so a folder with it is a complete export.
+    A run with one model file gives `model.onnx`, one with several (single-label,
+    label-wise-epoch, fused) `member_<k>.onnx`, k being the first member that
+    uses the file: members sharing a model file share its export. `members.json`
+    is written last, so a folder with it is a complete export.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     out = Path(out_dir)
@@ -109,16 +110,19 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     tuner = run.thresholds()
     members = run.members()
     records, written = [], []
+    files: dict[Path, str] = {}  # each model file exported once, however many members use it
+    distinct = len({m.model for m in members})
     for k, member in enumerate(members):
         model, record = load_model(member.model)
         outputs = record["label_names"]
         unknown = [n for n in member.labels if n not in outputs or n not in names]
         if unknown:
             raise FashionStyleError(f"{member.model}: does not predict {', '.join(unknown)}")
-        file = "model.onnx" if len(members) == 1 else f"member_{k}.onnx"
-        written.append(export_model(model, out / file, int(record["image_size"]), opset))
+        if member.model not in files:
+            files[member.model] = "model.onnx" if distinct == 1 else f"member_{k}.onnx"
+            written.append(export_model(model, out / files[member.model], int(record["image_size"]), opset))
         records.append({
-            "file": file, "source": os.path.relpath(member.model, run.path),
+            "file": files[member.model], "source": os.path.relpath(member.model, run.path),
             "source_fingerprint": _fingerprint(Path(member.model)),
             "backbone": record["backbone"], "outputs": list(outputs),
             "columns": [outputs.index(n) for n in member.labels],
@@ -227,8 +231,6 @@ class OnnxPredictor:
     def __init__(self, export_dir: str | Path, label_names: list[str] | None = None,
                  tuner: ThresholdTuner | None = None, threads: int | None = None,
                  providers: Sequence[str] = ("CPUExecutionProvider",)):
-        import onnxruntime as ort
-
         self.export_dir = Path(export_dir)
         meta = _atomic.read_json(self.export_dir / "members.json", EXPORT_FOLDER)
         self.precision = meta.get("precision", "fp32")
@@ -247,20 +249,16 @@ class OnnxPredictor:
                                     f"for {len(self.label_names)} labels")
         options = session_options(threads)
         keys: list[tuple] = []
+        sessions: dict[Path, Any] = {}  # one session per file, shared by the members that use it
         self.members: list[OnnxMember] = []
         for record in meta["members"]:
             file = self.export_dir / record["file"]
-            if not file.is_file():
-                raise FashionStyleError(f"{file}: ONNX model file not found")
             key = (int(record["image_size"]), tuple(record["mean"]), tuple(record["std"]))
             if key not in keys:
                 keys.append(key)
-            try:
-                session = ort.InferenceSession(str(file), options, providers=list(providers))
-            except Exception as err:  # noqa: BLE001 - a broken file is the user's error
-                raise FashionStyleError(f"{file}: not a loadable ONNX model "
-                                        f"({type(err).__name__}: {str(err)[:200]})") from None
-            self.members.append(OnnxMember(session, list(record["columns"]), list(record["targets"]),
+            if file not in sessions:
+                sessions[file] = _load_session(file, options, providers)
+            self.members.append(OnnxMember(sessions[file], list(record["columns"]), list(record["targets"]),
                                            float(record["weight"]), keys.index(key), file))
         _check_coverage(self.label_names, meta["members"])
         self.transforms = [eval_transform(size, mean, std) for size, mean, std in keys]
@@ -323,13 +321,29 @@ class OnnxPredictor:
 
     def _combine(self, views: Sequence[torch.Tensor]) -> np.ndarray:
         arrays = [np.ascontiguousarray(v.numpy(), dtype=np.float32) for v in views]
-        parts = [(self._forward(m, arrays[m.view]), m.columns, m.targets, m.weight) for m in self.members]
+        outputs: dict[Path, np.ndarray] = {}  # each file run once per batch
+        for m in self.members:
+            if m.file not in outputs:
+                outputs[m.file] = self._forward(m, arrays[m.view])
+        parts = [(outputs[m.file], m.columns, m.targets, m.weight) for m in self.members]
         return combine_probs(len(arrays[0]), len(self.label_names), parts)
 
     @staticmethod
     def _forward(member: OnnxMember, batch: np.ndarray) -> np.ndarray:
         (logits,) = member.session.run([OUTPUT_NAME], {INPUT_NAME: batch})  # (B, outputs)
         return sigmoid(logits)
+
+
+def _load_session(file: Path, options: Any, providers: Sequence[str]) -> Any:
+    import onnxruntime as ort
+
+    if not file.is_file():
+        raise FashionStyleError(f"{file}: ONNX model file not found")
+    try:
+        return ort.InferenceSession(str(file), options, providers=list(providers))
+    except Exception as err:  # noqa: BLE001 - a broken file is the user's error
+        raise FashionStyleError(f"{file}: not a loadable ONNX model "
+                                f"({type(err).__name__}: {str(err)[:200]})") from None
 
 
 class _ViewsDataset(Dataset):

@@ -137,9 +137,8 @@ def quantize_export(fp32_dir: str | Path, out_dir: str | Path, images: Sequence[
         raise FashionStyleError(f"{source}: already a {meta['precision']} export; quantise the fp32 one")
     calibrate_on, check_on = split_images(images, calibration, check, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for record in meta["members"]:
-        reader = _CalibrationReader(calibrate_on, record, meta["input"])
-        quantize_model(source / record["file"], out / record["file"], reader)
+    for file, record in {r["file"]: r for r in meta["members"]}.items():  # shared files once
+        quantize_model(source / file, out / file, _CalibrationReader(calibrate_on, record, meta["input"]))
     for name in ("labels.json", "thresholds.json"):
         _atomic.write_text(out / name, (source / name).read_text(encoding="utf-8"))
     _atomic.write_json(out / "members.json", {**meta, "precision": PRECISION})
