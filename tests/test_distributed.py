@@ -10,7 +10,7 @@ import numpy as np
 
 from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import Predictor, RunDir, ThresholdTuner, macro_fbeta
-from fashionstyle.train import read_history
+from fashionstyle.training import read_history
 
 
 def test_two_process_ddp_tunes_on_all_validation_images(tmp_path: Path) -> None:

@@ -131,3 +131,12 @@ def test_probability_writers(tmp_path: Path) -> None:
     import json
     records = json.loads(write_predictions_json(tmp_path / "p.json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
     assert records[1] == {"id": "b", "labels": ["Y"], "probs": {"X": 0.2, "Y": 0.7}}
+
+
+def test_label_names_pick_a_subset_of_a_csvs_columns(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text("image,split,Sport,Relax,Lady\na.jpg,train,1,0,1\nb.jpg,val,0,1,0\n")
+    table = read_labels(tmp_path / "c.csv", label_names=["Lady", "Sport"])
+    assert table.label_names == ["Lady", "Sport"]
+    np.testing.assert_array_equal(table.targets, [[1, 1], [0, 0]])
+    with pytest.raises(FashionStyleError, match=r"c.csv:1: no column for label 'Relaxed' \(did you mean Relax"):
+        read_labels(tmp_path / "c.csv", label_names=["Relaxed"])

@@ -41,7 +41,7 @@ def test_single_label_run_predicts_like_any_run(runs) -> None:
 
 def test_per_label_selection_picks_each_labels_best_epoch(runs) -> None:
     run = RunDir.open(runs["perlabel"])
-    from fashionstyle.train import read_history
+    from fashionstyle.training import read_history
 
     history = read_history(run)
     best = best_epochs(history, LABELS)

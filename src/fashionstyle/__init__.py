@@ -11,7 +11,7 @@ from .models import StyleNet, create_model, load_model, save_model
 from .predict import Predictor
 from .run import RunDir
 from .thresholds import ThresholdTuner, best_threshold, fbeta_curve
-from .train import train
+from .training import train
 
 __version__ = "0.1.0"
 __all__ = [

@@ -59,7 +59,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import is_secondary_process, train
+    from .training import is_secondary_process, train
 
     run = train(_train_config(args), args.out, resume=args.resume)
     if is_secondary_process():

@@ -20,7 +20,7 @@ from .errors import FashionStyleError
 from .labels import LabelTable, rarest_label_groups, read_labels
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
-from .train import train_multi
+from .training import train_multi
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:

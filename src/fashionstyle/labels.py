@@ -189,11 +189,11 @@ def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dic
     if not label_cols:
         raise FashionStyleError(f"{path}:{line}: no label columns in the header")
     found = [header[i] for i in label_cols]
-    valid = list(label_names) if label_names else None
-    if valid is None and any(canonical_label(h, JD_STYLES) for h in found):
-        valid = list(JD_STYLES)
-    if valid is None:
+    if label_names:
+        return meta, list(label_names), _pick_columns(path, line, header, label_cols, list(label_names))
+    if not any(canonical_label(h, JD_STYLES) for h in found):
         return meta, found, label_cols
+    valid = list(JD_STYLES)  # a JD header: every column must be a JD style, and all of them present
     names = []
     for h in found:
         name = canonical_label(h, valid)
@@ -205,6 +205,24 @@ def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dic
         raise FashionStyleError(f"{path}:{line}: missing label columns: {', '.join(missing)}")
     order = [label_cols[names.index(n)] for n in valid]
     return meta, valid, order
+
+
+def _pick_columns(path: Path, line: int, header: list[str], label_cols: list[int],
+                  names: list[str]) -> list[int]:
+    """The column of each of `names` (a subset of the header's labels; the other columns are left out)."""
+    by_name: dict[str, int] = {}
+    for i in label_cols:
+        name = canonical_label(header[i], names)
+        if name is not None:
+            by_name.setdefault(name, i)
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        found = [header[i] for i in label_cols]
+        close = difflib.get_close_matches(missing[0], found, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise FashionStyleError(f"{path}:{line}: no column for label {missing[0]!r}{hint}; "
+                                f"label columns: {', '.join(found)}")
+    return [by_name[n] for n in names]
 
 
 def _split_value(path: Path, line: int, value: str) -> str:

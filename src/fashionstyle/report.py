@@ -43,7 +43,7 @@ from .losses import label_counts, loss_weights  # noqa: E402
 from .metrics import per_label_scores  # noqa: E402
 from .run import RunDir  # noqa: E402
 from .thresholds import ThresholdTuner, fbeta_curve  # noqa: E402
-from .train import MONITOR, read_history  # noqa: E402
+from .training import MONITOR, read_history  # noqa: E402
 
 __all__ = ["write_report"]
 

@@ -19,7 +19,7 @@ from .errors import FashionStyleError
 from .labels import unknown_label_message
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
-from .train import prepare_tables, train_multi
+from .training import prepare_tables, train_multi
 
 
 def label_folder(name: str) -> str:
