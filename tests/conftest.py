@@ -6,7 +6,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402
+from types import ModuleType  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -50,3 +52,15 @@ def image_set(tmp_path: Path) -> Path:
 TINY_TRAIN = ["--backbone", "test_resnet", "--no-pretrained", "--image-size", "32", "--epochs", "2",
               "--batch-size", "8", "--lr", "1e-3", "--num-workers", "0", "--no-progress",
               "--lr-schedule", "constant", "--hidden", "32"]
+
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+def load_bench(name: str) -> ModuleType:
+    """bench/<name>.py as a module (the benches are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,24 +1,14 @@
 """Smoke tests: the training and prediction speed benchmarks run end to end at a tiny size on the CPU."""
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
-
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from conftest import load_bench
 TINY = ["--backbones", "test_resnet", "--image-size", "32", "--batch-size", "4", "--steps", "2",
         "--warmup", "1", "--images", "12", "--photo-size", "48x64", "--device", "cpu", "--workers", "0",
         "--threads", "1"]
 RATIO = re.compile(r"\|\s+\d+\.\d\dx \|")
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def table_row(out: str, backbone: str) -> str:
@@ -28,7 +18,7 @@ def table_row(out: str, backbone: str) -> str:
 
 
 def test_train_speed_bench_tiny(tmp_path: Path, capsys) -> None:
-    assert load("train_speed").main([*TINY, "--out", str(tmp_path)]) == 0
+    assert load_bench("train_speed").main([*TINY, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "anchor fp32 b4 img/s" in out and "report fp32 b46 img/s" in out and "ratio vs fp32" in out
     row = table_row(out, "test_resnet")
@@ -39,7 +29,7 @@ def test_train_speed_bench_tiny(tmp_path: Path, capsys) -> None:
 
 
 def test_infer_speed_bench_tiny(tmp_path: Path, capsys) -> None:
-    assert load("infer_speed").main([*TINY, "--out", str(tmp_path)]) == 0
+    assert load_bench("infer_speed").main([*TINY, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "anchor fp32 b4 img/s" in out and "fashionstyle img/s" in out
     assert RATIO.search(table_row(out, "test_resnet"))
@@ -47,7 +37,7 @@ def test_infer_speed_bench_tiny(tmp_path: Path, capsys) -> None:
 
 
 def test_train_speed_bench_from_the_cache(tmp_path: Path, capsys) -> None:
-    assert load("train_speed").main([*TINY, "--out", str(tmp_path), "--cache"]) == 0
+    assert load_bench("train_speed").main([*TINY, "--out", str(tmp_path), "--cache"]) == 0
     out = capsys.readouterr().out
     assert "fashionstyle img/s (cache)" in out and RATIO.search(table_row(out, "test_resnet"))
     assert list(tmp_path.glob("photos-*/cache-32/index.json"))  # built, then trained from

@@ -1,7 +1,6 @@
 """The pre-resized image cache: built once, the same pixels as the files, bad images kept out, used by train."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 from pathlib import Path
@@ -10,14 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN, make_image_set
+from conftest import TINY_TRAIN, load_bench, make_image_set
 from fashionstyle import FashionStyleError
 from fashionstyle.cache import ImageCache, build_cache, cache_size, image_opener, square
 from fashionstyle.cli import main
 from fashionstyle.data import drop_bad_images, eval_transform, open_rgb
 from fashionstyle.labels import read_labels
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "data_speed.py"
 
 
 @pytest.fixture
@@ -109,10 +107,7 @@ def test_cli_cache_command(images, tmp_path, capsys) -> None:
 
 
 def test_data_speed_bench_small(capsys) -> None:
-    spec = importlib.util.spec_from_file_location("data_speed", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("data_speed")
     threads = torch.get_num_threads()
     try:
         assert module.main(["--n", "6", "--image-size", "32", "--rounds", "1", "--min-ratio", "0"]) == 0

@@ -1,7 +1,6 @@
 """ONNX export of tiny runs: the ONNX Runtime predictor agrees with PyTorch's Predictor."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
-from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
+from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.ensemble import fuse_runs  # noqa: E402
@@ -23,7 +22,6 @@ from fashionstyle.models import create_model, model_record, save_model  # noqa: 
 from fashionstyle.run import Member  # noqa: E402
 from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "cpu_infer.py"
 
 
 @pytest.fixture(scope="module")
@@ -152,10 +150,7 @@ def test_combine_and_sigmoid_match_torch() -> None:
 
 
 def test_cpu_bench_small() -> None:
-    spec = importlib.util.spec_from_file_location("cpu_infer", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench("cpu_infer")
     threads = torch.get_num_threads()
     try:
         assert module.main(["--backbone", "test_resnet", "--image-size", "32", "--batch-size", "4",

@@ -1,7 +1,6 @@
 """The HTTP service on a tiny trained run: endpoints, agreement with Predictor, limits, concurrency."""
 from __future__ import annotations
 
-import importlib.util
 import io
 import struct
 import zlib
@@ -16,12 +15,11 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
+from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.serve import create_app  # noqa: E402
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "serve_load.py"
 
 
 @pytest.fixture(scope="module")
@@ -180,11 +178,7 @@ def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, tmp_pat
 
 def test_load_bench_small(trained_run) -> None:
     run, _ = trained_run
-    spec = importlib.util.spec_from_file_location("serve_load", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--run", str(run), "--requests", "20", "--concurrency", "4"]) == 0
+    assert load_bench("serve_load").main(["--run", str(run), "--requests", "20", "--concurrency", "4"]) == 0
 
 
 def test_png_upload_matches_the_decoded_image(client) -> None:

@@ -266,7 +266,7 @@ def _tag_names(path: Path, body, label_names) -> list[str]:
 
 
 def _from_tags(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
-    (head_line, header), body = rows[0], rows[1:]
+    (_, header), body = rows[0], rows[1:]
     if not body:
         raise FashionStyleError(f"{path}: has a header but no rows")
     names = _tag_names(path, body, label_names)
