@@ -174,6 +174,12 @@ def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, tmp_pat
         got = onnx_client.post("/predict", files=upload(paths)).json()["results"]
     for a, b in zip(expected, got):
         np.testing.assert_allclose([a["probs"][n] for n in LABELS], [b["probs"][n] for n in LABELS], atol=1e-4)
+    with TestClient(create_app(run, runtime="onnx-int8")) as int8_client:  # quantised on first use
+        assert int8_client.get("/health").json()["runtime"] == "onnx-int8"
+        got = int8_client.post("/predict", files=upload(paths)).json()["results"]
+    assert (run / "onnx-int8" / "fidelity.json").is_file()
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose([a["probs"][n] for n in LABELS], [b["probs"][n] for n in LABELS], atol=0.1)
 
 
 def test_load_bench_small(trained_run) -> None:
