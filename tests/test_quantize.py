@@ -99,3 +99,14 @@ def test_quantising_wrong_folders_is_a_user_error(trained_run, tmp_path) -> None
         quantize_export(tmp_path / "int8", tmp_path / "again", images)
     assert main(["predict", str(run), "--images", str(images[0].parent), "--out", str(tmp_path / "p.txt"),
                  "--runtime", "onnx-int8", "--tta", "flip"]) == 2
+
+
+def test_a_fused_run_needs_calibration_images_for_int8(trained_run, tmp_path) -> None:
+    from fashionstyle.ensemble import fuse_runs
+
+    run, _, images = trained_run
+    fused = fuse_runs([run, run], tmp_path / "fused")
+    with pytest.raises(FashionStyleError, match="--calibration FOLDER"):
+        load_predictor(fused.path, "onnx-int8")
+    assert main(["export", str(fused.path), "--precision", "int8", "--calibration", str(images[0].parent)]) == 0
+    assert load_predictor(fused.path, "onnx-int8").precision == "int8"  # the export made above is used
