@@ -205,3 +205,12 @@ def test_select_refuses_incompatible_or_repeated_runs(runs, tmp_path: Path) -> N
         RunDir(flipped).write_tta("flip")
         with pytest.raises(FashionStyleError, match="TTA"):
             select_runs([runs["runs"][0], flipped], tmp_path / "bad5")
+
+
+def test_run_names_in_the_table_are_short_but_distinct() -> None:
+    from fashionstyle.selection import _short_names
+
+    assert _short_names(["/r/a", "/r/b"]) == {"/r/a": "a", "/r/b": "b"}
+    paths = ["/r/x/best_epoch", "/r/y/best_epoch", "/r/z"]
+    assert list(_short_names(paths).values()) == ["x/best_epoch", "y/best_epoch", "z"]
+    assert _short_names(["/r/a", "/r/a"]) == {"/r/a": "/r/a"}  # the same run twice: no shorter name

@@ -37,6 +37,7 @@ cannot be scored and gets the plain average of all runs.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -202,9 +203,12 @@ def _selected_members(runs: Sequence[RunDir], names: list[str], counts: np.ndarr
 
 
 def _short_names(paths: Sequence[str]) -> dict[str, str]:
-    """Run folder names where they tell the runs apart, else the full paths."""
+    """Run folder names where they tell the runs apart, else the paths below their common folder."""
     names = [Path(p).name for p in paths]
-    return dict(zip(paths, names if len(set(names)) == len(names) else paths))
+    if len(set(names)) < len(names) and len(paths) > 1:
+        root = os.path.commonpath([os.path.abspath(p) for p in paths])
+        names = [os.path.relpath(os.path.abspath(p), root) for p in paths]
+    return dict(zip(paths, names if len(set(names)) == len(names) and "." not in names else paths))
 
 
 def selection_table(out: str | Path | RunDir) -> str:
