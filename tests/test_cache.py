@@ -27,7 +27,7 @@ def images(tmp_path) -> list[Path]:
 def test_cached_images_are_the_resized_squares(images, tmp_path) -> None:
     cache = build_cache(images, tmp_path / "cache", image_size=56, num_workers=0, progress=False)
     assert cache.size == cache_size(56) == 64
-    assert (tmp_path / "cache" / "pixels.u8").stat().st_size == len(images) * 64 * 64 * 3
+    assert cache.pixels_file.stat().st_size == len(images) * 64 * 64 * 3
     for path in images[:4]:
         cached = cache.open(path)
         assert cached.size == (64, 64) and cached.mode == "RGB"
@@ -58,10 +58,14 @@ def test_bad_images_are_recorded_and_refused(images, tmp_path) -> None:
 
 def test_built_once_and_rebuilt_when_an_image_changes(images, tmp_path) -> None:
     folder = tmp_path / "cache"
-    build_cache(images, folder, 32, num_workers=0, progress=False)
-    stamp = (folder / "pixels.u8").stat().st_mtime_ns
-    build_cache(images[:5], folder, 32, num_workers=0, progress=False)  # a subset: covered, reused
-    assert (folder / "pixels.u8").stat().st_mtime_ns == stamp
+    first = build_cache(images[:8], folder, 32, num_workers=0, progress=False)
+    stamp = first.pixels_file.stat().st_mtime_ns
+    assert build_cache(images[:5], folder, 32, num_workers=0, progress=False).pixels_file == first.pixels_file
+    assert first.pixels_file.stat().st_mtime_ns == stamp  # a subset: covered, reused
+    grown = build_cache(images[6:], folder, 32, num_workers=0, progress=False)  # new images: the cache grows
+    assert grown.covers(images, cache_size(32)) and not first.pixels_file.exists()
+    with pytest.raises(FashionStyleError, match="not in the image cache|build it again"):
+        first.open(images[0])  # the replaced build's file is gone: an error, never another image's pixels
     open_rgb(images[1]).transpose(0).save(images[1], quality=95)  # the photo changed on disk
     os.utime(images[1], ns=(stamp + 10**9, stamp + 10**9))
     rebuilt = build_cache(images, folder, 32, num_workers=0, progress=False)
@@ -87,16 +91,48 @@ def test_opener_and_missing_cache(images, tmp_path) -> None:
     assert len(kept) == len(table) and bad == []
 
 
-def test_train_with_cache_matches_the_file_pipeline_shapes(tmp_path) -> None:
+def test_train_reads_the_cache_not_the_files(tmp_path) -> None:
     labels = make_image_set(tmp_path / "data", n=24)
     cache = tmp_path / "cache"
+    table = read_labels(labels)
+    build_cache(table.images, cache, 32, num_workers=0, progress=False)
+    for path in table.images:  # garble every JPEG, keeping its size and mtime: only the cache can serve
+        stat = os.stat(path)
+        Path(path).write_bytes(b"\0" * stat.st_size)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     run = tmp_path / "run"
-    torch.manual_seed(0)
     assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1",
-                 "--cache", str(cache)]) == 0
-    assert (cache / "index.json").is_file() and len(ImageCache(cache).images) == 18  # train + val rows
+                 "--cache", str(cache), "--on-bad-image", "fail"]) == 0
     assert "cache: " in (run / "config.yaml").read_text()
-    assert (run / "model.pt").is_file() and (run / "thresholds.json").is_file()
+    assert (run / "model.pt").is_file() and not (run / "bad_images.csv").exists()
+
+
+def test_damaged_or_foreign_caches(images, tmp_path) -> None:
+    folder = tmp_path / "cache"
+    build_cache(images, folder, 32, num_workers=0, progress=False)
+    with pytest.raises(FashionStyleError, match="image size 37 .* not 73; use another folder"):
+        build_cache(images, folder, 64, num_workers=0, progress=False)
+    (folder / "index.json").write_text('{"format": 2, "size": 37}')
+    with pytest.raises(FashionStyleError, match="not a complete image cache index"):
+        ImageCache(folder)
+    assert build_cache(images, folder, 32, num_workers=0, progress=False).covers(images, 37)  # rebuilt
+    for leftover in folder.glob("pixels-*.u8"):
+        leftover.write_bytes(b"short")
+    with pytest.raises(FashionStyleError, match="missing or short"):
+        ImageCache(folder).open(images[0])
+
+
+def test_no_space_and_waiting_ranks(images, tmp_path, monkeypatch) -> None:
+    from fashionstyle import cache as cache_lib
+
+    with pytest.raises(FashionStyleError, match="no image cache appeared"):
+        cache_lib.wait_for_cache(tmp_path / "later", images, 32, timeout_s=0.1)
+    build_cache(images, tmp_path / "later", 32, num_workers=0, progress=False)
+    assert cache_lib.wait_for_cache(tmp_path / "later", images, 32, timeout_s=5).covers(images, 37)
+    assert image_opener(str(tmp_path / "later"), 32, images, secondary=True)(images[0]).size == (37, 37)
+    monkeypatch.setattr(cache_lib.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
+    with pytest.raises(FashionStyleError, match="needs 0.00 GB, only 0.00 GB free"):
+        build_cache(images, tmp_path / "full", 32, num_workers=0, progress=False)
 
 
 def test_cli_cache_command(images, tmp_path, capsys) -> None:

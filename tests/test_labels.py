@@ -140,3 +140,9 @@ def test_label_names_pick_a_subset_of_a_csvs_columns(tmp_path: Path) -> None:
     np.testing.assert_array_equal(table.targets, [[1, 1], [0, 0]])
     with pytest.raises(FashionStyleError, match=r"c.csv:1: no column for label 'Relaxed' \(did you mean Relax"):
         read_labels(tmp_path / "c.csv", label_names=["Relaxed"])
+
+
+def test_two_columns_for_one_label_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text("image,Sport,sport\na.jpg,1,0\n")
+    with pytest.raises(FashionStyleError, match=r"c.csv:1: two columns for label 'Sport'"):
+        read_labels(tmp_path / "c.csv", label_names=["Sport"])

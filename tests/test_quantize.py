@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
@@ -81,12 +82,35 @@ def test_cli_export_int8_and_evaluate_keep_each_runtimes_scores(trained_run, tmp
                  "--out", str(tmp_path / "q")]) == 0
     out = capsys.readouterr().out
     assert "int8 ONNX model(s) written" in out and "label decisions" in out
+    assert main(["export", str(run), "--calibration", str(calibration), "--out", str(tmp_path / "f")]) == 2
     assert main(["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet"]) == 0
-    torch_scores = json.loads((run / "eval_all.json").read_text())
+    torch_probs = np.load(run / "eval_all.npz")["probs"]
     assert main(["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet",
                  "--runtime", "onnx-int8"]) == 0
-    assert json.loads((run / "eval_all.json").read_text()) == torch_scores  # not overwritten
-    assert json.loads((run / "eval_all_onnx-int8.json").read_text())["n_images"] == torch_scores["n_images"]
+    np.testing.assert_array_equal(np.load(run / "eval_all.npz")["probs"], torch_probs)  # not overwritten
+    int8_probs = np.load(run / "eval_all_onnx-int8.npz")["probs"]
+    assert int8_probs.shape == torch_probs.shape and not np.array_equal(int8_probs, torch_probs)
+    scores = json.loads((run / "eval_all_onnx-int8.json").read_text())
+    assert scores["runtime"] == "onnx-int8" and json.loads((run / "eval_all.json").read_text())["runtime"] == "torch"
+
+
+def test_unreadable_images_leave_fidelity_unmeasured_or_fail_calibration(trained_run, tmp_path) -> None:
+    from fashionstyle.quantize import measure_fidelity
+
+    run, _, images = trained_run
+    export_onnx(run, tmp_path / "fp32")
+    broken = []
+    for k in range(4):
+        broken.append(tmp_path / f"broken{k}.jpg")
+        broken[-1].write_bytes(b"not a jpeg")
+    quantize_export(tmp_path / "fp32", tmp_path / "int8", images, calibration=8, check=0)
+    saved = json.loads((tmp_path / "int8" / "fidelity.json").read_text())  # strict JSON: null, not NaN
+    assert saved["check_images"] == 0 and saved["max_prob_diff"] is None
+    fidelity = measure_fidelity(tmp_path / "fp32", tmp_path / "int8", broken, 8)
+    assert fidelity.check_images == 0 and np.isnan(fidelity.label_agreement)
+    with pytest.raises(FashionStyleError, match="none of the calibration images could be read"):
+        quantize_export(tmp_path / "fp32", tmp_path / "again", broken, calibration=4)
+    assert not (tmp_path / "again" / "members.json").exists()
 
 
 def test_quantising_wrong_folders_is_a_user_error(trained_run, tmp_path) -> None:

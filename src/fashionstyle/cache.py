@@ -4,10 +4,16 @@
     fashionstyle train --labels data/labels.csv --cache cache/224 ...   # builds it first if needed
 
 CACHE/
-  pixels.u8    (N, S, S, 3) uint8, raw, S = round(image_size / 0.875)
-  index.json   format, size, images (absolute paths), fingerprints (bytes, mtime_ns),
-               bad (path -> why it could not be read); written last, so its presence
-               means the cache is complete
+  pixels-<build>.u8   (N, S, S, 3) uint8, raw, S = round(image_size / 0.875); a new
+                      file per build, so a process still mapping the old one never
+                      reads rows of another image set
+  index.json          format, size, pixels (the file's name), images (absolute paths),
+                      fingerprints (bytes, mtime_ns), bad (path -> why it could not be
+                      read); written last, so its presence means the cache is complete
+
+A rebuild (an image changed, or images were added) covers the old images that
+still exist as well as the new ones, so a cache only grows. In a distributed
+run only rank 0 builds; the other ranks wait for its index.
 
 Each image is resized so that its shorter side is S, then centre-cropped to S x S:
 the first step of eval_transform, so validation sees the same pixels as from the
@@ -18,6 +24,9 @@ seen. An epoch then reads N*S*S*3 bytes from the page cache instead of decoding 
 from __future__ import annotations
 
 import os
+import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,8 +40,9 @@ from . import _atomic
 from .data import open_rgb
 from .errors import FashionStyleError
 
-CACHE_FORMAT = 1
-PIXELS, INDEX = "pixels.u8", "index.json"
+CACHE_FORMAT = 2
+INDEX = "index.json"
+WAIT_S = 6 * 3600  # how long a secondary rank waits for rank 0's build
 
 
 def cache_size(image_size: int) -> int:
@@ -66,10 +76,15 @@ class ImageCache:
         if index.get("format") != CACHE_FORMAT:
             raise FashionStyleError(f"{self.folder}: image cache format {index.get('format')!r} is not "
                                     f"supported (this version reads {CACHE_FORMAT}); build it again")
-        self.size = int(index["size"])
-        self.images: list[str] = index["images"]
-        self.fingerprints: list[list[int]] = index["fingerprints"]
-        self.bad: dict[str, str] = index["bad"]
+        try:
+            self.size = int(index["size"])
+            self.pixels_file = self.folder / index["pixels"]
+            self.images: list[str] = index["images"]
+            self.fingerprints: list[list[int]] = index["fingerprints"]
+            self.bad: dict[str, str] = index["bad"]
+        except (KeyError, TypeError, ValueError):
+            raise FashionStyleError(f"{self.folder / INDEX}: not a complete image cache index; "
+                                    "build it again") from None
         self.rows = {path: row for row, path in enumerate(self.images)}
         self._pixels: np.ndarray | None = None  # opened lazily, once per process
 
@@ -80,7 +95,11 @@ class ImageCache:
     def pixels(self) -> np.ndarray:
         if self._pixels is None:
             shape = (len(self.images), self.size, self.size, 3)
-            self._pixels = np.memmap(self.folder / PIXELS, np.uint8, "r", shape=shape)
+            try:
+                self._pixels = np.memmap(self.pixels_file, np.uint8, "r", shape=shape)
+            except (OSError, ValueError) as err:
+                raise FashionStyleError(f"{self.pixels_file}: image cache data missing or short ({err}); "
+                                        "it was rebuilt or damaged: build it again") from None
         return self._pixels
 
     def covers(self, images: Sequence[str | Path], size: int) -> bool:
@@ -127,18 +146,51 @@ def build_cache(images: Sequence[str | Path], folder: str | Path, image_size: in
                 num_workers: int = 2, progress: bool = True) -> ImageCache:
     """Decode `images` once into `folder` (reused as it is when it already covers them)."""
     folder, size = Path(folder), cache_size(image_size)
-    if (folder / INDEX).is_file():
-        existing = ImageCache(folder)
-        if existing.covers(images, size):
-            return existing
-    keys = list(dict.fromkeys(map(_key, images)))
+    existing = _existing(folder)
+    if existing is not None and existing.covers(images, size):
+        return existing
+    if existing is not None and existing.size != size:
+        raise FashionStyleError(f"{folder}: holds a cache for image size {existing.size} (training size "
+                                f"{round(existing.size * 0.875)}), not {size}; use another folder")
+    old = [p for p in (existing.images if existing else []) if os.path.exists(p)]
+    keys = list(dict.fromkeys([*old, *map(_key, images)]))  # a cache only grows
     if not keys:
         raise FashionStyleError("no images to cache")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / INDEX).unlink(missing_ok=True)  # incomplete from here until the new index is written
+    for leftover in folder.glob("pixels-*.u8.part"):  # from an interrupted build
+        leftover.unlink(missing_ok=True)
+    _check_space(folder, len(keys) * size * size * 3)
+    pixels_name = f"pixels-{uuid.uuid4().hex[:12]}.u8"
     fingerprints = [_fingerprint(p) for p in keys]
-    partial = folder / f"{PIXELS}.part"
-    pixels = np.memmap(partial, np.uint8, "w+", shape=(len(keys), size, size, 3))
+    bad = _decode_into(folder / f"{pixels_name}.part", keys, size, num_workers, progress)
+    os.replace(folder / f"{pixels_name}.part", folder / pixels_name)
+    _atomic.write_json(folder / INDEX, {"format": CACHE_FORMAT, "size": size, "pixels": pixels_name,
+                                         "images": keys, "fingerprints": fingerprints, "bad": bad})
+    if existing is not None and existing.pixels_file.name != pixels_name:
+        existing.pixels_file.unlink(missing_ok=True)  # mapped elsewhere, it stays readable until unmapped
+    return ImageCache(folder)
+
+
+def _existing(folder: Path) -> ImageCache | None:
+    """The cache in `folder`, or None when there is none or it is damaged (then it is rebuilt)."""
+    if not (folder / INDEX).is_file():
+        return None
+    try:
+        return ImageCache(folder)
+    except FashionStyleError:
+        return None
+
+
+def _check_space(folder: Path, needed: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise FashionStyleError(f"{folder}: the image cache needs {needed / 1e9:.2f} GB, "
+                                f"only {free / 1e9:.2f} GB free")
+
+
+def _decode_into(path: Path, keys: list[str], size: int, num_workers: int, progress: bool) -> dict[str, str]:
+    """Fill a new (N, size, size, 3) file with the squares; returns the unreadable images' reasons."""
+    pixels = np.memmap(path, np.uint8, "w+", shape=(len(keys), size, size, 3))
     bad: dict[str, str] = {}
     loader = DataLoader(_Squares(keys, size), batch_size=None, num_workers=num_workers, collate_fn=_as_is)
     for row, array, reason in tqdm(loader, desc="caching images", unit="img", total=len(keys),
@@ -149,17 +201,30 @@ def build_cache(images: Sequence[str | Path], folder: str | Path, image_size: in
             pixels[row] = array
     pixels.flush()
     del pixels
-    os.replace(partial, folder / PIXELS)
-    _atomic.write_json(folder / INDEX, {"format": CACHE_FORMAT, "size": size, "images": keys,
-                                         "fingerprints": fingerprints, "bad": bad})
-    return ImageCache(folder)
+    return bad
+
+
+def wait_for_cache(folder: str | Path, images: Sequence[str | Path], image_size: int,
+                   timeout_s: float = WAIT_S) -> ImageCache:
+    """Wait until another process (rank 0) has built a cache covering `images`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        existing = _existing(Path(folder))
+        if existing is not None and existing.covers(images, cache_size(image_size)):
+            return existing
+        time.sleep(2)
+    raise FashionStyleError(f"{folder}: no image cache appeared within {timeout_s:.0f} s (rank 0 builds it)")
 
 
 def image_opener(cache: str | None, image_size: int, images: Sequence[str | Path] | None = None,
-                 num_workers: int = 2, progress: bool = True) -> Callable[[str | Path], Image.Image]:
-    """open_rgb, or the cache's `open` when a cache folder is given (built over `images` if needed)."""
+                 num_workers: int = 2, progress: bool = True,
+                 secondary: bool = False) -> Callable[[str | Path], Image.Image]:
+    """open_rgb, or the cache's `open` when a cache folder is given (built over `images` if needed;
+    a `secondary` distributed process waits for rank 0 to build it)."""
     if not cache:
         return open_rgb
     if images is None:
         return ImageCache(cache).open
+    if secondary:
+        return wait_for_cache(cache, images, image_size).open
     return build_cache(images, cache, image_size, num_workers, progress).open

@@ -51,7 +51,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     source = Path(args.source)
     images = list_images(source) if source.is_dir() else read_labels(source, args.images, args.label_names).images
     cache = build_cache(images, args.out, args.image_size, args.num_workers, progress=not args.quiet)
-    size_gb = (cache.folder / "pixels.u8").stat().st_size / 1e9
+    size_gb = cache.pixels_file.stat().st_size / 1e9
     print(f"{len(cache.images)} images cached at {cache.size}x{cache.size} in {cache.folder} ({size_gb:.2f} GB); "
           f"{len(cache.bad)} unreadable. Train with --cache {cache.folder} --image-size {args.image_size}")
     return 0
@@ -208,16 +208,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .data import list_images
     from .export import EXPORT_DIRS, export_run
-    from .quantize import Fidelity, format_fidelity
+    from .quantize import format_fidelity, read_fidelity
     from .run import RunDir
 
+    if args.calibration and args.precision != "int8":
+        raise FashionStyleError("--calibration applies to --precision int8 only")
     run = RunDir.open(args.run)
     out = Path(args.out) if args.out else run / EXPORT_DIRS[args.precision]
     calibration = list_images(args.calibration) if args.calibration else None
     files = export_run(run, out, args.precision, opset=args.opset, calibration_images=calibration)
     print(f"{len(files)} {args.precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
     if args.precision == "int8":
-        print(format_fidelity(Fidelity(**_atomic.read_json(out / "fidelity.json", "the int8 export"))))
+        print(format_fidelity(read_fidelity(out)))
     return 0
 
 
@@ -358,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 for int8)")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="int8: static quantisation calibrated on real images, with its fidelity measured")
+                   help="int8: static quantisation calibrated on real images, with its fidelity measured "
+                        "(quantises RUN/onnx, exporting it first when missing or stale)")
     p.add_argument("--calibration", default=None,
                    help="int8: a folder of images to calibrate and check on (default: the run's validation images)")
 

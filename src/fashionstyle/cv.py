@@ -20,7 +20,7 @@ from .errors import FashionStyleError
 from .labels import LabelTable, rarest_label_groups, read_labels
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
-from .training import train_multi
+from .training import is_secondary_process, train_multi
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -44,7 +44,8 @@ def labelled_pool(config: TrainConfig) -> LabelTable:
     table.require_targets()
     if table.splits is not None:
         table = table.subset([i for i, s in enumerate(table.splits) if s != "test"])
-    opener = image_opener(config.cache, config.image_size, table.images, config.num_workers, config.progress)
+    opener = image_opener(config.cache, config.image_size, table.images, config.num_workers, config.progress,
+                          secondary=is_secondary_process())
     table, _ = drop_bad_images(table, config.on_bad_image, decode=True, opener=opener)
     return table
 

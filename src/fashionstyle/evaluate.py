@@ -113,7 +113,8 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
     table, probs = table.subset(np.flatnonzero(readable)), probs[readable]
     scores = score_table(table.require_targets(), probs, predictor.tuner)
     scores["skipped_images"] = int((~readable).sum())
-    scores.update(split=split, label_names=predictor.label_names, source=table.source)
+    scores.update(split=split, label_names=predictor.label_names, source=table.source,
+                  runtime=suffix.lstrip("_") or "torch", tta=getattr(predictor, "tta", "none"))
     _atomic.write_json(run / f"eval_{split}{suffix}.json", scores)
     _atomic.write_npz(run / f"eval_{split}{suffix}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
                       targets=table.require_targets())

@@ -167,7 +167,8 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
                                     "--calibration FOLDER` first")
         calibration_images = val_images(run, run.val_probs()[0], None)
     quantize_export(fp32, out, calibration_images)
-    return sorted(out.glob("*.onnx"))
+    records = _atomic.read_json(out / "members.json", EXPORT_FOLDER)["members"]
+    return [out / file for file in dict.fromkeys(r["file"] for r in records)]
 
 
 def _check_coverage(names: list[str], records: Sequence[dict[str, Any]]) -> None:

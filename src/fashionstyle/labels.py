@@ -213,8 +213,11 @@ def _pick_columns(path: Path, line: int, header: list[str], label_cols: list[int
     by_name: dict[str, int] = {}
     for i in label_cols:
         name = canonical_label(header[i], names)
+        if name in by_name:
+            raise FashionStyleError(f"{path}:{line}: two columns for label {name!r}: "
+                                    f"{header[by_name[name]]!r} and {header[i]!r}")
         if name is not None:
-            by_name.setdefault(name, i)
+            by_name[name] = i
     missing = [n for n in names if n not in by_name]
     if missing:
         found = [header[i] for i in label_cols]

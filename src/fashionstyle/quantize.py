@@ -11,7 +11,6 @@ probability change and how often the predicted labels stay the same.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,6 +59,7 @@ class _CalibrationReader:
         transform = eval_transform(int(record["image_size"]), record["mean"], record["std"])
         self.batches = self._batches(images, transform)
         self.input_name = input_name
+        self.count = 0  # batches given so far
 
     @staticmethod
     def _batches(images: Sequence[Path], transform) -> Iterator[np.ndarray]:
@@ -77,7 +77,10 @@ class _CalibrationReader:
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
-        return None if batch is None else {self.input_name: batch}
+        if batch is None:
+            return None
+        self.count += 1
+        return {self.input_name: batch}
 
 
 def quantize_model(source: Path, target: Path, reader: _CalibrationReader) -> None:
@@ -97,23 +100,26 @@ def quantize_model(source: Path, target: Path, reader: _CalibrationReader) -> No
                             per_channel=True, activation_type=QuantType.QUInt8,
                             weight_type=QuantType.QInt8)
         except Exception as err:  # noqa: BLE001
+            if reader.count == 0:
+                raise FashionStyleError(f"{source}: none of the calibration images could be read") from None
             raise FashionStyleError(f"{source}: int8 quantisation failed "
                                     f"({type(err).__name__}: {str(err)[:200]})") from None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(partial, target.with_suffix(".part"))
-        target.with_suffix(".part").replace(target)
+        _atomic.write_atomic(target, lambda f: f.write(partial.read_bytes()))
 
 
 def measure_fidelity(fp32_dir: Path, int8_dir: Path, images: Sequence[Path], calibrated: int) -> Fidelity:
     """Compare the two exports' probabilities and labels on `images`."""
     from .export import OnnxPredictor
 
+    unmeasured = Fidelity(calibrated, 0, float("nan"), float("nan"), float("nan"), float("nan"))
     if not images:
-        return Fidelity(calibrated, 0, float("nan"), float("nan"), float("nan"), float("nan"))
+        return unmeasured
     reference, quantized = OnnxPredictor.from_export(fp32_dir), OnnxPredictor.from_export(int8_dir)
     p32 = reference.predict_proba(images, on_bad="skip")
     p8 = quantized.predict_proba(images, on_bad="skip")
     readable = ~np.isnan(p32).any(axis=1)
+    if not readable.any():
+        return unmeasured
     p32, p8 = p32[readable], p8[readable]
     diff = np.abs(p8 - p32)
     same = reference.tuner.predict(p32) == reference.tuner.predict(p8)
@@ -137,14 +143,26 @@ def quantize_export(fp32_dir: str | Path, out_dir: str | Path, images: Sequence[
         raise FashionStyleError(f"{source}: already a {meta['precision']} export; quantise the fp32 one")
     calibrate_on, check_on = split_images(images, calibration, check, seed)
     out.mkdir(parents=True, exist_ok=True)
+    for name in ("members.json", "fidelity.json"):  # incomplete until both are written again
+        (out / name).unlink(missing_ok=True)
     for file, record in {r["file"]: r for r in meta["members"]}.items():  # shared files once
         quantize_model(source / file, out / file, _CalibrationReader(calibrate_on, record, meta["input"]))
     for name in ("labels.json", "thresholds.json"):
         _atomic.write_text(out / name, (source / name).read_text(encoding="utf-8"))
     _atomic.write_json(out / "members.json", {**meta, "precision": PRECISION})
-    fidelity = measure_fidelity(source, out, check_on, len(calibrate_on))
-    _atomic.write_json(out / "fidelity.json", asdict(fidelity))
+    try:
+        fidelity = measure_fidelity(source, out, check_on, len(calibrate_on))
+    except BaseException:
+        (out / "members.json").unlink(missing_ok=True)
+        raise
+    _atomic.write_json(out / "fidelity.json", {k: None if isinstance(v, float) and np.isnan(v) else v
+                                               for k, v in asdict(fidelity).items()})  # JSON has no NaN
     return fidelity
+
+
+def read_fidelity(export_dir: str | Path) -> Fidelity:
+    values = _atomic.read_json(Path(export_dir) / "fidelity.json", "the int8 export")
+    return Fidelity(**{k: float("nan") if v is None else v for k, v in values.items()})
 
 
 def format_fidelity(fidelity: Fidelity) -> str:

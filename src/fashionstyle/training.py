@@ -227,7 +227,7 @@ def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable, list[tu
     table = read_labels(config.labels, config.images or None, config.label_names)
     train_table, val_table = train_val_split(table, config.val_fraction, config.seed)
     opener = image_opener(config.cache, config.image_size, [*train_table.images, *val_table.images],
-                          config.num_workers, config.progress)
+                          config.num_workers, config.progress, secondary=is_secondary_process())
     train_table, bad_train = drop_bad_images(train_table, config.on_bad_image, decode=False)
     val_table, bad_val = drop_bad_images(val_table, config.on_bad_image, decode=True, opener=opener,
                                          progress=config.progress and len(val_table) > 2000)
