@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import Predictor, RunDir, ThresholdTuner, macro_fbeta
@@ -32,3 +33,18 @@ def test_two_process_ddp_tunes_on_all_validation_images(tmp_path: Path) -> None:
     np.testing.assert_allclose(run.thresholds().thresholds_, tuner.thresholds_, atol=1e-6)
     logged = float(read_history(run)[0]["val_fbeta_tuned"])
     assert abs(logged - macro_fbeta(targets, tuner.predict(single))) < 1e-6
+
+
+@pytest.mark.parametrize("env, secondary", [
+    ({}, False), ({"RANK": "0"}, False), ({"RANK": "3"}, True), ({"LOCAL_RANK": "1"}, True),
+    ({"SLURM_PROCID": "0"}, False), ({"SLURM_PROCID": "5"}, True),
+    ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, True), ({"RANK": "0", "NODE_RANK": "1"}, False),
+])
+def test_only_global_rank_zero_is_primary(monkeypatch, env: dict, secondary: bool) -> None:
+    from fashionstyle.training import is_secondary_process
+
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert is_secondary_process() is secondary

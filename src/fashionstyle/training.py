@@ -294,8 +294,9 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
 
 
 def is_secondary_process() -> bool:
-    """True in every distributed process but the global rank 0 (from the launcher's variables)."""
-    rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+    """True in every distributed process but the global rank 0 (from the launcher's variables:
+    torchrun's and Lightning's RANK / LOCAL_RANK / NODE_RANK, SLURM's SLURM_PROCID)."""
+    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))))
     return rank != 0 or int(os.environ.get("NODE_RANK", "0")) != 0 and "RANK" not in os.environ
 
 
