@@ -191,3 +191,33 @@ def test_from_dict_errors() -> None:
     bad = {"beta": 2.0, "default": 0.5, "thresholds": [0.5], "best_fbeta": [], "tuned": [True]}
     with pytest.raises(FashionStyleError, match="same length"):
         ThresholdTuner.from_dict(bad)
+
+
+def test_threshold_rules_agree_on_a_clean_split_and_refuse_unknown_names() -> None:
+    from fashionstyle.thresholds import rule_threshold
+
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    targets = np.array([0, 0, 0, 1, 1, 1])
+    for rule in ("exact", "smooth", "bootstrap"):
+        t, f = rule_threshold(scores, targets, rule=rule)
+        assert 0.3 < t <= 0.7 and f == pytest.approx(1.0), rule
+    with pytest.raises(FashionStyleError, match="unknown threshold rule 'mean'; valid: exact, smooth, bootstrap"):
+        rule_threshold(scores, targets, rule="mean")
+
+
+def test_rule_travels_with_the_thresholds_and_old_files_read_as_exact() -> None:
+    rng = np.random.default_rng(0)
+    targets = (rng.random((300, 2)) < 0.2).astype(int)
+    scores = np.clip(0.3 * targets + rng.random((300, 2)) * 0.7, 0, 1)
+    smooth = ThresholdTuner(rule="smooth").fit(scores, targets)
+    restored = ThresholdTuner.from_dict(smooth.to_dict())
+    assert restored.rule == "smooth" and restored.thresholds_ == pytest.approx(smooth.thresholds_)
+    old = {k: v for k, v in smooth.to_dict().items() if k != "rule"}
+    assert ThresholdTuner.from_dict(old).rule == "exact"
+
+
+def test_cli_offers_exactly_the_rules_the_tuner_knows() -> None:
+    from fashionstyle.cli import THRESHOLD_RULES
+    from fashionstyle.thresholds import RULES
+
+    assert THRESHOLD_RULES == RULES

@@ -75,7 +75,7 @@ def _train_config(args: argparse.Namespace):
     saved = Path(args.out) / "config.yaml"
     if args.resume and saved.is_file() and not args.config:
         return config_lib.load(saved, overrides)  # continue with the run's own config
-    return config_lib.load(args.config, overrides)
+    return config_lib.load(args.config, overrides, recipe=args.recipe)
 
 
 @command
@@ -104,8 +104,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
-    tune_run(run, args.beta, args.tta, table)
-    print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run.tta()}) and written to {run / 'thresholds.json'}")
+    tune_run(run, args.beta, args.tta, table, args.rule)
+    print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run.tta()}, rule {args.rule}) and written to {run / 'thresholds.json'}")
     return _print_validation(run)
 
 
@@ -249,8 +249,11 @@ def _add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     """One --option per TrainConfig field; only options given on the command line override."""
-    from .config import TrainConfig
+    from .config import RECIPES, TrainConfig
 
+    p.add_argument("--recipe", choices=tuple(RECIPES), default="finetune",
+                   help="starting values: finetune (the defaults: ImageNet EfficientNet-Lite0, one-cycle 1e-3) "
+                        "or report (the 2nd-place report: densenet201, Adam 1e-5, plateau, batch 46)")
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
@@ -304,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=2.0)
     p.add_argument("--tta", choices=TTA_CHOICES, default=None,
                    help="predict validation again with this TTA and tune on that (default: keep the run's)")
+    p.add_argument("--rule", choices=THRESHOLD_RULES, default="exact",
+                   help="exact: each label's F-beta maximum on val; smooth: the maximum of the curve averaged "
+                        "over +-0.05; bootstrap: of the curve averaged over 200 resamples of val (default: exact)")
     _add_label_args(p, required=False)
 
     p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
@@ -382,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")
+THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
 
 
 def _add_tta_arg(p: argparse.ArgumentParser) -> None:

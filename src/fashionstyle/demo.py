@@ -24,7 +24,7 @@ MARKER = ".fashionstyle-demo"
 def demo_config(labels: Path, epochs: int, seed: int) -> TrainConfig:
     """A small, fast setting: resnet10t from scratch at 64 px."""
     return TrainConfig(labels=str(labels), backbone="resnet10t", pretrained=False, image_size=64,
-                       epochs=epochs, batch_size=32, lr=3e-3, lr_schedule="onecycle",
+                       epochs=epochs, batch_size=32, lr=3e-3, lr_schedule="onecycle", weight_power=1.0,
                        weight_decay=1e-5, crop_scale=0.6, num_workers=1, seed=seed, hidden=256)
 
 

