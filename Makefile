@@ -1,10 +1,10 @@
-# fashionstyle: `make demo` and `make test` set everything up on a fresh machine.
+# fashionstyle: `make demo` and `make test` set everything up on a fresh machine; `make test-fast` for quick checks.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-fast bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,8 +18,11 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/fashionstyle demo
 
-test: install
+test: install  # everything (CI's command)
 	$(PY) -m pytest
+
+test-fast: install  # the developer loop: leaves out the tests marked slow (training, serving, browser, benchmarks)
+	$(PY) -m pytest -m "not slow"
 
 bench: install
 	$(PY) bench/threshold_speed.py

@@ -14,7 +14,7 @@ same batches through
   * PyTorch eager, inference_mode, channels_last (often faster for convolutions on CPU),
   * ONNX Runtime, CPUExecutionProvider, all graph optimisations,
   * ONNX Runtime on the int8 export (fashionstyle.quantize, the path of
-    `fashionstyle export --precision int8`), calibrated on other images,
+    `fashionstyle export --quantize int8`), calibrated on other images,
 
 each with --threads intra-op threads (default: every core), after --warmup
 batches. Prints images/s for each and ONNX Runtime's speed ratio over the
@@ -46,8 +46,9 @@ except ImportError:  # run without PYTHONPATH=src or an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from fashionstyle.data import eval_transform  # noqa: E402
-from fashionstyle.export import export_model, session_options, sigmoid  # noqa: E402
+from fashionstyle.export import export_model  # noqa: E402
 from fashionstyle.models import create_model, default_normalisation  # noqa: E402
+from fashionstyle.onnx_predictor import session_options, sigmoid  # noqa: E402
 from fashionstyle.quantize import quantize_model  # noqa: E402
 
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(/ NCHW eager: {speed[name] / nchw:.2f}x; goal >= 1.5x)")
     ratio = max(speed[k] for k in speed if k.startswith("onnxruntime")) / best_torch
     print(f"max abs logit difference fp32: {diff:.2e}; max probability difference int8: {int8_diff:.4f} "
-          "(random weights; `fashionstyle export --precision int8` measures it on a run's images)")
+          "(random weights; `fashionstyle export --quantize int8` measures it on a run's images)")
     if diff > 1e-3:
         print("FAIL: ONNX Runtime and PyTorch disagree", file=sys.stderr)
         return 1

@@ -45,7 +45,7 @@ VARIANTS: dict[str, dict] = {
 def run_variant(name: str, overrides: dict, seed: int, args: argparse.Namespace) -> dict:
     from fashionstyle.evaluate import evaluate_run
     from fashionstyle.labels import read_labels
-    from fashionstyle.training import train
+    from fashionstyle.fit import train
 
     out = args.out / f"{name}_s{seed}"
     shutil.rmtree(out, ignore_errors=True)

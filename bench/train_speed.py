@@ -18,7 +18,7 @@ For each backbone, in one process on one machine, it measures training images/s 
       fp32 + channels_last on the CPU; batch --batch-size. --warmup untimed steps,
       then --steps steps timed between two device synchronisations.
   (b) the report's setting: the same loop in fp32, NCHW, batch --report-batch (46).
-  (c) fashionstyle: `fashionstyle.training.train(TrainConfig(...), run)` end to end from
+  (c) fashionstyle: `fashionstyle.fit.train(TrainConfig(...), run)` end to end from
       JPEG files on disk (decode, random resized crop, flip, normalise in --workers
       DataLoader workers; StyleNet = backbone + FC-1024 head; weighted BCE; Adam;
       precision bf16-mixed on CUDA, 32-true on the CPU; channels_last), pretrained=False,
@@ -268,8 +268,8 @@ class RunWatcher(threading.Thread):
 
 def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_path: Path, image_size: int,
                        batch_size: int, workers: int, n_train: int, cache: str = "") -> dict:
-    """Train 2 epochs through fashionstyle.training.train; epoch 2's training images/s (see the docstring)."""
-    from fashionstyle.training import train
+    """Train 2 epochs through fashionstyle.fit.train; epoch 2's training images/s (see the docstring)."""
+    from fashionstyle.fit import train
 
     cuda = device.type == "cuda"
     config = TrainConfig(labels=str(labels), backbone=backbone, pretrained=False, image_size=image_size,

@@ -4,7 +4,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import load_bench
+
+pytestmark = pytest.mark.slow  # each runs a benchmark end to end
+
 TINY = ["--backbones", "test_resnet", "--image-size", "32", "--batch-size", "4", "--steps", "2",
         "--warmup", "1", "--images", "12", "--photo-size", "48x64", "--device", "cpu", "--workers", "0",
         "--threads", "1"]

@@ -21,6 +21,8 @@ from PIL import Image
 from conftest import LABELS, TINY_TRAIN, draw, make_image_set
 from fashionstyle.cli import main
 
+pytestmark = pytest.mark.slow  # a trained run, a server and a real Chromium
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

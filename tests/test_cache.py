@@ -91,6 +91,7 @@ def test_opener_and_missing_cache(images, tmp_path) -> None:
     assert len(kept) == len(table) and bad == []
 
 
+@pytest.mark.slow
 def test_train_reads_the_cache_not_the_files(tmp_path) -> None:
     labels = make_image_set(tmp_path / "data", n=24)
     cache = tmp_path / "cache"
@@ -112,7 +113,7 @@ def test_damaged_or_foreign_caches(images, tmp_path) -> None:
     build_cache(images, folder, 32, num_workers=0, progress=False)
     with pytest.raises(FashionStyleError, match="image size 37 .* not 73; use another folder"):
         build_cache(images, folder, 64, num_workers=0, progress=False)
-    (folder / "index.json").write_text('{"format": 2, "size": 37}')
+    (folder / "index.json").write_text('{"format": 3, "size": 37}')
     with pytest.raises(FashionStyleError, match="not a complete image cache index"):
         ImageCache(folder)
     assert build_cache(images, folder, 32, num_workers=0, progress=False).covers(images, 37)  # rebuilt

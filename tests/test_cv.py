@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import Predictor, RunDir, ThresholdTuner
@@ -21,6 +22,7 @@ def test_folds_are_balanced_and_stratified() -> None:
         assert per_fold.max() - per_fold.min() <= max(3, per_fold.mean() * 0.5)
 
 
+@pytest.mark.slow
 def test_cv_oof_covers_every_labelled_image_once(tmp_path: Path) -> None:
     labels = make_image_set(tmp_path / "data", n=40)  # 30 train/val rows, 10 test rows
     run_path = tmp_path / "cv"

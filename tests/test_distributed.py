@@ -14,6 +14,7 @@ from fashionstyle import Predictor, RunDir, ThresholdTuner, macro_fbeta
 from fashionstyle.training import read_history
 
 
+@pytest.mark.slow
 def test_two_process_ddp_tunes_on_all_validation_images(tmp_path: Path) -> None:
     labels = make_image_set(tmp_path / "data", n=46)  # 11 validation images: uneven across 2 ranks
     run_path = tmp_path / "ddp"

@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import threading
+import time
 import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from fashionstyle.download import (
 from fashionstyle.errors import FashionStyleError
 
 TIMEOUT = 0.5  # client time-out used in the tests
+TRICKLE = 0.2  # seconds between the bytes of a trickling server: each read waits less than TIMEOUT
 
 # id -> fault while the server is unhealthy (a healthy server serves all).
 FAULTS = {
@@ -88,6 +90,8 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.hits[name] += 1
             n = srv.hits[name]
+        if name.startswith("trickle_"):
+            return self._trickle(name.removeprefix("trickle_"))
         path = srv.src / f"{name}.jpg"
         if not path.is_file():
             return self.send_error(404)
@@ -125,13 +129,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if fault == "slow":  # 4 pauses: longer than TIMEOUT in all, each shorter
+        if fault == "slow":  # the body in 4 pieces, well within the deadline
             for i in range(4):
-                srv.stop.wait(TIMEOUT / 3)
+                srv.stop.wait(TIMEOUT / 8)
                 self.wfile.write(body[i * len(body) // 4 : (i + 1) * len(body) // 4])
                 self.wfile.flush()
         else:
             self.wfile.write(body)
+
+
+    def _trickle(self, where: str) -> None:
+        """One byte every TRICKLE seconds until the server stops: of a header, or of a long body."""
+        if where == "headers":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        else:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n")
+        while not self.server.stop.wait(TRICKLE):
+            self.wfile.write(b"a")
+        self.close_connection = True
 
 
 @pytest.fixture
@@ -272,3 +287,27 @@ def test_read_url_list_missing_file(tmp_path):
 def test_download_rejects_bad_arguments(tmp_path, items, kw, message):
     with pytest.raises(FashionStyleError, match=message):
         download_images(items, tmp_path / "out", progress=False, **kw)
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_trickling_server_costs_at_most_the_deadline_per_attempt(server, tmp_path, where):
+    """One byte every 0.2 s never trips a per-read time-out; the whole-file deadline cuts each attempt off."""
+    deadline, retries = 0.6, 2
+    url = server.url(f"trickle_{where}")
+    result = {}
+
+    def fetch() -> None:
+        start = time.monotonic()
+        result["summary"] = download_images([("t", url)], tmp_path / "out", retries=retries, timeout=deadline,
+                                            backoff=0.01, progress=False)
+        result["elapsed"] = time.monotonic() - start
+
+    thread = threading.Thread(target=fetch, daemon=True)
+    thread.start()
+    bound = (retries + 1) * deadline + 1.0  # + backoff, thread and connection start-up
+    thread.join(bound + 2)
+    assert not thread.is_alive(), f"one trickled file still downloading after {bound + 2:.1f} s"
+    assert result["elapsed"] <= bound
+    assert result["summary"].failures == [("t", url, f"timed out (no whole file within {deadline:g} s)")]
+    assert server.hits[f"trickle_{where}"] == retries + 1
+    assert sorted(os.listdir(tmp_path / "out")) == ["download_failures.csv"]

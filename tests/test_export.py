@@ -1,4 +1,7 @@
-"""ONNX export of tiny runs: the ONNX Runtime predictor agrees with PyTorch's Predictor."""
+"""ONNX export of tiny runs: the folder's layout, multi-member runs, stale and broken exports.
+
+The behaviour every runtime shares (empty input, bad images, TTA) is in test_predictors.py.
+"""
 from __future__ import annotations
 
 import json
@@ -16,12 +19,13 @@ from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E40
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.ensemble import fuse_runs  # noqa: E402
-from fashionstyle.export import OnnxPredictor, export_onnx, sigmoid  # noqa: E402
-from fashionstyle.predict import combine_probs  # noqa: E402
+from fashionstyle.export import export_onnx  # noqa: E402
 from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
+from fashionstyle.onnx_predictor import OnnxPredictor, sigmoid  # noqa: E402
+from fashionstyle.predictors import combine_probs  # noqa: E402
 from fashionstyle.run import Member  # noqa: E402
+from fashionstyle.runtimes import load_predictor  # noqa: E402
 from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,7 @@ def assert_same_predictions(onnx_predictor, run: Path, images: list[Path]) -> No
     assert onnx_predictor.label_names == torch_predictor.label_names
 
 
+@pytest.mark.slow
 def test_single_model_export(trained_run, tmp_path) -> None:
     run, images = trained_run
     files = export_onnx(run, tmp_path / "onnx")
@@ -62,21 +67,19 @@ def test_single_model_export(trained_run, tmp_path) -> None:
     assert_same_predictions(OnnxPredictor.from_export(tmp_path / "onnx"), run, images)
 
 
-def test_from_run_exports_once_into_the_run(trained_run) -> None:
+@pytest.mark.slow
+def test_load_predictor_exports_once_into_the_run(trained_run) -> None:
     run, images = trained_run
-    predictor = OnnxPredictor.from_run(run)
+    predictor = load_predictor(run, "onnx")
+    assert isinstance(predictor, OnnxPredictor)
     model_file = run / "onnx" / "model.onnx"
     assert model_file.is_file()
     stamp = model_file.stat().st_mtime_ns
-    again = OnnxPredictor.from_run(run)  # current export: reused, not rewritten
+    again = load_predictor(run, "onnx")  # current export: reused, not rewritten
     assert model_file.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(again.predict_proba(images[:4]), predictor.predict_proba(images[:4]))
-    from PIL import Image
-
-    pil = [Image.open(p) for p in images[:3]]
-    np.testing.assert_allclose(predictor.predict_proba_images(pil),
-                               Predictor.from_run(run).predict_proba_images(pil), atol=1e-4)
-    assert predictor.predict_proba([]).shape == (0, 3)
+    np.testing.assert_array_equal(OnnxPredictor.from_run(run).predict_proba(images[:4]),
+                                  predictor.predict_proba(images[:4]))
 
 
 def make_member(path: Path, outputs: list[str], image_size: int, seed: int) -> Path:
@@ -103,6 +106,7 @@ def composite_run(tmp_path) -> Path:
     return run.path
 
 
+@pytest.mark.slow
 def test_multi_member_run_exports_each_member(composite_run, trained_run, tmp_path) -> None:
     _, images = trained_run
     files = export_onnx(composite_run, tmp_path / "onnx")
@@ -115,22 +119,40 @@ def test_multi_member_run_exports_each_member(composite_run, trained_run, tmp_pa
     assert_same_predictions(predictor, composite_run, images[:12])
 
 
+@pytest.mark.slow
+def test_tta_views_match_pytorch_for_members_of_two_image_sizes(composite_run, trained_run, tmp_path) -> None:
+    _, images = trained_run
+    export_onnx(composite_run, tmp_path / "onnx")
+    onnx_predictor = OnnxPredictor.from_export(tmp_path / "onnx", tta="ten-crop")
+    torch_predictor = Predictor.from_run(composite_run, tta="ten-crop", retune=True)
+    got = onnx_predictor.predict_proba(images[:6], batch_size=4)
+    assert np.abs(got - torch_predictor.predict_proba(images[:6])).max() <= 1e-4
+    assert np.abs(got - OnnxPredictor.from_export(tmp_path / "onnx").predict_proba(images[:6])).max() > 1e-6
+
+
+@pytest.mark.slow
 def test_fused_run_exports_and_matches(trained_run, tmp_path) -> None:
     run, images = trained_run
     fused = fuse_runs([run, run], tmp_path / "fused", weights=[0.25, 0.75])
-    predictor = OnnxPredictor.from_run(fused)
+    predictor = load_predictor(fused.path, "onnx")
     assert sorted(p.name for p in (fused / "onnx").glob("*.onnx")) == ["member_0.onnx", "member_1.onnx"]
     assert_same_predictions(predictor, fused.path, images[:12])
 
 
+@pytest.mark.slow
 def test_stale_export_is_redone(composite_run) -> None:
-    OnnxPredictor.from_run(composite_run)
+    with pytest.raises(FashionStyleError, match="no current fp32 ONNX export"):
+        OnnxPredictor.from_run(composite_run)  # the predictor reads exports; load_predictor makes them
+    load_predictor(composite_run, "onnx")
     first = (Path(composite_run) / "onnx" / "member_2.onnx").read_bytes()
     make_member(Path(composite_run) / "m" / "c.pt", ["Dotted"], 32, seed=9)  # the member model changed
-    OnnxPredictor.from_run(composite_run)
+    with pytest.raises(FashionStyleError, match="older than its models"):
+        OnnxPredictor.from_run(composite_run)
+    load_predictor(composite_run, "onnx")
     assert (Path(composite_run) / "onnx" / "member_2.onnx").read_bytes() != first
 
 
+@pytest.mark.slow
 def test_broken_exports_are_user_errors(trained_run, tmp_path) -> None:
     with pytest.raises(FashionStyleError, match="members.json"):
         OnnxPredictor.from_export(tmp_path)
@@ -159,18 +181,7 @@ def test_cpu_bench_small() -> None:
         torch.set_num_threads(threads)
 
 
-def test_unreadable_images_fail_or_give_nan_rows(trained_run, tmp_path) -> None:
-    run, images = trained_run
-    predictor = OnnxPredictor.from_run(run)
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"not a jpeg")
-    with pytest.raises(FashionStyleError, match="bad.jpg"):
-        predictor.predict_proba([images[0], bad])
-    probs = predictor.predict_proba([images[0], bad, images[1]], batch_size=2, on_bad="skip")
-    assert np.isnan(probs[1]).all() and not np.isnan(probs[[0, 2]]).any()
-    np.testing.assert_array_equal(probs[[0, 2]], predictor.predict_proba([images[0], images[1]]))
-
-
+@pytest.mark.slow
 def test_members_sharing_a_model_file_share_its_export(trained_run, tmp_path) -> None:
     run, images = trained_run
     fused = fuse_runs([run, run, run], tmp_path / "fused", weights=[1, 2, 1])  # one model file, three members

@@ -146,3 +146,92 @@ def test_two_columns_for_one_label_are_refused(tmp_path: Path) -> None:
     (tmp_path / "c.csv").write_text("image,Sport,sport\na.jpg,1,0\n")
     with pytest.raises(FashionStyleError, match=r"c.csv:1: two columns for label 'Sport'"):
         read_labels(tmp_path / "c.csv", label_names=["Sport"])
+
+
+def test_csv_field_over_the_csv_limit_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text("image,A\na.jpg,1\n" + "b" * 200_000 + ".jpg,0\n")
+    with pytest.raises(FashionStyleError, match=r"c.csv:3: a field of more than 131,072 characters"):
+        read_labels(tmp_path / "c.csv")
+
+
+def test_tags_csv_without_any_tag_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("image,tags\na.jpg,\nb.jpg, \n")
+    with pytest.raises(FashionStyleError, match=r"t.csv:1: no row has any tag"):
+        read_labels(tmp_path / "t.csv")
+
+
+@pytest.mark.parametrize("header", ["image,split,Boho,Boho", "image,split,Boho,boho",
+                                    "image,split,Sport,运动", "image,split,split,Boho"])
+def test_two_columns_with_one_name_are_refused_without_label_names(tmp_path: Path, header: str) -> None:
+    (tmp_path / "c.csv").write_text(f"{header}\na.jpg,train,1,0\n")
+    with pytest.raises(FashionStyleError, match=r"c.csv:1: two (columns for label 'Boho'|columns for label "
+                                                r"'Sport'|'split' columns): "):
+        read_labels(tmp_path / "c.csv")
+
+
+def test_full_jd_header_with_a_repeated_style_is_refused(tmp_path: Path) -> None:
+    header = "image," + ",".join(JD_STYLES) + ",Nation"
+    (tmp_path / "c.csv").write_text(header + "\na.jpg," + ",".join(["0"] * 14) + "\n")
+    with pytest.raises(FashionStyleError, match=r"c.csv:1: two columns for label 'Nation'"):
+        read_labels(tmp_path / "c.csv")
+
+
+def test_repeated_id_column_value_names_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text("id,image,A\nx,a.jpg,1\ny,b.jpg,0\nx,c.jpg,1\n")
+    with pytest.raises(FashionStyleError, match=r"c.csv:4: duplicate id 'x' \(first on line 2\)"):
+        read_labels(tmp_path / "c.csv")
+
+
+@pytest.mark.parametrize("content, line", [
+    ("id,image,A\nx\0y,a.jpg,1\n", 2),
+    ("image,A\na.jpg,1\nb.jpg,0\0\n", 3),
+    ("a\0,http://x/a.jpg," + ",".join(["0"] * 13) + "\n", 1),
+])
+def test_nul_byte_in_a_line_is_refused(tmp_path: Path, content: str, line: int) -> None:
+    (tmp_path / "c.csv").write_text(content)
+    with pytest.raises(FashionStyleError, match=rf"c.csv:{line}: a NUL byte"):
+        read_labels(tmp_path / "c.csv")
+
+
+def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Path) -> None:
+    from fashionstyle.labels import label_warnings
+    (tmp_path / "c.csv").write_text("image,split,A,B,C\n"
+                                    "a.jpg,train,1,0,0\nb.jpg,train,0,0,0\nc.jpg,train,0,0,0\n"
+                                    "d.jpg,val,0,1,0\ne.jpg,val,1,0,0\n")
+    warnings = label_warnings(read_labels(tmp_path / "c.csv"))
+    assert any("B" in w and "no positives in the train split" in w for w in warnings), warnings
+    assert any("C" in w and "no positives in the train split" in w for w in warnings), warnings
+    assert not any("label A" in w for w in warnings), warnings
+    assert any(w.endswith("c.csv: 2 of 5 rows have no label at all (negatives for every label)")
+               for w in warnings), warnings
+    (tmp_path / "ok.csv").write_text("image,A\na.jpg,1\nb.jpg,1\n")
+    assert label_warnings(read_labels(tmp_path / "ok.csv")) == []
+
+
+def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
+    from fashionstyle.evaluate import label_stats
+    (tmp_path / "c.csv").write_text("image,A,Bee\na.jpg,1,0\nb.jpg,0,0\n")
+    rows = label_stats(read_labels(tmp_path / "c.csv")).splitlines()
+    assert "NO POSITIVES" in rows[2] and rows[2].startswith("Bee")
+    assert "NO POSITIVES" not in rows[1]
+
+
+def test_a_subset_of_the_jd_styles_is_a_label_set(tmp_path: Path) -> None:
+    (tmp_path / "c.csv").write_text("image,split,Street,sport,休闲\na.jpg,train,1,0,1\n")
+    table = read_labels(tmp_path / "c.csv")
+    assert table.label_names == ["Street", "Sport", "Relax"]
+    assert table.targets.tolist() == [[1, 0, 1]]
+    (tmp_path / "free.csv").write_text("image,split,Boho,Grunge\na.jpg,train,1,0\n")
+    assert read_labels(tmp_path / "free.csv").label_names == ["Boho", "Grunge"]
+
+
+def test_stats_warns_about_unlearnable_labels_and_unlabelled_rows(tmp_path, capsys) -> None:
+    from fashionstyle.cli import main
+
+    path = tmp_path / "l.csv"
+    path.write_text("image,split,A,B\na.jpg,train,1,0\nb.jpg,train,0,0\nc.jpg,val,1,1\n")
+    assert main(["stats", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "label B has no positives in the train split: cannot be learned" in captured.err
+    assert "1 of 3 rows have no label at all" in captured.err
+    assert "NO POSITIVES" in captured.out

@@ -13,6 +13,8 @@ from fashionstyle.ensemble import fuse_runs
 from fashionstyle.labelwise import best_epochs
 from fashionstyle.thresholds import ThresholdTuner
 
+pytestmark = pytest.mark.slow  # every test uses runs trained in the module fixture
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:

@@ -25,6 +25,7 @@ def trained_run(tmp_path_factory) -> tuple[Path, Path]:
     return labels, run
 
 
+@pytest.mark.slow
 def test_run_directory_holds_everything(trained_run) -> None:
     _, run = trained_run
     for name in ("manifest.json", "config.yaml", "labels.json", "model.pt", "thresholds.json",
@@ -41,6 +42,7 @@ def test_run_directory_holds_everything(trained_run) -> None:
     assert (run / "logs").is_dir()
 
 
+@pytest.mark.slow
 def test_tune_rewrites_thresholds_for_another_beta(trained_run, capsys) -> None:
     _, run = trained_run
     assert main(["tune", str(run), "--beta", "1"]) == 0
@@ -49,6 +51,7 @@ def test_tune_rewrites_thresholds_for_another_beta(trained_run, capsys) -> None:
     assert "F2 tuned" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_prints_both_tables_and_writes_json(trained_run, capsys) -> None:
     labels, run = trained_run
     assert main(["evaluate", str(run), "--labels", str(labels), "--quiet"]) == 0
@@ -58,6 +61,7 @@ def test_evaluate_prints_both_tables_and_writes_json(trained_run, capsys) -> Non
     assert scores["n_images"] == 12 and len(scores["tuned"]["fbeta"]) == 3
 
 
+@pytest.mark.slow
 def test_predict_formats_agree_with_predictor(trained_run, tmp_path: Path) -> None:
     labels, run = trained_run
     folder = labels.parent / "img"
@@ -78,6 +82,7 @@ def test_predict_formats_agree_with_predictor(trained_run, tmp_path: Path) -> No
     assert len(records) == 48 and set(records[0]["probs"]) == set(LABELS)
 
 
+@pytest.mark.slow
 def test_existing_run_is_not_overwritten(trained_run, capsys) -> None:
     labels, run = trained_run
     before = (run / "model.pt").read_bytes()
@@ -86,6 +91,7 @@ def test_existing_run_is_not_overwritten(trained_run, capsys) -> None:
     assert (run / "model.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_stats_prints_ratios_and_weights(trained_run, capsys) -> None:
     labels, _ = trained_run
     assert main(["stats", str(labels)]) == 0
@@ -99,6 +105,7 @@ def test_stats_prints_ratios_and_weights(trained_run, capsys) -> None:
     (["train", "--labels", "{labels}", "--out", "{tmp}/r", "--loss", "hinge"], "valid: weighted_bce, bce"),
     (["evaluate", "{tmp}/none", "--labels", "{labels}"], "run directory not found"),
 ])
+@pytest.mark.slow
 def test_user_errors_are_one_line(trained_run, tmp_path, capsys, argv, message) -> None:
     labels, _ = trained_run
     argv = [a.format(labels=labels, tmp=tmp_path) for a in argv]
@@ -115,6 +122,7 @@ def test_incomplete_run_is_refused(tmp_path: Path) -> None:
         RunDir.open(run.path)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
     from conftest import make_image_set
 
@@ -130,6 +138,7 @@ def test_resume_continues_from_last_checkpoint(tmp_path: Path) -> None:
     assert RunDir.open(run).manifest()["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_small(tmp_path: Path, capsys) -> None:
     from fashionstyle.demo import run_demo
 
@@ -138,3 +147,16 @@ def test_demo_runs_end_to_end_small(tmp_path: Path, capsys) -> None:
     assert "all-positive baseline" in out and "F2 tuned" in out
     assert RunDir.open(tmp_path / "demo" / "run").label_names()[0] == "Sport"
     assert run_demo(tmp_path / "demo", n_images=96, epochs=1) == 0  # a second demo replaces the first
+
+
+@pytest.mark.slow
+def test_train_warns_about_a_label_it_cannot_learn(tmp_path: Path, capsys) -> None:
+    from conftest import make_image_set
+
+    labels = make_image_set(tmp_path / "data", n=24)
+    lines = labels.read_text().splitlines()
+    rows = [lines[0]] + [",".join(r.split(",")[:-1] + ["0"]) if ",train," in r else r for r in lines[1:]]
+    labels.write_text("\n".join(rows) + "\n")  # Dotted: no positive in the train split
+    assert main(["train", "--labels", str(labels), "--out", str(tmp_path / "run"), *TINY_TRAIN,
+                 "--epochs", "1"]) == 0
+    assert "label Dotted has no positives in the train split: cannot be learned" in capsys.readouterr().err

@@ -14,7 +14,8 @@ import onnx  # noqa: E402
 from conftest import TINY_TRAIN, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError, RunDir  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
-from fashionstyle.export import OnnxPredictor, export_onnx  # noqa: E402
+from fashionstyle.export import export_onnx  # noqa: E402
+from fashionstyle.onnx_predictor import OnnxPredictor  # noqa: E402
 from fashionstyle.quantize import quantize_export, split_images  # noqa: E402
 from fashionstyle.runtimes import load_predictor  # noqa: E402
 
@@ -44,6 +45,7 @@ def test_calibration_and_check_images_are_disjoint() -> None:
         split_images([], 8, 8)
 
 
+@pytest.mark.slow
 def test_int8_export_is_quantised_and_close(trained_run, tmp_path) -> None:
     run, _, images = trained_run
     export_onnx(run, tmp_path / "fp32")
@@ -52,15 +54,23 @@ def test_int8_export_is_quantised_and_close(trained_run, tmp_path) -> None:
     assert "QuantizeLinear" not in op_types(tmp_path / "fp32" / "model.onnx")
     assert fidelity.calibration_images == 16 and fidelity.check_images == 24
     assert 0 <= fidelity.mean_prob_diff <= fidelity.max_prob_diff < 0.1
-    assert 0.9 <= fidelity.label_agreement <= 1
     assert json.loads((tmp_path / "int8" / "fidelity.json").read_text())["check_images"] == 24
     fp32, int8 = OnnxPredictor.from_export(tmp_path / "fp32"), OnnxPredictor.from_export(tmp_path / "int8")
     assert (fp32.precision, int8.precision) == ("fp32", "int8")
     p32, p8 = fp32.predict_proba(images), int8.predict_proba(images)
     assert p8.shape == p32.shape and not np.array_equal(p8, p32)
     assert np.abs(p8 - p32).max() < 0.1
+    # the reported agreement is that of the check images (a 1-epoch model's probabilities sit
+    # within 0.001 of its thresholds, so how high it is says little here)
+    _, check = split_images(images, 16, 24)
+    c32, c8 = fp32.predict_proba(check), int8.predict_proba(check)
+    same = fp32.tuner.predict(c32) == fp32.tuner.predict(c8)
+    assert fidelity.label_agreement == pytest.approx(same.mean())
+    assert fidelity.images_identical == pytest.approx(same.all(axis=1).mean())
+    assert fidelity.max_prob_diff == pytest.approx(np.abs(c8 - c32).max())
 
 
+@pytest.mark.slow
 def test_from_run_makes_the_int8_export_once_from_validation_images(trained_run) -> None:
     run, _, images = trained_run
     predictor = load_predictor(run, "onnx-int8")
@@ -75,6 +85,7 @@ def test_from_run_makes_the_int8_export_once_from_validation_images(trained_run)
     assert load_predictor(run, "onnx").precision == "fp32"  # the fp32 export is not taken for int8
 
 
+@pytest.mark.slow
 def test_cli_export_int8_and_evaluate_keep_each_runtimes_scores(trained_run, tmp_path, capsys) -> None:
     run, labels, _ = trained_run
     calibration = labels.parent / "img"
@@ -94,6 +105,7 @@ def test_cli_export_int8_and_evaluate_keep_each_runtimes_scores(trained_run, tmp
     assert scores["runtime"] == "onnx-int8" and json.loads((run / "eval_all.json").read_text())["runtime"] == "torch"
 
 
+@pytest.mark.slow
 def test_unreadable_images_leave_fidelity_unmeasured_or_fail_calibration(trained_run, tmp_path) -> None:
     from fashionstyle.quantize import measure_fidelity
 
@@ -113,6 +125,7 @@ def test_unreadable_images_leave_fidelity_unmeasured_or_fail_calibration(trained
     assert not (tmp_path / "again" / "members.json").exists()
 
 
+@pytest.mark.slow
 def test_quantising_wrong_folders_is_a_user_error(trained_run, tmp_path) -> None:
     run, _, images = trained_run
     export_onnx(run, tmp_path / "fp32")
@@ -125,6 +138,7 @@ def test_quantising_wrong_folders_is_a_user_error(trained_run, tmp_path) -> None
                  "--runtime", "onnx-int8", "--tta", "flip"]) == 2
 
 
+@pytest.mark.slow
 def test_a_fused_run_needs_calibration_images_for_int8(trained_run, tmp_path) -> None:
     from fashionstyle.ensemble import fuse_runs
 

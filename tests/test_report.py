@@ -108,6 +108,7 @@ def test_report_has_every_figure_and_label(runs, tmp_path: Path) -> None:
     assert page.count("<figcaption>") == len(CORE_FIGURES)
 
 
+@pytest.mark.slow
 def test_train_targets_feed_the_label_table(runs, tmp_path: Path) -> None:
     train = np.zeros((200, 4), dtype=np.uint8)
     train[:50, 0] = train[:20, 1] = train[:10, 2] = train[:4, 3] = 1
@@ -118,6 +119,7 @@ def test_train_targets_feed_the_label_table(runs, tmp_path: Path) -> None:
         write_report(runs[0], tmp_path / "bad", train_targets=train[:, :3])
 
 
+@pytest.mark.slow
 def test_compare_adds_comparison_figures(runs, tmp_path: Path) -> None:
     out = tmp_path / "compare"
     page = write_report(runs[0], out, compare=[runs[1]]).read_text()
@@ -142,6 +144,7 @@ def test_run_without_history_renders_the_rest(tmp_path: Path) -> None:
         assert label in page
 
 
+@pytest.mark.slow
 def test_compare_with_a_run_without_history(runs, tmp_path: Path) -> None:
     fused = make_fake_run(tmp_path / "fused", LABELS4, with_history=False)
     out = tmp_path / "out"

@@ -53,6 +53,7 @@ def test_open_rgb_refuses_each_kind_of_bad_file(tmp_path: Path) -> None:
             assert "too large" in message
 
 
+@pytest.mark.slow
 def test_five_percent_bad_images_are_skipped_and_counted(tmp_path: Path, capsys) -> None:
     labels = make_image_set(tmp_path / "data", n=80)
     bad = spoil(tmp_path / "data" / "img", [f"{i:03d}.jpg" for i in (0, 2, 5, 9)])  # 4 of 80 = 5%
@@ -89,6 +90,7 @@ def _train_command(labels: Path, run: Path, *extra: str) -> list[str]:
             *TINY_TRAIN, "--epochs", "4", "--batch-size", "2", "--seed", "7", *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     """Tolerance: 1e-6 on every validation probability and threshold (CPU, same seed)."""
     labels = make_image_set(tmp_path / "data", n=64)
@@ -135,3 +137,29 @@ def test_incompatible_run_format_is_refused(tmp_path: Path) -> None:
     (run / "manifest.json").write_text("{broken")
     with pytest.raises(FashionStyleError, match="corrupt JSON"):
         RunDir.open(run.path)
+
+
+@pytest.mark.parametrize("orientation, rotate", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
+                                                 (3, Image.Transpose.ROTATE_180)])
+def test_open_rgb_applies_the_exif_orientation(tmp_path: Path, orientation: int, rotate) -> None:
+    upright = np.zeros((40, 24, 3), np.uint8)  # portrait: red top half, blue bottom half
+    upright[:20, :, 0] = 255
+    upright[20:, :, 2] = 255
+    stored = Image.fromarray(upright).transpose(rotate)  # as the camera stored it
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    pixels = np.asarray(open_rgb(tmp_path / "phone.jpg")).astype(int)
+    assert pixels.shape == upright.shape
+    assert np.abs(pixels - upright).mean() < 8
+
+
+def test_open_rgb_scales_16_bit_greyscale_to_8_bits(tmp_path: Path) -> None:
+    gradient16 = np.tile(np.arange(256, dtype=np.uint16) * 257, (4, 1))  # 0..65535
+    Image.fromarray(gradient16).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    pixels = np.asarray(open_rgb(tmp_path / "g16.png"))
+    np.testing.assert_array_equal(pixels, np.repeat(np.tile(np.arange(256), (4, 1))[..., None], 3, axis=2))
+    Image.fromarray(gradient16.astype(np.int32)).save(tmp_path / "g32.tif")  # mode I
+    assert Image.open(tmp_path / "g32.tif").mode == "I"
+    np.testing.assert_array_equal(np.asarray(open_rgb(tmp_path / "g32.tif")), pixels)

@@ -138,6 +138,7 @@ def check_selected_run(selected: RunDir, runs: list[Path], img: Path, greedy: bo
     return info
 
 
+@pytest.mark.slow
 def test_selected_run_predicts_its_selected_validation_probabilities(runs, tmp_path: Path) -> None:
     selected = select_runs(runs["runs"], tmp_path / "sel")
     check_selected_run(selected, runs["runs"], runs["img"])
@@ -145,6 +146,7 @@ def test_selected_run_predicts_its_selected_validation_probabilities(runs, tmp_p
     assert "F2 selection" in table and all(name in table for name in LABELS)
 
 
+@pytest.mark.slow
 def test_mixed_selections_give_each_label_its_weighted_average(runs, tmp_path: Path, monkeypatch) -> None:
     # Force mixtures (the tiny runs may not need any): Red 2:1, Striped one run, Dotted 1:1:1.
     forced = iter([np.array([2, 1, 0]), np.array([0, 0, 1]), np.array([1, 1, 1])])
@@ -175,6 +177,7 @@ def test_mixed_selections_give_each_label_its_weighted_average(runs, tmp_path: P
     check_selected_run(sparse, runs["runs"], runs["img"], greedy=False)
 
 
+@pytest.mark.slow
 def test_one_run_selects_itself(runs, tmp_path: Path) -> None:
     only = RunDir.open(runs["runs"][0])
     selected = select_runs([only.path], tmp_path / "one", max_rounds=3)
@@ -185,6 +188,7 @@ def test_one_run_selects_itself(runs, tmp_path: Path) -> None:
                                Predictor.from_run(only).predict_proba(images), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_select_refuses_incompatible_or_repeated_runs(runs, tmp_path: Path) -> None:
     other = tmp_path / "other"
     shutil.copytree(runs["runs"][1], other)

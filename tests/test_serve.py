@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +20,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
-from fashionstyle.serve import create_app  # noqa: E402
+import fashionstyle.serve as serve_module  # noqa: E402
+from fashionstyle.serve import create_app, decode_image  # noqa: E402
 
 
 
@@ -56,6 +59,25 @@ def png_bomb(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+def png(width: int, height: int, mode: str = "RGB", color=0) -> bytes:
+    image = Image.new(mode, (width, height), color)
+    if mode == "P":  # palette entry i is (i, 2i, 3i) % 256
+        image.putpalette([(c * i) % 256 for i in range(256) for c in (1, 2, 3)])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def photo_jpeg(width: int, height: int) -> bytes:
+    """Smooth colour gradients with a few large shapes: what a reduced decode should keep."""
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    pixels = np.stack([x * 255, y * 255, 127 + 100 * np.sin(8 * x) * np.cos(6 * y)], axis=-1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
 def test_health_and_labels(client, trained_run) -> None:
     run, _ = trained_run
     health = client.get("/health").json()
@@ -66,6 +88,7 @@ def test_health_and_labels(client, trained_run) -> None:
     np.testing.assert_allclose([entry["threshold"] for entry in body["labels"]], expected)
 
 
+@pytest.mark.slow
 def test_page_and_docs_are_served(client) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
@@ -74,6 +97,7 @@ def test_page_and_docs_are_served(client) -> None:
     assert "/predict" in client.get("/openapi.json").json()["paths"]
 
 
+@pytest.mark.slow
 def test_predict_agrees_with_predictor(client, trained_run) -> None:
     run, images = trained_run
     paths = sorted(images.glob("*.jpg"))[:2]
@@ -91,6 +115,7 @@ def test_predict_agrees_with_predictor(client, trained_run) -> None:
         np.testing.assert_allclose([result["thresholds"][n] for n in LABELS], thresholds)
 
 
+@pytest.mark.slow
 def test_body_over_max_bytes_is_413(trained_run) -> None:
     run, images = trained_run
     path = sorted(images.glob("*.jpg"))[0]
@@ -109,6 +134,7 @@ def test_body_over_max_bytes_is_413(trained_run) -> None:
         assert small.get("/health").status_code == 200
 
 
+@pytest.mark.slow
 def test_text_file_is_415_naming_it(client) -> None:
     response = client.post("/predict", files=[("files", ("notes.txt", b"not an image at all", "text/plain"))])
     assert response.status_code == 415
@@ -116,6 +142,7 @@ def test_text_file_is_415_naming_it(client) -> None:
     assert "notes.txt" in detail and "not a readable image" in detail and "BytesIO" not in detail
 
 
+@pytest.mark.slow
 def test_too_many_images_is_refused(trained_run) -> None:
     run, images = trained_run
     with TestClient(create_app(run, max_images=2)) as limited:
@@ -124,6 +151,7 @@ def test_too_many_images_is_refused(trained_run) -> None:
         assert "too many images" in response.json()["detail"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", [12_000, 20_000])  # over the limit, and over twice it (Pillow's error)
 def test_decompression_bomb_is_refused(client, side) -> None:
     bomb = png_bomb(side, side)
@@ -134,6 +162,7 @@ def test_decompression_bomb_is_refused(client, side) -> None:
     assert "bomb.png" in detail and "too large" in detail
 
 
+@pytest.mark.slow
 def test_no_files_is_400(client) -> None:
     response = client.post("/predict")
     assert response.status_code == 400 and "no images" in response.json()["detail"]
@@ -141,6 +170,7 @@ def test_no_files_is_400(client) -> None:
     assert response.status_code == 400 and isinstance(response.json()["detail"], str)
 
 
+@pytest.mark.slow
 def test_concurrent_requests_all_succeed(client, trained_run) -> None:
     _, images = trained_run
     paths = sorted(images.glob("*.jpg"))[:8]
@@ -164,6 +194,7 @@ def test_missing_run_is_a_user_error(tmp_path) -> None:
         create_app(tmp_path / "none")
 
 
+@pytest.mark.slow
 def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     run, images = trained_run
@@ -182,11 +213,15 @@ def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, tmp_pat
         np.testing.assert_allclose([a["probs"][n] for n in LABELS], [b["probs"][n] for n in LABELS], atol=0.1)
 
 
+@pytest.mark.slow
 def test_load_bench_small(trained_run) -> None:
     run, _ = trained_run
-    assert load_bench("serve_load").main(["--run", str(run), "--requests", "20", "--concurrency", "4"]) == 0
+    assert load_bench("serve_load").main(["--run", str(run), "--requests", "20", "--concurrency", "4",
+                                          "--hostile-requests", "2", "--hostile-concurrency", "2",
+                                          "--hostile-images", "4", "--max-pixels", "1000000"]) == 0
 
 
+@pytest.mark.slow
 def test_png_upload_matches_the_decoded_image(client) -> None:
     """A lossless upload is preprocessed exactly like the same image given to the predictor."""
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8))
@@ -196,3 +231,124 @@ def test_png_upload_matches_the_decoded_image(client) -> None:
     assert response.status_code == 200
     probs = client.app.state.predictor.predict_proba_images([image])[0]
     np.testing.assert_allclose([response.json()["results"][0]["probs"][n] for n in LABELS], probs, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_image_over_max_pixels_is_413_naming_the_limit(trained_run) -> None:
+    run, _ = trained_run
+    with TestClient(create_app(run, max_pixels=40_000)) as limited:
+        response = limited.post("/predict", files=[("files", ("big.png", png(300, 200), "image/png"))])
+        assert response.status_code == 413
+        detail = response.json()["detail"]
+        assert "big.png" in detail and "300x200 = 60,000 pixels" in detail
+        assert "the limit is 40,000 pixels per image" in detail
+        assert limited.post("/predict", files=[("files", ("ok.png", png(200, 200), "image/png"))]).status_code == 200
+        assert limited.get("/health").json()["max_pixels"] == 40_000
+
+
+@pytest.mark.slow
+def test_request_over_max_request_pixels_is_413_naming_the_limit(trained_run) -> None:
+    run, _ = trained_run
+    with TestClient(create_app(run, max_request_pixels=100_000)) as limited:
+        files = [("files", (f"{i}.png", png(200, 200), "image/png")) for i in range(3)]  # 40,000 pixels each
+        response = limited.post("/predict", files=files)
+        assert response.status_code == 413
+        detail = response.json()["detail"]
+        assert "120,000 pixels in 3 images" in detail and "the limit is 100,000 pixels per request" in detail
+        assert limited.post("/predict", files=files[:2]).status_code == 200
+
+
+@pytest.mark.slow
+def test_elongated_image_is_413(client) -> None:
+    """Resizing the shorter side of a thin strip to the model's size would take GBs: refused from the header."""
+    response = client.post("/predict", files=[("files", ("strip.png", png(4200, 20), "image/png"))])
+    assert response.status_code == 413
+    detail = response.json()["detail"]
+    assert "strip.png" in detail and "4200x20" in detail and "20:1" in detail
+
+
+@pytest.mark.slow
+def test_limits_beyond_pillows_are_refused(trained_run) -> None:
+    run, _ = trained_run
+    with pytest.raises(FashionStyleError, match="decompression-bomb limit"):
+        create_app(run, max_pixels=Image.MAX_IMAGE_PIXELS + 1)
+    with pytest.raises(FashionStyleError, match="must be positive"):
+        create_app(run, decoders=0)
+
+
+@pytest.mark.parametrize("mode, color, expected", [
+    ("1", 1, (255, 255, 255)),        # bits averaged as grey levels, not as bits
+    ("P", 7, (7, 14, 21)),            # palette colours averaged, not palette indices
+    ("RGBA", (10, 200, 30, 0), (10, 200, 30)),     # alpha dropped as before, not premultiplied
+    ("I;16", 300, None),              # 16-bit grey: converted as before, then averaged
+    ("L", 90, (90, 90, 90)),
+])
+def test_large_image_is_decoded_reduced(mode, color, expected) -> None:
+    data = png(2400, 1802, mode, color)
+    image = decode_image(data, "a.png", min_side=100)
+    assert image.mode == "RGB" and min(image.size) >= 100 and image.width * image.height <= 4 * 100**2 * 1.1
+    assert expected is None or set(image.getdata()) == {expected}
+    with Image.open(io.BytesIO(data)) as full:  # the same as reducing the fully decoded image
+        reference = full.convert("RGB").reduce(1802 // 100)  # shorter side // min_side
+    assert reference.tobytes() == image.tobytes()
+
+
+@pytest.mark.slow
+def test_large_jpeg_is_decoded_in_draft_mode_and_predicts_alike(client, trained_run, tmp_path) -> None:
+    run, _ = trained_run
+    data = photo_jpeg(1600, 1200)
+    image = decode_image(data, "a.jpg", min_side=100)
+    assert image.size == (200, 150)  # 1/8 scale: still over the 100 asked for
+    (tmp_path / "a.jpg").write_bytes(data)
+    response = client.post("/predict", files=[("files", ("a.jpg", data, "image/jpeg"))])
+    assert response.status_code == 200
+    got = [response.json()["results"][0]["probs"][n] for n in LABELS]
+    np.testing.assert_allclose(got, Predictor.from_run(run).predict_proba([tmp_path / "a.jpg"])[0], atol=0.02)
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (400, 200), (10, 20, 30))
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    assert decode_image(buffer.getvalue(), "r.jpg").size == (200, 400)
+    assert decode_image(buffer.getvalue(), "r.jpg", min_side=50).size == (50, 100)
+
+
+@pytest.mark.slow
+def test_hostile_request_keeps_only_small_images_and_decodes_one_request_at_a_time(trained_run,
+                                                                                   monkeypatch) -> None:
+    """16 images at the pixel limit per request, 4 requests at once: each decoded image is kept small,
+    and with decoders=1 no two requests decode at the same time."""
+    run, _ = trained_run
+    active, most, kept = [0], [0], []
+    guard = threading.Lock()
+    real = serve_module.decode_image
+
+    def tracked(*args, **kwargs):
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.01)
+            image = real(*args, **kwargs)
+            kept.append(image.width * image.height)
+            return image
+        finally:
+            with guard:
+                active[0] -= 1
+
+    monkeypatch.setattr(serve_module, "decode_image", tracked)
+    bomb = png_bomb(1000, 1000)  # 1-bit, a million pixels, a few hundred bytes
+    with TestClient(create_app(run, max_pixels=1_000_000, max_request_pixels=16_000_000, decoders=1)) as c:
+        min_side = 80  # 2.5 x the tiny model's 32 px crop
+
+        def post(_: int) -> int:
+            files = [("files", (f"{i}.png", bomb, "image/png")) for i in range(16)]
+            return c.post("/predict", files=files).status_code
+
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(post, range(4))) == [200] * 4
+    assert most[0] == 1 and len(kept) == 64
+    assert max(kept) <= 4 * min_side**2 * 1.1  # not the million decoded pixels

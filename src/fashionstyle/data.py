@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 from torchvision import transforms as T
@@ -57,7 +57,7 @@ def tta_transform(image_size: int, mean: Sequence[float], std: Sequence[float], 
 
 
 def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file fully as RGB, or raise FashionStyleError saying why not.
+    """Decode an image file fully as upright 8-bit RGB (see `to_rgb`), or raise FashionStyleError saying why not.
 
     Missing, empty, truncated and non-image files fail, and so do images of
     more than Image.MAX_IMAGE_PIXELS pixels (decompression bombs).
@@ -66,7 +66,7 @@ def open_rgb(path: str | Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                return image.convert("RGB")
+                return to_rgb(image)
     except FileNotFoundError:
         raise FashionStyleError(f"{path}: image not found") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -74,6 +74,36 @@ def open_rgb(path: str | Path) -> Image.Image:
                                 "refused as a possible decompression bomb") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise FashionStyleError(f"{path}: not a readable image ({err})") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """`image` upright (its EXIF orientation applied) as 8-bit RGB.
+
+    16-bit and 32-bit integer greyscale (modes I;16*, I) and float (F) are scaled
+    to 8 bits, where `convert("RGB")` would clip them to white.
+    """
+    image = ImageOps.exif_transpose(image)  # a copy without the tag: the caller's image is left alone
+    if image.mode.startswith("I") or image.mode == "F":
+        image = Image.fromarray(_grey_to_uint8(np.asarray(image)))
+    return image.convert("RGB")
+
+
+def _grey_to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 from 16/32-bit integer or float greyscale.
+
+    Integers within 0..65535 are 16-bit data (PNG, PGM and TIFF scale to that range):
+    the top 8 bits. Floats within 0..1: times 255. Anything else: min..max stretched to 0..255.
+    """
+    if pixels.dtype.kind == "f":
+        pixels = np.nan_to_num(pixels.astype(np.float64))
+        if pixels.min() >= 0 and pixels.max() <= 1:
+            return np.round(pixels * 255).astype(np.uint8)
+    else:
+        pixels = pixels.astype(np.int64)
+        if pixels.min() >= 0 and pixels.max() <= 0xFFFF:
+            return (pixels >> 8).astype(np.uint8)
+    low, span = pixels.min(), pixels.max() - pixels.min()
+    return np.round((pixels - low) * (255 / span if span else 0)).astype(np.uint8)
 
 
 class ImageDataset(Dataset):

@@ -16,7 +16,7 @@ from .errors import FashionStyleError
 from .evaluate import evaluate_run, format_scores
 from .labels import read_labels
 from .synthetic import make_dataset
-from .training import train
+from .fit import train
 
 MARKER = ".fashionstyle-demo"
 

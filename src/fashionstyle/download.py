@@ -10,12 +10,15 @@ as an image, writes atomically and resumes an interrupted run;
 from __future__ import annotations
 
 import csv
+import functools
 import http.client
 import io
 import os
 import random
+import socket
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -125,7 +128,13 @@ def download_images(
     bodies) are retried ``retries`` times with exponential backoff; 4xx are
     not. A body is kept only if Pillow decodes it. Images already there and
     decodable are skipped. Failures go to ``out_dir/download_failures.csv``.
-    ``timeout`` bounds each socket operation, not a whole transfer.
+
+    ``timeout`` is the deadline, in seconds, of one attempt at one file:
+    connecting, sending the request and reading the headers and the whole
+    body together (the DNS look-up aside). A server that stalls or trickles
+    its bytes is cut off when it passes, and the attempt is retried like any
+    time-out, so one file takes at most ``(retries + 1) * timeout`` seconds
+    plus the backoff sleeps.
     """
     items = list(items)
     _check_args(items, workers, retries, timeout, backoff)
@@ -238,11 +247,104 @@ def _fetch_with_retries(
     raise AssertionError("unreachable")
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    """One GET of ``url``; raise _Failed saying why and whether to retry."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+class _Deadline:
+    """The end of one attempt: every socket opened under it is shut down when the time is up,
+    which ends any read or write blocked on it."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._end = time.monotonic() + seconds
+        self._sockets: list[socket.socket] = []  # duplicates: shutting one down ends the connection
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def left(self, timeout: float) -> float:
+        """``timeout`` or the time left, whichever is shorter; TimeoutError when none is left."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out")
+        return min(timeout, left) if isinstance(timeout, (int, float)) else left
+
+    def watch(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.append(sock.dup())  # outlives a TLS wrap, which detaches ``sock``
+            if self.expired:
+                _shut(self._sockets[-1])
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+
+def _shut(sock: socket.socket) -> None:
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by the peer
+        pass
+
+
+def _connection(cls: type[http.client.HTTPConnection], deadline: _Deadline, *args, **kwargs):
+    """An HTTP(S) connection whose sockets connect within, and are watched by, ``deadline``."""
+    conn = cls(*args, **kwargs)
+    create = conn._create_connection
+    conn._create_connection = lambda address, timeout, *rest: deadline.watch(
+        create(address, deadline.left(timeout), *rest))
+    return conn
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_connection, http.client.HTTPConnection, self.deadline), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(functools.partial(_connection, http.client.HTTPSConnection, self.deadline), req,
+                            context=self._context)
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    """One GET of ``url`` within ``timeout`` seconds in all; raise _Failed saying why and whether to retry."""
+    deadline = _Deadline(timeout)
+    try:
+        data = _get(url, timeout, deadline)
+    except _Failed:
+        if not deadline.expired:
+            raise
+    finally:
+        deadline.close()
+    if deadline.expired:  # a cut-off read may also look like a short body, or none
+        raise _Failed(f"timed out (no whole file within {timeout:g} s)", True)
+    return data
+
+
+def _get(url: str, timeout: float, deadline: _Deadline) -> bytes:
+    """_fetch's request and error translation."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+    try:
+        with opener.open(request, timeout=timeout) as response:
             return _read_body(response)
     except urllib.error.HTTPError as e:
         e.close()

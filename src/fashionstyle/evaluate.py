@@ -12,6 +12,7 @@ from .losses import label_counts, loss_weights
 from .errors import FashionStyleError
 from .metrics import format_table, macro_fbeta, per_label_scores
 from .predict import Predictor
+from .predictors import BasePredictor
 from .run import RunDir
 from .thresholds import ThresholdTuner
 
@@ -21,10 +22,11 @@ def label_stats(table: LabelTable, weight_power: float = 1.0) -> str:
     targets = table.require_targets()
     positives, negatives = label_counts(targets)
     pos_w, neg_w = loss_weights(targets, weight_power)
-    width = max(len(n) for n in table.label_names) + 2
+    width = max((len(n) for n in table.label_names), default=5) + 2
     lines = [f"{'label':<{width}}{'positives':>10}{'negatives':>10}{'pos:neg':>12}{'A':>9}{'B':>9}"]
     for name, p, q, a, b in zip(table.label_names, positives, negatives, pos_w, neg_w):
-        lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}")
+        mark = "  NO POSITIVES: cannot be learned" if p == 0 else ""
+        lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}{mark}")
     return "\n".join(lines)
 
 
@@ -100,7 +102,7 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
 
 
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
-                 batch_size: int = 64, num_workers: int = 0, predictor: Predictor | None = None,
+                 batch_size: int = 64, num_workers: int = 0, predictor: BasePredictor | None = None,
                  on_bad: str = "fail", suffix: str = "") -> dict[str, Any]:
     """Predict the labelled images of `table`, score them, write eval_<split><suffix>.json."""
     predictor = predictor or Predictor.from_run(run)
@@ -114,7 +116,7 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
     scores = score_table(table.require_targets(), probs, predictor.tuner)
     scores["skipped_images"] = int((~readable).sum())
     scores.update(split=split, label_names=predictor.label_names, source=table.source,
-                  runtime=suffix.lstrip("_") or "torch", tta=getattr(predictor, "tta", "none"))
+                  runtime=suffix.lstrip("_") or "torch", tta=predictor.tta)
     _atomic.write_json(run / f"eval_{split}{suffix}.json", scores)
     _atomic.write_npz(run / f"eval_{split}{suffix}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
                       targets=table.require_targets())

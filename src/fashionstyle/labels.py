@@ -120,15 +120,33 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank CSV rows with their 1-based line numbers (BOM and CRLF tolerated)."""
     if not path.is_file():
         raise FashionStyleError(f"{path}: label file not found")
+    rows: list[tuple[int, list[str]]] = []
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), 1)]
+            reader = csv.reader(f)
+            for n, row in enumerate(reader, 1):
+                _check_no_nul(path, n, row)
+                rows.append((n, [c.strip() for c in row]))
     except UnicodeDecodeError as err:
         raise FashionStyleError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise FashionStyleError(f"{path}:{len(rows) + 1}: {_csv_problem(err)}") from None
     rows = [(n, row) for n, row in rows if any(row)]
     if not rows:
         raise FashionStyleError(f"{path}: empty label file")
     return rows
+
+
+def _csv_problem(err: csv.Error) -> str:
+    if "field limit" in str(err):
+        return f"a field of more than {csv.field_size_limit():,} characters; is this a label file?"
+    return f"not a valid CSV line ({err})"
+
+
+def _check_no_nul(path: Path, line: int, row: list[str]) -> None:
+    for i, cell in enumerate(row, 1):
+        if "\0" in cell:
+            raise FashionStyleError(f"{path}:{line}: a NUL byte in field {i}; is this a text label file?")
 
 
 def _parse_flags(path: Path, line: int, values: Sequence[str], names: Sequence[str]) -> list[int]:
@@ -184,6 +202,7 @@ def _from_jd(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
 
 def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dict[str, int], list[str], list[int]]:
     """Meta column positions, label names and label column positions of a label CSV."""
+    _check_distinct(path, line, header)
     meta = {h.lower(): i for i, h in enumerate(header) if h.lower() in _META_COLUMNS}
     label_cols = [i for i, h in enumerate(header) if h.lower() not in _META_COLUMNS]
     if not label_cols:
@@ -193,29 +212,36 @@ def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dic
         return meta, list(label_names), _pick_columns(path, line, header, label_cols, list(label_names))
     if not any(canonical_label(h, JD_STYLES) for h in found):
         return meta, found, label_cols
-    valid = list(JD_STYLES)  # a JD header: every column must be a JD style, and all of them present
+    valid = list(JD_STYLES)  # a JD header: every column must be a JD style
     names = []
     for h in found:
         name = canonical_label(h, valid)
         if name is None:
             raise FashionStyleError(f"{path}:{line}: {unknown_label_message(h, valid)}")
         names.append(name)
-    missing = [n for n in valid if n not in names]
-    if missing:
-        raise FashionStyleError(f"{path}:{line}: missing label columns: {', '.join(missing)}")
-    order = [label_cols[names.index(n)] for n in valid]
-    return meta, valid, order
+    if len(names) < len(valid):  # a subset of the styles: in the file's order
+        return meta, names, label_cols
+    return meta, valid, [label_cols[names.index(n)] for n in valid]  # all of them: the contest's order
+
+
+def _check_distinct(path: Path, line: int, header: list[str]) -> None:
+    """Refuse two columns with one name (case-insensitive; a Chinese alias is its English style)."""
+    seen: dict[str, str] = {}
+    for h in header:
+        key = (canonical_label(h, JD_STYLES) or h).lower()
+        if key in seen:
+            name = canonical_label(h, JD_STYLES) or seen[key]
+            what = f"two {key!r} columns" if key in _META_COLUMNS else f"two columns for label {name!r}"
+            raise FashionStyleError(f"{path}:{line}: {what}: {seen[key]!r} and {h!r}")
+        seen[key] = h
 
 
 def _pick_columns(path: Path, line: int, header: list[str], label_cols: list[int],
                   names: list[str]) -> list[int]:
     """The column of each of `names` (a subset of the header's labels; the other columns are left out)."""
     by_name: dict[str, int] = {}
-    for i in label_cols:
+    for i in label_cols:  # no two columns share a name (_check_distinct)
         name = canonical_label(header[i], names)
-        if name in by_name:
-            raise FashionStyleError(f"{path}:{line}: two columns for label {name!r}: "
-                                    f"{header[by_name[name]]!r} and {header[i]!r}")
         if name is not None:
             by_name[name] = i
     missing = [n for n in names if n not in by_name]
@@ -255,6 +281,8 @@ def _from_label_csv(path: Path, rows, image_dir: Path, label_names) -> LabelTabl
             splits.append(_split_value(path, line, row[meta["split"]]))
         lines.append(line)
     _check_unique(path, [str(p) for p in images], lines)
+    if "id" in meta:
+        _check_unique(path, ids, lines)
     return LabelTable(names, ids, images, np.array(targets, dtype=np.uint8),
                       splits or None, str(path), lines)
 
@@ -273,6 +301,9 @@ def _from_tags(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
     if not body:
         raise FashionStyleError(f"{path}: has a header but no rows")
     names = _tag_names(path, body, label_names)
+    if not names:
+        raise FashionStyleError(f"{path}:{rows[0][0]}: no row has any tag, so there are no labels; "
+                                "tags are space-separated label names")
     has_split = len(header) > 2 and header[2].lower() == "split"
     ids, images, targets, splits, lines = [], [], [], [], []
     for line, row in body:
@@ -293,6 +324,37 @@ def _from_tags(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
     _check_unique(path, [str(p) for p in images], lines)
     return LabelTable(names, ids, images, np.array(targets, dtype=np.uint8),
                       splits or None, str(path), lines)
+
+
+def label_warnings(table: LabelTable) -> list[str]:
+    """Plain warning lines about labels that cannot be learned or tuned, and rows without labels.
+
+    The train split is the file's `train` rows, or all rows when it has no split column.
+    """
+    if table.targets is None or not len(table):
+        return []
+    warnings = []
+    for split in ("train", "val"):
+        rows = _split_rows(table, split)
+        if rows is None:
+            continue
+        positives = table.targets[rows].sum(axis=0)
+        why = "cannot be learned" if split == "train" else "its threshold cannot be tuned"
+        warnings += [f"{table.source}: label {name} has no positives in the {split} split: {why}"
+                     for name, p in zip(table.label_names, positives) if p == 0]
+    unlabelled = int((table.targets.sum(axis=1) == 0).sum())
+    if unlabelled:
+        warnings.append(f"{table.source}: {unlabelled} of {len(table)} rows have no label at all "
+                        "(negatives for every label)")
+    return warnings
+
+
+def _split_rows(table: LabelTable, split: str) -> np.ndarray | None:
+    """Row indices of `split` (train: all rows without a split column); None when there are none."""
+    if table.splits is None:
+        return np.arange(len(table)) if split == "train" else None
+    rows = np.flatnonzero(np.array(table.splits) == split)
+    return rows if len(rows) else None
 
 
 def rarest_label_groups(targets: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Predictor: a run directory -> probabilities and labels for images.
+"""Predictor: a run directory -> probabilities and labels for images, on PyTorch.
 
     predictor = Predictor.from_run("runs/densenet201")
     probs = predictor.predict_proba(["a.jpg", "b.jpg"])   # (N, L)
@@ -7,6 +7,7 @@
 Every kind of run predicts through this one class: a multi-label run has one
 member model; single-label, label-wise-epoch and fused runs have several, and
 each label's probability is the weighted mean of the members that give it.
+The interface (predictors.BasePredictor) is shared with onnx_predictor.OnnxPredictor.
 """
 from __future__ import annotations
 
@@ -16,13 +17,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from .data import ImageDataset, collate_skipping, tta_transform
+from .data import tta_transform
 from .errors import FashionStyleError
 from .models import StyleNet, load_model
+from .predictors import BasePredictor, check_coverage, check_tta, combine_probs
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 
@@ -46,12 +45,13 @@ def _preprocessing_key(record: dict) -> tuple:
     return record["image_size"], tuple(record["mean"]), tuple(record["std"])
 
 
-class Predictor:
+class Predictor(BasePredictor):
     """Member models, their preprocessing, and the run's per-label thresholds."""
 
     def __init__(self, members: Sequence[tuple[StyleNet, dict, Member]], label_names: list[str],
                  tuner: ThresholdTuner, device: str = "auto", tta: str = "none"):
         self.device = pick_device(device)
+        self.pin_memory = self.device.type == "cuda"
         self.tta = tta
         self.label_names = list(label_names)
         self.tuner = tuner
@@ -88,45 +88,10 @@ class Predictor:
         return predictor
 
     def check_coverage(self) -> None:
-        covered = {t for m in self.members for t in m.targets}
-        missing = [n for i, n in enumerate(self.label_names) if i not in covered]
-        if missing:
-            raise FashionStyleError(f"no member model predicts {', '.join(missing)}")
-
-    @property
-    def thresholds(self) -> np.ndarray:
-        return self.tuner.thresholds_
-
-    def _views(self, image: Image.Image) -> tuple[torch.Tensor, ...]:
-        return tuple(t(image) for t in self.transforms)  # one (T, 3, H, W) stack per preprocessing
+        check_coverage(self.label_names, [m.targets for m in self.members])
 
     @torch.inference_mode()
-    def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
-                      progress: bool = False, on_bad: str = "fail") -> np.ndarray:
-        """Probabilities (N, L) for image files, in input order.
-
-        With on_bad="skip" an unreadable image gets a row of NaN instead of an error.
-        """
-        loader = DataLoader(ImageDataset(images, None, self._views, on_bad), batch_size=batch_size,
-                            num_workers=num_workers, collate_fn=collate_skipping,
-                            pin_memory=self.device.type == "cuda")
-        out = np.full((len(images), len(self.label_names)), np.nan, np.float32)
-        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress):
-            if batch.images is not None:
-                out[batch.index.numpy()] = self._combine(batch.images)
-        return out
-
-    @torch.inference_mode()
-    def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Probabilities (N, L) for decoded PIL images."""
-        views = [self._views(image.convert("RGB")) for image in images]
-        return self._combine([torch.stack(v) for v in zip(*views)])
-
-    def predict(self, images: Sequence[str | Path], **kwargs) -> np.ndarray:
-        """0/1 labels (N, L) at the run's tuned thresholds."""
-        return self.tuner.predict(self.predict_proba(images, **kwargs))
-
-    def _combine(self, views: Sequence[torch.Tensor]) -> np.ndarray:
+    def _predict_views(self, views: Sequence[torch.Tensor]) -> np.ndarray:
         """Weighted mean, per label, of the members that predict it."""
         outputs: dict[int, np.ndarray] = {}  # each model runs once per batch
         for member in self.members:
@@ -140,27 +105,3 @@ class Predictor:
         b, t = batch.shape[:2]  # (B, T, 3, H, W)
         logits = model(batch.flatten(0, 1).to(self.device, non_blocking=True))  # (B*T, outputs)
         return torch.sigmoid(logits.float()).view(b, t, -1).mean(dim=1).cpu().numpy()
-
-
-def combine_probs(n_images: int, n_labels: int,
-                  parts: Sequence[tuple[np.ndarray, Sequence[int], Sequence[int], float]]) -> np.ndarray:
-    """Weighted mean, per label, of the members that predict it.
-
-    `parts`: one (probs (N, outputs), columns, targets, weight) per member.
-    """
-    total = np.zeros((n_images, n_labels), np.float64)
-    weight = np.zeros(n_labels, np.float64)
-    for probs, columns, targets, w in parts:
-        total[:, list(targets)] += w * probs[:, list(columns)]
-        weight[list(targets)] += w
-    return (total / weight).astype(np.float32)
-
-
-def check_tta(run: RunDir, tta: str | None) -> str:
-    """The run's TTA, or a clear error when another one is asked for."""
-    tuned = run.tta()
-    if tta is not None and tta != tuned:
-        raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {tuned!r}, not {tta!r}; "
-                                f"run `fashionstyle tune {run.path} --tta {tta}` first")
-    return tuned
-

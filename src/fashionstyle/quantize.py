@@ -22,6 +22,7 @@ import torch
 from . import _atomic
 from .data import eval_transform, open_rgb
 from .errors import FashionStyleError
+from .onnx_predictor import OnnxPredictor
 
 PRECISION = "int8"
 CALIBRATION_BATCH = 16
@@ -109,8 +110,6 @@ def quantize_model(source: Path, target: Path, reader: _CalibrationReader) -> No
 
 def measure_fidelity(fp32_dir: Path, int8_dir: Path, images: Sequence[Path], calibrated: int) -> Fidelity:
     """Compare the two exports' probabilities and labels on `images`."""
-    from .export import OnnxPredictor
-
     unmeasured = Fidelity(calibrated, 0, float("nan"), float("nan"), float("nan"), float("nan"))
     if not images:
         return unmeasured

@@ -26,24 +26,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure  # figures made without pyplot: no global backend, Agg on savefig
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-
-from . import _atomic  # noqa: E402
-from .config import read_yaml  # noqa: E402
-from .errors import FashionStyleError  # noqa: E402
-from .evaluate import ratio_text  # noqa: E402
-from .labels import LabelTable  # noqa: E402
-from .losses import label_counts, loss_weights  # noqa: E402
-from .metrics import per_label_scores  # noqa: E402
-from .run import RunDir  # noqa: E402
-from .thresholds import ThresholdTuner, fbeta_curve  # noqa: E402
-from .training import MONITOR, read_history  # noqa: E402
+from . import _atomic
+from .config import read_yaml
+from .errors import FashionStyleError
+from .evaluate import ratio_text
+from .history import MONITOR, read_history
+from .labels import LabelTable
+from .losses import label_counts, loss_weights
+from .metrics import per_label_scores
+from .run import RunDir
+from .thresholds import ThresholdTuner, fbeta_curve
 
 __all__ = ["write_report"]
 
@@ -174,18 +171,18 @@ def split_scores(data: RunData, split: Split) -> tuple[np.ndarray, np.ndarray]:
 def label_colours(n: int) -> list:
     """n distinct colours: tab20's dark shades first, then its light ones; a hue wheel past 20."""
     if n > 20:
-        return [plt.get_cmap("hsv")(i / n) for i in range(n)]
-    tab20 = plt.get_cmap("tab20").colors
+        return [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
+    tab20 = matplotlib.colormaps["tab20"].colors
     return [tab20[i] for i in [*range(0, 20, 2), *range(1, 20, 2)][:n]]
 
 
 def new_figure(width: float, height: float, **kwargs: Any) -> tuple[Figure, Any]:
-    return plt.subplots(figsize=(width, height), layout="constrained", **kwargs)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(**kwargs)
 
 
 def save(fig: Figure, path: Path) -> Path:
     _atomic.write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight"))
-    plt.close(fig)
     path.chmod(0o644)  # a page to share, not a private temporary file
     return path
 
@@ -381,7 +378,7 @@ def plot_compare_fbeta(runs: list[RunData], path: Path) -> Path:
     """Figure 6a: tuned per-label F-beta of every run, validation (and test if all have it)."""
     splits = ["val"] + (["test"] if all(r.test is not None for r in runs) else [])
     names = runs[0].label_names
-    colours = plt.get_cmap("tab10").colors
+    colours = matplotlib.colormaps["tab10"].colors
     fig, axes = new_figure(max(8.0, 0.3 * len(names) * len(runs) + 3), 4.2 * len(splits),
                            nrows=len(splits), squeeze=False)
     for ax, split_name in zip(axes[:, 0], splits):
@@ -401,7 +398,7 @@ def plot_compare_epochs(runs: list[RunData], path: Path) -> Path | None:
     with_history = [r for r in runs if r.history and "epoch" in r.history and MONITOR in r.history]
     if not with_history:
         return None
-    colours = plt.get_cmap("tab10").colors
+    colours = matplotlib.colormaps["tab10"].colors
     fig, ax = new_figure(8.5, 4.5)
     for i, r in enumerate(runs):
         if r in with_history:
@@ -487,7 +484,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     targets, source = stats_targets(data, stats_table, train_targets)
-    with plt.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):
         body = [summary_html(data)]
         body += label_section(data, targets, source, out)
         body += per_label_section(data, out)

@@ -1,27 +1,40 @@
 """Which engine predicts: PyTorch, ONNX Runtime, or ONNX Runtime on the int8 export.
 
-    predictor = load_predictor("runs/x", "onnx-int8")   # same interface as Predictor
+    predictor = load_predictor("runs/x", "onnx-int8")   # a predictors.BasePredictor, whatever the runtime
+
+Torch-free at import time; an ONNX runtime imports torch only to make a
+missing or stale export (export.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from .errors import FashionStyleError
+from .predictors import BasePredictor, check_tta
+from .run import RunDir
 
 RUNTIMES = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # runtime -> ONNX export precision
 
 
-def load_predictor(run_dir: str | Path, runtime: str = "torch", tta: str | None = None) -> Any:
-    """A Predictor or OnnxPredictor on the run (ONNX exports are made on first use)."""
+def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None) -> BasePredictor:
+    """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
+
+    `tta` must be the one the run's thresholds were tuned with (the default).
+    """
     if runtime not in RUNTIMES:
         raise FashionStyleError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
     if runtime == "torch":
         from .predict import Predictor
 
         return Predictor.from_run(run_dir, tta=tta)
-    if tta not in (None, "none"):
-        raise FashionStyleError("the ONNX runtimes do not apply TTA; use --runtime torch")
-    from .export import OnnxPredictor
+    from .onnx_predictor import EXPORT_DIRS, OnnxPredictor, export_is_current
 
-    return OnnxPredictor.from_run(run_dir, precision=RUNTIMES[runtime])
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
+    check_tta(run, tta)  # before a possibly long export
+    precision = RUNTIMES[runtime]
+    folder = run / EXPORT_DIRS[precision]
+    if not export_is_current(run, folder, precision):
+        from .export import export_run
+
+        export_run(run, folder, precision)
+    return OnnxPredictor.from_run(run, folder, precision, tta=tta)

@@ -11,26 +11,36 @@ Endpoints:
     GET  /docs      OpenAPI documentation
 
 The model loads once, when the app is created; inference is serialised by a
-lock (decoding runs concurrently in the thread pool). Request bodies over
-`max_bytes` (by Content-Length, and by the bytes actually received), more than
-`max_images` files, non-images and decompression bombs are refused with a
-JSON {"detail": "..."} and a 4xx status.
+lock. What one request may cost is bounded before anything is decoded:
+bodies over `max_bytes` (by Content-Length, and by the bytes actually
+received), more than `max_images` files, an image over `max_pixels` or more
+elongated than MAX_ASPECT:1, and images over `max_request_pixels` in all (each
+read from its header) are refused with 413; non-images with 415; every answer
+is JSON {"detail": "..."}. At most `decoders` requests decode (and hold
+decoded images) at once, one image at a time, and a large image is decoded at
+reduced size (JPEG at 1/2 to 1/8 scale, other formats reduced by a whole
+factor before conversion) while its shorter side stays at least twice what
+the model's preprocessing resizes it to. So peak memory is about `decoders` x
+(one image at `max_pixels` + 16 small ones) above the idle service (measured
+by bench/serve_load.py). A reduced image's probabilities differ slightly from
+`predict` on the same file (both then resize it to the model's input).
 """
 from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import FashionStyleError
 from .run import RunDir
@@ -38,6 +48,10 @@ from .runtimes import RUNTIMES, load_predictor
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_IMAGES = 16
+DEFAULT_MAX_PIXELS = 50_000_000  # per image (a 48 MP photo); Pillow's bomb limit is ~89M
+DEFAULT_MAX_REQUEST_PIXELS = 200_000_000  # per request: 16 photos of 12 MP, or 4 at the image limit
+DEFAULT_DECODERS = 2  # requests decoding at once
+MAX_ASPECT = 20  # longer side / shorter side; beyond it the model's resize alone could take GBs
 
 
 class BodyLimit:
@@ -80,6 +94,7 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+        del chunks  # one copy of the body, not two, while the request runs
 
         async def replayed() -> dict:
             return replay.pop() if replay else await receive()
@@ -98,49 +113,128 @@ async def _send_json(send: Any, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-def decode_image(data: bytes, filename: str, max_pixels: int | None = None) -> Image.Image:
-    """Decode uploaded bytes as RGB, or raise HTTPException (413 for bombs, 415 for non-images).
-
-    Images over `max_pixels` (default: Pillow's MAX_IMAGE_PIXELS, about 89M) are refused
-    from their header, before decoding.
-    """
-    limit = max_pixels or Image.MAX_IMAGE_PIXELS
+def image_size(data: bytes, filename: str, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) from the header alone, or raise HTTPException: 413 over `max_pixels`
+    (default DEFAULT_MAX_PIXELS) or MAX_ASPECT, 415 for non-images."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if limit and width * height > limit:  # Pillow only warns up to twice the limit
-                raise HTTPException(413, f"{filename}: image too large ({width}x{height} = "
-                                         f"{width * height:,} pixels; the limit is {limit:,})")
-            return image.convert("RGB")
-    except Image.DecompressionBombError:
-        raise HTTPException(413, f"{filename}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels; "
-                                 "refused as a possible decompression bomb)") from None
-    except HTTPException:
-        raise
-    except Image.UnidentifiedImageError:
+            return _check_size(image.size, filename, max_pixels or DEFAULT_MAX_PIXELS)
+    except Exception as err:  # noqa: BLE001 - see _refuse
+        _refuse(err, filename, max_pixels or DEFAULT_MAX_PIXELS)
+
+
+def decode_image(data: bytes, filename: str, max_pixels: int | None = None,
+                 min_side: int | None = None) -> Image.Image:
+    """Decode uploaded bytes as RGB (EXIF orientation applied), or raise HTTPException as image_size does.
+
+    The header is checked first (`max_pixels`, MAX_ASPECT). With `min_side` a large image is decoded
+    at reduced size: JPEG by draft mode (1/2, 1/4 or 1/8 scale), then any format by a whole-factor
+    box reduction before conversion, keeping its shorter side at least `min_side` and its pixels
+    at most about 4 min_side^2 (fewer only for images over 4:1). Peak memory is one full decode.
+    """
+    limit = max_pixels or DEFAULT_MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            _check_size(image.size, filename, limit)
+            if min_side:
+                factor = _reduction(image.size, min_side)
+                if factor > 1:
+                    image.draft(None, (-(-image.width // factor), -(-image.height // factor)))  # JPEG only
+                image.load()
+                image = _reduce(image, _reduction(image.size, min_side))
+            rgb = image.convert("RGB")
+        ImageOps.exif_transpose(rgb, in_place=True)
+        return rgb
+    except Exception as err:  # noqa: BLE001 - see _refuse
+        _refuse(err, filename, limit)
+
+
+def _check_size(size: tuple[int, int], filename: str, limit: int) -> tuple[int, int]:
+    width, height = size
+    if width * height > limit:
+        raise HTTPException(413, f"{filename}: image too large ({width}x{height} = {width * height:,} "
+                                 f"pixels; the limit is {limit:,} pixels per image)")
+    if max(size) > MAX_ASPECT * max(1, min(size)):
+        raise HTTPException(413, f"{filename}: image too elongated ({width}x{height}; the limit is an "
+                                 f"aspect ratio of {MAX_ASPECT}:1)")
+    return width, height
+
+
+def _reduction(size: tuple[int, int], min_side: int) -> int:
+    """Whole factor to shrink by: the shorter side stays >= min_side, the pixels <= ~4 min_side^2."""
+    by_side = min(size) // min_side
+    by_pixels = math.ceil(math.sqrt(size[0] * size[1] / (4 * min_side**2)))
+    return max(1, by_side, by_pixels)
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """Box-average by `factor`, after the conversion decode_image would make anyway (the bits of a
+    1-bit image, palette colours rather than indices, alpha dropped, not premultiplied). Other modes
+    than L and RGB are converted a strip at a time, so that no second full-size image is made."""
+    if factor < 2:
+        return image
+    mode = "L" if image.mode in ("1", "L", "LA") else "RGB"
+    if image.mode == mode:
+        return image.reduce(factor)
+    width, height = image.size
+    out = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, 1_000_000 // (width * factor))  # about a million pixels a strip
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows))).convert(mode)
+        out.paste(strip.reduce(factor), (0, top // factor))
+    return out
+
+
+def _refuse(err: Exception, filename: str, limit: int) -> NoReturn:
+    """Raise the HTTPException for what Image.open or decoding raised."""
+    if isinstance(err, HTTPException):
+        raise err
+    if isinstance(err, Image.DecompressionBombError):
+        raise HTTPException(413, f"{filename}: image too large (over {2 * Image.MAX_IMAGE_PIXELS:,} pixels; "
+                                 f"the limit is {limit:,} pixels per image)") from None
+    if isinstance(err, Image.UnidentifiedImageError):
         reason = "unknown or unsupported format"
-    except Exception as err:  # noqa: BLE001 - anything Pillow cannot decode is not an image to us
+    else:  # anything Pillow cannot decode is not an image to us
         reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
     raise HTTPException(415, f"{filename}: not a readable image ({reason}); "
                              "send JPEG, PNG, WebP, BMP or GIF files")
 
 
+def _min_side(predictor: Any) -> int:
+    """2.5 x the largest crop the predictor's preprocessing takes (probed on a 1x1 image): over
+    twice the size it resizes to first, so decoding at reduced size barely changes its input."""
+    probe = Image.new("RGB", (1, 1))
+    crops = [int(t(probe).shape[-1]) for t in getattr(predictor, "transforms", ())]
+    return math.ceil(2.5 * max(crops, default=448))
+
+
 def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                max_images: int = DEFAULT_MAX_IMAGES, runtime: str = "torch",
-               max_pixels: int | None = None) -> FastAPI:
+               max_pixels: int | None = None, max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS,
+               decoders: int = DEFAULT_DECODERS) -> FastAPI:
     """The service for one run; its model is loaded here, once.
 
     `runtime`: "torch" (Predictor), "onnx" or "onnx-int8" (OnnxPredictor, exporting on first use).
-    `max_pixels`: largest image accepted (default: Pillow's MAX_IMAGE_PIXELS).
+    `max_pixels`: largest image accepted, from its header (default DEFAULT_MAX_PIXELS; at most
+    Pillow's MAX_IMAGE_PIXELS). `max_request_pixels`: most pixels of all of a request's images.
+    `decoders`: most requests decoding images (and holding them until inference) at once.
     """
-    if max_bytes < 1 or max_images < 1:
-        raise FashionStyleError(f"max_bytes and max_images must be positive, got {max_bytes}, {max_images}")
+    max_pixels = max_pixels or DEFAULT_MAX_PIXELS
+    if min(max_bytes, max_images, max_pixels, max_request_pixels, decoders) < 1:
+        raise FashionStyleError("max_bytes, max_images, max_pixels, max_request_pixels and decoders must be "
+                                f"positive, got {max_bytes}, {max_images}, {max_pixels}, {max_request_pixels}, "
+                                f"{decoders}")
+    if max_pixels > Image.MAX_IMAGE_PIXELS:
+        raise FashionStyleError(f"max_pixels {max_pixels:,} is over Pillow's decompression-bomb limit "
+                                f"({Image.MAX_IMAGE_PIXELS:,})")
     run = RunDir.open(run_dir)
     predictor = load_predictor(run.path, runtime)
     names = list(predictor.label_names)
     thresholds = [float(t) for t in predictor.tuner.thresholds_]
     run_name = run.path.resolve().name
-    lock = threading.Lock()
+    min_side = _min_side(predictor)
+    lock = threading.Lock()  # one inference at a time
+    slots = threading.BoundedSemaphore(decoders)  # requests decoding or holding decoded images
 
     app = FastAPI(title="fashionstyle", version=_version(),
                   description=f"Multi-label fashion style recognition, run `{run_name}`.")
@@ -162,7 +256,8 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "labels": len(names), "run": run_name, "runtime": runtime,
-                "max_bytes": max_bytes, "max_images": max_images}
+                "max_bytes": max_bytes, "max_images": max_images, "max_pixels": max_pixels,
+                "max_request_pixels": max_request_pixels, "decoders": decoders}
 
     @app.get("/labels")
     def labels() -> dict:
@@ -177,11 +272,20 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
         if len(files) > max_images:
             raise HTTPException(413, f"too many images: {len(files)} (at most {max_images} per request)")
         filenames = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
-        images = [decode_image(f.file.read(), name, max_pixels) for f, name in zip(files, filenames)]
-        start = time.perf_counter()
-        with lock:
-            probs = predictor.predict_proba_images(images)  # (N, L)
-        elapsed = time.perf_counter() - start
+        data = [f.file.read() for f in files]
+        total = sum(w * h for w, h in (image_size(d, name, max_pixels) for d, name in zip(data, filenames)))
+        if total > max_request_pixels:
+            raise HTTPException(413, f"images too large in all: {total:,} pixels in {len(files)} images (the "
+                                     f"limit is {max_request_pixels:,} pixels per request); send fewer or "
+                                     "smaller images")
+        with slots:
+            images = [decode_image(d, name, max_pixels, min_side) for d, name in zip(data, filenames)]
+            del data
+            start = time.perf_counter()
+            with lock:
+                probs = predictor.predict_proba_images(images)  # (N, L)
+            elapsed = time.perf_counter() - start
+            del images
         flags = predictor.tuner.predict(probs)
         results = []
         for name, p, f in zip(filenames, probs, flags):
@@ -217,13 +321,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     parser.add_argument("--max-images", type=int, default=DEFAULT_MAX_IMAGES)
-    parser.add_argument("--max-pixels", type=int, default=None, help="(default: Pillow's limit, ~89M)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image, in pixels")
+    parser.add_argument("--max-request-pixels", type=int, default=DEFAULT_MAX_REQUEST_PIXELS,
+                        help="most pixels of all of one request's images")
+    parser.add_argument("--decoders", type=int, default=DEFAULT_DECODERS,
+                        help="most requests decoding images at once (bounds memory)")
     parser.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     try:
         serve(args.run, args.host, args.port, log_level=args.log_level, max_bytes=args.max_bytes,
-              max_images=args.max_images, runtime=args.runtime, max_pixels=args.max_pixels)
+              max_images=args.max_images, runtime=args.runtime, max_pixels=args.max_pixels,
+              max_request_pixels=args.max_request_pixels, decoders=args.decoders)
     except FashionStyleError as err:
         print(f"fashionstyle serve: error: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """Training through Lightning: one multi-label model, written into a run directory.
 
-    run = train(config, "runs/densenet201")   # -> RunDir, ready for tune/evaluate/predict
+    run = train_multi(config, "runs/lite0")   # -> RunDir, ready for tune/evaluate/predict
+                                              # (fit.train dispatches on config.mode)
 
 Each epoch validates on the whole validation split, tunes per-label thresholds
 on it, logs macro F-beta at 0.5 and at the tuned thresholds, and stores the
@@ -13,6 +14,8 @@ import csv
 import io
 import logging
 import os
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,14 +31,14 @@ from .config import TrainConfig
 from .data import (Batch, EpochShuffle, ImageDataset, collate_skipping, drop_bad_images, eval_transform,
                    train_transform, train_val_split)
 from .errors import FashionStyleError
-from .labels import LabelTable, read_labels
+from .history import MONITOR, append_history, read_history
+from .labels import LabelTable, label_warnings, read_labels
 from .losses import create_loss
 from .metrics import macro_fbeta, per_label_scores
 from .models import StyleNet, create_model, default_normalisation, model_record, save_model
 from .run import RunDir
 from .thresholds import ThresholdTuner
 
-MONITOR = "val_fbeta_tuned"
 
 
 class StyleModule(L.LightningModule):
@@ -49,6 +52,10 @@ class StyleModule(L.LightningModule):
         self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
         self.val_fbeta: np.ndarray | None = None  # (L,) per-label F-beta at tuned thresholds
         self.bad_train: dict[int, str] = {}  # dataset row -> why its image was skipped
+        # plateau / cosine: stepped here at the end of each epoch, before the checkpoint is written,
+        # so that every last.ckpt holds the scheduler as the next epoch needs it (exact resume)
+        self.epoch_scheduler: Any = None
+        self._scheduler_state: dict | None = None  # from a checkpoint, applied once the scheduler exists
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -105,24 +112,46 @@ class StyleModule(L.LightningModule):
         self.log("val_fbeta_05", at_half, prog_bar=True)
         self.log(MONITOR, float(self.val_fbeta.mean()), prog_bar=True)
 
+    def on_train_epoch_end(self) -> None:
+        # Lightning calls this after the epoch's validation and before ModelCheckpoint saves.
+        if isinstance(self.epoch_scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if self.val_fbeta is not None:
+                self.epoch_scheduler.step(float(self.val_fbeta.mean()))
+        elif self.epoch_scheduler is not None:
+            self.epoch_scheduler.step()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.epoch_scheduler is not None:
+            checkpoint["epoch_scheduler"] = self.epoch_scheduler.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._scheduler_state = checkpoint.get("epoch_scheduler")
+
     def configure_optimizers(self) -> Any:
         cfg = self.config
         groups = [{"params": self.model.backbone.parameters(), "lr": cfg.lr * cfg.backbone_lr_scale},
                   {"params": self.model.head.parameters(), "lr": cfg.lr}]
         adam = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         optimizer = adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.lr_schedule == "constant":
+        if cfg.lr_schedule in ("constant", "plateau", "cosine"):
+            self.epoch_scheduler = epoch_scheduler(optimizer, cfg)
+            if self.epoch_scheduler is not None and self._scheduler_state is not None:
+                self.epoch_scheduler.load_state_dict(self._scheduler_state)
             return optimizer
-        if cfg.lr_schedule == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": MONITOR}}
-        if cfg.lr_schedule == "cosine":
-            return [optimizer], [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)]
         steps = int(self.trainer.estimated_stepping_batches)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=[g["lr"] for g in groups], total_steps=max(steps, 2))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def epoch_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The once-per-epoch learning-rate schedule of `cfg.lr_schedule` (None for constant)."""
+    if cfg.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=cfg.lr_factor, patience=cfg.lr_patience)
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return None
 
 
 def make_ema(model: StyleNet, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
@@ -182,22 +211,27 @@ class RunRecorder(L.Callback):
                 read_history(self.run), self.label_names).values()))
 
 
-def append_history(run: RunDir, row: dict[str, Any]) -> None:
-    """Rewrite history.csv with `row` replacing any row of the same or a later epoch."""
-    rows = [r for r in read_history(run) if int(r["epoch"]) < row["epoch"]] + [row]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(row))
-    writer.writeheader()
-    writer.writerows(rows)
-    _atomic.write_text(run / "history.csv", out.getvalue())
+class EpochLine(L.Callback):
+    """One line per epoch on rank 0 (epoch, seconds, train loss, val F-beta at 0.5 and tuned, lr),
+    for logs and terminals without a progress bar."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: StyleModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: StyleModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}  "
+              f"{time.perf_counter() - self._start:.0f} s  train_loss {m.get('train_loss', float('nan')):.4f}  "
+              f"val F{module.config.beta:g} {m.get('val_fbeta_05', float('nan')):.4f} at 0.5, "
+              f"{m.get(MONITOR, float('nan')):.4f} tuned  "
+              f"lr {trainer.optimizers[0].param_groups[-1]['lr']:.3g}", flush=True)
 
 
-def read_history(run: RunDir) -> list[dict[str, str]]:
-    path = run / "history.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+def show_progress_bar(config: TrainConfig) -> bool:
+    """A progress bar only for a person at a terminal; logs get EpochLine's lines instead."""
+    return config.progress and sys.stdout.isatty()
 
 
 def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelTable,
@@ -222,20 +256,27 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
     precision = config.precision
     if precision == "auto":
         precision = "bf16-mixed" if torch.cuda.is_available() else "32-true"
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=run / "checkpoints", filename="best", monitor=MONITOR, mode="max", save_last=True,
-        save_on_train_epoch_end=True)  # at the true end of an epoch, after RunRecorder: a clean resume point
+    # Both save at the true end of each epoch: after RunRecorder and after the epoch scheduler has
+    # stepped. "last" has no monitor, so it is rewritten every epoch (Lightning writes save_last
+    # only in epochs that improve the monitor): a clean resume point after any epoch.
+    best = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=run / "checkpoints", filename="best", monitor=MONITOR, mode="max",
+        save_on_train_epoch_end=True, enable_version_counter=False)
+    last = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=run / "checkpoints", filename="last", monitor=None, save_top_k=1,
+        save_on_train_epoch_end=True, enable_version_counter=False)
     loggers = [L.pytorch.loggers.CSVLogger(run.path, name="logs", version="csv")]
     try:
         loggers.append(L.pytorch.loggers.TensorBoardLogger(run.path, name="logs", version="tensorboard"))
     except ModuleNotFoundError:
         pass
+    bar = show_progress_bar(config)
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
         num_nodes=config.num_nodes, strategy=config.strategy,
-        precision=precision, logger=loggers, callbacks=[checkpoint, *callbacks],
+        precision=precision, logger=loggers, callbacks=[best, last, *callbacks, *([] if bar else [EpochLine()])],
         plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=config.progress, num_sanity_val_steps=0, deterministic=False,
+        enable_progress_bar=bar, num_sanity_val_steps=0, deterministic=False,
         log_every_n_steps=10, enable_model_summary=False)
 
 
@@ -249,6 +290,8 @@ def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable, list[tu
         raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
     table = read_labels(config.labels, config.images or None, config.label_names)
     train_table, val_table = train_val_split(table, config.val_fraction, config.seed)
+    for line in label_warnings(train_table):
+        print(f"warning: {line}", file=sys.stderr)
     opener = image_opener(config.cache, config.image_size, [*train_table.images, *val_table.images],
                           config.num_workers, config.progress, secondary=is_secondary_process())
     train_table, bad_train = drop_bad_images(train_table, config.on_bad_image, decode=False)
@@ -270,16 +313,6 @@ def write_bad_images(run: RunDir, bad: list[tuple[str, str]]) -> None:
     writer.writerows(sorted(set(bad)))
     _atomic.write_text(run / "bad_images.csv", out.getvalue())
     print(f"left out {len(set(bad))} unreadable images; see {run / 'bad_images.csv'}")
-
-
-def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
-    """Train the run `config.mode` asks for; returns the finished run directory."""
-    config.validate()
-    if config.mode == "single":
-        from .single import train_single
-
-        return train_single(config, out, resume)
-    return train_multi(config, out, resume)
 
 
 def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
@@ -366,7 +399,7 @@ class quiet_lightning:
         self._warnings.__enter__()
         warnings.filterwarnings("ignore", message=".*(num_workers|does not have many workers|LitLogger|"
                                 "litlogger|tensorboardX|Checkpoint directory|treespec|"
-                                "Experiment logs directory).*")
+                                "Experiment logs directory|logging interval).*")
 
     def __exit__(self, *exc: object) -> None:
         self._warnings.__exit__(*exc)

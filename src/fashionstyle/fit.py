@@ -1,0 +1,25 @@
+"""`train(config, out)`: the one entry point for every kind of training run.
+
+    run = train(TrainConfig(labels="labels.csv"), "runs/lite0")   # -> a complete RunDir
+
+`config.mode` picks one multi-label model (training.train_multi) or one
+single-output model per label (single.train_single).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import TrainConfig
+from .run import RunDir
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
+    """Train the run `config.mode` asks for; returns the finished run directory."""
+    config.validate()
+    if config.mode == "single":
+        from .single import train_single
+
+        return train_single(config, out, resume)
+    from .training import train_multi
+
+    return train_multi(config, out, resume)

@@ -1,0 +1,193 @@
+"""The command line: light to import, every option explained, one flag name per concept."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fashionstyle import cli, config
+from fashionstyle.config import TrainConfig
+
+HEAVY = ("torch", "torchvision", "lightning", "timm", "matplotlib", "onnxruntime")
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action:
+    return parser._option_string_actions[flag]
+
+
+# -- import weight ---------------------------------------------------------------
+def test_importing_the_package_and_building_the_parser_loads_no_heavy_module() -> None:
+    code = ("import sys, fashionstyle, fashionstyle.cli\n"
+            "fashionstyle.cli.build_parser()\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "fashionstyle" in loaded
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_help_is_fast() -> None:
+    """Generous bound for a loaded 2-core machine; unloaded, `fashionstyle --help` takes well under 1 s."""
+    for argv in (["--help"], ["train", "--help"]):
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            result = _python(f"from fashionstyle.cli import main; main({argv!r})")
+            seconds.append(time.perf_counter() - start)
+            assert result.returncode == 0 and "usage: fashionstyle" in result.stdout, result.stderr
+        assert min(seconds) < 3.0, (argv, seconds)
+
+
+def test_public_names_are_resolved_on_first_use() -> None:
+    import fashionstyle
+
+    assert fashionstyle.TrainConfig is TrainConfig
+    assert set(fashionstyle.__all__) <= set(dir(fashionstyle))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fashionstyle.nope  # noqa: B018
+
+
+@pytest.mark.slow
+def test_every_public_name_imports() -> None:
+    result = _python("import fashionstyle\n"
+                     "missing = [n for n in fashionstyle.__all__ if getattr(fashionstyle, n, None) is None]\n"
+                     "assert not missing, missing\n"
+                     "from fashionstyle import *")
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_report_imports_neither_training_nor_pyplot() -> None:
+    """The report reads histories through history.py and draws on Agg figures without pyplot."""
+    result = _python("import sys, fashionstyle.report\n"
+                     "print('fashionstyle.training' in sys.modules, 'matplotlib.pyplot' in sys.modules)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+# -- every option explained ----------------------------------------------------------
+def test_every_option_of_every_command_has_help() -> None:
+    commands = _subparsers(cli.build_parser())
+    assert set(commands) == set(cli.COMMANDS)
+    missing = []
+    for name, parser in commands.items():
+        for action in parser._actions:
+            if (name, action.dest) == ("export", "format"):
+                continue  # hidden, accepted and ignored: ONNX is the one format
+            if action.help == argparse.SUPPRESS:  # a hidden alias: its dest must have a visible flag
+                visible = [a for a in parser._actions if a.dest == action.dest and a.help != argparse.SUPPRESS]
+                assert visible, f"{name} {action.option_strings}: hidden, and nothing else sets {action.dest}"
+            elif not (action.help or "").strip():
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+        parser.format_help()  # a stray % in a help text fails here
+    assert not missing, missing
+
+
+def test_every_config_field_has_help_a_group_and_valid_choices() -> None:
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata["help"].strip(), f.name
+        assert f.metadata["group"] in config.GROUPS, f.name
+        if f.metadata["choices"]:
+            assert getattr(defaults, f.name) in f.metadata["choices"], f.name
+
+
+def test_train_and_cv_group_their_options_by_section_with_choices_from_the_code() -> None:
+    commands = _subparsers(cli.build_parser())
+    for name in ("train", "cv"):
+        parser = commands[name]
+        groups = {g.title: g for g in parser._action_groups}
+        for f in dataclasses.fields(TrainConfig):
+            flag = "--" + f.name.replace("_", "-")
+            if not f.metadata["flag"]:
+                assert flag not in parser._option_string_actions, f.name
+                continue
+            action = _option(parser, flag)
+            assert action in groups[f"{f.metadata['group']} options"]._group_actions, (name, flag)
+            assert action.default is None  # only options given on the command line override
+        for flag, valid in (("--loss", config.LOSSES), ("--lr-schedule", config.SCHEDULES),
+                            ("--mode", config.MODES), ("--select", config.SELECTIONS),
+                            ("--optimizer", config.OPTIMIZERS), ("--on-bad-image", config.ON_BAD_IMAGE),
+                            ("--recipe", tuple(config.RECIPES))):
+            assert tuple(_option(parser, flag).choices) == valid, flag
+    text = commands["train"].format_help()
+    assert "data options:" in text and "engine options:" in text
+    assert "(default: 0.001; --recipe report: 1e-05)" in " ".join(text.split())
+
+
+def test_cli_constants_match_the_code_they_stand_for() -> None:
+    from fashionstyle.data import TTA_MODES
+    from fashionstyle.losses import LOSSES
+    from fashionstyle.runtimes import RUNTIMES
+    from fashionstyle.thresholds import RULES
+
+    assert config.LOSSES == LOSSES
+    assert cli.TTA_CHOICES == TTA_MODES
+    assert cli.RUNTIMES == tuple(RUNTIMES)
+    assert cli.THRESHOLD_RULES == RULES
+
+
+def test_an_unknown_choice_in_the_config_names_the_valid_ones() -> None:
+    from fashionstyle.errors import FashionStyleError
+
+    with pytest.raises(FashionStyleError, match="lr_schedule: unknown value 'step'; valid: plateau, constant"):
+        TrainConfig(lr_schedule="step").validate()
+
+
+def test_train_flags_become_typed_config_values(tmp_path) -> None:
+    args = cli.build_parser().parse_args(
+        ["train", "--out", str(tmp_path / "run"), "--recipe", "report", "--lr", "0.01", "--focal-alpha", "0.3",
+         "--label-names", "A", "B", "--no-hflip", "--loss", "focal"])
+    cfg = cli._train_config(args)
+    assert (cfg.backbone, cfg.lr, cfg.focal_alpha, cfg.label_names, cfg.hflip, cfg.loss) == (
+        "densenet201", 0.01, 0.3, ["A", "B"], False, "focal")
+    assert cfg.epochs == config.RECIPES["report"]["epochs"]  # not given: the recipe's
+
+
+def test_a_bad_choice_is_refused_by_the_parser(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--out", "x", "--loss", "mse"])
+    assert "invalid choice: 'mse'" in capsys.readouterr().err
+
+
+# -- one flag name per concept -------------------------------------------------------
+def test_download_takes_num_workers_and_still_the_old_workers() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["download", "l.txt", "--out", "d"]).num_workers == 16
+    assert parser.parse_args(["download", "l.txt", "--out", "d", "--num-workers", "3"]).num_workers == 3
+    assert parser.parse_args(["download", "l.txt", "--out", "d", "--workers", "5"]).num_workers == 5
+    assert "--workers" not in _subparsers(parser)["download"].format_help()
+
+
+def test_export_takes_quantize_and_still_the_old_precision_and_format() -> None:
+    parser = cli.build_parser()
+    export = ["export", "runs/x"]
+    assert parser.parse_args(export).quantize == "none"
+    assert parser.parse_args([*export, "--quantize", "int8"]).quantize == "int8"
+    assert parser.parse_args([*export, "--precision", "int8"]).quantize == "int8"
+    assert parser.parse_args([*export, "--precision", "fp32"]).quantize == "none"
+    assert parser.parse_args([*export, "--format", "onnx"]).quantize == "none"
+    text = _subparsers(parser)["export"].format_help()
+    assert "--quantize" in text and "--precision" not in text and "--format" not in text
+
+
+def test_precision_means_mixed_precision_in_train_only() -> None:
+    commands = _subparsers(cli.build_parser())
+    assert "Lightning precision" in _option(commands["train"], "--precision").help
+    assert _option(commands["export"], "--precision").help == argparse.SUPPRESS

@@ -1,0 +1,129 @@
+"""One suite for every runtime: PyTorch, ONNX Runtime and its int8 export behave as one predictor.
+
+Each test runs once per runtime on the same tiny trained run: the same labels
+and thresholds, probabilities as PyTorch's (int8: close), empty input, bad
+images, decoded images and test-time augmentation.
+"""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import LABELS, TINY_TRAIN, make_image_set
+from fashionstyle import FashionStyleError, Predictor, RunDir
+from fashionstyle.cli import main
+from fashionstyle.predictors import BasePredictor
+from fashionstyle.runtimes import RUNTIMES, load_predictor
+
+pytestmark = pytest.mark.slow  # every test uses a run trained in the module fixture
+
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
+needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx and onnxruntime not installed")
+RUNTIME_PARAMS = [pytest.param(r, marks=() if r == "torch" else needs_onnx) for r in RUNTIMES]
+TOLERANCE = {"torch": 1e-6, "onnx": 1e-4, "onnx-int8": 0.1}  # largest |p - p_torch|
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
+    root = tmp_path_factory.mktemp("predictors")
+    labels = make_image_set(root / "data", n=32)
+    run = root / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def flip_run(trained, tmp_path_factory) -> Path:
+    """A copy of the run whose thresholds were tuned on flip-TTA validation probabilities."""
+    run = tmp_path_factory.mktemp("flip") / "run"
+    shutil.copytree(trained[0], run, ignore=shutil.ignore_patterns("onnx*"))  # exported afresh, with TTA
+    assert main(["tune", str(run), "--tta", "flip"]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference(trained) -> np.ndarray:
+    run, _, images = trained
+    return Predictor.from_run(run).predict_proba(images)
+
+
+@pytest.fixture(scope="module", params=RUNTIME_PARAMS)
+def predictor(request, trained) -> BasePredictor:
+    return load_predictor(trained[0], request.param)
+
+
+def runtime_of(predictor: BasePredictor) -> str:
+    if isinstance(predictor, Predictor):
+        return "torch"
+    return {"fp32": "onnx", "int8": "onnx-int8"}[predictor.precision]
+
+
+def test_labels_and_thresholds_are_the_runs(predictor, trained) -> None:
+    run = RunDir.open(trained[0])
+    assert isinstance(predictor, BasePredictor)
+    assert predictor.label_names == run.label_names() == list(LABELS)
+    np.testing.assert_array_equal(predictor.thresholds, run.thresholds().thresholds_)
+    assert predictor.tta == "none"
+
+
+def test_probabilities_match_pytorch_and_labels_follow_thresholds(predictor, trained, reference) -> None:
+    _, _, images = trained
+    probs = predictor.predict_proba(images, batch_size=5)  # another batch size than the reference's
+    assert probs.shape == (len(images), len(LABELS)) and probs.dtype == np.float32
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert np.abs(probs - reference).max() <= TOLERANCE[runtime_of(predictor)]
+    np.testing.assert_allclose(predictor.predict_proba(images, batch_size=32), probs, atol=1e-5)
+    labels = predictor.predict(images, batch_size=7)
+    np.testing.assert_array_equal(labels, (probs >= predictor.thresholds).astype(labels.dtype))
+
+
+def test_decoded_images_give_the_files_probabilities(predictor, trained) -> None:
+    _, _, images = trained
+    decoded = [Image.open(p) for p in images[:3]]
+    np.testing.assert_allclose(predictor.predict_proba_images(decoded), predictor.predict_proba(images[:3]),
+                               atol=1e-5)
+
+
+def test_empty_input_gives_empty_arrays(predictor) -> None:
+    empty = (0, len(LABELS))
+    assert predictor.predict_proba([]).shape == empty and predictor.predict_proba([]).dtype == np.float32
+    assert predictor.predict_proba_images([]).shape == empty
+    assert predictor.predict_proba_images([]).dtype == np.float32
+    assert predictor.predict([]).shape == empty
+
+
+def test_bad_images_fail_or_give_nan_rows(predictor, trained, tmp_path) -> None:
+    _, _, images = trained
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    missing = tmp_path / "missing.jpg"
+    with pytest.raises(FashionStyleError, match="bad.jpg"):
+        predictor.predict_proba([images[0], bad])
+    with pytest.raises(FashionStyleError, match="missing.jpg"):
+        predictor.predict([missing])
+    with pytest.raises(FashionStyleError, match="valid: skip, fail"):
+        predictor.predict_proba(images[:1], on_bad="ignore")
+    probs = predictor.predict_proba([images[0], bad, images[1], missing], batch_size=2, on_bad="skip")
+    assert np.isnan(probs[[1, 3]]).all() and not np.isnan(probs[[0, 2]]).any()  # one batch all bad
+    np.testing.assert_array_equal(probs[[0, 2]], predictor.predict_proba(images[:2]))
+
+
+@pytest.mark.parametrize("runtime", RUNTIME_PARAMS)
+def test_tta_predicts_as_the_thresholds_were_tuned(runtime, flip_run, trained) -> None:
+    _, labels, _ = trained
+    run = RunDir.open(flip_run)
+    predictor = load_predictor(flip_run, runtime)
+    assert predictor.tta == "flip"
+    np.testing.assert_array_equal(predictor.thresholds, run.thresholds().thresholds_)
+    ids, tuned_on, _ = run.val_probs()  # PyTorch's flip-TTA probabilities of the validation images
+    probs = predictor.predict_proba([labels.parent / "img" / f"{i}.jpg" for i in ids])
+    assert np.abs(probs - tuned_on).max() <= max(TOLERANCE[runtime], 1e-5)
+    with pytest.raises(FashionStyleError, match="tuned with TTA 'flip'"):
+        load_predictor(flip_run, runtime, tta="none")
+    with pytest.raises(FashionStyleError, match="tuned with TTA 'none'"):
+        load_predictor(trained[0], runtime, tta="flip")
