@@ -178,15 +178,16 @@ class Memory:
         self._thread.join()
 
 
-def hostile_files(health: dict, n_images: int) -> tuple[list, int]:
-    """`n_images` all-zero PNGs, each as large as the service's limits allow; (files, pixels each)."""
+def hostile_files(health: dict, n_images: int, modes: list[str]) -> tuple[list, int]:
+    """`n_images` all-zero PNGs cycling through `modes`, each as large as the service's limits allow;
+    (files, pixels each)."""
     per_image = int(health.get("max_pixels") or Image.MAX_IMAGE_PIXELS)
     if health.get("max_request_pixels"):
         per_image = min(per_image, int(health["max_request_pixels"]) // n_images)
     side = int(per_image**0.5)
-    modes = ("1", "P", "RGBA")
     payloads = {mode: png_bytes(side, side, mode) for mode in modes}
-    return [("files", (f"hostile{i}.png", payloads[modes[i % 3]], "image/png")) for i in range(n_images)], side * side
+    files = [("files", (f"hostile{i}.png", payloads[modes[i % len(modes)]], "image/png")) for i in range(n_images)]
+    return files, side * side
 
 
 def run_hostile(url: str, files: list, requests: int, concurrency: int) -> Counter:
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile-requests", type=int, default=8, help="0: no hostile phase")
     parser.add_argument("--hostile-concurrency", type=int, default=4)
     parser.add_argument("--hostile-images", type=int, default=16, help="images per hostile request")
+    parser.add_argument("--hostile-modes", default="1,P,RGBA", help="PNG kinds to cycle through: 1, P, RGBA")
     parser.add_argument("--rss-budget", type=float, default=1024.0, help="MB the hostile peak may pass idle by")
     parser.add_argument("--rss-kill", type=float, default=8000.0, help="MB at which the service is killed")
     for flag in ("--max-pixels", "--max-request-pixels", "--decoders"):
@@ -311,10 +313,10 @@ def main(argv: list[str] | None = None) -> int:
                                                args.requests, args.concurrency)
             normal_peak = memory.peak()
             if args.hostile_requests:
-                files, pixels = hostile_files(health, args.hostile_images)
+                files, pixels = hostile_files(health, args.hostile_images, args.hostile_modes.split(","))
                 memory.reset()
                 hostile = run_hostile(url, files, args.hostile_requests, args.hostile_concurrency)
-                hostile_peak = memory.peak()
+                hostile_peak, after = memory.peak(), memory.rss()
         finally:
             memory.close()
             died = process.poll() is not None
@@ -341,12 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.hostile_requests:
         side = int(pixels**0.5)
         answers = ", ".join(f"{n} x {status}" for status, n in sorted(hostile.items()))
-        rows.append((f"hostile: {args.hostile_requests} x {args.hostile_images} PNGs of {side}x{side}, "
-                     f"c{args.hostile_concurrency}", hostile_peak, answers))
+        rows.append((f"hostile: {args.hostile_requests} x {args.hostile_images} PNGs ({args.hostile_modes}) of "
+                     f"{side}x{side}, c{args.hostile_concurrency}", hostile_peak, answers))
+        if not memory.killed_at:
+            rows.append(("resident after the hostile phase", after, ""))
         over = hostile_peak - idle > args.rss_budget
-    print(f"\n{'service memory':<52} {'peak RSS MB':>11} {'above idle':>10} {'x idle':>6}  answers")
+    print(f"\n{'service memory':<62} {'peak RSS MB':>11} {'above idle':>10} {'x idle':>6}  answers")
     for name, mb, answers in rows:
-        print(f"{name:<52} {mb:>11,.0f} {mb - idle:>+10,.0f} {mb / idle:>6.2f}  {answers}")
+        print(f"{name:<62} {mb:>11,.0f} {mb - idle:>+10,.0f} {mb / idle:>6.2f}  {answers}")
     if memory.killed_at:
         print(f"the service was killed at {memory.killed_at:,.0f} MB resident (--rss-kill {args.rss_kill:,.0f}); "
               "its true peak is higher")

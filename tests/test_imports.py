@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "fashionstyle"
 HEAVY = {"torch", "torchvision", "lightning", "timm"}
-ONNX_SERVING = ["cli", "serve", "runtimes", "predictors", "onnx_predictor"]  # `fashionstyle serve --runtime onnx`
+ONNX_SERVING = ["cli", "serve", "runtimes", "predictors", "onnx_predictor", "images"]  # `fashionstyle serve --runtime onnx`
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def test_cycles_are_found_through_imports_inside_functions(tmp_path: Path) -> No
 def test_onnx_serving_modules_import_no_torch_lightning_or_timm() -> None:
     graph = import_graph()
     closure = import_time_closure(ONNX_SERVING, graph, with_package=False)
-    assert {"runtimes", "predictors", "onnx_predictor", "run", "thresholds"} <= closure
+    assert {"runtimes", "predictors", "onnx_predictor", "images", "run", "thresholds"} <= closure
     assert not heavy_imports(closure, graph), heavy_imports(closure, graph)
 
 

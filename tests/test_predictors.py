@@ -127,3 +127,43 @@ def test_tta_predicts_as_the_thresholds_were_tuned(runtime, flip_run, trained) -
         load_predictor(flip_run, runtime, tta="none")
     with pytest.raises(FashionStyleError, match="tuned with TTA 'none'"):
         load_predictor(trained[0], runtime, tta="flip")
+
+
+NO_TORCH = """
+import importlib.abc, json, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "torchvision", "timm", "lightning"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from fashionstyle import FashionStyleError
+from fashionstyle.runtimes import load_predictor
+run, runtime, images = sys.argv[1], sys.argv[2], sys.argv[3:]
+probs = load_predictor(run, runtime).predict_proba(images, batch_size=3, num_workers=2).tolist()
+try:
+    load_predictor(run, "torch")
+    torch_error = ""
+except FashionStyleError as err:
+    torch_error = str(err)
+print(json.dumps({"probs": probs, "torch_error": torch_error,
+                  "heavy": sorted(m for m in sys.modules if m.split(".")[0] in {"torch", "torchvision"})}))
+"""
+
+
+@needs_onnx
+@pytest.mark.parametrize("runtime", ["onnx", "onnx-int8"])
+def test_onnx_runtimes_predict_without_torch_installed(runtime, trained) -> None:
+    """With torch, torchvision, timm and Lightning unimportable, an exported run predicts as with them."""
+    import json
+    import subprocess
+    import sys
+
+    run, _, images = trained
+    expected = load_predictor(run, runtime).predict_proba(images)  # makes the export, with torch
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(run), runtime, *map(str, images)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["heavy"] == []
+    np.testing.assert_allclose(np.array(out["probs"], np.float32), expected, atol=1e-6)
+    assert "needs PyTorch" in out["torch_error"] and "fashionstyle[train]" in out["torch_error"]

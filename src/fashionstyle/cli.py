@@ -251,6 +251,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # -- argument parsing ----------------------------------------------------------
 TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")  # as data.TTA_MODES (not imported: no torch here)
 THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
+EXTRAS = {**dict.fromkeys(("torch", "torchvision", "timm", "lightning", "matplotlib", "tensorboard"), "train"),
+          **dict.fromkeys(("fastapi", "uvicorn", "multipart", "onnxruntime"), "serve"),
+          **dict.fromkeys(("onnx", "onnxscript"), "onnx")}  # a missing module -> the extra that installs it
 RUNTIMES = ("torch", "onnx", "onnx-int8")  # as runtimes.RUNTIMES (not imported: it loads numpy and PIL)
 QUANTIZE = ("none", "int8")
 LEGACY_EXPORT_PRECISION = {"fp32": "none", "int8": "int8"}  # export --precision (hidden) -> --quantize
@@ -465,6 +468,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except FashionStyleError as err:
         print(f"fashionstyle {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"fashionstyle {args.command}: error: needs {err.name}, which is not installed; "
+              f"pip install 'fashionstyle[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fashionstyle {args.command}: interrupted", file=sys.stderr)

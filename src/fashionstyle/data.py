@@ -1,4 +1,4 @@
-"""Images as tensors: dataset, transforms, train/val splits, and listing image folders."""
+"""Images as tensors: dataset, transforms and train/val splits (decoding and listing: images.py, re-exported)."""
 from __future__ import annotations
 
 import warnings
@@ -8,17 +8,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 from torchvision import transforms as T
 
 from .errors import FashionStyleError
+from .images import (BAD_IMAGE_POLICIES, IMAGE_SUFFIXES, TTA_MODES, check_policy, check_tta_mode,  # noqa: F401
+                     list_images, open_rgb, to_rgb)
 from .labels import LabelTable, stratified_split
-
-BAD_IMAGE_POLICIES = ("skip", "fail")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
-Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
 
 
 def train_transform(image_size: int, mean: Sequence[float], std: Sequence[float],
@@ -36,17 +34,13 @@ def eval_transform(image_size: int, mean: Sequence[float], std: Sequence[float])
                       T.CenterCrop(image_size), T.ToTensor(), T.Normalize(mean, std)])
 
 
-TTA_MODES = ("none", "flip", "five-crop", "ten-crop")
-
-
 def tta_transform(image_size: int, mean: Sequence[float], std: Sequence[float], tta: str = "none") -> Callable:
     """Test-time views of one image, stacked: (T, 3, H, W) with T = 1, 2, 5 or 10.
 
     flip: the centre crop and its mirror; five-crop: the corners and centre of the
     resized image; ten-crop: those five and their mirrors.
     """
-    if tta not in TTA_MODES:
-        raise FashionStyleError(f"unknown TTA {tta!r}; valid: {', '.join(TTA_MODES)}")
+    check_tta_mode(tta)
     resize = T.Resize(int(round(image_size / 0.875)), antialias=True)
     to_tensor = T.Compose([T.ToTensor(), T.Normalize(mean, std)])
     crops = {"none": lambda im: [T.CenterCrop(image_size)(im)],
@@ -54,56 +48,6 @@ def tta_transform(image_size: int, mean: Sequence[float], std: Sequence[float], 
              "five-crop": lambda im: list(T.FiveCrop(image_size)(im)),
              "ten-crop": lambda im: list(T.TenCrop(image_size)(im))}[tta]
     return lambda image: torch.stack([to_tensor(c) for c in crops(resize(image))])
-
-
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file fully as upright 8-bit RGB (see `to_rgb`), or raise FashionStyleError saying why not.
-
-    Missing, empty, truncated and non-image files fail, and so do images of
-    more than Image.MAX_IMAGE_PIXELS pixels (decompression bombs).
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return to_rgb(image)
-    except FileNotFoundError:
-        raise FashionStyleError(f"{path}: image not found") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise FashionStyleError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels), "
-                                "refused as a possible decompression bomb") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise FashionStyleError(f"{path}: not a readable image ({err})") from None
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """`image` upright (its EXIF orientation applied) as 8-bit RGB.
-
-    16-bit and 32-bit integer greyscale (modes I;16*, I) and float (F) are scaled
-    to 8 bits, where `convert("RGB")` would clip them to white.
-    """
-    image = ImageOps.exif_transpose(image)  # a copy without the tag: the caller's image is left alone
-    if image.mode.startswith("I") or image.mode == "F":
-        image = Image.fromarray(_grey_to_uint8(np.asarray(image)))
-    return image.convert("RGB")
-
-
-def _grey_to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 from 16/32-bit integer or float greyscale.
-
-    Integers within 0..65535 are 16-bit data (PNG, PGM and TIFF scale to that range):
-    the top 8 bits. Floats within 0..1: times 255. Anything else: min..max stretched to 0..255.
-    """
-    if pixels.dtype.kind == "f":
-        pixels = np.nan_to_num(pixels.astype(np.float64))
-        if pixels.min() >= 0 and pixels.max() <= 1:
-            return np.round(pixels * 255).astype(np.uint8)
-    else:
-        pixels = pixels.astype(np.int64)
-        if pixels.min() >= 0 and pixels.max() <= 0xFFFF:
-            return (pixels >> 8).astype(np.uint8)
-    low, span = pixels.min(), pixels.max() - pixels.min()
-    return np.round((pixels - low) * (255 / span if span else 0)).astype(np.uint8)
 
 
 class ImageDataset(Dataset):
@@ -185,12 +129,6 @@ def collate_skipping(items: list[tuple[Any, torch.Tensor, int, str]]) -> Batch:
     return Batch(images, targets, index, bad)
 
 
-def check_policy(on_bad: str) -> str:
-    if on_bad not in BAD_IMAGE_POLICIES:
-        raise FashionStyleError(f"unknown bad-image policy {on_bad!r}; valid: {', '.join(BAD_IMAGE_POLICIES)}")
-    return on_bad
-
-
 def drop_bad_images(table: LabelTable, on_bad: str, decode: bool, progress: bool = False,
                     opener: Callable[[str | Path], Image.Image] = open_rgb
                     ) -> tuple[LabelTable, list[tuple[str, str]]]:
@@ -231,14 +169,3 @@ def train_val_split(table: LabelTable, val_fraction: float, seed: int) -> tuple[
             raise FashionStyleError(f"{table.source}: no train rows")
     is_val = stratified_split(table.require_targets()[rows], val_fraction, seed)
     return table.subset(rows[~is_val]), table.subset(rows[is_val])
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FashionStyleError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise FashionStyleError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files

@@ -17,8 +17,8 @@ predict without PyTorch models:
 
 Each label's probability is the weighted mean of the members that give it,
 averaged over the test-time views, exactly as in Predictor; preprocessing is
-the same data.tta_transform. No torch import at module level (serving on ONNX
-Runtime); decoding and preprocessing still use torchvision for now.
+images.tta_views, numpy's equal of Predictor's data.tta_transform. No torch
+anywhere: `pip install 'fashionstyle[serve]'` serves an exported run.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from . import _atomic
 from .errors import FashionStyleError
+from .images import tta_views
 from .predictors import BasePredictor, check_coverage, check_tta, combine_probs
 from .run import RunDir
 from .thresholds import ThresholdTuner
@@ -112,8 +113,6 @@ class OnnxPredictor(BasePredictor):
     def __init__(self, export_dir: str | Path, label_names: list[str] | None = None,
                  tuner: ThresholdTuner | None = None, tta: str = "none", threads: int | None = None,
                  providers: Sequence[str] = ("CPUExecutionProvider",)):
-        from .data import tta_transform  # torchvision, for now
-
         self.export_dir = Path(export_dir)
         self.tta = tta
         meta = _atomic.read_json(self.export_dir / "members.json", EXPORT_FOLDER)
@@ -145,7 +144,7 @@ class OnnxPredictor(BasePredictor):
             self.members.append(OnnxMember(sessions[file], list(record["columns"]), list(record["targets"]),
                                            float(record["weight"]), keys.index(key), file))
         check_coverage(self.label_names, [m.targets for m in self.members])
-        self.transforms = [tta_transform(size, mean, std, tta) for size, mean, std in keys]
+        self.transforms = [tta_views(size, mean, std, tta) for size, mean, std in keys]
 
     @classmethod
     def from_export(cls, export_dir: str | Path, **kwargs: Any) -> "OnnxPredictor":

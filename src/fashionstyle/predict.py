@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-from .data import tta_transform
+from .data import ImageDataset, collate_skipping, tta_transform
 from .errors import FashionStyleError
 from .models import StyleNet, load_model
 from .predictors import BasePredictor, check_coverage, check_tta, combine_probs
@@ -86,6 +87,18 @@ class Predictor(BasePredictor):
         predictor = cls(loaded, run.label_names(), run.thresholds(), device, tta)
         predictor.check_coverage()
         return predictor
+
+    def _batches(self, images: Sequence[str | Path], batch_size: int, num_workers: int,
+                 on_bad: str) -> Iterator[tuple[np.ndarray, list[torch.Tensor]]]:
+        """As BasePredictor's, on a DataLoader (worker processes, pinned memory on CUDA)."""
+        loader = DataLoader(ImageDataset(images, None, self._views, on_bad), batch_size=batch_size,
+                            num_workers=num_workers, collate_fn=collate_skipping, pin_memory=self.pin_memory)
+        for batch in loader:
+            if batch.images is not None:
+                yield batch.index.numpy(), batch.images
+
+    def _stack(self, views: Sequence[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(list(views))
 
     def check_coverage(self) -> None:
         check_coverage(self.label_names, [m.targets for m in self.members])

@@ -8,21 +8,25 @@
 A subclass sets `label_names`, `tuner`, `tta` and `transforms` (one test-time
 view stack (T, 3, H, W) per distinct preprocessing of its members) and
 implements `_predict_views`; reading files, skipping bad images, empty input
-and thresholds are done here, once, so every runtime behaves the same.
+and thresholds are done here, once, so every runtime behaves the same. Files
+are decoded on a thread pool and views stacked with numpy; the PyTorch
+Predictor overrides `_batches` and `_stack` (DataLoader, torch.stack).
 
-Torch-free at import time: the ONNX serving path imports this module.
+Torch-free: the ONNX runtime serves without PyTorch installed.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
 from .errors import FashionStyleError
+from .images import check_policy, open_rgb, to_rgb
 from .run import RunDir
 from .thresholds import ThresholdTuner
 
@@ -47,34 +51,50 @@ class BasePredictor(ABC):
     def _views(self, image: Image.Image) -> tuple[Any, ...]:
         return tuple(t(image) for t in self.transforms)
 
+    def _stack(self, views: Sequence[Any]) -> Any:
+        """One batch (B, T, 3, H, W) from B images' view stacks."""
+        return np.stack(views)
+
+    def _batches(self, images: Sequence[str | Path], batch_size: int, num_workers: int,
+                 on_bad: str) -> Iterator[tuple[np.ndarray, list[Any]]]:
+        """(rows, views) per batch of readable images, in input order; decoded on `num_workers` threads."""
+        check_policy(on_bad)
+
+        def load(path: str | Path) -> tuple[Any, ...] | None:
+            try:
+                return self._views(open_rgb(path))
+            except FashionStyleError:
+                if on_bad == "fail":
+                    raise
+                return None
+
+        with ThreadPoolExecutor(max(1, num_workers)) as pool:
+            for start in range(0, len(images), batch_size):
+                loaded = list(pool.map(load, images[start:start + batch_size]))
+                rows = [i for i, views in enumerate(loaded) if views is not None]
+                if rows:
+                    yield start + np.array(rows), [self._stack(v) for v in zip(*(loaded[i] for i in rows))]
+
     def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
                       progress: bool = False, on_bad: str = "fail") -> np.ndarray:
         """Probabilities (N, L) for image files, in input order.
 
         With on_bad="skip" an unreadable image gets a row of NaN instead of an error.
         """
-        from torch.utils.data import DataLoader
-
-        from .data import ImageDataset, collate_skipping
-
-        loader = DataLoader(ImageDataset(images, None, self._views, on_bad), batch_size=batch_size,
-                            num_workers=num_workers, collate_fn=collate_skipping, pin_memory=self.pin_memory)
+        images = list(images)
         out = np.full((len(images), len(self.label_names)), np.nan, np.float32)
-        for batch in tqdm(loader, desc="predict", unit="batch", disable=not progress):
-            if batch.images is not None:
-                out[batch.index.numpy()] = self._predict_views(batch.images)
+        batches = self._batches(images, batch_size, num_workers, on_bad)
+        for rows, views in tqdm(batches, desc="predict", unit="batch", disable=not progress,
+                                total=-(-len(images) // batch_size)):
+            out[rows] = self._predict_views(views)
         return out
 
     def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, L) for decoded PIL images."""
         if not images:
             return np.zeros((0, len(self.label_names)), np.float32)
-        import torch
-
-        from .data import to_rgb
-
         views = [self._views(to_rgb(image)) for image in images]  # as open_rgb gives files
-        return self._predict_views([torch.stack(v) for v in zip(*views)])
+        return self._predict_views([self._stack(v) for v in zip(*views)])
 
     def predict(self, images: Sequence[str | Path], **kwargs: Any) -> np.ndarray:
         """0/1 labels (N, L) at the run's tuned thresholds; `kwargs` as predict_proba's."""

@@ -24,6 +24,7 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
     if runtime not in RUNTIMES:
         raise FashionStyleError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
     if runtime == "torch":
+        require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from .predict import Predictor
 
         return Predictor.from_run(run_dir, tta=tta)
@@ -34,7 +35,17 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
     precision = RUNTIMES[runtime]
     folder = run / EXPORT_DIRS[precision]
     if not export_is_current(run, folder, precision):
+        require_torch(f"{folder}: no current {precision} ONNX export of {run.path} to serve without PyTorch; "
+                      f"run `fashionstyle export {run.path}` where it is installed")
         from .export import export_run
 
         export_run(run, folder, precision)
     return OnnxPredictor.from_run(run, folder, precision, tta=tta)
+
+
+def require_torch(why: str) -> None:
+    """FashionStyleError saying `why` and which extra to install, when PyTorch is not installed."""
+    try:
+        import torch  # noqa: F401 - what the caller imports next anyway
+    except ModuleNotFoundError:
+        raise FashionStyleError(f"{why} (or pip install 'fashionstyle[train]')") from None

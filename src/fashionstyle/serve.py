@@ -14,16 +14,16 @@ The model loads once, when the app is created; inference is serialised by a
 lock. What one request may cost is bounded before anything is decoded:
 bodies over `max_bytes` (by Content-Length, and by the bytes actually
 received), more than `max_images` files, an image over `max_pixels` or more
-elongated than MAX_ASPECT:1, and images over `max_request_pixels` in all (each
-read from its header) are refused with 413; non-images with 415; every answer
-is JSON {"detail": "..."}. At most `decoders` requests decode (and hold
-decoded images) at once, one image at a time, and a large image is decoded at
-reduced size (JPEG at 1/2 to 1/8 scale, other formats reduced by a whole
-factor before conversion) while its shorter side stays at least twice what
-the model's preprocessing resizes it to. So peak memory is about `decoders` x
-(one image at `max_pixels` + 16 small ones) above the idle service (measured
-by bench/serve_load.py). A reduced image's probabilities differ slightly from
-`predict` on the same file (both then resize it to the model's input).
+elongated than MAX_ASPECT:1, and images over `max_request_pixels` in all
+(each read from its header) are refused with 413, non-images with 415, every
+answer JSON {"detail": "..."}. At most `decoders` requests decode (and then
+hold their decoded images) at once, each on one of `decoders` threads, one
+image at a time; an image whose shorter side is over twice what the model's
+preprocessing resizes it to is decoded at reduced size (JPEG at 1/2 to 1/8
+scale, other formats box-reduced by a whole factor before conversion). Peak
+memory above the idle service is thus about `decoders` x one image of
+`max_pixels` (4 bytes a pixel), measured by bench/serve_load.py. A reduced
+image's probabilities differ slightly from `predict`'s on the same file.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ import math
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
@@ -40,7 +41,7 @@ from typing import Any, NoReturn, Sequence
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image
 
 from .errors import FashionStyleError
 from .run import RunDir
@@ -125,26 +126,36 @@ def image_size(data: bytes, filename: str, max_pixels: int | None = None) -> tup
 
 def decode_image(data: bytes, filename: str, max_pixels: int | None = None,
                  min_side: int | None = None) -> Image.Image:
-    """Decode uploaded bytes as RGB (EXIF orientation applied), or raise HTTPException as image_size does.
+    """Decode uploaded bytes as `predict` decodes files (data.to_rgb: upright 8-bit RGB), or raise
+    HTTPException as image_size does.
 
     The header is checked first (`max_pixels`, MAX_ASPECT). With `min_side` a large image is decoded
-    at reduced size: JPEG by draft mode (1/2, 1/4 or 1/8 scale), then any format by a whole-factor
-    box reduction before conversion, keeping its shorter side at least `min_side` and its pixels
-    at most about 4 min_side^2 (fewer only for images over 4:1). Peak memory is one full decode.
+    at reduced size: JPEG in draft mode (1/2, 1/4 or 1/8 scale), then any format box-reduced by a
+    whole factor, keeping its shorter side at least `min_side` and its pixels at most about
+    4 min_side^2 (fewer only beyond 4:1). Peak memory: the image decoded once (at most 4 bytes a
+    pixel) and a strip.
     """
+    from .images import to_rgb
+
     limit = max_pixels or DEFAULT_MAX_PIXELS
     try:
         with Image.open(io.BytesIO(data)) as image:
             _check_size(image.size, filename, limit)
-            if min_side:
-                factor = _reduction(image.size, min_side)
-                if factor > 1:
-                    image.draft(None, (-(-image.width // factor), -(-image.height // factor)))  # JPEG only
-                image.load()
-                image = _reduce(image, _reduction(image.size, min_side))
-            rgb = image.convert("RGB")
-        ImageOps.exif_transpose(rgb, in_place=True)
-        return rgb
+            factor = _reduction(image.size, min_side) if min_side else 1
+            if factor > 1:
+                image.draft(None, (-(-image.width // factor), -(-image.height // factor)))  # JPEG only
+            image.load()
+            factor = _reduction(image.size, min_side) if min_side else 1
+            if factor == 1:
+                return to_rgb(image)
+            orientation = image.getexif().get(ExifTags.Base.Orientation)
+            reduced = _reduce(image, factor)
+        reduced.info = {}  # the orientation alone travels on, for to_rgb to apply
+        if orientation in range(2, 9):
+            exif = Image.Exif()
+            exif[ExifTags.Base.Orientation] = orientation
+            reduced.info["exif"] = exif.tobytes()
+        return to_rgb(reduced)
     except Exception as err:  # noqa: BLE001 - see _refuse
         _refuse(err, filename, limit)
 
@@ -168,14 +179,13 @@ def _reduction(size: tuple[int, int], min_side: int) -> int:
 
 
 def _reduce(image: Image.Image, factor: int) -> Image.Image:
-    """Box-average by `factor`, after the conversion decode_image would make anyway (the bits of a
-    1-bit image, palette colours rather than indices, alpha dropped, not premultiplied). Other modes
-    than L and RGB are converted a strip at a time, so that no second full-size image is made."""
-    if factor < 2:
-        return image
-    mode = "L" if image.mode in ("1", "L", "LA") else "RGB"
-    if image.mode == mode:
+    """Box-average by `factor` in a mode where averaging commutes with to_rgb's conversion: grey
+    levels rather than bits, palette colours rather than indices, alpha dropped (not premultiplied),
+    16-bit grey widened to 32-bit. A mode that needs converting first goes a strip at a time, so
+    that no second full-size image is made."""
+    if image.mode in ("L", "RGB", "I", "F"):
         return image.reduce(factor)
+    mode = "L" if image.mode in ("1", "LA") else "I" if image.mode.startswith("I;16") else "RGB"
     width, height = image.size
     out = Image.new(mode, (-(-width // factor), -(-height // factor)))
     rows = factor * max(1, 1_000_000 // (width * factor))  # about a million pixels a strip
@@ -235,6 +245,13 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     min_side = _min_side(predictor)
     lock = threading.Lock()  # one inference at a time
     slots = threading.BoundedSemaphore(decoders)  # requests decoding or holding decoded images
+    # Decoding always on the same few threads: glibc keeps the memory a thread freed in that
+    # thread's arena, so full-size decodes spread over the server's 40 worker threads stay
+    # resident one per thread (12 decodes of a 50 MP RGBA PNG: 2 GB); here at most `decoders`.
+    decode_pool = ThreadPoolExecutor(decoders, thread_name_prefix="fashionstyle-decode")
+
+    def decode_all(data: list[bytes], filenames: list[str]) -> list[Image.Image]:
+        return [decode_image(d, name, max_pixels, min_side) for d, name in zip(data, filenames)]
 
     app = FastAPI(title="fashionstyle", version=_version(),
                   description=f"Multi-label fashion style recognition, run `{run_name}`.")
@@ -279,7 +296,7 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                                      f"limit is {max_request_pixels:,} pixels per request); send fewer or "
                                      "smaller images")
         with slots:
-            images = [decode_image(d, name, max_pixels, min_side) for d, name in zip(data, filenames)]
+            images = decode_pool.submit(decode_all, data, filenames).result()
             del data
             start = time.perf_counter()
             with lock:
