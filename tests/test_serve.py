@@ -280,11 +280,11 @@ def test_limits_beyond_pillows_are_refused(trained_run) -> None:
     ("1", 1, (255, 255, 255)),        # bits averaged as grey levels, not as bits
     ("P", 7, (7, 14, 21)),            # palette colours averaged, not palette indices
     ("RGBA", (10, 200, 30, 0), (10, 200, 30)),     # alpha dropped as before, not premultiplied
-    ("I;16", 200 * 256 + 37, (200, 200, 200)),  # 16-bit grey: its top 8 bits, as data.to_rgb gives them
+    ("I;16", 200 * 256 + 37, (200, 200, 200)),  # 16-bit grey: its top 8 bits, as images.to_rgb gives them
     ("L", 90, (90, 90, 90)),
 ])
 def test_large_image_is_decoded_reduced(mode, color, expected) -> None:
-    from fashionstyle.data import to_rgb
+    from fashionstyle.images import to_rgb
 
     data = png(2400, 1802, mode, color)
     image = decode_image(data, "a.png", min_side=100)

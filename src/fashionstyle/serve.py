@@ -44,6 +44,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import ExifTags, Image
 
 from .errors import FashionStyleError
+from .images import to_rgb
 from .run import RunDir
 from .runtimes import RUNTIMES, load_predictor
 
@@ -126,7 +127,7 @@ def image_size(data: bytes, filename: str, max_pixels: int | None = None) -> tup
 
 def decode_image(data: bytes, filename: str, max_pixels: int | None = None,
                  min_side: int | None = None) -> Image.Image:
-    """Decode uploaded bytes as `predict` decodes files (data.to_rgb: upright 8-bit RGB), or raise
+    """Decode uploaded bytes as `predict` decodes files (images.to_rgb: upright 8-bit RGB), or raise
     HTTPException as image_size does.
 
     The header is checked first (`max_pixels`, MAX_ASPECT). With `min_side` a large image is decoded
@@ -135,8 +136,6 @@ def decode_image(data: bytes, filename: str, max_pixels: int | None = None,
     4 min_side^2 (fewer only beyond 4:1). Peak memory: the image decoded once (at most 4 bytes a
     pixel) and a strip.
     """
-    from .images import to_rgb
-
     limit = max_pixels or DEFAULT_MAX_PIXELS
     try:
         with Image.open(io.BytesIO(data)) as image:

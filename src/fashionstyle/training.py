@@ -35,7 +35,7 @@ from .history import MONITOR, append_history, read_history
 from .labels import LabelTable, label_warnings, read_labels
 from .losses import create_loss
 from .metrics import macro_fbeta, per_label_scores
-from .models import StyleNet, create_model, default_normalisation, model_record, save_model
+from .models import StyleNet, check_backbone, create_model, default_normalisation, model_record, save_model
 from .run import RunDir
 from .thresholds import ThresholdTuner
 
@@ -318,6 +318,7 @@ def write_bad_images(run: RunDir, bad: list[tuple[str, str]]) -> None:
 def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
                 tables: tuple[LabelTable, LabelTable, list] | None = None) -> RunDir:
     """Train one model over all labels of `tables` (default: read from the config)."""
+    check_backbone(config.backbone)  # before any label file is read: a typo fails first, alone
     train_table, val_table, bad = tables or prepare_tables(config)
     L.seed_everything(config.seed, workers=True, verbose=False)  # reproducible initialisation
     model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
