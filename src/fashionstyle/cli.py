@@ -207,7 +207,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
     serve(args.run, host=args.host, port=args.port, max_bytes=args.max_bytes, max_images=args.max_images,
-          runtime=args.runtime, max_pixels=args.max_pixels)
+          runtime=args.runtime, max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
+          decoders=args.decoders)
     return 0
 
 
@@ -435,7 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--max-bytes", type=int, default=10_000_000, help="largest request body (default: 10 MB)")
     p.add_argument("--max-images", type=int, default=16, help="most images per request (default: 16)")
-    p.add_argument("--max-pixels", type=int, default=None, help="largest image (default: Pillow's ~89M)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000,
+                   help="largest image, in pixels, read from its header (default: 50M; at most Pillow's ~89M)")
+    p.add_argument("--max-request-pixels", type=int, default=200_000_000,
+                   help="most pixels of all of one request's images (default: 200M)")
+    p.add_argument("--decoders", type=int, default=2,
+                   help="most requests decoding images at once; each adds about one --max-pixels image "
+                        "(4 bytes a pixel) to peak memory (default: 2)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="torch, or onnx / onnx-int8: ONNX Runtime on the run's export (default: torch)")
 
@@ -459,7 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=16, help="parallel downloads (default: 16)")
     p.add_argument("--workers", dest="num_workers", type=int, help=argparse.SUPPRESS)  # hidden: the old name
     p.add_argument("--retries", type=int, default=4, help="retries of a transient failure, with backoff (default: 4)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per socket operation (default: 10)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds for one attempt at one file, connecting and reading the whole body, so a stalled "
+                        "or trickling server is cut off; a file takes at most (retries + 1) x timeout plus backoff "
+                        "(default: 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
