@@ -160,3 +160,23 @@ def test_train_warns_about_a_label_it_cannot_learn(tmp_path: Path, capsys) -> No
     assert main(["train", "--labels", str(labels), "--out", str(tmp_path / "run"), *TINY_TRAIN,
                  "--epochs", "1"]) == 0
     assert "label Dotted has no positives in the train split: cannot be learned" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_log_gets_one_line_per_epoch_and_no_progress_bar(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import make_image_set
+
+    labels = make_image_set(tmp_path / "data", n=24)
+    argv = [a for a in TINY_TRAIN if a != "--no-progress"]  # stdout is a pipe: no terminal
+    done = subprocess.run([sys.executable, "-m", "fashionstyle.cli", "train", "--labels", str(labels),
+                           "--out", str(tmp_path / "run"), *argv], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert all("train_loss" in line and "tuned" in line and "lr " in line for line in lines)
+    assert "\r" not in done.stdout + done.stderr  # no progress-bar frames in a log
