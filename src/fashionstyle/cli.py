@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
     p.add_argument("--out", default="demo_run", help="folder for the data and the run (default: demo_run)")
     p.add_argument("--n-images", type=int, default=1500, help="synthetic images (default: 1500)")
-    p.add_argument("--epochs", type=int, default=16, help="training epochs (default: 16)")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default: 0)")
     return parser
 

