@@ -54,6 +54,16 @@ TINY_TRAIN = ["--backbone", "test_resnet", "--no-pretrained", "--image-size", "3
               "--lr-schedule", "constant", "--hidden", "32"]
 
 
+def tiny_run(root: Path, n: int = 32) -> tuple[Path, Path, list[Path]]:
+    """A one-epoch TINY_TRAIN run on `n` made images: (run, label file, image paths)."""
+    from fashionstyle.cli import main
+
+    labels = make_image_set(root / "data", n=n)
+    run = root / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 

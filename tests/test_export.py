@@ -15,9 +15,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
-from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E402
+from conftest import LABELS, load_bench, tiny_run  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
-from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.ensemble import fuse_runs  # noqa: E402
 from fashionstyle.export import export_onnx  # noqa: E402
 from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
@@ -30,11 +29,8 @@ from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> tuple[Path, list[Path]]:
-    root = tmp_path_factory.mktemp("export")
-    labels = make_image_set(root / "data", n=32)
-    run = root / "run"
-    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
-    return run, sorted((labels.parent / "img").glob("*.jpg"))
+    run, _, images = tiny_run(tmp_path_factory.mktemp("export"), n=32)
+    return run, images
 
 
 def assert_same_predictions(onnx_predictor, run: Path, images: list[Path]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LABELS, TINY_TRAIN, make_image_set
+from conftest import LABELS, tiny_run
 from fashionstyle import FashionStyleError, Predictor, RunDir
 from fashionstyle.cli import main
 from fashionstyle.predictors import BasePredictor
@@ -30,11 +30,7 @@ TOLERANCE = {"torch": 1e-6, "onnx": 1e-4, "onnx-int8": 0.1}  # largest |p - p_to
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    root = tmp_path_factory.mktemp("predictors")
-    labels = make_image_set(root / "data", n=32)
-    run = root / "run"
-    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
-    return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+    return tiny_run(tmp_path_factory.mktemp("predictors"), n=32)
 
 
 @pytest.fixture(scope="module")

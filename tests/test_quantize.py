@@ -11,7 +11,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
-from conftest import TINY_TRAIN, make_image_set  # noqa: E402
+from conftest import tiny_run  # noqa: E402
 from fashionstyle import FashionStyleError, RunDir  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.export import export_onnx  # noqa: E402
@@ -22,11 +22,7 @@ from fashionstyle.runtimes import load_predictor  # noqa: E402
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    root = tmp_path_factory.mktemp("quantize")
-    labels = make_image_set(root / "data", n=40)
-    run = root / "run"
-    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
-    return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+    return tiny_run(tmp_path_factory.mktemp("quantize"), n=40)
 
 
 def op_types(path: Path) -> set[str]:
