@@ -161,3 +161,35 @@ def test_api_errors_are_shown_in_the_page(service, browser, tmp_path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_error.png"))
     page.close()
+
+
+def test_clicking_a_predicted_style_overlays_its_heat_map(service, browser) -> None:
+    pytest.importorskip("captum")
+    from playwright.sync_api import expect
+
+    url, _, files = service
+    page = browser.new_page(viewport={"width": 1240, "height": 560})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(url + "/")
+    expect(page.locator("#run-info")).to_contain_text("torch")
+    page.set_input_files("#files", [str(f) for f in files])
+    chips = page.locator("article.result .predicted button.chip")
+    expect(chips.first).to_be_visible(timeout=20_000)
+    expect(page.locator("#maps-hint")).to_be_visible()
+    card = page.locator("article.result").filter(has=page.locator(".predicted button.chip")).first
+    chip, img = card.locator(".predicted button.chip").first, card.locator("img")
+    photo = img.get_attribute("src")
+    assert photo.startswith("blob:")
+    chip.click()
+    expect(chip).to_have_class("chip active")
+    assert img.get_attribute("src").startswith("data:image/png;base64,")
+    assert img.evaluate("e => e.dataset.map") == chip.inner_text()
+    assert img.evaluate("e => e.complete && e.naturalWidth") == 224
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser_maps.png"), full_page=True)
+    chip.click()  # again: the photo back
+    expect(chip).to_have_class("chip")
+    assert img.get_attribute("src") == photo
+    assert not errors, errors
+    page.close()

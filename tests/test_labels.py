@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fashionstyle import JD_STYLES, FashionStyleError, read_labels
-from fashionstyle.labels import read_submission, stratified_split, write_jd, write_predictions_json, write_probs_csv
+from fashionstyle.labels import read_submission, stratified_split
+from fashionstyle.outputs import write_predictions
 
 
 def jd_line(i: int, flags) -> str:
@@ -29,7 +30,7 @@ def test_jd_train_round_trip(tmp_path: Path) -> None:
 def test_submission_round_trip(tmp_path: Path) -> None:
     targets = (np.random.default_rng(0).random((5, 13)) < 0.3).astype(np.uint8)
     ids = [f"img{i}" for i in range(5)]
-    path = write_jd(tmp_path / "submission.txt", ids, targets)
+    path = write_predictions(tmp_path / "submission.txt", "jd", ids, targets.astype(float), targets, JD_STYLES)
     assert path.read_text().splitlines()[0] == "img0," + ",".join(map(str, targets[0]))
     read_ids, read_targets = read_submission(path)
     assert read_ids == ids
@@ -126,10 +127,10 @@ def test_stratified_split_keeps_every_label_in_val() -> None:
 def test_probability_writers(tmp_path: Path) -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.7]])
     preds = (probs > 0.5).astype(np.uint8)
-    csv_text = write_probs_csv(tmp_path / "p.csv", ["a", "b"], probs, ["X", "Y"]).read_text()
+    csv_text = write_predictions(tmp_path / "p.csv", "csv", ["a", "b"], probs, preds, ["X", "Y"]).read_text()
     assert csv_text.splitlines()[:2] == ["id,X,Y", "a,0.900000,0.100000"]
     import json
-    records = json.loads(write_predictions_json(tmp_path / "p.json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
+    records = json.loads(write_predictions(tmp_path / "p.json", "json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
     assert records[1] == {"id": "b", "labels": ["Y"], "probs": {"X": 0.2, "Y": 0.7}}
 
 

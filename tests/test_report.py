@@ -106,6 +106,7 @@ def test_report_has_every_figure_and_label(runs, tmp_path: Path) -> None:
         assert label in page
     assert "validation split (no training labels were given)" in page
     assert page.count("<figcaption>") == len(CORE_FIGURES)
+    assert "6. Error gallery" in page and "--labels FILE" in page and not (out / "thumbs").exists()
 
 
 @pytest.mark.slow
@@ -161,3 +162,70 @@ def test_missing_or_incomplete_run_is_refused(runs, tmp_path: Path) -> None:
     RunDir(broken).write_manifest("model", complete=False)
     with pytest.raises(FashionStyleError, match="incomplete run"):
         write_report(broken, tmp_path / "out")
+
+
+def gallery_run(tmp_path: Path, with_test: bool = True) -> tuple[Path, Path]:
+    """A run whose test split (or val, without one) is 10 images t000..t009 with made-up probabilities
+    for Sport at threshold 0.5: TP t000 t001 t002, FP t005 t006 t009, FN t004 t003 (lowest first)."""
+    run = RunDir(make_fake_run(tmp_path / "run", LABELS4, with_test=False))
+    probs, targets = np.full((10, 4), 0.1, np.float32), np.zeros((10, 4), np.uint8)
+    probs[:, 0] = [0.95, 0.9, 0.8, 0.3, 0.2, 0.85, 0.7, 0.1, 0.05, 0.6]
+    targets[:5, 0] = 1
+    ids = [f"t{i:03d}" for i in range(10)]
+    tuner = run.thresholds()
+    tuner.thresholds_ = np.full(4, 0.5)
+    run.write_thresholds(tuner)
+    if with_test:
+        _atomic.write_npz(run / "eval_test.npz", ids=np.array(ids), probs=probs, targets=targets)
+    else:
+        run.write_val_probs(ids, probs, targets)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in ids:
+        Image.new("RGB", (300, 200), (200, 30 * int(i[1:]), 40)).save(data / f"{i}.jpg")
+    lines = ["image," + ",".join(LABELS4)] + [f"{i}.jpg," + ",".join(map(str, t)) for i, t in zip(ids, targets)]
+    (data / "labels.csv").write_text("\n".join(lines) + "\n")
+    return run.path, data / "labels.csv"
+
+
+def gallery_ids(page: str, label: str) -> dict[str, list[str]]:
+    """Image ids shown per kind in one label's gallery block."""
+    block = re.search(rf"<details><summary>{label}:.*?</details>", page, re.S).group(0)
+    kinds = re.findall(r'<p class="kind">([a-z ]+)</p><div class="thumbs">(.*?)</div>', block, re.S)
+    return {kind: re.findall(r"(t\d{3})<br>p = ", body) for kind, body in kinds}
+
+
+def test_error_gallery_shows_the_most_confident_mistakes(tmp_path: Path) -> None:
+    from fashionstyle.labels import read_labels
+
+    run, labels = gallery_run(tmp_path)
+    (labels.parent / "t001.jpg").unlink()  # a missing image is skipped, the next one shown
+    out = tmp_path / "report"
+    page = write_report(run, out, labels=read_labels(labels)).read_text()
+    assert gallery_ids(page, "Sport") == {"true positives": ["t000", "t002"],
+                                          "false positives": ["t005", "t006", "t009"],
+                                          "false negatives": ["t004", "t003"]}
+    assert gallery_ids(page, "Relax") == {"true positives": [], "false positives": [], "false negatives": []}
+    assert "threshold 0.500; 3 TP, 3 FP, 2 FN" in page and "the test split (eval_test.npz)" in page
+    assert "1 images of the test split were skipped" in page
+    thumbs = sorted((out / "thumbs").glob("*.jpg"))
+    assert len(thumbs) == 7 and set(re.findall(r'src="(thumbs/[^"]+)"', page)) == {f"thumbs/{p.name}" for p in thumbs}
+    with Image.open(thumbs[0]) as image:
+        assert image.format == "JPEG" and max(image.size) == 128
+
+
+def test_gallery_falls_back_to_val_and_shows_the_audit(tmp_path: Path) -> None:
+    from fashionstyle.audit import Issue, write_issues
+    from fashionstyle.labels import read_labels
+
+    run, labels = gallery_run(tmp_path, with_test=False)
+    write_issues(Path(run) / "issues.csv", [
+        Issue(str(labels.parent / "t005.jpg"), "Sport", 0, 0.85, 0.1, True, "t005"),
+        Issue(str(labels.parent / "gone.jpg"), "Sport", 1, 0.05, 0.2, True, "gone")])
+    page = write_report(run, tmp_path / "report", labels=read_labels(labels)).read_text()
+    assert "the validation split (the run has no eval_test.npz)" in page
+    assert gallery_ids(page, "Sport")["false negatives"] == ["t004", "t003"]
+    audit = page[page.index("Suspect labels"):]
+    assert "t005<br><b>Sport</b> given 0" in audit and "1 listed images were skipped" in audit
+    with pytest.raises(FashionStyleError, match="issues file not found"):
+        write_report(run, tmp_path / "other", audit=tmp_path / "none.csv")

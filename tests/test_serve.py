@@ -358,3 +358,39 @@ def test_hostile_request_keeps_only_small_images_and_decodes_one_request_at_a_ti
             assert list(pool.map(post, range(4))) == [200] * 4
     assert most[0] == 1 and len(kept) == 64 and len(threads) == 1
     assert max(kept) <= 4 * min_side**2 * 1.1  # not the million decoded pixels
+
+
+@pytest.mark.slow
+def test_maps_on_request_give_an_overlay_per_predicted_style(client, trained_run) -> None:
+    pytest.importorskip("captum")
+    import base64
+
+    _, images = trained_run
+    paths = sorted(images.glob("*.jpg"))[:4]
+    assert client.get("/health").json()["maps"] is True
+    plain = client.post("/predict", files=upload(paths)).json()["results"]
+    assert all("maps" not in r for r in plain)
+    response = client.post("/predict?maps=true", files=upload(paths))
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert sum(len(r["maps"]) for r in results) > 0
+    for with_maps, without in zip(results, plain):
+        assert with_maps["labels"] == without["labels"] and list(with_maps["maps"]) == with_maps["labels"]
+        for url in with_maps["maps"].values():
+            assert url.startswith("data:image/png;base64,")
+            overlay = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+            assert overlay.format == "PNG" and overlay.size == (224, 224)
+
+
+@pytest.mark.slow
+def test_maps_keep_the_limits_and_need_the_torch_runtime(trained_run) -> None:
+    pytest.importorskip("onnxruntime")
+    run, images = trained_run
+    with TestClient(create_app(run, max_pixels=40_000)) as limited:
+        response = limited.post("/predict?maps=true", files=[("files", ("big.png", png(300, 200), "image/png"))])
+        assert response.status_code == 413 and "40,000 pixels per image" in response.json()["detail"]
+    with TestClient(create_app(run, runtime="onnx")) as onnx_client:
+        assert onnx_client.get("/health").json()["maps"] is False
+        response = onnx_client.post("/predict?maps=true", files=upload(sorted(images.glob("*.jpg"))[:1]))
+        assert response.status_code == 400 and "need the PyTorch runtime" in response.json()["detail"]
+        assert onnx_client.post("/predict", files=upload(sorted(images.glob("*.jpg"))[:1])).status_code == 200

@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 _MODULES = {  # public name -> the module that defines it
     "TrainConfig": "config",
     "FashionStyleError": "errors",
+    "Explainer": "explain",
     "JD_STYLES": "labels", "LabelTable": "labels", "read_labels": "labels",
     "AsymmetricLoss": "losses", "FocalLoss": "losses", "WeightedBCE": "losses", "create_loss": "losses",
     "loss_weights": "losses",
@@ -41,6 +42,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .config import TrainConfig
     from .errors import FashionStyleError
+    from .explain import Explainer
     from .fit import train
     from .labels import JD_STYLES, LabelTable, read_labels
     from .losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss, loss_weights

@@ -1,6 +1,6 @@
 """`fashionstyle <command>`: the command line. It only parses and orchestrates.
 
-Commands: stats, cache, train, cv, tune, evaluate, predict, fuse, select, report, serve, export, download, demo. Run
+Commands: stats, cache, train, cv, tune, evaluate, predict, fuse, select, report, audit, serve, export, download, demo, explain. Run
 `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 @command
 def cmd_train(args: argparse.Namespace) -> int:
     from .fit import train
-    from .training import is_secondary_process
+    from .ranks import is_secondary_process
 
     run = train(_train_config(args), args.out, resume=args.resume)
     if is_secondary_process():
@@ -116,7 +116,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_scores
+    from .jobs import evaluate_probs
     from .labels import read_labels
+    from .ranks import needs_launch
     from .run import RunDir
     from .runtimes import load_predictor
 
@@ -125,9 +127,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = args.split if table.splits is not None else "all"
     part = table.split(split)
     suffix = "" if args.runtime == "torch" else f"_{args.runtime}"  # keep each runtime's scores
+    probs = None
+    if needs_launch(args.devices, args.num_nodes):
+        probs = evaluate_probs(run, part, split, args.runtime, args.tta, _loader(args), _placement(args))
+        if probs is None:
+            return 0  # rank 0 scores
     scores = evaluate_run(run, part, split, progress=not args.quiet, batch_size=args.batch_size,
                           num_workers=args.num_workers, on_bad=args.on_bad_image, suffix=suffix,
-                          predictor=load_predictor(run.path, args.runtime, args.tta))
+                          predictor=load_predictor(run.path, args.runtime, args.tta), probs=probs)
     print(format_scores(scores["label_names"], scores, title=f"{split} ({scores['n_images']} images)"))
     if scores["skipped_images"]:
         print(f"skipped {scores['skipped_images']} unreadable images (--on-bad-image fail to stop instead)")
@@ -138,40 +145,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from . import _atomic
-    from .evaluate import write_outputs
+    from .image_list import ImageSource
+    from .jobs import predict_job
+    from .outputs import check_format
     from .run import RunDir
-    from .runtimes import load_predictor
 
     run = RunDir.open(args.run)
-    ids, images = _images_to_predict(args, run.label_names())
-    predictor = load_predictor(run.path, args.runtime, args.tta)
-    probs = predictor.predict_proba(images, batch_size=args.batch_size, num_workers=args.num_workers,
-                                    progress=not args.quiet, on_bad=args.on_bad_image)
-    readable = ~np.isnan(probs).any(axis=1)
-    kept = [i for i, ok in zip(ids, readable) if ok]
-    path = write_outputs(args.out, args.format, kept, probs[readable],
-                         predictor.tuner.predict(probs[readable]), predictor.label_names)
-    print(f"{len(kept)} predictions ({args.format}) written to {path}")
-    if not readable.all():
-        skipped = Path(f"{args.out}.skipped.txt")
-        _atomic.write_text(skipped, "".join(f"{i},{p}\n" for i, p, ok in zip(ids, images, readable) if not ok))
-        print(f"skipped {(~readable).sum()} unreadable images, listed in {skipped}")
+    check_format(args.format)
+    source = ImageSource.open(args.images, args.image_dir)
+    done = predict_job(run, source, args.out, args.format, args.runtime, args.tta, _loader(args),
+                       args.resume, _placement(args))
+    if done is None:
+        return 0  # rank 0 merges and reports
+    path, kept, skipped = done
+    print(f"{kept} predictions ({args.format}) written to {path}")
+    if skipped:
+        print(f"skipped {skipped} unreadable images, listed in {path}.skipped.txt")
     return 0
 
 
-def _images_to_predict(args: argparse.Namespace, label_names: list[str]) -> tuple[list[str], list[Path]]:
-    from .data import list_images
-    from .labels import read_labels
+def _loader(args: argparse.Namespace):
+    from .streaming import LoaderSettings
 
-    source = Path(args.images)
-    if source.is_dir():
-        files = list_images(source)
-        return [p.stem for p in files], files
-    table = read_labels(source, args.image_dir, label_names)
-    return table.ids, table.images
+    return LoaderSettings(args.batch_size, args.num_workers, args.on_bad_image,
+                          getattr(args, "chunk_size", None) or LoaderSettings.chunk_size, not args.quiet)
+
+
+def _placement(args: argparse.Namespace):
+    from .jobs import Placement
+
+    return Placement(args.accelerator, args.devices, args.num_nodes, args.strategy)
 
 
 @command
@@ -195,10 +198,39 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 @command
 def cmd_report(args: argparse.Namespace) -> int:
+    from .labels import read_labels
     from .report import write_report
+    from .run import RunDir
 
-    page = write_report(args.run, args.out, compare=args.compare)
+    table = None
+    if args.labels:  # finds the images of the error gallery
+        table = read_labels(args.labels, args.images, args.label_names or RunDir.open(args.run).label_names())
+    page = write_report(args.run, args.out, compare=args.compare, labels=table, audit=args.audit)
     print(f"report written to {page}")
+    return 0
+
+
+@command
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import audit_run, write_issues
+    from .labels import read_labels
+    from .relabel import write_cleaned
+    from .run import RunDir
+
+    if (args.fix is None) != (args.cleaned is None):
+        raise FashionStyleError("--fix and --cleaned go together: --fix flip|drop --cleaned OUT")
+    run = RunDir.open(args.run)
+    table = read_labels(args.labels, args.images, args.label_names or run.label_names())
+    issues, coverage = audit_run(run, table, args.top)
+    if coverage:
+        print(f"note: {coverage}")
+    path = write_issues(args.out, issues)
+    flagged = sum(i.flagged for i in issues)
+    print(f"{len(issues)} suspect (image, label) pairs ({flagged} flagged by cleanlab) written to {path}")
+    if args.fix:
+        cleaned = write_cleaned(table, [(i.row, i.label) for i in issues], args.fix, args.cleaned)
+        what = "flipped" if args.fix == "flip" else f"dropped ({len({i.row for i in issues})} images)"
+        print(f"cleaned copy of {table.source} with those pairs {what} written to {cleaned}")
     return 0
 
 
@@ -249,13 +281,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), n_images=args.n_images, epochs=args.epochs, seed=args.seed)
 
 
+@command
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .explain_page import explain_run
+
+    page = explain_run(args.run, args.images, args.out, args.labels_to_show, args.label or ())
+    print(f"heat maps of {len(args.images)} image(s) written; open {page}")
+    return 0
+
+
 # -- argument parsing ----------------------------------------------------------
 TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")  # as data.TTA_MODES (not imported: no torch here)
 THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
 EXTRAS = {**dict.fromkeys(("torch", "torchvision", "timm", "lightning", "matplotlib", "tensorboard"), "train"),
           **dict.fromkeys(("fastapi", "uvicorn", "multipart", "onnxruntime"), "serve"),
-          **dict.fromkeys(("onnx", "onnxscript"), "onnx")}  # a missing module -> the extra that installs it
+          **dict.fromkeys(("onnx", "onnxscript"), "onnx"),
+          "captum": "explain"}  # a missing module -> the extra that installs it
 RUNTIMES = ("torch", "onnx", "onnx-int8")  # as runtimes.RUNTIMES (not imported: it loads numpy and PIL)
+OUTPUT_FORMATS = ("jd", "csv", "json", "parquet")  # as outputs.FORMATS
 QUANTIZE = ("none", "int8")
 LEGACY_EXPORT_PRECISION = {"fp32": "none", "int8": "int8"}  # export --precision (hidden) -> --quantize
 
@@ -333,6 +376,14 @@ def _add_loader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_placement_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("many devices or nodes (as train; torchrun and SLURM launches work too)")
+    g.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ... (default: auto)")
+    g.add_argument("--devices", type=int, default=1, help="processes per node, one device each (default: 1)")
+    g.add_argument("--num-nodes", type=int, default=1, help="nodes (default: 1)")
+    g.add_argument("--strategy", default="ddp", help="how the ranks are started (default: ddp)")
+
+
 def _add_run_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory (from train, cv, fuse or select)")
 
@@ -397,20 +448,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="score another runtime's predictions (eval_<split>_<runtime>.json)")
     _add_tta_arg(p)
     _add_loader_args(p)
+    _add_placement_args(p)
 
     p = sub.add_parser("predict", help="predict styles for a folder or a list of images")
     _add_run_arg(p)
     p.add_argument("--images", required=True, help="a folder of images or a list (JD id,url / CSV)")
     p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
     p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--format", choices=("jd", "csv", "json"), default="jd",
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default="jd",
                    help="jd: the contest's submission lines; csv: probabilities; json: labels and "
-                        "probabilities per image (default: jd)")
+                        "probabilities per image; parquet: id, a float32 column per label and the predicted "
+                        "labels, for millions of rows (needs pyarrow) (default: jd)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
                         "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")
     _add_tta_arg(p)
     _add_loader_args(p)
+    p.add_argument("--chunk-size", type=int, default=10_000,
+                   help="images per part file: the output is written chunk by chunk into OUT.parts/, then "
+                        "merged (default: 10000)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed prediction after its last complete chunk (same settings)")
+    _add_placement_args(p)
 
     p = sub.add_parser("fuse", help="average the probabilities of several runs into a new run")
     p.add_argument("runs", nargs="+", help="run directories with the same labels")
@@ -429,6 +488,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arg(p)
     p.add_argument("--out", required=True, help="folder for index.html and its PNG figures")
     p.add_argument("--compare", nargs="+", default=(), help="other runs to show side by side")
+    _add_label_args(p, required=False)  # --labels: finds the images of the error gallery
+    p.add_argument("--audit", default=None,
+                   help="issues.csv of `fashionstyle audit`: show its most suspect labels (default: RUN/issues.csv)")
+
+    p = sub.add_parser("audit", help="rank likely wrong labels with cleanlab on held-out probabilities")
+    p.add_argument("run", help="run directory, best from cv (its out-of-fold probabilities cover every labelled "
+                               "image; a train run's cover its validation split only)")
+    _add_label_args(p)
+    p.add_argument("--out", required=True, help="CSV of suspect (image, label) pairs, most suspect first")
+    p.add_argument("--top", type=int, default=None,
+                   help="list the K most suspect pairs, flagged or not (default: the pairs cleanlab flags)")
+    p.add_argument("--fix", choices=("flip", "drop"), default=None,
+                   help="with --cleaned: flip the listed pairs' labels, or drop the images they name")
+    p.add_argument("--cleaned", default=None, help="the cleaned copy of the label file to write (same format)")
 
     p = sub.add_parser("serve", help="HTTP API and web page for a run (POST /predict, GET /docs)")
     _add_run_arg(p)
@@ -477,6 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=1500, help="synthetic images (default: 1500)")
     p.add_argument("--epochs", type=int, default=8, help="training epochs (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default: 0)")
+
+    p = sub.add_parser("explain", help="Grad-CAM heat maps: where each style's evidence lies in images")
+    _add_run_arg(p)
+    p.add_argument("--images", nargs="+", required=True, help="image files to explain")
+    p.add_argument("--out", required=True, help="folder for index.html and the overlay PNGs")
+    p.add_argument("--labels-to-show", type=int, default=3,
+                   help="most labels per image: the --label ones, then the predicted ones (default: 3)")
+    p.add_argument("--label", action="append", help="a label to show whether predicted or not (repeatable)")
     return parser
 
 
@@ -502,6 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fashionstyle {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `fashionstyle stats ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from .errors import FashionStyleError
 from .labels import LabelTable, rarest_label_groups, read_labels
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
-from .training import is_secondary_process, train_multi
+from .ranks import is_secondary_process
+from .training import train_multi
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:

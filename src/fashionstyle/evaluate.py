@@ -1,13 +1,12 @@
 """Post-training steps on a run directory: label statistics, re-tuning, evaluation."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import _atomic, config as config_lib
-from .labels import LabelTable, read_labels, write_jd, write_predictions_json, write_probs_csv
+from .labels import LabelTable, read_labels
 from .losses import label_counts, loss_weights
 from .errors import FashionStyleError
 from .metrics import format_table, macro_fbeta, per_label_scores
@@ -103,12 +102,14 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
 
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
                  batch_size: int = 64, num_workers: int = 0, predictor: BasePredictor | None = None,
-                 on_bad: str = "fail", suffix: str = "") -> dict[str, Any]:
-    """Predict the labelled images of `table`, score them, write eval_<split><suffix>.json."""
+                 on_bad: str = "fail", suffix: str = "", probs: np.ndarray | None = None) -> dict[str, Any]:
+    """Predict the labelled images of `table` (unless `probs` has them, NaN rows unreadable),
+    score them, write eval_<split><suffix>.json."""
     predictor = predictor or Predictor.from_run(run)
     check_same_labels(predictor.label_names, table)
-    probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
-                                    progress=progress, on_bad=on_bad)
+    if probs is None:
+        probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
+                                        progress=progress, on_bad=on_bad)
     readable = ~np.isnan(probs).any(axis=1)
     if not readable.any():
         raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read")
@@ -127,14 +128,3 @@ def check_same_labels(run_labels: list[str], table: LabelTable) -> None:
     if list(run_labels) != list(table.label_names):
         raise FashionStyleError(f"{table.source}: labels {table.label_names} differ from the run's "
                                 f"{run_labels}; pass --label-names or the matching label file")
-
-
-def write_outputs(path: str | Path, fmt: str, ids: list[str], probs: np.ndarray,
-                  predictions: np.ndarray, label_names: list[str]) -> Path:
-    if fmt == "jd":
-        return write_jd(path, ids, predictions)
-    if fmt == "csv":
-        return write_probs_csv(path, ids, probs, label_names)
-    if fmt == "json":
-        return write_predictions_json(path, ids, probs, predictions, label_names)
-    raise FashionStyleError(f"unknown output format {fmt!r}; valid: jd, csv, json")

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import csv
 import difflib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from . import _atomic
 from .errors import FashionStyleError
 
 JD_STYLES: tuple[str, ...] = (
@@ -166,7 +164,7 @@ def _check_unique(path: Path, ids: list[str], lines: list[int]) -> None:
         seen[image_id] = line
 
 
-def _jd_image(image_dir: Path, image_id: str, url: str) -> Path:
+def jd_image_path(image_dir: Path, image_id: str, url: str) -> Path:
     by_id = image_dir / f"{image_id}.jpg"
     if by_id.exists() or not url:
         return by_id
@@ -192,7 +190,7 @@ def _from_jd(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
         if not row[0]:
             raise FashionStyleError(f"{path}:{line}: empty id")
         ids.append(row[0])
-        images.append(_jd_image(image_dir, row[0], row[1]))
+        images.append(jd_image_path(image_dir, row[0], row[1]))
         targets.append(_parse_flags(path, line, row[2:], names))
         lines.append(line)
     _check_unique(path, ids, lines)
@@ -385,12 +383,6 @@ def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> np.
     return is_val
 
 
-def write_jd(path: str | Path, ids: Sequence[str], predictions: np.ndarray) -> Path:
-    """The contest's submission: `id,l1,...,lL` with 0/1 flags, no header."""
-    lines = [",".join([i, *map(str, row)]) for i, row in zip(ids, predictions.astype(int))]
-    return _atomic.write_text(path, "\n".join(lines) + "\n")
-
-
 def read_submission(path: str | Path, label_names: Sequence[str] = JD_STYLES) -> tuple[list[str], np.ndarray]:
     """Read a JD submission (`id,l1,...,lL`) back: (ids, predictions (N, L))."""
     path = Path(path)
@@ -401,19 +393,3 @@ def read_submission(path: str | Path, label_names: Sequence[str] = JD_STYLES) ->
         ids.append(row[0])
         flags.append(_parse_flags(path, line, row[1:], label_names))
     return ids, np.array(flags, dtype=np.uint8)
-
-
-def write_probs_csv(path: str | Path, ids: Sequence[str], probs: np.ndarray,
-                    label_names: Sequence[str]) -> Path:
-    lines = [",".join(["id", *label_names])]
-    lines += [",".join([i, *(f"{p:.6f}" for p in row)]) for i, row in zip(ids, probs)]
-    return _atomic.write_text(path, "\n".join(lines) + "\n")
-
-
-def write_predictions_json(path: str | Path, ids: Sequence[str], probs: np.ndarray,
-                           predictions: np.ndarray, label_names: Sequence[str]) -> Path:
-    records = [{"id": i,
-                "labels": [n for n, on in zip(label_names, pred) if on],
-                "probs": {n: round(float(p), 6) for n, p in zip(label_names, prob)}}
-               for i, prob, pred in zip(ids, probs, predictions)]
-    return _atomic.write_text(path, json.dumps(records, indent=1, ensure_ascii=False) + "\n")

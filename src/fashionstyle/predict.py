@@ -63,6 +63,7 @@ class Predictor(BasePredictor):
             if key not in keys:
                 keys.append(key)
             self.members.append(self._load(model, record, member, keys.index(key)))
+        self.preprocessing = keys  # (image_size, mean, std) of each view
         self.transforms = [tta_transform(size, mean, std, tta) for size, mean, std in keys]
 
     def _load(self, model: StyleNet, record: dict, member: Member, view: int) -> LoadedMember:

@@ -16,12 +16,16 @@ figures beside it:
 
 A run without history.csv (a fused run) skips the two per-epoch figures; the
 test split appears wherever the run holds eval_test.npz (`fashionstyle evaluate`).
+With the label file (to find the images), the page adds an error gallery (gallery.py):
+per label, the most confident true positives, false positives and false negatives
+of the test split (else validation) as thumbnails in thumbs/; and, with an audit
+file (`fashionstyle audit`, or RUN/issues.csv), the most suspect labels.
 """
 from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -31,7 +35,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # figures made without pyplot: no global backend, Agg on savefig
 from matplotlib.lines import Line2D
 
-from . import _atomic
+from . import _atomic, gallery
+from .audit import read_issues
 from .config import read_yaml
 from .errors import FashionStyleError
 from .evaluate import ratio_text
@@ -70,10 +75,11 @@ code { background: #f3f3f3; padding: 0 .3em; }
 # -- data --------------------------------------------------------------------------
 @dataclass
 class Split:
-    """Probabilities and 0/1 targets (N, L) of one labelled split."""
+    """Probabilities and 0/1 targets (N, L) of one labelled split, and its image ids."""
 
     probs: np.ndarray
     targets: np.ndarray
+    ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -101,15 +107,15 @@ class RunData:
 def load_run(path: str | Path, name: str | None = None) -> RunData:
     """Read a complete run directory (RunDir.open refuses a missing or incomplete one)."""
     run = RunDir.open(path)
-    _, probs, targets = run.val_probs()
+    ids, probs, targets = run.val_probs()
     test_path = run / "eval_test.npz"
     test = None
     if test_path.is_file():
         with np.load(test_path) as data:
-            test = Split(data["probs"], data["targets"])
+            test = Split(data["probs"], data["targets"], [str(i) for i in data["ids"]])
     config = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
     return RunData(name or run.path.resolve().name, run, run.label_names(), run.thresholds(),
-                   Split(probs, targets), test, history_columns(run), float(config.get("weight_power", 1.0)),
+                   Split(probs, targets, ids), test, history_columns(run), float(config.get("weight_power", 1.0)),
                    run.manifest())
 
 
@@ -451,7 +457,7 @@ def note(text: str) -> str:
 
 def page(title: str, body: list[str]) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}{gallery.CSS}</style>\n</head>\n<body>\n"
             f"<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body>\n</html>\n")
 
 
@@ -468,12 +474,15 @@ def summary_html(data: RunData) -> str:
 
 # -- the report --------------------------------------------------------------------
 def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str | Path] = (),
-                 stats_table: LabelTable | None = None, train_targets: np.ndarray | None = None) -> Path:
+                 stats_table: LabelTable | None = None, train_targets: np.ndarray | None = None,
+                 labels: LabelTable | None = None, audit: str | Path | None = None) -> Path:
     """Write `out_dir/index.html` and its PNG figures for a run; returns the html path.
 
     `compare`: other run directories with the same labels, shown side by side.
     `stats_table` (a LabelTable) or `train_targets` ((N, L) 0/1): the training labels
     for the label statistics; without them the validation targets are used.
+    `labels`: a label file's table, to find the images of the error gallery.
+    `audit`: an issues.csv from `fashionstyle audit` (default: RUN/issues.csv if there).
     """
     paths = [Path(run_dir), *map(Path, compare)]
     names = run_names(paths)
@@ -493,6 +502,12 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
         body += loss_section(data, out)
         if len(runs) > 1:
             body += compare_section(runs, out)
+    thumbs, number = gallery.Thumbnails(out), 6 + (len(runs) > 1)
+    body += gallery_section(data, labels, thumbs, number)
+    in_run = data.run / "issues.csv"
+    audit = audit if audit is not None else (in_run if in_run.is_file() else None)
+    if audit is not None:
+        body += audit_section(audit, thumbs, number + 1)
     html_path = _atomic.write_text(out / "index.html", page(f"Fashion style report: {data.name}", body))
     html_path.chmod(0o644)
     return html_path
@@ -567,4 +582,36 @@ def compare_section(runs: list[RunData], out: Path) -> list[str]:
     if missing:
         body.append(note(f"Without per-epoch history (not in the epoch plot): "
                          f"{', '.join(html.escape(n) for n in missing)}."))
+    return body
+
+
+def gallery_section(data: RunData, labels: LabelTable | None, thumbs: gallery.Thumbnails, number: int) -> list[str]:
+    body = [f"<h2>{number}. Error gallery</h2>"]
+    if labels is None:
+        return body + [note("Pass the label file (<code>--labels FILE</code>) to see each label's most confident "
+                            "true positives, false positives and false negatives as thumbnails.")]
+    name, split = ("test", data.test) if data.test is not None else ("validation", data.val)
+    blocks, skipped = gallery.error_gallery(data.label_names, split.ids, split.probs, split.targets,
+                                            data.tuner.thresholds_, dict(zip(labels.ids, labels.images)), thumbs)
+    where = ("the test split (eval_test.npz)" if data.test is not None
+             else "the validation split (the run has no eval_test.npz)")
+    body.append(f"<p>Per label, the {gallery.PER_KIND} most confident true positives and false positives "
+                f"(highest probability) and false negatives (lowest) of {where} at the label's tuned threshold; "
+                "click a label to open it.</p>")
+    if skipped:
+        body.append(note(f"{skipped} images of the {name} split were skipped: not in "
+                         f"<code>{html.escape(labels.source)}</code>, missing or unreadable."))
+    return body + blocks
+
+
+def audit_section(path: str | Path, thumbs: gallery.Thumbnails, number: int) -> list[str]:
+    issues = read_issues(path)
+    figures, skipped = gallery.audit_gallery(issues, thumbs)
+    body = [f"<h2>{number}. Suspect labels (audit)</h2>",
+            f"<p>The most suspect (image, label) pairs of <code>{html.escape(str(path))}</code> "
+            f"({len(issues)} listed, most suspect first): the given label, the held-out probability and "
+            "cleanlab's label-quality score (lower is more suspect). Red: given 0 but likely present; "
+            "orange: given 1 but likely absent.</p>", figures]
+    if skipped:
+        body.append(note(f"{skipped} listed images were skipped: missing or unreadable."))
     return body

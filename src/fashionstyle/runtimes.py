@@ -16,10 +16,12 @@ from .run import RunDir
 RUNTIMES = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # runtime -> ONNX export precision
 
 
-def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None) -> BasePredictor:
+def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None,
+                   device: str = "auto") -> BasePredictor:
     """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
 
-    `tta` must be the one the run's thresholds were tuned with (the default).
+    `tta` must be the one the run's thresholds were tuned with (the default); `device` is
+    PyTorch's (ONNX Runtime predicts on the CPU).
     """
     if runtime not in RUNTIMES:
         raise FashionStyleError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
@@ -27,7 +29,7 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
         require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from .predict import Predictor
 
-        return Predictor.from_run(run_dir, tta=tta)
+        return Predictor.from_run(run_dir, device=device, tta=tta)
     from .onnx_predictor import EXPORT_DIRS, OnnxPredictor, export_is_current
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)

@@ -5,7 +5,8 @@
 
 Endpoints:
     GET  /          the web page (drop photos, see each style's probability and threshold)
-    POST /predict   multipart form, one or more image files under the field `files`
+    POST /predict   multipart form, one or more image files under the field `files`; with
+                    ?maps=true also a Grad-CAM overlay (base64 PNG) per predicted style (torch runtime)
     GET  /labels    label names and tuned thresholds
     GET  /health    {"status": "ok", "labels": n, "run": name, ...}
     GET  /docs      OpenAPI documentation
@@ -28,6 +29,8 @@ image's probabilities differ slightly from `predict`'s on the same file.
 from __future__ import annotations
 
 import argparse
+import base64
+import importlib.util
 import io
 import math
 import sys
@@ -38,9 +41,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+import numpy as np
 from PIL import ExifTags, Image
 
 from .errors import FashionStyleError
@@ -273,18 +277,37 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     def health() -> dict:
         return {"status": "ok", "labels": len(names), "run": run_name, "runtime": runtime,
                 "max_bytes": max_bytes, "max_images": max_images, "max_pixels": max_pixels,
-                "max_request_pixels": max_request_pixels, "decoders": decoders}
+                "max_request_pixels": max_request_pixels, "decoders": decoders, "maps": maps_available}
 
     @app.get("/labels")
     def labels() -> dict:
         return {"labels": [{"name": n, "threshold": t} for n, t in zip(names, thresholds)],
                 "beta": float(predictor.tuner.beta)}
 
+    explainers: list[Any] = []  # made on the first request for maps
+    maps_available = runtime == "torch" and importlib.util.find_spec("captum") is not None
+
+    def explainer() -> Any:
+        if runtime != "torch":
+            raise HTTPException(400, f"heat maps (maps=true) need the PyTorch runtime; this service runs "
+                                     f"on {runtime} (serve with --runtime torch, or ask without maps)")
+        if not explainers:
+            try:
+                from .explain import Explainer
+            except ModuleNotFoundError as err:
+                raise HTTPException(501, f"heat maps need {err.name}, which is not installed; "
+                                         "pip install 'fashionstyle[explain]'") from None
+            explainers.append(Explainer(predictor))
+        return explainers[0]
+
     @app.post("/predict")
-    def predict(files: list[UploadFile] | None = File(None, description="one or more images")) -> dict:
+    def predict(files: list[UploadFile] | None = File(None, description="one or more images"),
+                maps: bool = Query(False, description="also a heat-map overlay per predicted style "
+                                                      "(a backward pass each; torch runtime only)")) -> dict:
         files = [f for f in files or [] if f is not None]
         if not files:
             raise HTTPException(400, "no images: send one or more files under the form field `files`")
+        explain = explainer() if maps else None
         if len(files) > max_images:
             raise HTTPException(413, f"too many images: {len(files)} (at most {max_images} per request)")
         filenames = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
@@ -300,18 +323,34 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
             start = time.perf_counter()
             with lock:
                 probs = predictor.predict_proba_images(images)  # (N, L)
+                chosen = [[names[j] for j in np.argsort(-p, kind="stable") if f[j]]
+                          for p, f in zip(probs, predictor.tuner.predict(probs))]
+                overlays = [heat_maps(explain, image, shown) for image, shown in zip(images, chosen)] if maps else []
             elapsed = time.perf_counter() - start
             del images
-        flags = predictor.tuner.predict(probs)
         results = []
-        for name, p, f in zip(filenames, probs, flags):
-            chosen = sorted((j for j in range(len(names)) if f[j]), key=lambda j: -p[j])
-            results.append({"filename": name, "labels": [names[j] for j in chosen],
+        for i, (name, p) in enumerate(zip(filenames, probs)):
+            results.append({"filename": name, "labels": chosen[i],
                             "probs": {n: float(v) for n, v in zip(names, p)},
                             "thresholds": dict(zip(names, thresholds))})
+            if maps:
+                results[-1]["maps"] = overlays[i]
         return {"run": run_name, "results": results, "inference_ms": round(elapsed * 1000, 2)}
 
     return app
+
+
+def heat_maps(explainer: Any, image: Image.Image, labels: list[str]) -> dict[str, str]:
+    """A data-URL PNG per label: the crop the model sees with the label's Grad-CAM map blended in."""
+    from .explain import overlay
+
+    photo = explainer.photo(image)
+    out = {}
+    for label, cam in explainer.maps(image, labels).items():
+        buffer = io.BytesIO()
+        overlay(photo, cam).save(buffer, format="PNG")
+        out[label] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return out
 
 
 def _version() -> str:

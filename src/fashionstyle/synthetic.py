@@ -270,8 +270,8 @@ def _dots(size: int, fr: _Frame, piece: Image.Image, period: float,
 
 
 def _ornament_band(canvas: Image.Image, fr: _Frame, piece: Image.Image, y: float,
-                   hgt: float, base: RGB, rng: np.random.Generator) -> None:
-    """Nation cue: a band of alternating diamonds and dots at height ``y``."""
+                   hgt: float, base: RGB, rng: np.random.Generator) -> Image.Image:
+    """Nation cue: a band of alternating diamonds and dots at height ``y``; returns its mask."""
     size = canvas.size[0]
     band_col = _jitter(rng, _farthest(base, _ORNAMENT), 10)
     orn_col = _farthest(band_col, _ORNAMENT)
@@ -286,6 +286,7 @@ def _ornament_band(canvas: Image.Image, fr: _Frame, piece: Image.Image, y: float
         else:
             d.ellipse(fr.circle(x, cy, hgt * 0.16), fill=255)
     _paint(canvas, _clip(orn, band), orn_col)
+    return band
 
 
 def _bow(draw: ImageDraw.ImageDraw, fr: _Frame, x: float, y: float, col: RGB) -> None:
@@ -314,6 +315,17 @@ class _Outfit:
     sw: float  # shoulder half-width
     hem: float  # hem height of the top
     hw: float  # hem half-width of the top
+    marks: dict[str, Image.Image] | None = None  # style -> region carrying its cue (draw_outfit_regions)
+
+    def mark(self, style: str, mask: Image.Image | None = None, box: Sequence[float] | None = None) -> None:
+        """Add ``mask`` or the figure-unit ``box`` (x0, y0, x1, y1) to the region of ``style``."""
+        if self.marks is None:
+            return
+        if box is not None:
+            mask, d = _new_mask(self.size)
+            d.rectangle(self.fr.box(*box), fill=255)
+        old = self.marks.get(style)
+        self.marks[style] = mask if old is None else ImageChops.lighter(old, mask)
 
     @property
     def draw(self) -> ImageDraw.ImageDraw:
@@ -359,13 +371,15 @@ def _draw_bottom(o: _Outfit) -> Image.Image:
             _paint(o.fig, _stripes(o.size, fr, bottom, per, 0.022, horiz), dark)
             _paint(o.fig, _stripes(o.size, fr, bottom, per, 0.01, horiz, 0.5), (240, 220, 90))
     if o.on["Nation"]:
-        _ornament_band(o.fig, fr, bottom, band_y, 0.06, o.bot_c, rng)
+        o.mark("Nation", _ornament_band(o.fig, fr, bottom, band_y, 0.06, o.bot_c, rng))
     if o.on["Street"]:
         _paint(o.fig, _band(o.size, fr, bottom, band_y + 0.03, 0.025), o.neon)
     shoes = [(30, 25, 25), (90, 50, 30), (235, 235, 235)]
     shoe = o.neon if o.on["Street"] else _jitter(rng, _pick(rng, shoes))
     for s in (-1, 1):
         draw.ellipse(fr.box(s * 0.005, 0.915, s * 0.085, 0.955), fill=shoe)
+    if o.on["Street"]:
+        o.mark("Street", box=(-0.085, 0.915, 0.085, 0.955))
     return bottom
 
 
@@ -412,12 +426,15 @@ def _top_cues(o: _Outfit, top: Image.Image, bottom: Image.Image) -> None:
             blk, kd = _new_mask(size)
             kd.rectangle(fr.box(0, 0.1, (1 if rng.random() < 0.5 else -1) * 0.5, 0.7), fill=255)
             _paint(o.fig, _clip(blk, top), _farthest(o.top_c, _BOLD))
+            o.mark("European", _clip(blk, top))
         else:  # belt with a gold buckle
-            _paint(o.fig, _band(size, fr, ImageChops.lighter(top, bottom), 0.395, 0.04),
-                   _pick(rng, [(35, 25, 20), (95, 55, 25), (15, 15, 15)]))
+            belt = _band(size, fr, ImageChops.lighter(top, bottom), 0.395, 0.04)
+            _paint(o.fig, belt, _pick(rng, [(35, 25, 20), (95, 55, 25), (15, 15, 15)]))
             o.draw.rectangle(fr.box(-0.02, 0.39, 0.02, 0.44), fill=(225, 185, 60))
+            o.mark("European", belt)
+            o.mark("European", box=(-0.02, 0.39, 0.02, 0.44))
     if o.on["Nation"]:
-        _ornament_band(o.fig, fr, top, o.hem - 0.075, 0.055, o.top_c, rng)
+        o.mark("Nation", _ornament_band(o.fig, fr, top, o.hem - 0.075, 0.055, o.top_c, rng))
     if o.on["Street"]:
         o.draw.rectangle(fr.box(0.015, 0.22, 0.085, 0.29), fill=o.neon)
 
@@ -449,12 +466,14 @@ def _head_and_extras(o: _Outfit) -> None:
         spots = [(0.0, 0.165, neck), (0.045, 0.02, o.hair), (0.0, 0.415, o.top_c)]
         x, y, under = spots[int(rng.integers(3))]
         _bow(draw, fr, x, y, _farthest(under, _BOW))
+        o.mark("Miden", box=(x - 0.07, y - 0.045, x + 0.07, y + 0.06))
 
 
 def _figure(rng: np.random.Generator, on: dict[str, bool], fig: Image.Image,
-            fr: _Frame) -> None:
-    """Draw the whole outfit onto the transparent RGBA ``fig`` layer."""
+            fr: _Frame, marks: dict[str, Image.Image] | None = None) -> None:
+    """Draw the whole outfit onto the transparent RGBA ``fig`` layer (regions into ``marks``)."""
     o = _new_outfit(rng, on, fig, fr)
+    o.marks = marks
     if rng.random() < 0.4:  # long hair behind the body
         o.draw.rectangle(fr.box(-0.07, 0.05, 0.07, 0.22), fill=o.hair)
     bottom = _draw_bottom(o)
@@ -463,10 +482,43 @@ def _figure(rng: np.random.Generator, on: dict[str, bool], fig: Image.Image,
     if on["OL"]:
         _ol_collar(o)
     _head_and_extras(o)
+    _garment_regions(o, top, bottom)
+
+
+def _garment_regions(o: _Outfit, top: Image.Image, bottom: Image.Image) -> None:
+    """Regions of the styles carried by whole garments (patterns, shapes, colours)."""
+    skirt = ImageChops.subtract(bottom, top)  # the visible part of the bottom garment
+    garments = ImageChops.lighter(top, bottom)
+    for style, piece in (("Sport", top), ("Korean", top), ("OL", top), ("England", skirt),
+                         ("Lady", skirt), ("Relax", garments), ("Simple", garments),
+                         ("Nature", garments), ("Japanese", garments), ("Street", garments)):
+        if o.on[style]:
+            o.mark(style, piece)
 
 
 def draw_outfit(rng: np.random.Generator, labels: np.ndarray, size: int = 64) -> Image.Image:
     """Draw one ``size`` x ``size`` RGB outfit showing the cues of ``labels`` (13,)."""
+    return _draw(rng, labels, size, None)
+
+
+def draw_outfit_regions(rng: np.random.Generator, labels: np.ndarray,
+                        size: int = 64) -> tuple[Image.Image, dict[str, np.ndarray]]:
+    """``draw_outfit``'s image (the same, for the same ``rng``) and, per style shown, the
+    region carrying its cue: (size, size) float32 coverage in 0..1.
+
+    Regions: the top for Sport, Korean and OL; the visible bottom garment for England
+    and Lady; both garments for Relax, Simple and the colour styles (Street adds its
+    shoes); the ornament bands for Nation; the bow for Miden; the colour block, or the
+    belt and buckle, for European.
+    """
+    marks: dict[str, Image.Image] = {}
+    image = _draw(rng, labels, size, marks)
+    return image, {s: np.asarray(marks[s], np.float32) / 255 for s in STYLE_NAMES if s in marks}
+
+
+def _draw(rng: np.random.Generator, labels: np.ndarray, size: int,
+          marks: dict[str, Image.Image] | None) -> Image.Image:
+    """The outfit; with ``marks``, fills it with each style's region at ``size``."""
     on = {name: bool(v) for name, v in zip(STYLE_NAMES, np.asarray(labels).ravel())}
     big = size * _SS
     canvas = _background(rng, big)
@@ -474,9 +526,12 @@ def draw_outfit(rng: np.random.Generator, labels: np.ndarray, size: int = 64) ->
     h = big * rng.uniform(0.74, 0.92)
     fr = _Frame(big / 2 + rng.uniform(-0.1, 0.1) * big,
                 (big - h) / 2 + rng.uniform(-0.05, 0.05) * big, h)
-    _figure(rng, on, fig, fr)
-    fig = fig.convert("RGBa").rotate(rng.uniform(-8, 8), Image.Resampling.BILINEAR,
-                                     center=fr.pts([(0.0, 0.5)])[0]).convert("RGBA")
+    _figure(rng, on, fig, fr, marks)
+    angle, centre = rng.uniform(-8, 8), fr.pts([(0.0, 0.5)])[0]
+    fig = fig.convert("RGBa").rotate(angle, Image.Resampling.BILINEAR, center=centre).convert("RGBA")
+    for style, mask in (marks or {}).items():
+        marks[style] = mask.rotate(angle, Image.Resampling.BILINEAR, center=centre).resize(
+            (size, size), Image.Resampling.BOX)
     canvas.alpha_composite(fig)
     small = canvas.convert("RGB").resize((size, size), Image.Resampling.BOX)
     arr = np.asarray(small, dtype=np.float32) * rng.uniform(0.85, 1.15) + rng.uniform(-15, 15)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import sys
 import time
 import warnings
@@ -37,6 +36,7 @@ from .losses import create_loss
 from .metrics import macro_fbeta, per_label_scores
 from .models import StyleNet, check_backbone, create_model, default_normalisation, model_record, save_model
 from .run import RunDir
+from .ranks import is_secondary_process
 from .thresholds import ThresholdTuner
 
 
@@ -348,13 +348,6 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         write_bad_images(run, bad)
         finish_run(run, config, model, val_table, trainer)
     return run
-
-
-def is_secondary_process() -> bool:
-    """True in every distributed process but the global rank 0 (from the launcher's variables:
-    torchrun's and Lightning's RANK / LOCAL_RANK / NODE_RANK, SLURM's SLURM_PROCID)."""
-    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))))
-    return rank != 0 or int(os.environ.get("NODE_RANK", "0")) != 0 and "RANK" not in os.environ
 
 
 def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: LabelTable,

@@ -1,0 +1,83 @@
+"""`fashionstyle explain`: heat-map overlays of images, and one HTML page that lists them.
+
+    explain_run("runs/x", ["a.jpg", "b.jpg"], "maps/", labels_to_show=3, requested=["OL"])
+
+    maps/
+      index.html                  per image: predicted labels, probabilities, thresholds, overlays
+      000_a/photo.png             the centre crop the model sees
+      000_a/<label>.png           the crop with the label's Grad-CAM map blended in (explain.overlay)
+"""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Sequence
+
+from .errors import FashionStyleError
+from .explain import Explainer, Explanation, check_labels, open_torch_run, overlay
+from .images import open_rgb
+from .predict import Predictor
+from .run import RunDir
+
+
+def safe_name(name: str) -> str:
+    """A file-system-safe file name for a label or an image stem."""
+    return re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE) or "x"
+
+
+def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str | Path, labels_to_show: int = 3,
+                requested: Sequence[str] = (), device: str = "auto") -> Path:
+    """Write overlays and index.html for `images` under `out`; returns the page's path."""
+    if labels_to_show < 1:
+        raise FashionStyleError(f"--labels-to-show must be at least 1, got {labels_to_show}")
+    if not images:
+        raise FashionStyleError("no images to explain: pass --images FILE ...")
+    run = open_torch_run(run)
+    check_labels(requested, run.label_names())
+    photos = [open_rgb(p) for p in images]  # every image readable before any work
+    explainer = Explainer(Predictor.from_run(run, device=device))
+    out = Path(out)
+    sections = []
+    for i, (path, photo) in enumerate(zip(images, photos)):
+        shown = explainer.explain(photo, requested, labels_to_show)
+        folder = out / f"{i:03d}_{safe_name(Path(path).stem)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shown.photo.save(folder / "photo.png")
+        for label in shown.labels:
+            overlay(shown.photo, shown.maps[label]).save(folder / f"{safe_name(label)}.png")
+        sections.append(_section(Path(path), folder.name, shown, explainer))
+    page = out / "index.html"
+    page.write_text(_PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections)), encoding="utf-8")
+    return page
+
+
+def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) -> str:
+    names, thresholds = explainer.label_names, explainer.predictor.thresholds
+    predicted = [n for n, p, t in zip(names, shown.probs, thresholds) if p >= t]
+    rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
+                   f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
+    figures = "".join(f'<figure><img src="{folder}/{safe_name(n)}.png" alt="{html.escape(n)}">'
+                      f"<figcaption>{html.escape(n)} ({shown.probs[names.index(n)]:.2f})</figcaption></figure>"
+                      for n in shown.labels)
+    return (f'<section><h2>{html.escape(path.name)}</h2><p>predicted: {html.escape(", ".join(predicted) or "none")}'
+            f'</p><div class="maps"><figure><img src="{folder}/photo.png" alt="photo"><figcaption>photo'
+            f"</figcaption></figure>{figures}</div><table><tr><th>label</th><th>probability</th>"
+            f"<th>threshold</th></tr>{rows}</table></section>")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fashionstyle heat maps</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #1f2328; }}
+section {{ border-top: 1px solid #d0d7de; padding: 12px 0; }}
+.maps {{ display: flex; flex-wrap: wrap; gap: 10px; }}
+figure {{ margin: 0; text-align: center; }} img {{ width: 224px; height: 224px; }}
+table {{ border-collapse: collapse; margin-top: 8px; }} td, th {{ padding: 1px 10px; text-align: right; }}
+tr.on {{ font-weight: 700; color: #d1246b; }}
+</style></head><body>
+<h1>Heat maps of {run}</h1>
+<p>Grad-CAM of each shown label (red: where its evidence lies), on the centre crop the model sees.</p>
+{sections}
+</body></html>
+"""

@@ -1,0 +1,138 @@
+"""The images to predict, read lazily: a folder, a JD list (`id,url[,labels]`) or a CSV with an image column.
+
+    source = ImageSource.open("catalogue.csv")        # or a folder
+    len(source)                                        # counted once, by streaming the file
+    for image_id, path in source: ...                  # one row at a time, in file order
+
+A list file is never held in memory, whatever its length; a folder's names are
+listed and sorted once (strings only). Ids and paths are those `read_labels`
+gives for the same file (labels.py), so prediction outputs are named alike.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import FashionStyleError
+from .images import IMAGE_SUFFIXES
+from .labels import IMAGE_COLUMNS, jd_image_path
+
+
+@dataclass
+class ImageSource:
+    """Where the images come from: a folder or a list file (`image_dir` resolves a list's paths)."""
+
+    path: Path
+    image_dir: Path
+    count: int = 0  # images listed (set by open)
+
+    @classmethod
+    def open(cls, path: str | Path, image_dir: str | Path | None = None) -> "ImageSource":
+        path = Path(path)
+        if not path.exists():
+            raise FashionStyleError(f"{path}: no such folder or list file")
+        source = cls(path, Path(image_dir) if image_dir else (path if path.is_dir() else path.parent))
+        source.count = sum(1 for _ in source)
+        if source.count == 0:
+            raise FashionStyleError(f"{path}: no images" + (f" ({', '.join(IMAGE_SUFFIXES)})" if path.is_dir() else ""))
+        return source
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[str, Path]]:
+        if self.path.is_dir():
+            return ((Path(name).stem, self.path / name) for name in folder_images(self.path))
+        return self._rows()
+
+    def chunks(self, size: int) -> Iterator[list[tuple[str, Path]]]:
+        return _chunks(iter(self), size)
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed job checks it is reading the same list."""
+        stat = self.path.stat()
+        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def _rows(self) -> Iterator[tuple[str, Path]]:
+        lines = _csv_lines(self.path)
+        first = next(lines, None)
+        if first is None:
+            return
+        header = [h.lower() for h in first[1]]
+        if "image" in header or header[0] in IMAGE_COLUMNS:
+            yield from _csv_rows(self.path, header, lines, self.image_dir)
+        else:
+            yield from _jd_rows(self.path, itertools.chain([first], lines), len(first[1]), self.image_dir)
+
+
+@dataclass
+class ListSource:
+    """Images already in memory (a LabelTable's), as a source of chunks."""
+
+    ids: list[str]
+    images: list[Path]
+    origin: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def chunks(self, size: int) -> Iterator[list[tuple[str, Path]]]:
+        return _chunks(zip(self.ids, self.images), size)
+
+    def identity(self) -> dict[str, Any]:
+        return self.origin
+
+
+def _chunks(rows: Iterator[tuple[str, Path]], size: int) -> Iterator[list[tuple[str, Path]]]:
+    """Consecutive lists of `size` (id, path) pairs; the last may be shorter."""
+    while chunk := list(itertools.islice(rows, size)):
+        yield chunk
+
+
+def folder_images(folder: Path) -> list[str]:
+    """Names of the image files directly in `folder`, sorted."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
+
+
+def _csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Non-blank CSV rows with their 1-based line numbers, stripped."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for n, row in enumerate(csv.reader(f), 1):
+                row = [c.strip() for c in row]
+                if any(row):
+                    if any("\0" in c for c in row):
+                        raise FashionStyleError(f"{path}:{n}: a NUL byte; is this a text list?")
+                    yield n, row
+    except UnicodeDecodeError as err:
+        raise FashionStyleError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise FashionStyleError(f"{path}: not a valid CSV list ({err})") from None
+
+
+def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator[tuple[str, Path]]:
+    image_col = header.index(next(c for c in IMAGE_COLUMNS if c in header))
+    id_col = header.index("id") if "id" in header else None
+    for n, row in lines:
+        if len(row) != len(header):
+            raise FashionStyleError(f"{path}:{n}: expected {len(header)} fields, got {len(row)}")
+        image = row[image_col]
+        if not image:
+            raise FashionStyleError(f"{path}:{n}: empty {header[image_col]}")
+        yield (row[id_col] if id_col is not None else Path(image).stem), image_dir / image
+
+
+def _jd_rows(path: Path, lines, width: int, image_dir: Path) -> Iterator[tuple[str, Path]]:
+    if width < 2:
+        raise FashionStyleError(f"{path}:1: expected id,url (a JD list) or a CSV header with an image column")
+    for n, row in lines:
+        if len(row) != width:
+            raise FashionStyleError(f"{path}:{n}: expected {width} fields, got {len(row)}")
+        if not row[0]:
+            raise FashionStyleError(f"{path}:{n}: empty id")
+        yield row[0], jd_image_path(image_dir, row[0], row[1])

@@ -1,0 +1,184 @@
+"""Streamed prediction: lazy lists, part files merged in order, resume after SIGKILL, Parquet, 2-process DDP."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import tiny_run
+from fashionstyle import FashionStyleError, read_labels
+from fashionstyle.cli import main
+from fashionstyle.image_list import ImageSource
+from fashionstyle.outputs import FORMATS, merge_parts, write_part, write_predictions
+from fashionstyle.streaming import Progress
+
+pq = pytest.importorskip("pyarrow.parquet")
+NAMES = ["Red", "Striped", "Dotted"]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
+    return tiny_run(tmp_path_factory.mktemp("stream"), n=40)
+
+
+def _rows(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    probs = np.random.default_rng(seed).random((n, 3)).astype(np.float32)
+    return [f"img{i}" for i in range(n)], probs, (probs >= 0.5).astype(np.uint8)
+
+
+def _same_file(a: Path, b: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        left, right = pq.read_table(a), pq.read_table(b)
+        assert left.equals(right) and left.schema.metadata == right.schema.metadata
+    else:
+        assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("sizes", [(3, 0, 4, 1), (0, 0), (8,)])
+def test_parts_merged_in_order_equal_one_write(tmp_path: Path, fmt: str, sizes: tuple[int, ...]) -> None:
+    ids, probs, preds = _rows(sum(sizes))
+    thresholds = np.full(3, 0.5)
+    whole = write_predictions(tmp_path / "whole", fmt, ids, probs, preds, NAMES, thresholds)
+    parts, start = [], 0
+    for k, size in enumerate(sizes):
+        rows = slice(start, start + size)
+        parts.append(write_part(tmp_path / f"part{k}", fmt, ids[rows], probs[rows], preds[rows], NAMES, thresholds))
+        start += size
+    _same_file(merge_parts(parts, tmp_path / "merged", fmt, NAMES, thresholds), whole, fmt)
+
+
+def test_json_output_is_a_list_of_records(tmp_path: Path) -> None:
+    ids, probs, preds = _rows(2)
+    records = json.loads(write_predictions(tmp_path / "p.json", "json", ids, probs, preds, NAMES).read_text())
+    assert [r["id"] for r in records] == ids
+    assert records[0]["labels"] == [n for n, on in zip(NAMES, preds[0]) if on]
+
+
+def test_parquet_has_float32_probabilities_and_the_labels(tmp_path: Path) -> None:
+    ids, probs, preds = _rows(5)
+    table = pq.read_table(write_predictions(tmp_path / "p.parquet", "parquet", ids, probs, preds, NAMES,
+                                            np.full(3, 0.5)))
+    assert table.column_names == ["id", *NAMES, "labels"]
+    assert all(str(table.schema.field(n).type) == "float" for n in NAMES)
+    np.testing.assert_array_equal(table.column("Red").to_numpy(), probs[:, 0])
+    assert table.column("labels").to_pylist()[1] == [n for n, on in zip(NAMES, preds[1]) if on]
+    assert json.loads(table.schema.metadata[b"fashionstyle"])["thresholds"] == [0.5] * 3
+
+
+def test_lazy_sources_list_what_read_labels_reads(tmp_path: Path, made) -> None:
+    _, labels, images = made
+    source = ImageSource.open(labels)
+    table = read_labels(labels)
+    assert len(source) == len(table) and list(source) == list(zip(table.ids, table.images))
+    jd = tmp_path / "jd.txt"
+    jd.write_text("".join(f"{p.stem},http://x/{p.name}\n" for p in images[:5]))
+    assert list(ImageSource.open(jd, labels.parent / "img")) == list(zip(read_labels(jd, labels.parent / "img",
+                                                                                   NAMES).ids, images[:5]))
+    folder = ImageSource.open(labels.parent / "img")
+    assert list(folder) == [(p.stem, p) for p in images]
+    assert [len(c) for c in folder.chunks(15)] == [15, 15, 10]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image,id\n", "no images"), ("a.jpg,id\nb.jpg\n", "expected 2 fields"),
+    ("id,url\n,http://x\n", "empty id"), ("only\n", "expected id,url"),
+])
+def test_bad_lists_fail_with_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "list.csv"
+    path.write_text(text)
+    with pytest.raises(FashionStyleError, match=message):
+        list(ImageSource.open(path))
+
+
+def test_progress_line_gives_rate_and_eta() -> None:
+    lines: list[str] = []
+    progress = Progress(100, True, "[rank 1] ", out=lines.append)
+    progress.skip(20)
+    progress.step(30)
+    assert lines[0].startswith("[rank 1] predict: 50/100 images, ") and " img/s, ETA " in lines[0]
+
+
+def _predict(run: Path, labels: Path, out: Path, *extra: str, quiet: bool = True) -> list[str]:
+    return ["predict", str(run), "--images", str(labels), "--out", str(out), "--batch-size", "4",
+            *(["--quiet"] if quiet else []), *extra]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_chunked_prediction_equals_one_chunk(tmp_path: Path, made, fmt: str) -> None:
+    run, labels, _ = made
+    assert main(_predict(run, labels, tmp_path / "one", "--format", fmt, "--chunk-size", "1000")) == 0
+    assert main(_predict(run, labels, tmp_path / "many", "--format", fmt, "--chunk-size", "8")) == 0  # whole batches
+    _same_file(tmp_path / "many", tmp_path / "one", fmt)
+    assert not (tmp_path / "many.parts").exists()
+
+
+def test_unfinished_parts_need_resume_and_the_same_settings(tmp_path: Path, made, capsys) -> None:
+    run, labels, _ = made
+    parts = tmp_path / "out.csv.parts"
+    parts.mkdir()
+    assert main(_predict(run, labels, tmp_path / "out.csv", "--format", "csv")) == 2
+    assert "pass --resume" in capsys.readouterr().err
+    (parts / "manifest.json").write_text(json.dumps({"format": "jd"}))
+    assert main(_predict(run, labels, tmp_path / "out.csv", "--format", "csv", "--resume")) == 2
+    assert "started with other settings" in capsys.readouterr().err
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fashionstyle.cli", *args]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, made) -> None:
+    run, labels, _ = made
+    many = tmp_path / "list.csv"  # 400 rows: the 40 images ten times over, with their own ids
+    rows = labels.read_text().splitlines()
+    many.write_text("id,image\n" + "".join(f"{k}_{r.split(',')[0].split('/')[-1]},{labels.parent / r.split(',')[0]}\n"
+                                            for k in range(10) for r in rows[1:]))
+    args = _predict(run, many, tmp_path / "killed.csv", "--format", "csv", "--chunk-size", "20")
+    proc = subprocess.Popen(_cli(*args), env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    parts = tmp_path / "killed.csv.parts"
+    deadline = time.monotonic() + 300
+    while len(list(parts.glob("part-??????"))) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(parts.glob("part-??????")))
+    assert 3 <= done < 20 and not (tmp_path / "killed.csv").exists()
+    assert main(args + ["--resume"]) == 0
+    assert main(_predict(run, many, tmp_path / "whole.csv", "--format", "csv", "--chunk-size", "20")) == 0
+    assert (tmp_path / "killed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert len((tmp_path / "whole.csv").read_text().splitlines()) == 401
+
+
+@pytest.mark.slow
+def test_two_process_prediction_and_evaluation_equal_one_process(tmp_path: Path, made) -> None:
+    run, labels, _ = made
+    # one thread per process in both, as Lightning gives each of 2 ranks on 2 cores: the same float32 sums
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]
+    for fmt in ("csv", "parquet"):
+        one = _predict(run, labels, tmp_path / f"one.{fmt}", "--format", fmt, "--chunk-size", "7")
+        assert subprocess.run(_cli(*one), env=env, timeout=600).returncode == 0
+        two = _predict(run, labels, tmp_path / f"two.{fmt}", "--format", fmt, "--chunk-size", "7", *ddp, quiet=False)
+        result = subprocess.run(_cli(*two), env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "[rank 1] predict: 19/19 images" in result.stdout  # chunks 1, 3, 5 of 7, 7, 7, 7, 7, 5
+        _same_file(tmp_path / f"two.{fmt}", tmp_path / f"one.{fmt}", fmt)
+    evaluate = ["evaluate", str(run), "--labels", str(labels), "--split", "all", "--quiet"]
+    assert main(evaluate) == 0
+    single = json.loads((run / "eval_all.json").read_text())
+    result = subprocess.run(_cli(*evaluate[:-1], *ddp), env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[rank 1] predict: 20/20 images" in result.stdout
+    double = json.loads((run / "eval_all.json").read_text())
+    assert double["n_images"] == single["n_images"] == 40
+    np.testing.assert_allclose(double["tuned"]["fbeta"], single["tuned"]["fbeta"])
+    assert not list(run.glob(".eval_*"))
