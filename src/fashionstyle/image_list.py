@@ -10,7 +10,6 @@ gives for the same file (labels.py), so prediction outputs are named alike.
 """
 from __future__ import annotations
 
-import csv
 import itertools
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 
 from .errors import FashionStyleError
 from .images import IMAGE_SUFFIXES
-from .labels import IMAGE_COLUMNS, jd_image_path
+from .labels import IMAGE_COLUMNS, iter_csv_rows, jd_image_path
 
 
 @dataclass
@@ -58,7 +57,7 @@ class ImageSource:
         return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
     def _rows(self) -> Iterator[tuple[str, Path]]:
-        lines = _csv_lines(self.path)
+        lines = iter_csv_rows(self.path)
         first = next(lines, None)
         if first is None:
             return
@@ -97,22 +96,6 @@ def folder_images(folder: Path) -> list[str]:
     """Names of the image files directly in `folder`, sorted."""
     with os.scandir(folder) as entries:
         return sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
-
-
-def _csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank CSV rows with their 1-based line numbers, stripped."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            for n, row in enumerate(csv.reader(f), 1):
-                row = [c.strip() for c in row]
-                if any(row):
-                    if any("\0" in c for c in row):
-                        raise FashionStyleError(f"{path}:{n}: a NUL byte; is this a text list?")
-                    yield n, row
-    except UnicodeDecodeError as err:
-        raise FashionStyleError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except csv.Error as err:
-        raise FashionStyleError(f"{path}: not a valid CSV list ({err})") from None
 
 
 def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator[tuple[str, Path]]:

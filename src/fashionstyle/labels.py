@@ -14,7 +14,7 @@ import csv
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -118,21 +118,26 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank CSV rows with their 1-based line numbers (BOM and CRLF tolerated)."""
     if not path.is_file():
         raise FashionStyleError(f"{path}: label file not found")
-    rows: list[tuple[int, list[str]]] = []
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            for n, row in enumerate(reader, 1):
-                _check_no_nul(path, n, row)
-                rows.append((n, [c.strip() for c in row]))
-    except UnicodeDecodeError as err:
-        raise FashionStyleError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except csv.Error as err:
-        raise FashionStyleError(f"{path}:{len(rows) + 1}: {_csv_problem(err)}") from None
-    rows = [(n, row) for n, row in rows if any(row)]
+    rows = list(iter_csv_rows(path))
     if not rows:
         raise FashionStyleError(f"{path}: empty label file")
     return rows
+
+
+def iter_csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows of a CSV file, stripped, with their 1-based line numbers, one at a time."""
+    n = 0
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as f:
+            for n, row in enumerate(csv.reader(f), 1):
+                _check_no_nul(path, n, row)
+                row = [c.strip() for c in row]
+                if any(row):
+                    yield n, row
+    except UnicodeDecodeError as err:
+        raise FashionStyleError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except csv.Error as err:
+        raise FashionStyleError(f"{path}:{n + 1}: {_csv_problem(err)}") from None
 
 
 def _csv_problem(err: csv.Error) -> str:

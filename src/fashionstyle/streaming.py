@@ -114,7 +114,7 @@ class StreamJob:
             _atomic.write_text(self.folder.skipped(k), "".join(f"{i},{p}\n" for (i, p), good in zip(chunk, ok)
                                                                if not good))
         kept = [i for i, good in zip(ids, ok) if good]
-        write_part(self.folder.part(k), self.fmt, kept, probs[ok], (probs[ok] >= self.thresholds).astype(np.uint8),
+        write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.tuner.predict(probs[ok]),
                    self.label_names, self.thresholds)
 
 
