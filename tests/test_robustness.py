@@ -90,6 +90,18 @@ def _train_command(labels: Path, run: Path, *extra: str) -> list[str]:
             *TINY_TRAIN, "--epochs", "4", "--batch-size", "2", "--seed", "7", *extra]
 
 
+def test_resuming_removes_the_temporary_file_of_a_write_killed_half_way(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run")
+    run.write_manifest("train", complete=False)
+    killed_write = run / "checkpoints" / ".last.ckpt.0bnx1a9a.part"  # SIGKILL inside write_atomic
+    killed_write.parent.mkdir()
+    killed_write.write_bytes(b"half a checkpoint")
+    kept = run / "checkpoints" / "last.ckpt"
+    kept.write_bytes(b"whole")
+    RunDir.create(run.path, resume=True)
+    assert not killed_write.exists() and kept.read_bytes() == b"whole"
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     """Tolerance: 1e-6 on every validation probability and threshold (CPU, same seed)."""

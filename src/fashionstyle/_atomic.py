@@ -33,6 +33,14 @@ def write_atomic(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
     return path
 
 
+def remove_leftovers(folder: str | Path) -> int:
+    """Delete the temporary files of writes killed half-way under `folder`; how many."""
+    leftovers = list(Path(folder).rglob(".*.part"))
+    for part in leftovers:
+        part.unlink(missing_ok=True)
+    return len(leftovers)
+
+
 def write_text(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
 

@@ -64,6 +64,8 @@ class RunDir:
         if resume and not (run / "manifest.json").is_file():
             raise FashionStyleError(f"{run.path}: nothing to resume (not a run directory)")
         run.path.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _atomic.remove_leftovers(run.path)  # a kill during a checkpoint write leaves one
         return run
 
     @classmethod
