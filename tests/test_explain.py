@@ -14,6 +14,7 @@ from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.explain import DISPLAY, Explainer, jet, target_layer  # noqa: E402
+from fashionstyle.explain_page import map_file  # noqa: E402
 from fashionstyle.images import open_rgb  # noqa: E402
 from fashionstyle.models import StyleNet, create_model, load_model  # noqa: E402
 from fashionstyle.predict import Predictor  # noqa: E402
@@ -60,6 +61,12 @@ def test_jet_runs_from_blue_to_red() -> None:
     assert colours[0, 1, 0] > 100 and colours[0, 1, 2] == 0  # red
 
 
+def test_overlay_file_names_never_collide_with_each_other_or_the_photo() -> None:
+    names = ["photo", "a/b", "a_b", "Dotted"]
+    files = [map_file(names, n) for n in names]
+    assert len(set(files)) == len(names) and "photo.png" not in files
+
+
 @pytest.mark.slow
 def test_explain_writes_overlays_and_a_page(run, tmp_path) -> None:
     run_dir, images = run
@@ -70,9 +77,10 @@ def test_explain_writes_overlays_and_a_page(run, tmp_path) -> None:
     for k, image in enumerate(images[:2]):
         folder = out / f"{k:03d}_{image.stem}"
         pngs = sorted(p.name for p in folder.glob("*.png"))
-        assert "photo.png" in pngs and "Dotted.png" in pngs and len(pngs) == 3  # photo + 2 labels
+        dotted = map_file(LABELS, "Dotted")
+        assert "photo.png" in pngs and dotted in pngs and len(pngs) == 3  # photo + 2 labels
         assert all(f'{folder.name}/{name}' in page for name in pngs)
-        assert open_rgb(folder / "Dotted.png").size == (DISPLAY, DISPLAY)
+        assert open_rgb(folder / dotted).size == (DISPLAY, DISPLAY)
     assert all(name in page for name in LABELS)  # the probability table lists every label
 
     explainer = Explainer.from_run(run_dir)

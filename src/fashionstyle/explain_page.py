@@ -5,7 +5,7 @@
     maps/
       index.html                  per image: predicted labels, probabilities, thresholds, overlays
       000_a/photo.png             the centre crop the model sees
-      000_a/<label>.png           the crop with the label's Grad-CAM map blended in (explain.overlay)
+      000_a/map-07-<label>.png    the crop with label 7's Grad-CAM map blended in (explain.overlay)
 """
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ from .run import RunDir
 def safe_name(name: str) -> str:
     """A file-system-safe file name for a label or an image stem."""
     return re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE) or "x"
+
+
+def map_file(label_names: Sequence[str], label: str) -> str:
+    """The overlay's file name: the label's column number keeps names apart that `safe_name` merges."""
+    return f"map-{label_names.index(label):02d}-{safe_name(label)}.png"
 
 
 def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str | Path, labels_to_show: int = 3,
@@ -45,7 +50,7 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
         folder.mkdir(parents=True, exist_ok=True)
         shown.photo.save(folder / "photo.png")
         for label in shown.labels:
-            overlay(shown.photo, shown.maps[label]).save(folder / f"{safe_name(label)}.png")
+            overlay(shown.photo, shown.maps[label]).save(folder / map_file(explainer.label_names, label))
         sections.append(_section(Path(path), folder.name, shown, explainer))
     page = out / "index.html"
     page.write_text(_PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections)), encoding="utf-8")
@@ -57,7 +62,7 @@ def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) 
     predicted = [n for n, p, t in zip(names, shown.probs, thresholds) if p >= t]
     rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
                    f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
-    figures = "".join(f'<figure><img src="{folder}/{safe_name(n)}.png" alt="{html.escape(n)}">'
+    figures = "".join(f'<figure><img src="{folder}/{map_file(names, n)}" alt="{html.escape(n)}">'
                       f"<figcaption>{html.escape(n)} ({shown.probs[names.index(n)]:.2f})</figcaption></figure>"
                       for n in shown.labels)
     return (f'<section><h2>{html.escape(path.name)}</h2><p>predicted: {html.escape(", ".join(predicted) or "none")}'
