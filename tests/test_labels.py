@@ -183,6 +183,15 @@ def test_repeated_id_column_value_names_both_lines(tmp_path: Path) -> None:
         read_labels(tmp_path / "c.csv")
 
 
+@pytest.mark.parametrize("content", ["image,A\nmen/001.jpg,1\nwomen/001.jpg,0\n",
+                                     "image,tags\nmen/001.jpg,A\nwomen/001.jpg,B\n"])
+def test_two_images_of_one_file_name_without_an_id_column_are_refused(tmp_path: Path, content: str) -> None:
+    (tmp_path / "c.csv").write_text(content)  # both would get id '001': probabilities and fixes misplaced
+    with pytest.raises(FashionStyleError, match=r"c.csv:3: duplicate id '001' \(first on line 2\); ids come from "
+                                                r"the image file names"):
+        read_labels(tmp_path / "c.csv")
+
+
 @pytest.mark.parametrize("content, line", [
     ("id,image,A\nx\0y,a.jpg,1\n", 2),
     ("image,A\na.jpg,1\nb.jpg,0\0\n", 3),

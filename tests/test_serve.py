@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -394,3 +395,14 @@ def test_maps_keep_the_limits_and_need_the_torch_runtime(trained_run) -> None:
         response = onnx_client.post("/predict?maps=true", files=upload(sorted(images.glob("*.jpg"))[:1]))
         assert response.status_code == 400 and "need the PyTorch runtime" in response.json()["detail"]
         assert onnx_client.post("/predict", files=upload(sorted(images.glob("*.jpg"))[:1])).status_code == 200
+
+
+@pytest.mark.slow
+def test_maps_without_captum_installed_are_501_naming_the_extra(trained_run, monkeypatch) -> None:
+    run, images = trained_run
+    for name in [m for m in sys.modules if m == "captum" or m.startswith("captum.")] + ["captum"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import captum now fails as if not installed
+    with TestClient(create_app(run)) as no_captum:
+        response = no_captum.post("/predict?maps=true", files=upload(sorted(images.glob("*.jpg"))[:1]))
+        assert response.status_code == 501 and "fashionstyle[explain]" in response.json()["detail"]
+        assert no_captum.post("/predict", files=upload(sorted(images.glob("*.jpg"))[:1])).status_code == 200

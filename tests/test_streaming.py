@@ -1,8 +1,10 @@
 """Streamed prediction: lazy lists, part files merged in order, resume after SIGKILL, Parquet, 2-process DDP."""
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +19,16 @@ from fashionstyle import FashionStyleError, read_labels
 from fashionstyle.cli import main
 from fashionstyle.image_list import ImageSource
 from fashionstyle.outputs import FORMATS, merge_parts, write_part, write_predictions
-from fashionstyle.streaming import Progress
+from fashionstyle.parts import PartsFolder
+from fashionstyle.streaming import Progress, StreamJob
 
 pq = pytest.importorskip("pyarrow.parquet")
+
+
+def torch_has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 NAMES = ["Red", "Striped", "Dotted"]
 
 
@@ -90,12 +99,39 @@ def test_lazy_sources_list_what_read_labels_reads(tmp_path: Path, made) -> None:
 @pytest.mark.parametrize("text, message", [
     ("image,id\n", "no images"), ("a.jpg,id\nb.jpg\n", "expected 2 fields"),
     ("id,url\n,http://x\n", "empty id"), ("only\n", "expected id,url"),
+    ("a,http://x/a.jpg\nb,http://x/b.jpg\na,http://x/c.jpg\n", r"list.csv:3: duplicate id 'a' \(first at line 1\)"),
+    ("image\nmen/001.jpg\nwomen/001.jpg\n", r"list.csv:3: duplicate id '001' \(first at line 2\)"),
 ])
 def test_bad_lists_fail_with_the_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "list.csv"
     path.write_text(text)
     with pytest.raises(FashionStyleError, match=message):
         list(ImageSource.open(path))
+
+
+def test_a_folder_with_one_name_in_two_formats_is_refused(tmp_path: Path) -> None:
+    for name in ("a.jpg", "a.png", "b.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(FashionStyleError, match=r"a.png: duplicate id 'a' \(first at a.jpg\)"):
+        ImageSource.open(tmp_path)
+
+
+def test_ids_with_commas_or_quotes_are_quoted_in_csv_and_jd(tmp_path: Path) -> None:
+    ids, probs, preds = ['look, 1', 'say "hi"', "plain"], *_rows(3)[1:]
+    for fmt in ("csv", "jd"):
+        with write_predictions(tmp_path / fmt, fmt, ids, probs, preds, NAMES).open(newline="") as f:
+            rows = list(csv.reader(f))[1 if fmt == "csv" else 0:]
+        assert [r[0] for r in rows] == ids and all(len(r) == 1 + len(NAMES) for r in rows)
+
+
+def test_rank_0_stops_waiting_when_another_rank_failed(tmp_path: Path) -> None:
+    folder = PartsFolder(tmp_path / "out.csv.parts")
+    folder.prepare({"images": 4}, resume=False)
+    folder.mark_failed(1, RuntimeError("CUDA out of memory"))
+    with pytest.raises(FashionStyleError, match="rank 1 failed: RuntimeError: CUDA out of memory.*--resume"):
+        folder.wait_for(chunks=2, poll_s=0.01)
+    folder.prepare({"images": 4}, resume=True)  # a resume gives the failed rank another try
+    assert not list(folder.path.glob("rank-*.failed"))
 
 
 def test_progress_line_gives_rate_and_eta() -> None:
@@ -129,6 +165,49 @@ def test_unfinished_parts_need_resume_and_the_same_settings(tmp_path: Path, made
     (parts / "manifest.json").write_text(json.dumps({"format": "jd"}))
     assert main(_predict(run, labels, tmp_path / "out.csv", "--format", "csv", "--resume")) == 2
     assert "started with other settings" in capsys.readouterr().err
+
+
+def test_a_resume_with_another_image_folder_is_refused(tmp_path: Path, made, capsys, monkeypatch) -> None:
+    run, labels, images = made
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{p.stem},http://x/{p.name}\n" for p in images))
+    elsewhere = shutil.copytree(labels.parent / "img", tmp_path / "copy")
+    out = tmp_path / "p.csv"
+    with monkeypatch.context() as crash:  # every part written, then the job dies before the merge
+        crash.setattr(StreamJob, "merge", lambda self: (_ for _ in ()).throw(FashionStyleError("crashed")))
+        assert main(_predict(run, listing, out, "--image-dir", str(labels.parent / "img"))) == 2
+    capsys.readouterr()
+    assert main(_predict(run, listing, out, "--image-dir", str(elsewhere), "--resume")) == 2
+    assert "started with other settings (source:" in capsys.readouterr().err
+    assert main(_predict(run, listing, out, "--image-dir", str(labels.parent / "img"), "--resume")) == 0
+    assert len(out.read_text().splitlines()) == len(images)  # a JD list gives a JD submission
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--chunk-size", "0"], "--chunk-size and --batch-size must be at least 1"),
+    (["--strategy", "dpp"], "invalid choice: 'dpp'"),
+    (["--accelerator", "tpu9"], "invalid choice: 'tpu9'"),
+])
+def test_bad_placement_or_chunk_flags_are_one_line(tmp_path: Path, made, capsys, flags, message) -> None:
+    run, labels, _ = made
+    assert main(_predict(run, labels, tmp_path / "p.csv", *flags)) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_missing_gpu_is_an_error_not_a_cpu_run(tmp_path: Path, made, capsys) -> None:
+    if torch_has_gpu():
+        pytest.skip("this machine has a GPU")
+    run, labels, _ = made
+    assert main(_predict(run, labels, tmp_path / "p.csv", "--accelerator", "gpu")) == 2
+    assert "--accelerator gpu: no such device on this machine" in capsys.readouterr().err
+
+
+def test_a_missing_model_file_is_one_line(tmp_path: Path, made, capsys) -> None:
+    run, labels, _ = made
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / "model.pt").unlink()
+    assert main(_predict(copy, labels, tmp_path / "p.csv")) == 2
+    assert "model.pt: model file not found" in capsys.readouterr().err
 
 
 def _cli(*args: str) -> list[str]:

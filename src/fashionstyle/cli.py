@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
 from .errors import FashionStyleError
+from .ranks import ACCELERATORS, STRATEGIES
 
 # Only light modules above: `fashionstyle --help` must not pay for torch, Lightning, timm or matplotlib.
 # Each command imports what it needs.
@@ -168,7 +169,7 @@ def _loader(args: argparse.Namespace):
     from .streaming import LoaderSettings
 
     return LoaderSettings(args.batch_size, args.num_workers, args.on_bad_image,
-                          getattr(args, "chunk_size", None) or LoaderSettings.chunk_size, not args.quiet)
+                          getattr(args, "chunk_size", LoaderSettings.chunk_size), not args.quiet)
 
 
 def _placement(args: argparse.Namespace):
@@ -378,10 +379,11 @@ def _add_loader_args(p: argparse.ArgumentParser) -> None:
 
 def _add_placement_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("many devices or nodes (as train; torchrun and SLURM launches work too)")
-    g.add_argument("--accelerator", default="auto", help="auto, cpu, gpu, ... (default: auto)")
+    g.add_argument("--accelerator", default="auto", choices=ACCELERATORS, help="default: auto")
     g.add_argument("--devices", type=int, default=1, help="processes per node, one device each (default: 1)")
     g.add_argument("--num-nodes", type=int, default=1, help="nodes (default: 1)")
-    g.add_argument("--strategy", default="ddp", help="how the ranks are started (default: ddp)")
+    g.add_argument("--strategy", default="ddp", choices=STRATEGIES,
+                   help="how the ranks are started (default: ddp)")
 
 
 def _add_run_arg(p: argparse.ArgumentParser) -> None:

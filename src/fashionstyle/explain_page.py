@@ -17,7 +17,6 @@ from typing import Sequence
 from .errors import FashionStyleError
 from .explain import Explainer, Explanation, check_labels, open_torch_run, overlay
 from .images import open_rgb
-from .predict import Predictor
 from .run import RunDir
 
 
@@ -41,7 +40,7 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
     run = open_torch_run(run)
     check_labels(requested, run.label_names())
     photos = [open_rgb(p) for p in images]  # every image readable before any work
-    explainer = Explainer(Predictor.from_run(run, device=device))
+    explainer = Explainer.from_run(run, device)
     out = Path(out)
     sections = []
     for i, (path, photo) in enumerate(zip(images, photos)):
@@ -59,7 +58,7 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
 
 def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) -> str:
     names, thresholds = explainer.label_names, explainer.predictor.thresholds
-    predicted = [n for n, p, t in zip(names, shown.probs, thresholds) if p >= t]
+    predicted = [n for n, on in zip(names, explainer.predictor.tuner.predict(shown.probs[None])[0]) if on]
     rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
                    f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
     figures = "".join(f'<figure><img src="{folder}/{map_file(names, n)}" alt="{html.escape(n)}">'

@@ -22,6 +22,7 @@ from . import _atomic
 from .audit import Issue
 from .errors import FashionStyleError
 from .images import open_rgb
+from .thresholds import ThresholdTuner
 
 THUMB_PX = 128
 PER_KIND = 4
@@ -96,11 +97,11 @@ def thumb_html(src: str, caption: str, kind: str = "") -> str:
 
 
 def error_gallery(label_names: list[str], ids: list[str], probs: np.ndarray, targets: np.ndarray,
-                  thresholds: np.ndarray, images: dict[str, Path], thumbs: Thumbnails,
+                  tuner: ThresholdTuner, images: dict[str, Path], thumbs: Thumbnails,
                   per_kind: int = PER_KIND) -> tuple[list[str], int]:
     """One <details> block per label with its TP, FP and FN thumbnails; and how many images were skipped."""
     paths = [images.get(i) for i in ids]
-    predicted = (probs >= thresholds[None, :]).astype(np.uint8)  # the tuner's rule
+    predicted, thresholds = tuner.predict(probs), tuner.thresholds_
     blocks, skipped = [], set()
     for j, name in enumerate(label_names):
         parts, counts = [], []

@@ -4,17 +4,21 @@
     len(source)                                        # counted once, by streaming the file
     for image_id, path in source: ...                  # one row at a time, in file order
 
-A list file is never held in memory, whatever its length; a folder's names are
-listed and sorted once (strings only). Ids and paths are those `read_labels`
+A list file is never held in memory, whatever its length (opening it keeps
+8 bytes per image, to refuse a repeated id); a folder's names are listed and
+sorted once (strings only). Ids and paths are those `read_labels`
 gives for the same file (labels.py), so prediction outputs are named alike.
 """
 from __future__ import annotations
 
+import array
 import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
+
+import numpy as np
 
 from .errors import FashionStyleError
 from .images import IMAGE_SUFFIXES
@@ -35,7 +39,7 @@ class ImageSource:
         if not path.exists():
             raise FashionStyleError(f"{path}: no such folder or list file")
         source = cls(path, Path(image_dir) if image_dir else (path if path.is_dir() else path.parent))
-        source.count = sum(1 for _ in source)
+        source.count = source._check_unique_ids()
         if source.count == 0:
             raise FashionStyleError(f"{path}: no images" + (f" ({', '.join(IMAGE_SUFFIXES)})" if path.is_dir() else ""))
         return source
@@ -44,9 +48,7 @@ class ImageSource:
         return self.count
 
     def __iter__(self) -> Iterator[tuple[str, Path]]:
-        if self.path.is_dir():
-            return ((Path(name).stem, self.path / name) for name in folder_images(self.path))
-        return self._rows()
+        return ((image_id, image) for _, image_id, image in self._numbered())
 
     def chunks(self, size: int) -> Iterator[list[tuple[str, Path]]]:
         return _chunks(iter(self), size)
@@ -54,9 +56,34 @@ class ImageSource:
     def identity(self) -> dict[str, Any]:
         """What a resumed job checks it is reading the same list."""
         stat = self.path.stat()
-        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                "image_dir": str(self.image_dir.resolve())}
 
-    def _rows(self) -> Iterator[tuple[str, Path]]:
+    def _check_unique_ids(self) -> int:
+        """The number of images; a repeated id is refused (one 64-bit hash per id is kept meanwhile)."""
+        hashes = array.array("q", (hash(image_id) for image_id, _ in self))
+        ordered = np.sort(np.frombuffer(hashes, dtype=np.int64)) if hashes else np.zeros(0, np.int64)
+        clashes = set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
+        if clashes:  # the hashes of two ids are equal: find the ids themselves
+            first: dict[str, str] = {}
+            for where, image_id, _ in self._numbered():
+                if hash(image_id) in clashes:
+                    if image_id in first:
+                        raise FashionStyleError(f"{self._where(where)}: duplicate id {image_id!r} (first at "
+                                                f"{first[image_id]}); every image needs its own id")
+                    first[image_id] = f"line {where}" if isinstance(where, int) else str(where)
+        return len(hashes)
+
+    def _where(self, where: int | str) -> str:
+        return f"{self.path}:{where}" if isinstance(where, int) else str(self.path / where)
+
+    def _numbered(self) -> Iterator[tuple[int | str, str, Path]]:
+        """(line number, or file name in a folder; id; path) of every image."""
+        if self.path.is_dir():
+            return ((name, Path(name).stem, self.path / name) for name in folder_images(self.path))
+        return self._rows()
+
+    def _rows(self) -> Iterator[tuple[int, str, Path]]:
         lines = iter_csv_rows(self.path)
         first = next(lines, None)
         if first is None:
@@ -98,7 +125,7 @@ def folder_images(folder: Path) -> list[str]:
         return sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
 
 
-def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator[tuple[str, Path]]:
+def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator[tuple[int, str, Path]]:
     image_col = header.index(next(c for c in IMAGE_COLUMNS if c in header))
     id_col = header.index("id") if "id" in header else None
     for n, row in lines:
@@ -107,10 +134,10 @@ def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator
         image = row[image_col]
         if not image:
             raise FashionStyleError(f"{path}:{n}: empty {header[image_col]}")
-        yield (row[id_col] if id_col is not None else Path(image).stem), image_dir / image
+        yield n, (row[id_col] if id_col is not None else Path(image).stem), image_dir / image
 
 
-def _jd_rows(path: Path, lines, width: int, image_dir: Path) -> Iterator[tuple[str, Path]]:
+def _jd_rows(path: Path, lines, width: int, image_dir: Path) -> Iterator[tuple[int, str, Path]]:
     if width < 2:
         raise FashionStyleError(f"{path}:1: expected id,url (a JD list) or a CSV header with an image column")
     for n, row in lines:
@@ -118,4 +145,4 @@ def _jd_rows(path: Path, lines, width: int, image_dir: Path) -> Iterator[tuple[s
             raise FashionStyleError(f"{path}:{n}: expected {width} fields, got {len(row)}")
         if not row[0]:
             raise FashionStyleError(f"{path}:{n}: empty id")
-        yield row[0], jd_image_path(image_dir, row[0], row[1])
+        yield n, row[0], jd_image_path(image_dir, row[0], row[1])

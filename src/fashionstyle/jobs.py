@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import FashionStyleError
 from .image_list import ImageSource, ListSource
 from .labels import LabelTable
 from .outputs import read_npz_parts
@@ -80,9 +81,14 @@ def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, run
 def _run(job: StreamJob, run: RunDir, runtime: str, tta: str | None,
          placement: Placement) -> tuple[Path, int, int] | None:
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
-    if ranks.rank != 0:
-        job.wait_ready()
-    job.run(load_predictor(run.path, runtime, tta, device=ranks.device), ranks.rank, ranks.world)
+    try:
+        if ranks.rank != 0:
+            job.wait_ready()
+        job.run(load_predictor(run.path, runtime, tta, device=ranks.device), ranks.rank, ranks.world)
+    except BaseException as error:
+        if ranks.rank != 0 and job.folder.path.is_dir():
+            job.folder.mark_failed(ranks.rank, error)  # so rank 0 stops waiting for this rank's parts
+        raise
     if ranks.rank != 0:
         return None
     if job.fmt == "npz":  # evaluate_probs reads the parts itself
@@ -93,4 +99,7 @@ def _run(job: StreamJob, run: RunDir, runtime: str, tta: str | None,
 
 def _model_files(run: RunDir) -> list[dict[str, Any]]:
     files = sorted({m.model for m in run.members()})
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        raise FashionStyleError(f"{missing[0]}: model file not found (a model of run {run.path})")
     return [{"path": str(f.resolve()), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for f in files]

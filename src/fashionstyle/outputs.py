@@ -16,10 +16,12 @@ Formats:
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -92,8 +94,15 @@ def read_npz_parts(parts: Sequence[Path], n_labels: int) -> tuple[list[str], np.
     return ids, np.concatenate(probs)
 
 
+def csv_text(rows: Iterable[Sequence[str]]) -> str:
+    """CSV lines ("\n"-ended); a field holding a comma, quote or newline is quoted, others are as given."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
 def _head(fmt: str, label_names: Sequence[str]) -> str:
-    return {"jd": "", "csv": ",".join(["id", *label_names]) + "\n", "json": ""}[fmt]
+    return csv_text([["id", *label_names]]) if fmt == "csv" else ""
 
 
 def _opening(fmt: str, first_rows: bool) -> str:
@@ -111,9 +120,9 @@ def _body(fmt: str, ids: Sequence[str], probs: np.ndarray, predictions: np.ndarr
           label_names: Sequence[str]) -> str:
     """The rows of `fmt` (JSON records joined by ",\\n", without the list's brackets)."""
     if fmt == "jd":
-        return "".join(",".join([i, *map(str, row)]) + "\n" for i, row in zip(ids, predictions.astype(int)))
+        return csv_text([i, *map(str, row)] for i, row in zip(ids, predictions.astype(int)))
     if fmt == "csv":
-        return "".join(",".join([i, *(f"{p:.6f}" for p in row)]) + "\n" for i, row in zip(ids, probs))
+        return csv_text([i, *(f"{p:.6f}" for p in row)] for i, row in zip(ids, probs))
     records = [_json_record(i, prob, pred, label_names) for i, prob, pred in zip(ids, probs, predictions)]
     return ",\n".join(records)
 

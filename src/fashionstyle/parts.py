@@ -9,6 +9,7 @@ after every part exists (`wait_for`); the other ranks only add parts.
 """
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import time
@@ -46,6 +47,8 @@ class PartsFolder:
                                     f"it, or delete the folder to start again")
         if resume and manifest.is_file():
             _check_same(manifest, settings)
+            for marker in self.path.glob("rank-*.failed"):  # the ranks that failed last time try again
+                marker.unlink()
         else:
             self.path.mkdir(parents=True, exist_ok=True)
             _atomic.write_json(manifest, settings)
@@ -61,17 +64,30 @@ class PartsFolder:
             time.sleep(0.2)
         _check_same(manifest, settings)
 
+    def mark_failed(self, rank: int, error: BaseException) -> None:
+        """A rank's last word: rank 0, waiting for its parts, stops with this message."""
+        _atomic.write_text(self.path / f"rank-{rank}.failed", f"{type(error).__name__}: {error}"[:2000])
+
     def wait_for(self, chunks: int, poll_s: float = 0.5) -> None:
-        """Block until parts 0..chunks-1 all exist (the other ranks' too)."""
+        """Block until parts 0..chunks-1 all exist (the other ranks' too), or another rank has failed."""
         while not all(self.done(k) for k in range(chunks)):
+            for marker in sorted(self.path.glob("rank-*.failed")):
+                rank = marker.name.split("-")[1].split(".")[0]
+                raise FashionStyleError(f"rank {rank} failed: {marker.read_text(encoding='utf-8')}; the parts "
+                                        f"done so far are kept in {self.path}: fix the cause and pass --resume")
             time.sleep(poll_s)
 
     def parts(self, chunks: int) -> list[Path]:
         return [self.part(k) for k in range(chunks)]
 
-    def skipped_lines(self, chunks: int) -> list[str]:
-        return [line for k in range(chunks) if self.skipped(k).is_file()
-                for line in self.skipped(k).read_text(encoding="utf-8").splitlines()]
+    def skipped_rows(self, chunks: int) -> list[list[str]]:
+        """The `id,path` rows of every chunk's unreadable images, in order."""
+        rows: list[list[str]] = []
+        for k in range(chunks):
+            if self.skipped(k).is_file():
+                with self.skipped(k).open(encoding="utf-8", newline="") as f:
+                    rows += csv.reader(f)
+        return rows
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -12,7 +12,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .errors import FashionStyleError
+
 LAUNCHER_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS", "LOCAL_WORLD_SIZE")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("ddp", "auto")  # ranks started as processes: what prediction needs
 
 __all__ = ["Ranks", "launch_ranks", "is_secondary_process", "needs_launch"]
 
@@ -39,9 +43,30 @@ def needs_launch(devices: int, num_nodes: int) -> bool:
 def launch_ranks(accelerator: str, devices: int, num_nodes: int, strategy: str) -> Ranks:
     """This process's rank, the number of ranks and its device; starts the local ranks when needed."""
     if not needs_launch(devices, num_nodes):
-        return Ranks(device="cpu" if accelerator == "cpu" else "auto")
+        return Ranks(device=_single_device(accelerator))
     from lightning.fabric import Fabric
 
-    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    try:
+        fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    except Exception as err:  # Lightning's MisconfigurationException, ValueError, RuntimeError
+        raise FashionStyleError(f"cannot start {devices} x {accelerator} on {num_nodes} node(s) with strategy "
+                                f"{strategy!r}: {err}") from None
     fabric.launch()
     return Ranks(fabric.global_rank, fabric.world_size, str(fabric.device))
+
+
+def _single_device(accelerator: str) -> str:
+    """The device of a one-process job; a GPU asked for and missing is an error, not a CPU run."""
+    if accelerator == "cpu":
+        return "cpu"
+    if accelerator in ("gpu", "cuda", "mps"):
+        try:
+            import torch
+        except ImportError:  # the torch-free install: the runtime picks its own device
+            return "auto"
+        found = torch.cuda.is_available() if accelerator != "mps" else torch.backends.mps.is_available()
+        if not found:
+            raise FashionStyleError(f"--accelerator {accelerator}: no such device on this machine; "
+                                    "use --accelerator auto or cpu")
+        return "cuda" if accelerator != "mps" else "mps"
+    return "auto"

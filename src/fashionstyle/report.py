@@ -592,7 +592,7 @@ def gallery_section(data: RunData, labels: LabelTable | None, thumbs: gallery.Th
                             "true positives, false positives and false negatives as thumbnails.")]
     name, split = ("test", data.test) if data.test is not None else ("validation", data.val)
     blocks, skipped = gallery.error_gallery(data.label_names, split.ids, split.probs, split.targets,
-                                            data.tuner.thresholds_, dict(zip(labels.ids, labels.images)), thumbs)
+                                            data.tuner, dict(zip(labels.ids, labels.images)), thumbs)
     where = ("the test split (eval_test.npz)" if data.test is not None
              else "the validation split (the run has no eval_test.npz)")
     body.append(f"<p>Per label, the {gallery.PER_KIND} most confident true positives and false positives "

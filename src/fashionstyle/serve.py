@@ -291,13 +291,15 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
         if runtime != "torch":
             raise HTTPException(400, f"heat maps (maps=true) need the PyTorch runtime; this service runs "
                                      f"on {runtime} (serve with --runtime torch, or ask without maps)")
-        if not explainers:
-            try:
-                from .explain import Explainer
-            except ModuleNotFoundError as err:
-                raise HTTPException(501, f"heat maps need {err.name}, which is not installed; "
-                                         "pip install 'fashionstyle[explain]'") from None
-            explainers.append(Explainer(predictor))
+        with lock:  # built once, while no other request runs the model (its target layer is found by a pass)
+            if not explainers:
+                try:
+                    from .explain import Explainer
+
+                    explainers.append(Explainer(predictor))  # imports captum
+                except ModuleNotFoundError as err:
+                    raise HTTPException(501, f"heat maps need {err.name}, which is not installed; "
+                                             "pip install 'fashionstyle[explain]'") from None
         return explainers[0]
 
     @app.post("/predict")

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import _atomic
 from .errors import FashionStyleError
 from .image_list import ImageSource, ListSource
-from .outputs import merge_parts, write_part
+from .outputs import csv_text, merge_parts, write_part
 from .parts import PartsFolder
 from .predictors import BasePredictor
 
@@ -91,10 +91,10 @@ class StreamJob:
         """Global rank 0: wait for every part, write `out` (and OUT.skipped.txt); (path, kept, skipped)."""
         self.folder.wait_for(self.chunks)
         merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
-        skipped = self.folder.skipped_lines(self.chunks)
+        skipped = self.folder.skipped_rows(self.chunks)
         skipped_file = skipped_path(self.out)
         if skipped:
-            _atomic.write_text(skipped_file, "".join(line + "\n" for line in skipped))
+            _atomic.write_text(skipped_file, csv_text(skipped))
         else:
             skipped_file.unlink(missing_ok=True)
         self.folder.remove()
@@ -111,8 +111,8 @@ class StreamJob:
         if self.fmt == "npz":  # evaluation keeps every row (NaN: unreadable)
             ok[:] = True
         elif not ok.all():  # before the part: a part on disk means its chunk is whole
-            _atomic.write_text(self.folder.skipped(k), "".join(f"{i},{p}\n" for (i, p), good in zip(chunk, ok)
-                                                               if not good))
+            _atomic.write_text(self.folder.skipped(k), csv_text((i, str(p)) for (i, p), good in zip(chunk, ok)
+                                                             if not good))
         kept = [i for i, good in zip(ids, ok) if good]
         write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.tuner.predict(probs[ok]),
                    self.label_names, self.thresholds)
