@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import array
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .errors import FashionStyleError
-from .images import IMAGE_SUFFIXES
+from .images import IMAGE_SUFFIXES, folder_images
 from .labels import IMAGE_COLUMNS, iter_csv_rows, jd_image_path
 
 
@@ -117,12 +116,6 @@ def _chunks(rows: Iterator[tuple[str, Path]], size: int) -> Iterator[list[tuple[
     """Consecutive lists of `size` (id, path) pairs; the last may be shorter."""
     while chunk := list(itertools.islice(rows, size)):
         yield chunk
-
-
-def folder_images(folder: Path) -> list[str]:
-    """Names of the image files directly in `folder`, sorted."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
 
 
 def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator[tuple[int, str, Path]]:

@@ -8,6 +8,7 @@ image, so the ONNX runtime predicts without PyTorch installed.
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -79,12 +80,18 @@ def check_policy(on_bad: str) -> str:
     return on_bad
 
 
+def folder_images(folder: Path) -> list[str]:
+    """Names of the image files directly in `folder`, sorted (strings: light for huge folders)."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
+
+
 def list_images(folder: str | Path) -> list[Path]:
     """Image files directly in `folder`, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FashionStyleError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = [folder / name for name in folder_images(folder)]
     if not files:
         raise FashionStyleError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
