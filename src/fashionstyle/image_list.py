@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import FashionStyleError
 from .images import IMAGE_SUFFIXES, folder_images
-from .labels import IMAGE_COLUMNS, iter_csv_rows, jd_image_path
+from .labels import file_layout, image_column, iter_csv_rows, jd_image_path
 
 
 @dataclass
@@ -88,7 +88,7 @@ class ImageSource:
         if first is None:
             return
         header = [h.lower() for h in first[1]]
-        if "image" in header or header[0] in IMAGE_COLUMNS:
+        if file_layout(header) != "jd":  # a tags CSV lists its images in an image column too
             yield from _csv_rows(self.path, header, lines, self.image_dir)
         else:
             yield from _jd_rows(self.path, itertools.chain([first], lines), len(first[1]), self.image_dir)
@@ -119,7 +119,7 @@ def _chunks(rows: Iterator[tuple[str, Path]], size: int) -> Iterator[list[tuple[
 
 
 def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator[tuple[int, str, Path]]:
-    image_col = header.index(next(c for c in IMAGE_COLUMNS if c in header))
+    image_col = image_column(header)
     id_col = header.index("id") if "id" in header else None
     for n, row in lines:
         if len(row) != len(header):

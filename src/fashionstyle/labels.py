@@ -100,18 +100,30 @@ def unknown_label_message(name: str, valid: Sequence[str]) -> str:
     return f"unknown label {name!r}{hint}; valid: {', '.join(valid)}"
 
 
+def file_layout(header: Sequence[str]) -> str:
+    """"tags" (image,tags[,split]), "csv" (a header with an image column) or "jd" (id,url[,flags]), from line 1."""
+    lower = [h.strip().lower() for h in header]
+    if lower[:2] == ["image", "tags"]:
+        return "tags"
+    if lower and (lower[0] in IMAGE_COLUMNS or "image" in lower):
+        return "csv"
+    return "jd"
+
+
+def image_column(header: Sequence[str]) -> int:
+    """The position of a label CSV's image column (the first of IMAGE_COLUMNS it has)."""
+    lower = [h.strip().lower() for h in header]
+    return lower.index(next(c for c in IMAGE_COLUMNS if c in lower))
+
+
 def read_labels(path: str | Path, images: str | Path | None = None,
                 label_names: Sequence[str] | None = None) -> LabelTable:
     """Read any supported label file into a LabelTable (see the module docstring)."""
     path = Path(path)
     rows = _read_rows(path)
     image_dir = Path(images) if images else path.parent
-    header = [h.strip().lower() for h in rows[0][1]]
-    if header[:2] == ["image", "tags"]:
-        return _from_tags(path, rows, image_dir, label_names)
-    if header[0] in IMAGE_COLUMNS or "image" in header:
-        return _from_label_csv(path, rows, image_dir, label_names)
-    return _from_jd(path, rows, image_dir, label_names)
+    read = {"tags": _from_tags, "csv": _from_label_csv, "jd": _from_jd}[file_layout(rows[0][1])]
+    return read(path, rows, image_dir, label_names)
 
 
 def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
@@ -272,7 +284,7 @@ def _from_label_csv(path: Path, rows, image_dir: Path, label_names) -> LabelTabl
     (head_line, header), body = rows[0], rows[1:]
     if not body:
         raise FashionStyleError(f"{path}: has a header but no rows")
-    image_col = next(c for c in IMAGE_COLUMNS if c in [h.lower() for h in header])
+    image_col = header[image_column(header)].lower()
     meta, names, label_cols = _columns(path, header, head_line, label_names)
     ids, images, targets, splits, lines = [], [], [], [], []
     for line, row in body:

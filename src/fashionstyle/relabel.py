@@ -16,7 +16,7 @@ from typing import Callable
 
 from . import _atomic
 from .errors import FashionStyleError
-from .labels import _META_COLUMNS, IMAGE_COLUMNS, LabelTable, canonical_label
+from .labels import _META_COLUMNS, LabelTable, canonical_label, file_layout
 
 FIXES = ("flip", "drop")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -63,10 +63,10 @@ def _cells(line: str) -> tuple[str, list[str], str]:
 def _layout(first: str, label_names: list[str]) -> tuple[bool, Callable[[str], int]]:
     """(is a tags CSV, label name -> the column holding it), from the file's first line."""
     _, header, _ = _cells(first)
-    lower = [h.strip().lower() for h in header]
-    if lower[:2] == ["image", "tags"]:
+    layout = file_layout(header)
+    if layout == "tags":
         return True, lambda label: 1
-    if lower and (lower[0] in IMAGE_COLUMNS or "image" in lower):
+    if layout == "csv":
         columns = {}
         for i, h in enumerate(header):
             name = canonical_label(h, label_names) if h.strip().lower() not in _META_COLUMNS else None
