@@ -233,13 +233,7 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     `decoders`: most requests decoding images (and holding them until inference) at once.
     """
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
-    if min(max_bytes, max_images, max_pixels, max_request_pixels, decoders) < 1:
-        raise FashionStyleError("max_bytes, max_images, max_pixels, max_request_pixels and decoders must be "
-                                f"positive, got {max_bytes}, {max_images}, {max_pixels}, {max_request_pixels}, "
-                                f"{decoders}")
-    if max_pixels > Image.MAX_IMAGE_PIXELS:
-        raise FashionStyleError(f"max_pixels {max_pixels:,} is over Pillow's decompression-bomb limit "
-                                f"({Image.MAX_IMAGE_PIXELS:,})")
+    _check_limits(max_bytes, max_images, max_pixels, max_request_pixels, decoders)
     run = RunDir.open(run_dir)
     predictor = load_predictor(run.path, runtime)
     names = list(predictor.label_names)
@@ -247,6 +241,7 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     run_name = run.path.resolve().name
     min_side = _min_side(predictor)
     lock = threading.Lock()  # one inference at a time
+    heat = HeatMaps(predictor, runtime, lock)
     slots = threading.BoundedSemaphore(decoders)  # requests decoding or holding decoded images
     # Decoding always on the same few threads: glibc keeps the memory a thread freed in that
     # thread's arena, so full-size decodes spread over the server's 40 worker threads stay
@@ -277,30 +272,12 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     def health() -> dict:
         return {"status": "ok", "labels": len(names), "run": run_name, "runtime": runtime,
                 "max_bytes": max_bytes, "max_images": max_images, "max_pixels": max_pixels,
-                "max_request_pixels": max_request_pixels, "decoders": decoders, "maps": maps_available}
+                "max_request_pixels": max_request_pixels, "decoders": decoders, "maps": heat.available}
 
     @app.get("/labels")
     def labels() -> dict:
         return {"labels": [{"name": n, "threshold": t} for n, t in zip(names, thresholds)],
                 "beta": float(predictor.tuner.beta)}
-
-    explainers: list[Any] = []  # made on the first request for maps
-    maps_available = runtime == "torch" and importlib.util.find_spec("captum") is not None
-
-    def explainer() -> Any:
-        if runtime != "torch":
-            raise HTTPException(400, f"heat maps (maps=true) need the PyTorch runtime; this service runs "
-                                     f"on {runtime} (serve with --runtime torch, or ask without maps)")
-        with lock:  # built once, while no other request runs the model (its target layer is found by a pass)
-            if not explainers:
-                try:
-                    from .explain import Explainer
-
-                    explainers.append(Explainer(predictor))  # imports captum
-                except ModuleNotFoundError as err:
-                    raise HTTPException(501, f"heat maps need {err.name}, which is not installed; "
-                                             "pip install 'fashionstyle[explain]'") from None
-        return explainers[0]
 
     @app.post("/predict")
     def predict(files: list[UploadFile] | None = File(None, description="one or more images"),
@@ -309,7 +286,7 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
         files = [f for f in files or [] if f is not None]
         if not files:
             raise HTTPException(400, "no images: send one or more files under the form field `files`")
-        explain = explainer() if maps else None
+        explain = heat.explainer() if maps else None
         if len(files) > max_images:
             raise HTTPException(413, f"too many images: {len(files)} (at most {max_images} per request)")
         filenames = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
@@ -327,7 +304,7 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                 probs = predictor.predict_proba_images(images)  # (N, L)
                 chosen = [[names[j] for j in np.argsort(-p, kind="stable") if f[j]]
                           for p, f in zip(probs, predictor.tuner.predict(probs))]
-                overlays = [heat_maps(explain, image, shown) for image, shown in zip(images, chosen)] if maps else []
+                overlays = [heat.overlays(explain, image, shown) for image, shown in zip(images, chosen)] if maps else []
             elapsed = time.perf_counter() - start
             del images
         results = []
@@ -342,17 +319,53 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     return app
 
 
-def heat_maps(explainer: Any, image: Image.Image, labels: list[str]) -> dict[str, str]:
-    """A data-URL PNG per label: the crop the model sees with the label's Grad-CAM map blended in."""
-    from .explain import overlay
+def _check_limits(max_bytes: int, max_images: int, max_pixels: int, max_request_pixels: int,
+                  decoders: int) -> None:
+    if min(max_bytes, max_images, max_pixels, max_request_pixels, decoders) < 1:
+        raise FashionStyleError("max_bytes, max_images, max_pixels, max_request_pixels and decoders must be "
+                                f"positive, got {max_bytes}, {max_images}, {max_pixels}, {max_request_pixels}, "
+                                f"{decoders}")
+    if max_pixels > Image.MAX_IMAGE_PIXELS:
+        raise FashionStyleError(f"max_pixels {max_pixels:,} is over Pillow's decompression-bomb limit "
+                                f"({Image.MAX_IMAGE_PIXELS:,})")
 
-    photo = explainer.photo(image)
-    out = {}
-    for label, cam in explainer.maps(image, labels).items():
-        buffer = io.BytesIO()
-        overlay(photo, cam).save(buffer, format="PNG")
-        out[label] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-    return out
+
+class HeatMaps:
+    """The service's Grad-CAM overlays (`?maps=true`): the explainer is built on first use, under the model lock."""
+
+    def __init__(self, predictor: Any, runtime: str, lock: threading.Lock):
+        self.predictor, self.runtime, self.lock = predictor, runtime, lock
+        self.available = runtime == "torch" and importlib.util.find_spec("captum") is not None
+        self._explainer: Any = None
+
+    def explainer(self) -> Any:
+        """The Explainer, or an HTTP error saying what the service lacks for maps."""
+        if self.runtime != "torch":
+            raise HTTPException(400, f"heat maps (maps=true) need the PyTorch runtime; this service runs "
+                                     f"on {self.runtime} (serve with --runtime torch, or ask without maps)")
+        with self.lock:  # no other request runs the model while the target layer is found by a pass
+            if self._explainer is None:
+                try:
+                    from .explain import Explainer
+
+                    self._explainer = Explainer(self.predictor)  # imports captum
+                except ModuleNotFoundError as err:
+                    raise HTTPException(501, f"heat maps need {err.name}, which is not installed; "
+                                             "pip install 'fashionstyle[explain]'") from None
+        return self._explainer
+
+    @staticmethod
+    def overlays(explainer: Any, image: Image.Image, labels: list[str]) -> dict[str, str]:
+        """A data-URL PNG per label: the crop the model sees with the label's Grad-CAM map blended in."""
+        from .explain import overlay
+
+        photo = explainer.photo(image)
+        out = {}
+        for label, cam in explainer.maps(image, labels).items():
+            buffer = io.BytesIO()
+            overlay(photo, cam).save(buffer, format="PNG")
+            out[label] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        return out
 
 
 def _version() -> str:
