@@ -102,4 +102,5 @@ def _model_files(run: RunDir) -> list[dict[str, Any]]:
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise FashionStyleError(f"{missing[0]}: model file not found (a model of run {run.path})")
-    return [{"path": str(f.resolve()), "size": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for f in files]
+    stats = [(f, f.stat()) for f in files]
+    return [{"path": str(f.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns} for f, st in stats]

@@ -182,7 +182,7 @@ def _check_unique(path: Path, ids: list[str], lines: list[int], hint: str = "") 
         seen[image_id] = line
 
 
-_NAME_IDS = "; ids come from the image file names: give every image its own name, or add an id column"
+_NAME_IDS = "; ids come from the image file names: give every image its own name"
 
 
 def jd_image_path(image_dir: Path, image_id: str, url: str) -> Path:
@@ -300,7 +300,7 @@ def _from_label_csv(path: Path, rows, image_dir: Path, label_names) -> LabelTabl
             splits.append(_split_value(path, line, row[meta["split"]]))
         lines.append(line)
     _check_unique(path, [str(p) for p in images], lines)
-    _check_unique(path, ids, lines, "" if "id" in meta else _NAME_IDS)
+    _check_unique(path, ids, lines, "" if "id" in meta else _NAME_IDS + ", or add an id column")
     return LabelTable(names, ids, images, np.array(targets, dtype=np.uint8),
                       splits or None, str(path), lines)
 
@@ -340,7 +340,7 @@ def _from_tags(path: Path, rows, image_dir: Path, label_names) -> LabelTable:
             splits.append(_split_value(path, line, row[2]))
         lines.append(line)
     _check_unique(path, [str(p) for p in images], lines)
-    _check_unique(path, ids, lines, _NAME_IDS.replace(", or add an id column", ""))
+    _check_unique(path, ids, lines, _NAME_IDS)
     return LabelTable(names, ids, images, np.array(targets, dtype=np.uint8),
                       splits or None, str(path), lines)
 
