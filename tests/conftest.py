@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
@@ -62,6 +63,22 @@ def tiny_run(root: Path, n: int = 32) -> tuple[Path, Path, list[Path]]:
     run = root / "run"
     assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
     return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+
+
+@contextlib.contextmanager
+def int8_bar_off():
+    """The int8 export's fidelity bar off: a 1-epoch tiny model's probabilities sit within 0.001 of its
+    thresholds, so its decisions flip on any change; tests of other behaviour must not depend on that."""
+    quantize = pytest.importorskip("fashionstyle.quantize")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(quantize, "MIN_LABEL_AGREEMENT", 0.0)
+        yield
+
+
+@pytest.fixture
+def no_int8_bar():
+    with int8_bar_off():
+        yield
 
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"

@@ -126,6 +126,23 @@ def test_plain_run_is_audited_with_a_note(tmp_path: Path, capsys) -> None:
     assert "note:" in capsys.readouterr().out
 
 
+def test_a_label_with_one_class_is_left_out_with_a_note(tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=24)
+    lines = labels.read_text().splitlines()
+    labels.write_text("\n".join([lines[0]] + [line[:-1] + "1" for line in lines[1:]]) + "\n")  # Dotted: all 1
+    run = fake_run(tmp_path / "cv", labels)
+    issues = tmp_path / "issues.csv"
+    assert main(["audit", str(run), "--labels", str(labels), "--out", str(issues), "--top", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "note: label Dotted left out: it is 1 on all 18 held-out images" in out
+    found = read_issues(issues)
+    assert len(found) == 18 * 2 and {i.label for i in found} == {"Red", "Striped"}
+    given = np.ones((6, 2), dtype=np.uint8)
+    given[:3, 0] = 0
+    scores, flagged = label_scores(given, np.full((6, 2), 0.7))
+    assert np.isnan(scores[:, 1]).all() and not flagged[:, 1].any() and not np.isnan(scores[:, 0]).any()
+
+
 def test_audit_errors(noisy, tmp_path: Path, capsys) -> None:
     run, _, labels, _ = noisy
     out = str(tmp_path / "issues.csv")
@@ -139,7 +156,7 @@ def test_audit_errors(noisy, tmp_path: Path, capsys) -> None:
     assert main(["audit", str(run), "--labels", str(labels), "--out", out, "--top", "0"]) == 2
     assert main(["audit", str(run), "--labels", str(labels), "--out", out, "--fix", "flip",
                  "--cleaned", str(labels)]) == 2
-    assert "label file itself" in capsys.readouterr().err
+    assert "would overwrite the input --labels" in capsys.readouterr().err
     assert main(["audit", str(tmp_path / "nowhere"), "--labels", str(labels), "--out", out]) == 2
     with pytest.raises(FashionStyleError, match="not an audit file"):
         read_issues(labels)

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.slow  # each runs a benchmark end to end
 TINY = ["--backbones", "test_resnet", "--image-size", "32", "--batch-size", "4", "--steps", "2",
         "--warmup", "1", "--images", "12", "--photo-size", "48x64", "--device", "cpu", "--workers", "0",
         "--threads", "1"]
+COLUMNS = re.compile(r"\|\s*([^|]*?)\s*(?=\|)")
 RATIO = re.compile(r"\|\s+\d+\.\d\dx \|")
 
 
@@ -25,20 +26,24 @@ def table_row(out: str, backbone: str) -> str:
 def test_train_speed_bench_tiny(tmp_path: Path, capsys) -> None:
     assert load_bench("train_speed").main([*TINY, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "anchor fp32 b4 img/s" in out and "report fp32 b46 img/s" in out and "ratio vs fp32" in out
-    row = table_row(out, "test_resnet")
-    assert len(RATIO.findall(row)) == 1 and row.rstrip().endswith("x |")  # ratio vs anchor and vs fp32
-    assert "fashionstyle epoch 2: 2 steps, 8 images" in out
+    for column in ("anchor fp32 b4 img/s", "report fp32 b46 img/s", "pipeline alone img/s", "plain PIL loop img/s",
+                   "vs anchor", "vs plain", "bound by"):
+        assert column in out, column
+    row = COLUMNS.findall(table_row(out, "test_resnet"))
+    assert row[6].endswith("x") and row[8] in ("model", "input pipeline")
+    assert "fashionstyle epoch 2: 2 steps, 8 images" in out and "input pipeline alone:" in out
     runs = list((tmp_path / "runs").glob("test_resnet-*/run"))
     assert len(runs) == 1 and (runs[0] / "epochs" / "e002.npy").is_file()
 
 
 def test_infer_speed_bench_tiny(tmp_path: Path, capsys) -> None:
-    assert load_bench("infer_speed").main([*TINY, "--out", str(tmp_path)]) == 0
+    assert load_bench("infer_speed").main([*TINY, "--out", str(tmp_path), "--decoders", "cpu", "gpu"]) == 0
     out = capsys.readouterr().out
-    assert "anchor fp32 b4 img/s" in out and "fashionstyle img/s" in out
+    for column in ("model alone fp32 b4", "pipeline cpu", "pipeline gpu", "fashionstyle cpu", "fashionstyle gpu",
+                   "plain PIL loop", "best e2e / bound", "best e2e / plain"):
+        assert column in out, column
     assert RATIO.search(table_row(out, "test_resnet"))
-    assert "fashionstyle predicted 12 photos" in out
+    assert "test_resnet: fashionstyle, gpu decoder:" in out and "12 images in" in out
 
 
 def test_train_speed_bench_from_the_cache(tmp_path: Path, capsys) -> None:

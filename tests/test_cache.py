@@ -13,7 +13,7 @@ from conftest import TINY_TRAIN, load_bench, make_image_set
 from fashionstyle import FashionStyleError
 from fashionstyle.cache import ImageCache, build_cache, cache_size, image_opener, square
 from fashionstyle.cli import main
-from fashionstyle.data import drop_bad_images, eval_transform, open_rgb
+from fashionstyle.data import decode_image, drop_bad_images, eval_transform, open_rgb
 from fashionstyle.labels import read_labels
 
 
@@ -31,7 +31,8 @@ def test_cached_images_are_the_resized_squares(images, tmp_path) -> None:
     for path in images[:4]:
         cached = cache.open(path)
         assert cached.size == (64, 64) and cached.mode == "RGB"
-        np.testing.assert_array_equal(np.asarray(cached), square(open_rgb(path), 64))
+        np.testing.assert_array_equal(np.asarray(cached), square(decode_image(path), 64))
+        assert torch.equal(cache.decode(path), decode_image(path).new_tensor(np.asarray(cached)).permute(2, 0, 1))
     relative = os.path.relpath(images[0])  # any spelling of the same file
     np.testing.assert_array_equal(np.asarray(cache.open(relative)), np.asarray(cache.open(images[0])))
 
@@ -69,7 +70,7 @@ def test_built_once_and_rebuilt_when_an_image_changes(images, tmp_path) -> None:
     open_rgb(images[1]).transpose(0).save(images[1], quality=95)  # the photo changed on disk
     os.utime(images[1], ns=(stamp + 10**9, stamp + 10**9))
     rebuilt = build_cache(images, folder, 32, num_workers=0, progress=False)
-    np.testing.assert_array_equal(np.asarray(rebuilt.open(images[1])), square(open_rgb(images[1]), cache_size(32)))
+    np.testing.assert_array_equal(np.asarray(rebuilt.open(images[1])), square(decode_image(images[1]), cache_size(32)))
     assert rebuilt.covers(images, cache_size(32)) and not rebuilt.covers(images, cache_size(64))
 
 
@@ -82,7 +83,7 @@ def test_cache_travels_to_worker_processes(images, tmp_path) -> None:
 
 
 def test_opener_and_missing_cache(images, tmp_path) -> None:
-    assert image_opener("", 32) is open_rgb
+    assert image_opener("", 32) is decode_image
     with pytest.raises(FashionStyleError, match="image cache"):
         image_opener(str(tmp_path / "none"), 32)  # not built and nothing to build it from
     table = read_labels(images[0].parents[1] / "labels.csv")
@@ -130,7 +131,7 @@ def test_no_space_and_waiting_ranks(images, tmp_path, monkeypatch) -> None:
         cache_lib.wait_for_cache(tmp_path / "later", images, 32, timeout_s=0.1)
     build_cache(images, tmp_path / "later", 32, num_workers=0, progress=False)
     assert cache_lib.wait_for_cache(tmp_path / "later", images, 32, timeout_s=5).covers(images, 37)
-    assert image_opener(str(tmp_path / "later"), 32, images, secondary=True)(images[0]).size == (37, 37)
+    assert image_opener(str(tmp_path / "later"), 32, images, secondary=True)(images[0]).shape == (3, 37, 37)
     monkeypatch.setattr(cache_lib.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
     with pytest.raises(FashionStyleError, match="needs 0.00 GB, only 0.00 GB free"):
         build_cache(images, tmp_path / "full", 32, num_workers=0, progress=False)

@@ -25,6 +25,7 @@ from fashionstyle.download import (
 from fashionstyle.errors import FashionStyleError
 
 TIMEOUT = 0.5  # client time-out used in the tests
+JUNK_BYTES = 2_000_000  # trailing junk after an image
 TRICKLE = 0.2  # seconds between the bytes of a trickling server: each read waits less than TIMEOUT
 
 # id -> fault while the server is unhealthy (a healthy server serves all).
@@ -92,6 +93,12 @@ class _Handler(BaseHTTPRequestHandler):
             n = srv.hits[name]
         if name.startswith("trickle_"):
             return self._trickle(name.removeprefix("trickle_"))
+        if name.startswith("redirect_"):  # redirect_ok_a -> /ok_a.jpg; redirect_ftp -> ftp://...
+            target = name.removeprefix("redirect_")
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1:9/x.jpg" if target == "ftp" else f"/{target}.jpg")
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
         path = srv.src / f"{name}.jpg"
         if not path.is_file():
             return self.send_error(404)
@@ -119,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = _png_claiming(20_000, 20_000)  # > 2x the cap: Pillow error
         elif fault == "bomb warn":
             body = _png_claiming(10_000, 10_000)  # > cap: Pillow warning
+        if name.startswith("junk_"):  # a valid image, then junk that decoders ignore
+            body += b"\xff\xd9 junk " * (JUNK_BYTES // 10)
         self.send_response(200)
         self.send_header("Content-Type", "image/jpeg")
         if fault == "truncate once" and n == 1:
@@ -311,3 +320,58 @@ def test_trickling_server_costs_at_most_the_deadline_per_attempt(server, tmp_pat
     assert result["summary"].failures == [("t", url, f"timed out (no whole file within {deadline:g} s)")]
     assert server.hits[f"trickle_{where}"] == retries + 1
     assert sorted(os.listdir(tmp_path / "out")) == ["download_failures.csv"]
+
+
+def test_url_with_a_comma_is_read_whole(server, tmp_path):
+    labels = ",".join(["0"] * 12 + ["1"])
+    path = tmp_path / "list.txt"
+    path.write_text(f"c1,http://x/a,b.jpg\nc2,http://x/a,b.jpg?w=1,{labels}\nc3,\"http://x/q,1\",1,0\n"
+                    "c4,http://x/plain.jpg,0,1\n")
+    assert read_url_list(path) == [("c1", "http://x/a,b.jpg"), ("c2", "http://x/a,b.jpg?w=1"),
+                                   ("c3", "http://x/q,1"), ("c4", "http://x/plain.jpg")]
+    shutil.copy(server.src / "ok_a.jpg", server.src / "a,b.jpg")
+    path.write_text(f"c1,{server.url('a,b')}\n")
+    summary = download_images(read_url_list(path), tmp_path / "out", timeout=TIMEOUT, progress=False)
+    assert summary.fetched == 1 and server.hits["a,b"] == 1
+    assert (tmp_path / "out" / "c1.jpg").read_bytes() == (server.src / "ok_a.jpg").read_bytes()
+
+
+def test_redirects_are_followed_to_http_only(server, tmp_path):
+    server.healthy = True
+    items = [("ok", server.url("redirect_ok_a")), ("ftp", server.url("redirect_ftp"))]
+    summary = download_images(items, tmp_path / "out", retries=2, timeout=TIMEOUT, backoff=0.01, progress=False)
+    assert summary.fetched == 1 and server.hits["ok_a"] == 1
+    assert summary.failures == [("ftp", items[1][1],
+                                 "redirected to 'ftp://127.0.0.1:9/x.jpg'; only http:// and https:// are followed")]
+    assert server.hits["redirect_ftp"] == 1  # not retried
+
+
+def test_retry_after_as_seconds_or_as_an_http_date():
+    from email.message import Message
+    from email.utils import formatdate
+
+    from fashionstyle.download import MAX_DELAY, _retry_after
+
+    def header(value: str) -> Message:
+        message = Message()
+        message["Retry-After"] = value
+        return message
+
+    assert _retry_after(header("7")) == 7.0
+    assert 15.0 <= _retry_after(header(formatdate(time.time() + 20, usegmt=True))) <= 20.0
+    assert _retry_after(header(formatdate(time.time() + 3600, usegmt=True))) == MAX_DELAY
+    assert _retry_after(header(formatdate(time.time() - 60, usegmt=True))) == 0.0
+    assert _retry_after(header("soon")) == 0.0 and _retry_after(Message()) == 0.0
+
+
+def test_junk_after_the_image_is_not_kept(server, tmp_path):
+    server.healthy = True
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 10, 90)).save(buffer, "PNG")
+    (server.src / "junk_png.jpg").write_bytes(buffer.getvalue())
+    shutil.copy(server.src / "ok_a.jpg", server.src / "junk_jpeg.jpg")
+    items = [(name, server.url(name)) for name in ("junk_jpeg", "junk_png")]
+    summary = download_images(items, tmp_path / "out", timeout=5.0, progress=False)
+    assert summary.fetched == 2
+    assert (tmp_path / "out" / "junk_jpeg.jpg").read_bytes() == (server.src / "ok_a.jpg").read_bytes()
+    assert (tmp_path / "out" / "junk_png.jpg").read_bytes() == buffer.getvalue()

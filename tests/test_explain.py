@@ -61,6 +61,25 @@ def test_jet_runs_from_blue_to_red() -> None:
     assert colours[0, 1, 0] > 100 and colours[0, 1, 2] == 0  # red
 
 
+def test_overlay_is_translucent_by_the_maps_intensity() -> None:
+    from PIL import Image
+
+    from fashionstyle.explain import overlay
+
+    colour = np.array([10, 200, 30])
+    photo = Image.new("RGB", (8, 8), tuple(colour))
+    cam = np.zeros((8, 8), np.float32)
+    cam[:, 4:] = 1.0
+    cam[:, 6:] = 0.5
+    out = np.asarray(overlay(photo, cam), np.float64)
+    np.testing.assert_array_equal(out[:, :3], np.broadcast_to(colour, (8, 3, 3)))  # no evidence: the photo
+    red = jet(np.ones((1, 1)))[0, 0].astype(np.float64)
+    alpha = (out[:, 4] - colour) / (red - colour)  # the peak's opacity, per channel
+    assert np.all((alpha > 0.4) & (alpha < 0.7)), alpha  # coloured, and the photo shows through
+    weak, strong = (np.abs(out[:, k] - colour).sum() for k in (7, 4))
+    assert 0 < weak < strong  # half the evidence: fainter
+
+
 def test_overlay_file_names_never_collide_with_each_other_or_the_photo() -> None:
     names = ["photo", "a/b", "a_b", "Dotted"]
     files = [map_file(names, n) for n in names]
@@ -82,12 +101,32 @@ def test_explain_writes_overlays_and_a_page(run, tmp_path) -> None:
         assert all(f'{folder.name}/{name}' in page for name in pngs)
         assert open_rgb(folder / dotted).size == (DISPLAY, DISPLAY)
     assert all(name in page for name in LABELS)  # the probability table lists every label
+    from fashionstyle.explain_page import colour_bar_css
+
+    assert 'id="colour-bar"' in page and colour_bar_css() in page and ">low<" in page and ">high<" in page
 
     explainer = Explainer.from_run(run_dir)
     shown = explainer.explain(open_rgb(images[0]), ["Dotted"], labels_to_show=2)
     assert shown.labels[0] == "Dotted" and len(shown.labels) == 2
     for cam in shown.maps.values():
         assert cam.shape == (DISPLAY, DISPLAY) and cam.min() >= 0 and cam.max() in (0.0, 1.0)
+
+
+def test_explain_takes_a_folder_by_the_listing_rule(run, tmp_path, capsys) -> None:
+    run_dir, images = run
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(images[0], folder / "a.jpg")
+    shutil.copy(images[1], folder / "sub" / "b.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "maps"
+    assert main(["explain", str(run_dir), "--images", str(folder), "--out", str(out)]) == 0
+    assert "left out 2 folder entries" in capsys.readouterr().out
+    assert [p.name for p in sorted(out.glob("0*"))] == ["000_a"]
+    assert {line.split(",")[0] for line in (out / "skipped.txt").read_text().splitlines()} == {
+        str(folder / "notes.txt"), str(folder / "sub")}
+    assert main(["explain", str(run_dir), "--images", str(folder), "--recursive", "--out", str(tmp_path / "r")]) == 0
+    assert [p.name for p in sorted((tmp_path / "r").glob("0*"))] == ["000_a", "001_b"]
 
 
 @pytest.mark.slow
@@ -146,3 +185,32 @@ def test_user_errors_are_one_line(run, tmp_path, capsys) -> None:
     assert "no PyTorch weights" in err and err.count("\n") == 1
     with pytest.raises(FashionStyleError, match="no PyTorch weights"):
         Explainer.from_run(bare)
+
+
+
+EXPLAIN_PEAK = """
+import resource, sys
+from fashionstyle.explain_page import explain_run
+explain_run(sys.argv[1], [sys.argv[2]], sys.argv[4], device="cpu")  # a small photo first: the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+explain_run(sys.argv[1], [sys.argv[3]], sys.argv[4], device="cpu")
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)  # MB over the baseline's peak
+"""
+
+
+@pytest.mark.slow
+def test_explain_decodes_a_huge_jpeg_reduced(run, tmp_path: Path) -> None:
+    """A 9000 x 9000 JPEG (324 MB decoded as RGB) costs explain a few MB: decoded at 1/8 scale, as predict
+    decodes it (whole, it cost 1.96 GB)."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    huge = tmp_path / "huge.jpg"
+    Image.new("L", (9000, 9000), 120).save(huge, quality=80)  # grey: 81 MB to make here
+    done = subprocess.run([sys.executable, "-c", EXPLAIN_PEAK, str(run[0]), str(run[1][0]), str(huge),
+                           str(tmp_path / "maps")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) < 60, done.stdout
+    assert (tmp_path / "maps" / "index.html").is_file()

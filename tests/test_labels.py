@@ -93,13 +93,25 @@ def test_jd_errors_name_file_and_line(tmp_path: Path, content: str, message: str
     assert str(path) in str(err.value) and message in str(err.value)
 
 
-def test_unknown_label_name_in_tags_and_header(tmp_path: Path) -> None:
+def test_unknown_label_name_against_a_given_label_set(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("image,tags\na.jpg,Sport\nb.jpg,Sprot\n")
     with pytest.raises(FashionStyleError, match=r"t.csv:3: unknown label 'Sprot' \(did you mean Sport"):
-        read_labels(tmp_path / "t.csv")
+        read_labels(tmp_path / "t.csv", label_names=JD_STYLES)
     (tmp_path / "c.csv").write_text("image,Sport,Relaxx\na.jpg,1,0\n")
-    with pytest.raises(FashionStyleError, match=r"c.csv:1: unknown label 'Relaxx'"):
-        read_labels(tmp_path / "c.csv")
+    with pytest.raises(FashionStyleError, match=r"c.csv:1: no column for label 'Relax' \(did you mean Relaxx"):
+        read_labels(tmp_path / "c.csv", label_names=["Sport", "Relax"])
+
+
+def test_names_that_are_not_all_jd_styles_are_the_files_own_label_set(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("image,tags\na.jpg,Boho Grunge\nb.jpg,Sport\n")
+    table = read_labels(tmp_path / "t.csv")
+    assert table.label_names == ["Boho", "Grunge", "Sport"]
+    assert table.targets.tolist() == [[1, 1, 0], [0, 0, 1]]
+    (tmp_path / "c.csv").write_text("image,split,Sport,Hat\na.jpg,train,1,0\nb.jpg,val,0,1\n")
+    table = read_labels(tmp_path / "c.csv")
+    assert table.label_names == ["Sport", "Hat"] and table.targets.tolist() == [[1, 0], [0, 1]]
+    (tmp_path / "jd.csv").write_text("image,tags\na.jpg,sport 韩版\n")  # every name a JD style: the 13 styles
+    assert read_labels(tmp_path / "jd.csv").label_names == list(JD_STYLES)
 
 
 def test_csv_errors(tmp_path: Path) -> None:
@@ -128,7 +140,7 @@ def test_probability_writers(tmp_path: Path) -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.7]])
     preds = (probs > 0.5).astype(np.uint8)
     csv_text = write_predictions(tmp_path / "p.csv", "csv", ["a", "b"], probs, preds, ["X", "Y"]).read_text()
-    assert csv_text.splitlines()[:2] == ["id,X,Y", "a,0.900000,0.100000"]
+    assert csv_text.splitlines()[:2] == ["id,X,Y,labels", "a,0.900000,0.100000,X"]
     import json
     records = json.loads(write_predictions(tmp_path / "p.json", "json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
     assert records[1] == {"id": "b", "labels": ["Y"], "probs": {"X": 0.2, "Y": 0.7}}
@@ -214,7 +226,7 @@ def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Pa
     assert not any("label A" in w for w in warnings), warnings
     assert any(w.endswith("c.csv: 2 of 5 rows have no label at all (negatives for every label)")
                for w in warnings), warnings
-    (tmp_path / "ok.csv").write_text("image,A\na.jpg,1\nb.jpg,1\n")
+    (tmp_path / "ok.csv").write_text("image,A,B\na.jpg,1,0\nb.jpg,0,1\n")
     assert label_warnings(read_labels(tmp_path / "ok.csv")) == []
 
 
@@ -224,6 +236,20 @@ def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
     rows = label_stats(read_labels(tmp_path / "c.csv")).splitlines()
     assert "NO POSITIVES" in rows[2] and rows[2].startswith("Bee")
     assert "NO POSITIVES" not in rows[1]
+
+
+def test_an_all_positive_label_is_warned_about_and_marked_as_an_all_negative_one(tmp_path: Path) -> None:
+    from fashionstyle.evaluate import label_stats
+    from fashionstyle.labels import label_warnings
+
+    (tmp_path / "c.csv").write_text("image,split,A,Bee\na.jpg,train,1,1\nb.jpg,train,0,1\nc.jpg,val,1,0\n"
+                                    "d.jpg,val,0,1\n")
+    table = read_labels(tmp_path / "c.csv")
+    assert label_warnings(table) == [f"{tmp_path / 'c.csv'}: label Bee has no negatives in the train split: "
+                                     "cannot be learned"]
+    rows = label_stats(table.split("train")).splitlines()
+    assert rows[2].startswith("Bee") and rows[2].endswith("NO NEGATIVES: cannot be learned")
+    assert "NO" not in rows[1]
 
 
 def test_a_subset_of_the_jd_styles_is_a_label_set(tmp_path: Path) -> None:

@@ -180,3 +180,34 @@ def test_a_log_gets_one_line_per_epoch_and_no_progress_bar(tmp_path: Path) -> No
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     assert all("train_loss" in line and "tuned" in line and "lr " in line for line in lines)
     assert "\r" not in done.stdout + done.stderr  # no progress-bar frames in a log
+
+
+def test_training_batches_stay_uint8_until_the_module_normalises_them(tmp_path: Path) -> None:
+    """make_loaders collates uint8 crops (a quarter of float32's bytes) with their flips; the module
+    turns them into normalised, flipped, channels-last model input after the copy to the device."""
+    import torch
+
+    from conftest import make_image_set
+    from fashionstyle.config import TrainConfig
+    from fashionstyle.data import train_val_split
+    from fashionstyle.labels import read_labels
+    from fashionstyle.losses import create_loss
+    from fashionstyle.models import create_model
+    from fashionstyle.training import StyleModule, make_loaders
+
+    labels = make_image_set(tmp_path / "data", n=16)
+    config = TrainConfig(labels=str(labels), backbone="test_resnet", pretrained=False, image_size=32, batch_size=4,
+                         num_workers=0, hidden=8)
+    train, val = train_val_split(read_labels(labels), config.val_fraction, config.seed)
+    train_loader, val_loader = make_loaders(config, train, val)
+    batch, val_batch = next(iter(train_loader)), next(iter(val_loader))
+    assert batch.images.dtype == torch.uint8 and batch.images.shape == (4, 3, 32, 32)
+    assert batch.flip.dtype == torch.bool and val_batch.flip is None and val_batch.images.dtype == torch.uint8
+    model = create_model("test_resnet", 3, pretrained=False, hidden=8)
+    module = StyleModule(model, create_loss("bce", train.targets), config)
+    raw = batch.images.clone()
+    ready = module.on_after_batch_transfer(batch, 0).images
+    assert ready.dtype == torch.float32 and ready.is_contiguous(memory_format=torch.channels_last)
+    expected = module.to_input(raw)  # normalised, not flipped
+    for i, flip in enumerate(batch.flip.tolist()):
+        torch.testing.assert_close(ready[i], expected[i].flip(-1) if flip else expected[i])

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+import torch
 
-from conftest import LABELS, tiny_run
+from conftest import LABELS, int8_bar_off, tiny_run
 from fashionstyle import FashionStyleError, Predictor, RunDir
 from fashionstyle.cli import main
 from fashionstyle.predictors import BasePredictor
@@ -26,6 +27,13 @@ HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx and onnxruntime not installed")
 RUNTIME_PARAMS = [pytest.param(r, marks=() if r == "torch" else needs_onnx) for r in RUNTIMES]
 TOLERANCE = {"torch": 1e-6, "onnx": 1e-4, "onnx-int8": 0.1}  # largest |p - p_torch|
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_int8_bar():
+    """Every test and module fixture here: the int8 fidelity bar off (conftest.int8_bar_off)."""
+    with int8_bar_off():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -163,3 +171,56 @@ def test_onnx_runtimes_predict_without_torch_installed(runtime, trained) -> None
     assert out["heavy"] == []
     np.testing.assert_allclose(np.array(out["probs"], np.float32), expected, atol=1e-6)
     assert "needs PyTorch" in out["torch_error"] and "fashionstyle[train]" in out["torch_error"]
+
+
+def test_decoding_on_the_device_gives_the_host_pipelines_probabilities(trained, tmp_path) -> None:
+    """decode="gpu"'s path (workers read JPEG bytes, one batched decode per batch, views made where the
+    images are) run on the CPU with torchvision's batched CPU decoder: the same probabilities and the
+    same bad-image handling as decoding in the workers."""
+    run, _, images = trained
+    truncated = tmp_path / "truncated.jpg"  # Pillow reads its header; the decoders refuse its data
+    truncated.write_bytes(images[2].read_bytes()[:300])
+    png = tmp_path / "photo.png"  # not a JPEG: decoded in the worker
+    Image.open(images[3]).save(png)
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not a jpeg")
+    files = [images[0], truncated, png, images[1], junk, *images[4:8]]
+    host = Predictor.from_run(run)
+    on_device = Predictor.from_run(run)
+    on_device.decode_on_device = True
+    expected = host.predict_proba(files, batch_size=3, on_bad="skip")
+    got = on_device.predict_proba(files, batch_size=3, on_bad="skip")
+    assert np.isnan(got[[1, 4]]).all() and not np.isnan(np.delete(got, [1, 4], axis=0)).any()
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(FashionStyleError, match="truncated.jpg"):
+        on_device.predict_proba([images[0], truncated])
+
+
+def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(trained) -> None:
+    from fashionstyle.predict import decodes_on_device, uses_bf16
+
+    run, _, images = trained
+    fp32 = Predictor.from_run(run)
+    assert not fp32.bf16 and not fp32.channels_last and not fp32.decode_on_device  # the CPU's defaults
+    bf16 = Predictor.from_run(run, precision="bf16")  # autocast on the CPU: the CUDA default's code path
+    assert np.abs(bf16.predict_proba(images[:6]) - fp32.predict_proba(images[:6])).max() < 0.05
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert uses_bf16("auto", cuda) and not uses_bf16("auto", cpu) and not uses_bf16("fp32", cuda)
+    assert decodes_on_device("gpu", cuda) and not decodes_on_device("auto", cuda)
+    with pytest.raises(FashionStyleError, match="needs a CUDA device"):
+        decodes_on_device("gpu", cpu)
+    with pytest.raises(FashionStyleError, match="valid: auto, cpu, gpu"):
+        decodes_on_device("nvjpeg", cpu)
+    with pytest.raises(FashionStyleError, match="valid: auto, bf16, fp32"):
+        Predictor.from_run(run, precision="fp16")
+
+
+def test_predict_decode_flag_is_checked_in_one_line(trained, tmp_path, capsys) -> None:
+    run, _, images = trained
+    argv = ["predict", str(run), "--images", str(images[0].parent), "--out", str(tmp_path / "p.csv"), "--quiet"]
+    assert main([*argv, "--decode", "cpu"]) == 0
+    assert main([*argv, "--decode", "gpu"]) == 2  # no CUDA device in the tests
+    assert "--decode gpu needs a CUDA device" in capsys.readouterr().err
+    if HAS_ONNX:
+        assert main([*argv, "--decode", "gpu", "--runtime", "onnx"]) == 2
+        assert "--decode gpu needs --runtime torch" in capsys.readouterr().err

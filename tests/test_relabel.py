@@ -49,7 +49,7 @@ def test_refusals(tmp_path: Path) -> None:
     table = read_labels(source)
     with pytest.raises(FashionStyleError, match="several lines"):
         write_cleaned(table, [(0, "Red")], "flip", tmp_path / "out.csv")
-    with pytest.raises(FashionStyleError, match="label file itself"):
+    with pytest.raises(FashionStyleError, match="would overwrite the input --labels"):
         write_cleaned(table, [(0, "Red")], "flip", source)
     with pytest.raises(FashionStyleError, match="unknown fix"):
         write_cleaned(table, [], "fix", tmp_path / "out.csv")

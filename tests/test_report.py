@@ -11,15 +11,16 @@ import pytest
 import yaml
 from PIL import Image
 
-from fashionstyle import _atomic
+from fashionstyle import _atomic, gallery
 from fashionstyle.errors import FashionStyleError
 from fashionstyle.evaluate import score_table
-from fashionstyle.report import write_report
+from fashionstyle.report import (headline_html, image_mismatches, load_run, pr_curve, scores_table_html,
+                                 tuned_scores, write_report)
 from fashionstyle.run import RunDir
 from fashionstyle.thresholds import ThresholdTuner
 
 LABELS4 = ["Sport", "Relax", "OL", "Street"]
-CORE_FIGURES = {"label_stats.png", "fbeta_per_label.png", "fbeta_per_epoch.png",
+CORE_FIGURES = {"label_stats.png", "cooccurrence.png", "fbeta_per_label.png", "pr_curves.png", "fbeta_per_epoch.png",
                 "fbeta_vs_threshold.png", "loss_lr.png"}
 COMPARE_FIGURES = {"compare_fbeta.png", "compare_epochs.png"}
 
@@ -106,7 +107,8 @@ def test_report_has_every_figure_and_label(runs, tmp_path: Path) -> None:
         assert label in page
     assert "validation split (no training labels were given)" in page
     assert page.count("<figcaption>") == len(CORE_FIGURES)
-    assert "6. Error gallery" in page and "--labels FILE" in page and not (out / "thumbs").exists()
+    assert "6. Images</h2>" in page and "Image grids left out: pass the label file (<code>--labels FILE</code>)" in page
+    assert not (out / "thumbs").exists()
 
 
 @pytest.mark.slow
@@ -133,6 +135,24 @@ def test_compare_refuses_other_labels(runs, tmp_path: Path) -> None:
     with pytest.raises(FashionStyleError, match="different labels") as err:
         write_report(runs[0], tmp_path / "out", compare=[other])
     assert "run_a" in str(err.value) and "other" in str(err.value) and "Lady" in str(err.value)
+
+
+def test_runs_scored_on_other_images_are_named(runs, tmp_path: Path) -> None:
+    twin = make_fake_run(tmp_path / "twin", LABELS4, seed=1)  # run_a's validation and test images
+    fewer = make_fake_run(tmp_path / "fewer", LABELS4, n=50, seed=1, with_test=False)
+    loaded = [load_run(p) for p in (runs[0], twin, fewer, runs[1])]
+    assert image_mismatches(loaded) == [
+        "fewer was scored on other validation images than run_a: its scores are not comparable side by side",
+        "run_b was scored on other validation and test images than run_a: its scores are not comparable side by side"]
+
+
+@pytest.mark.slow
+def test_compare_warns_about_runs_scored_on_other_images(runs, tmp_path: Path, capsys) -> None:
+    page = write_report(runs[0], tmp_path / "out", compare=[runs[1]]).read_text()
+    assert capsys.readouterr().err.splitlines() == [
+        "warning: run_b was scored on other validation and test images than run_a: its scores are not "
+        "comparable side by side"]
+    assert "Warning: run_b was scored on other validation and test images" in page
 
 
 def test_run_without_history_renders_the_rest(tmp_path: Path) -> None:
@@ -192,7 +212,7 @@ def gallery_ids(page: str, label: str) -> dict[str, list[str]]:
     """Image ids shown per kind in one label's gallery block."""
     block = re.search(rf"<details><summary>{label}:.*?</details>", page, re.S).group(0)
     kinds = re.findall(r'<p class="kind">([a-z ]+)</p><div class="thumbs">(.*?)</div>', block, re.S)
-    return {kind: re.findall(r"(t\d{3})<br>p = ", body) for kind, body in kinds}
+    return {kind: re.findall(r">(t\d{3})</b>p = ", body) for kind, body in kinds}
 
 
 def test_error_gallery_shows_the_most_confident_mistakes(tmp_path: Path) -> None:
@@ -209,9 +229,77 @@ def test_error_gallery_shows_the_most_confident_mistakes(tmp_path: Path) -> None
     assert "threshold 0.500; 3 TP, 3 FP, 2 FN" in page and "the test split (eval_test.npz)" in page
     assert "1 images of the test split were skipped" in page
     thumbs = sorted((out / "thumbs").glob("*.jpg"))
-    assert len(thumbs) == 7 and set(re.findall(r'src="(thumbs/[^"]+)"', page)) == {f"thumbs/{p.name}" for p in thumbs}
+    assert len(thumbs) == 9 and set(re.findall(r'src="(thumbs/[^"]+)"', page)) == {f"thumbs/{p.name}" for p in thumbs}
     with Image.open(thumbs[0]) as image:
-        assert image.format == "JPEG" and max(image.size) == 128
+        assert image.format == "JPEG" and max(image.size) == gallery.THUMB_PX
+    # predictions: one wrong label each, by loss (t003 and t006 tie), then the right ones by loss; t001 missing
+    assert prediction_ids(page) == ["t005", "t004", "t003", "t006", "t009", "t002", "t007", "t000", "t008"]
+    assert ('<b class="id" title="t005">t005</b>1 wrong · loss 0.55<br>true: none<br>'
+            'predicted: <span class="fp">Sport (0.85)</span>' in page)
+    assert 'true: <span class="fn">Sport (0.20)</span><br>predicted: none' in page  # t004, also in the gallery
+    assert "5 of 10 images have every label right" in page
+
+
+def prediction_ids(page: str) -> list[str]:
+    grid = page[page.index("Predictions, most wrong first</h2>"):page.index("Augmented training images</h2>")]
+    return re.findall(r'class="id" title="(t\d{3})"', grid)
+
+
+def test_most_wrong_comes_first() -> None:
+    probs = np.array([[0.9, 0.1], [0.6, 0.6], [0.2, 0.9], [0.99, 0.01], [0.4, 0.3]])
+    targets = np.array([[1, 0], [0, 0], [1, 1], [0, 1], [1, 0]])
+    predicted = (probs >= 0.5).astype(np.uint8)
+    # wrong labels 0, 2, 1, 2, 1; mean cross-entropy .08, .92, .86, 4.6, .64: the higher first among equals
+    assert gallery.most_wrong_order(probs, targets, predicted).tolist() == [3, 1, 2, 4, 0]
+
+
+def test_headline_and_table_equal_the_runs_metrics(runs) -> None:
+    data = load_run(runs[0])
+    val = score_table(data.val.targets, data.val.probs, data.tuner)
+    test = _atomic.read_json(runs[0] / "eval_test.json")  # what `fashionstyle evaluate` wrote
+    headline = dict(re.findall(r'data-score="([a-z]+ [a-z]+)"><span class="value">([0-9.]+)</span>',
+                               headline_html(data)))
+    assert headline == {"val tuned": f"{val['macro_fbeta_tuned']:.3f}", "val half": f"{val['macro_fbeta_0.5']:.3f}",
+                        "test tuned": f"{test['macro_fbeta_tuned']:.3f}", "test half": f"{test['macro_fbeta_0.5']:.3f}"}
+    table = scores_table_html(data)
+    header = re.findall(r"<th>(.*?)</th>", table)
+    assert header == ["label", "threshold"] + [f"{s} {w}" for s in ("val", "test")
+                                               for w in ("support", "precision", "recall", "F2", "F2 @0.5")]
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+    for j, row in enumerate(rows):
+        expected = [LABELS4[j], f"{data.tuner.thresholds_[j]:.3f}"]
+        for scores in (val, test):
+            expected += [str(scores["support"][j])] + [f"{scores['tuned'][k][j]:.3f}" for k in
+                                                      ("precision", "recall", "fbeta")]
+            expected.append(f"{scores['at_0.5']['fbeta'][j]:.3f}")
+        assert row == expected
+
+
+def test_pr_curves_pass_through_the_operating_points(runs) -> None:
+    data = load_run(runs[0])
+    for split in data.splits().values():
+        at_t = tuned_scores(data, split)
+        for j in range(len(LABELS4)):
+            recall, precision = pr_curve(split.probs[:, j], split.targets[:, j])
+            assert np.all(np.diff(recall) >= 0) and recall[-1] == 1 and precision[-1] == split.targets[:, j].mean()
+            on_curve = np.isclose(recall, at_t["recall"][j]) & np.isclose(precision, at_t["precision"][j])
+            assert on_curve.any(), (j, at_t["recall"][j], at_t["precision"][j])
+
+
+def test_display_pixels_of_either_transform_output() -> None:
+    import torch
+
+    from fashionstyle.data import Augmented
+
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 8, 12), dtype=np.uint8)  # (3, H, W)
+    hwc = rgb.transpose(1, 2, 0)
+    assert np.array_equal(gallery.display_pixels(torch.from_numpy(rgb)), hwc)
+    flipped = gallery.display_pixels(Augmented(torch.from_numpy(rgb), torch.tensor(True)))
+    assert np.array_equal(flipped, hwc[:, ::-1])  # the device's flip, applied for display
+    mean, std = np.array([0.5, 0.4, 0.3]), np.array([0.2, 0.25, 0.3])
+    normalised = torch.from_numpy((rgb / 255 - mean[:, None, None]) / std[:, None, None]).float()
+    shown = gallery.display_pixels(normalised, mean, std)
+    assert shown.dtype == np.uint8 and np.abs(shown.astype(int) - hwc).max() <= 1
 
 
 def test_gallery_falls_back_to_val_and_shows_the_audit(tmp_path: Path) -> None:
@@ -226,6 +314,84 @@ def test_gallery_falls_back_to_val_and_shows_the_audit(tmp_path: Path) -> None:
     assert "the validation split (the run has no eval_test.npz)" in page
     assert gallery_ids(page, "Sport")["false negatives"] == ["t004", "t003"]
     audit = page[page.index("Suspect labels"):]
-    assert "t005<br><b>Sport</b> given 0" in audit and "1 listed images were skipped" in audit
+    assert ">t005</b><b>Sport</b> given 0" in audit and "1 listed images were skipped" in audit
     with pytest.raises(FashionStyleError, match="issues file not found"):
         write_report(run, tmp_path / "other", audit=tmp_path / "none.csv")
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory) -> tuple[Path, Path]:
+    """`fashionstyle report RUN --labels FILE` of a tiny trained and evaluated run: (labels, out folder)."""
+    from conftest import tiny_run
+
+    from fashionstyle.cli import main
+
+    run, labels, _ = tiny_run(tmp_path_factory.mktemp("report"))
+    assert main(["evaluate", str(run), "--labels", str(labels), "--split", "test"]) == 0
+    out = run.parent / "report"
+    assert main(["report", str(run), "--labels", str(labels), "--out", str(out)]) == 0
+    return labels, out
+
+
+@pytest.mark.slow
+def test_report_command_with_labels_shows_training_labels_and_images(tiny_report) -> None:
+    from conftest import LABELS
+
+    from fashionstyle.data import train_val_split
+    from fashionstyle.labels import read_labels
+
+    labels, out = tiny_report
+    page = (out / "index.html").read_text()
+    assert check_pngs(out, page) == CORE_FIGURES
+    train = read_labels(labels).split("train")  # the file's split column: what training used
+    assert train_val_split(read_labels(labels), 0.15, 0)[0].ids == train.ids
+    assert "no training labels" not in page
+    assert f"Positive images per label in the {len(train)} training images of <code>{labels}</code>" in page
+    positives = train.targets.sum(axis=0)
+    assert f"<td>{LABELS[0]}</td><td>{positives[0]}</td><td>{len(train) - positives[0]}</td>" in page
+    assert len(prediction_ids_any(page)) == 8  # the test split: every 4th of 32 images
+    augmented = sorted((out / "thumbs").glob("aug_*.jpg"))
+    assert len(augmented) == gallery.AUGMENTED_IMAGES * gallery.AUGMENTED_DRAWS
+    for path in augmented:
+        with Image.open(path) as image:
+            assert image.size == (32, 32)  # the run's --image-size
+    assert page.count("<figcaption>epoch 4</figcaption>") == gallery.AUGMENTED_IMAGES
+    assert "a random 32 px square of 35% to 100% of the photo's area, mirrored half the time" in page
+
+
+def prediction_ids_any(page: str) -> list[str]:
+    grid = page[page.index("Predictions, most wrong first</h2>"):page.index("Augmented training images</h2>")]
+    return re.findall(r'class="id" title="([^"]+)"', grid)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 390])
+def test_report_reads_in_chromium_at_desktop_and_phone_width(tiny_report, width: int) -> None:
+    """Every image loads from the folder alone, the headline is on the first screen, nothing is wider than it."""
+    from test_browser import ARTIFACTS, CHROMIUM_ARGS, requirements
+    from playwright.sync_api import sync_playwright
+
+    chromium = requirements()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+        page.goto((tiny_report[1] / "index.html").as_uri())
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        images = page.locator("img")
+        shown = images.count()
+        for i in range(shown):
+            images.nth(i).scroll_into_view_if_needed()  # lazy thumbnails load when near the screen
+        page.wait_for_load_state("networkidle")
+        broken = page.evaluate("[...document.images].filter(i => !i.complete || !i.naturalWidth).map(i => i.src)")
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        headline = page.locator(".headline").bounding_box()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(ARTIFACTS / f"report_{width}.png"), full_page=True)
+        browser.close()
+    assert shown > 50 and not broken, broken
+    assert all(url.startswith("file://") for url in requests), requests
+    assert overflow <= 0, f"the page is {overflow} px wider than a {width} px screen"
+    assert headline is not None and headline["y"] < 250 and headline["height"] < 400

@@ -1,22 +1,28 @@
-"""Kill a run with SIGKILL in a late epoch, resume it, and get exactly the uninterrupted run, on every schedule."""
+"""Resume: exactly the uninterrupted run after a kill on every schedule, refused with other settings or data,
+and a run stopped by SIGTERM or Ctrl-C says how to resume it."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 
 from conftest import TINY_TRAIN, make_image_set
-from fashionstyle import RunDir
+from fashionstyle import FashionStyleError, RunDir, config as config_lib, training
+from fashionstyle.cli import main
+from fashionstyle.fit import train
+from fashionstyle.history import read_history
 
-pytestmark = pytest.mark.slow
 EPOCHS = 5
 
 
@@ -36,6 +42,7 @@ def labels(tmp_path_factory) -> Path:
     return make_image_set(tmp_path_factory.mktemp("resume") / "data", n=64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["plateau", "onecycle", "cosine"])
 def test_sigkill_in_a_late_epoch_then_resume_equals_the_uninterrupted_run(labels: Path, tmp_path: Path,
                                                                            schedule: str) -> None:
@@ -73,3 +80,137 @@ def test_sigkill_in_a_late_epoch_then_resume_equals_the_uninterrupted_run(labels
     np.testing.assert_allclose(rb.thresholds().thresholds_, ra.thresholds().thresholds_, atol=1e-6)
     np.testing.assert_allclose(rb.val_probs()[1], ra.val_probs()[1], atol=1e-6)
     assert rb.manifest()["best_epoch"] == ra.manifest()["best_epoch"]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+ONE_CYCLE = [*TINY_TRAIN, "--epochs", "1", "--lr-schedule", "onecycle"]  # its steps depend on epochs and data
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished one-epoch one-cycle run and its label file."""
+    labels = make_image_set(tmp_path_factory.mktemp("finished") / "data", n=32)
+    run = labels.parent.parent / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *ONE_CYCLE]) == 0
+    return run, labels
+
+
+def test_resume_refuses_each_setting_that_differs_and_writes_nothing(finished, tmp_path: Path, capsys) -> None:
+    run, labels = finished
+    other = make_image_set(tmp_path / "other", n=24, seed=5)
+    yaml = tmp_path / "other.yaml"
+    yaml.write_text("dropout: 0.1\n")
+    refused = [(["--labels", str(other)], ["labels"]), (["--lr", "0.01"], ["lr"]),
+               (["--seed", "7", "--loss", "bce"], ["seed", "loss"]), (["--backbone", "resnet18"], ["backbone"]),
+               (["--image-size", "64"], ["image_size"]), (["--epochs", "6"], ["epochs"]),
+               (["--config", str(yaml)], ["dropout"]), (["--recipe", "report"], ["backbone", "lr"])]
+    before = snapshot(run)
+    for extra, names in refused:
+        assert main(["train", "--out", str(run), "--resume", *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "differ" in err, err
+        for name in names:
+            assert f"{name} (run: " in err, (name, err)
+        if extra[0] == "--epochs":
+            assert "more epochs only on a constant or plateau schedule" in err
+    assert snapshot(run) == before  # config.yaml included: a plain --resume still reads the run's own
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+
+
+def test_resume_takes_settings_that_change_no_number_and_keeps_config_yaml(finished) -> None:
+    run, labels = finished
+    config = (run / "config.yaml").read_bytes()
+    assert main(["train", "--out", str(run), "--resume", "--progress", "--num-workers", "0"]) == 0
+    # the run's first command again, with --resume: the same settings, spelled as they were
+    assert main(["train", "--labels", str(labels), "--out", str(run), *ONE_CYCLE, "--resume"]) == 0
+    assert (run / "config.yaml").read_bytes() == config
+
+
+def test_resume_refuses_a_label_file_changed_since(finished, capsys) -> None:
+    run, labels = finished
+    text = labels.read_text()
+    header, first, *rest = text.splitlines()
+    flipped = first[:-1] + ("0" if first.endswith("1") else "1")  # a train row's last label
+    before = snapshot(run)
+    try:
+        labels.write_text("\n".join([header, flipped, *rest]) + "\n")
+        assert main(["train", "--out", str(run), "--resume"]) == 2
+    finally:
+        labels.write_text(text)
+    assert "needs the data the run was trained on" in capsys.readouterr().err
+    assert snapshot(run) == before
+
+
+def test_resume_through_the_api_refuses_another_config(finished) -> None:
+    run, _ = finished
+    config = config_lib.load(run / "config.yaml")
+    before = snapshot(run)
+    with pytest.raises(FashionStyleError, match=r"lr \(run: 0.001, given: 0.01\)"):
+        train(dataclasses.replace(config, lr=0.01), run, resume=True)
+    assert snapshot(run) == before
+
+
+def test_resume_of_a_missing_run_says_there_is_nothing_to_resume(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--out", str(tmp_path / "missing"), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and not (tmp_path / "missing").exists()
+
+
+class SendSignal(L.Callback):
+    """Sends `signum` to this process after the first batch of epoch `epoch` (0-based)."""
+
+    def __init__(self, signum: int, epoch: int):
+        self.signum, self.epoch, self.sent = signum, epoch, False
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.current_epoch == self.epoch and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum, code, epoch", [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1),
+                                                 (signal.SIGTERM, 143, 0)])  # 0: before the first checkpoint
+def test_a_signal_mid_training_exits_non_zero_and_says_how_to_resume(tmp_path: Path, monkeypatch, capsys,
+                                                                     signum: int, code: int, epoch: int) -> None:
+    labels = make_image_set(tmp_path / "data", n=32)
+    run = tmp_path / "run"
+    make_trainer = training.make_trainer
+    monkeypatch.setattr(training, "make_trainer", lambda config, out, callbacks: make_trainer(
+        config, out, [*callbacks, SendSignal(signum, epoch)]))
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]) == code  # 2 epochs
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"stopped by {signal.Signals(signum).name}" in last
+    assert not RunDir(run).manifest()["complete"]
+    assert [r["epoch"] for r in read_history(RunDir(run))] == ["1"][:epoch]
+    monkeypatch.undo()
+    command = shlex.split(last.split("resume it with: ")[1])
+    assert command == ["fashionstyle", "train", "--out", str(run), "--resume"]
+    assert main(command[1:]) == 0
+    assert [r["epoch"] for r in read_history(RunDir.open(run))] == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_with_loader_workers_exits_143_without_a_traceback(tmp_path: Path) -> None:
+    """As a scheduler stops a job: every process of the group, data-loading workers included, gets SIGTERM."""
+    labels = make_image_set(tmp_path / "data", n=64)
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "fashionstyle.cli", "train", "--labels", str(labels), "--out", str(run),
+               *TINY_TRAIN, "--epochs", "4", "--batch-size", "2", "--num-workers", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while not (run / "epochs" / "e001.npy").exists():
+        assert proc.poll() is None and time.time() < deadline, "training ended before it could be stopped"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(
+        f"resume it with: fashionstyle train --out {run} --resume"), err[-2000:]
+    resumed = subprocess.run([sys.executable, "-m", "fashionstyle.cli", "train", "--out", str(run), "--resume"],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert [r["epoch"] for r in read_history(RunDir.open(run))] == ["1", "2", "3", "4"]

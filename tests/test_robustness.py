@@ -1,6 +1,7 @@
 """Bad images, crash and resume: nothing lost, no silent wrong answer."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_TRAIN, make_image_set
-from fashionstyle import FashionStyleError, RunDir
+from fashionstyle import FashionStyleError, RunDir, _atomic
 from fashionstyle.cli import main
 from fashionstyle.data import open_rgb
 
@@ -102,6 +103,15 @@ def test_resuming_removes_the_temporary_file_of_a_write_killed_half_way(tmp_path
     assert not killed_write.exists() and kept.read_bytes() == b"whole"
 
 
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> float:
+    """When `path` appeared (time.monotonic), polling every 10 ms while `proc` runs."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, f"training ended before {path.name}"
+        time.sleep(0.01)
+    return time.monotonic()
+
+
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     """Tolerance: 1e-6 on every validation probability and threshold (CPU, same seed)."""
@@ -113,11 +123,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_command(labels, killed), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not (killed / "epochs" / "e002.npy").exists():
-        assert proc.poll() is None and time.time() < deadline, "training ended before it could be killed"
-        time.sleep(0.05)
-    time.sleep(0.5)  # into epoch 3
+    epoch_ends = [_wait_for(killed / "epochs" / f"e00{k}.npy", proc) for k in (1, 2)]
+    time.sleep((epoch_ends[1] - epoch_ends[0]) / 2)  # half an epoch's time: into epoch 3, on any machine
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not RunDir(killed).manifest()["complete"]
@@ -175,3 +182,120 @@ def test_open_rgb_scales_16_bit_greyscale_to_8_bits(tmp_path: Path) -> None:
     Image.fromarray(gradient16.astype(np.int32)).save(tmp_path / "g32.tif")  # mode I
     assert Image.open(tmp_path / "g32.tif").mode == "I"
     np.testing.assert_array_equal(np.asarray(open_rgb(tmp_path / "g32.tif")), pixels)
+
+
+def refuse_writes(monkeypatch, folder: Path, code: int = errno.EACCES, folders: bool = True) -> None:
+    """New files (and folders) under `folder` fail with `code`, as in a read-only folder (EACCES, EROFS) or
+    on a full disk (ENOSPC; folders=False: a new folder may still fit, as on tmpfs). Tests run as root,
+    where chmod does not stop writes, hence the patch."""
+    folder = folder.absolute()
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def refused(path) -> bool:
+        path = Path(os.fspath(path)).absolute()
+        return path == folder or folder in path.parents
+
+    def open_(path, flags, mode=0o777, *args, **kwargs):
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR) and refused(path):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    def mkdir(path, mode=0o777, *args, **kwargs):
+        if folders and refused(path):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_mkdir(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
+    from conftest import tiny_run
+
+    return tiny_run(tmp_path_factory.mktemp("finished"))
+
+
+READ_ONLY_RUN = {"tune": ["tune", "{run}"],
+                 "evaluate": ["evaluate", "{run}", "--labels", "{labels}", "--split", "all", "--quiet"],
+                 "export": ["export", "{run}"],
+                 "predict-onnx": ["predict", "{run}", "--images", "{images}", "--out", "{tmp}/p.csv",
+                                  "--format", "csv", "--runtime", "onnx", "--quiet"],
+                 "train-resume": ["train", "--out", "{run}", "--resume"]}
+
+
+@pytest.mark.parametrize("command", list(READ_ONLY_RUN))
+def test_a_read_only_run_is_named_in_one_line_and_left_as_it_was(finished, tmp_path: Path, monkeypatch, capsys,
+                                                                   command: str) -> None:
+    run, labels, images = finished
+    argv = [a.format(run=run, labels=labels, images=images[0].parent, tmp=tmp_path) for a in READ_ONLY_RUN[command]]
+    before = snapshot(run)
+    capsys.readouterr()
+    refuse_writes(monkeypatch, run)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"fashionstyle {argv[0]}: error: {run}") and err[-1].endswith(": permission denied"), err
+    monkeypatch.undo()
+    assert snapshot(run) == before and not (tmp_path / "p.csv").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "explain", "train"])
+def test_out_in_a_read_only_folder_is_named_in_one_line(finished, tmp_path: Path, monkeypatch, capsys,
+                                                        command: str) -> None:
+    run, labels, images = finished
+    out = tmp_path / "locked" / "out"
+    argv = {"predict": ["predict", str(run), "--images", str(images[0].parent), "--out", str(out), "--quiet"],
+            "explain": ["explain", str(run), "--images", str(images[0]), "--out", str(out)],
+            "train": ["train", "--labels", str(labels), "--out", str(out), *TINY_TRAIN]}[command]
+    (tmp_path / "locked").mkdir()
+    refuse_writes(monkeypatch, tmp_path / "locked", errno.EROFS)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"fashionstyle {command}: error: {out}") and err[-1].endswith("read-only file system")
+    assert list((tmp_path / "locked").iterdir()) == []
+
+
+def test_a_disk_that_fills_at_the_end_of_training_leaves_a_resumable_run(tmp_path: Path, monkeypatch, capsys) -> None:
+    from conftest import make_image_set
+
+    labels = make_image_set(tmp_path / "data", n=32)
+    run = tmp_path / "run"
+    write_atomic = _atomic.write_atomic
+
+    def full_at_model(path, write):
+        if Path(path).name == "model.pt":
+            return write_atomic(path, lambda f: (f.write(b"half"), write_full()))
+        return write_atomic(path, write)
+
+    def write_full():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_atomic, "write_atomic", full_at_model)
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"fashionstyle train: error: {run / 'model.pt'}: no space left on device"
+    assert not (run / "model.pt").exists() and not list(run.rglob("*.part"))
+    assert not RunDir(run).manifest()["complete"]
+    monkeypatch.undo()  # space freed
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert RunDir.open(run).manifest()["complete"]
+
+
+def test_predict_on_a_full_disk_is_named_in_one_line_and_leaves_no_output(finished, tmp_path: Path, monkeypatch,
+                                                                          capsys) -> None:
+    run, _, images = finished
+    out = tmp_path / "pred.csv"
+    argv = ["predict", str(run), "--images", str(images[0].parent), "--out", str(out), "--format", "csv", "--quiet"]
+    refuse_writes(monkeypatch, tmp_path, errno.ENOSPC, folders=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"fashionstyle predict: error: {tmp_path}")
+    assert err[-1].endswith("no space left on device")
+    assert list(tmp_path.iterdir()) == []  # no output, no parts folder that would refuse the next try
+    monkeypatch.undo()  # space freed
+    assert main(argv) == 0 and out.is_file()

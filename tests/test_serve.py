@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import sys
 import threading
@@ -96,6 +97,56 @@ def test_page_and_docs_are_served(client) -> None:
     assert 'id="files"' in page.text and 'fetch("predict"' in page.text
     assert client.get("/docs").status_code == 200
     assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.slow
+def test_docs_load_nothing_from_outside_the_service(client) -> None:
+    """/docs (Swagger UI) comes with its script, style and icon from the installed package, no CDN."""
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'", page.text)
+    assert any(u.endswith("swagger-ui-bundle.js") for u in urls), urls
+    for url in urls:
+        assert url.startswith("/"), f"/docs loads {url} from outside the service"
+        assert client.get(url).status_code == 200, url
+    assert "SwaggerUIBundle" in client.get("/docs-static/swagger-ui-bundle.js").text
+    assert client.get("/redoc").status_code == 404  # ReDoc would fetch its logo from its CDN
+
+
+def test_page_colour_bar_is_the_overlays_colour_scale() -> None:
+    from importlib import resources
+
+    from fashionstyle.explain_page import colour_bar_css
+
+    page = resources.files("fashionstyle").joinpath("static", "index.html").read_text(encoding="utf-8")
+    assert colour_bar_css() in page
+
+
+@pytest.mark.slow
+def test_label_info_descriptions_come_with_the_labels(trained_run, tmp_path) -> None:
+    run, _ = trained_run
+    info = tmp_path / "info.csv"
+    info.write_text('label,description\nred,"warm colours, mostly red"\n', encoding="utf-8")
+    with TestClient(create_app(run, label_info=info)) as c:
+        labels = c.get("/labels").json()["labels"]
+    assert {e["name"]: e["description"] for e in labels} == {"Red": "warm colours, mostly red", "Striped": None,
+                                                             "Dotted": None}
+
+
+@pytest.mark.slow
+def test_label_info_with_unknown_labels_is_one_line_naming_them(trained_run, tmp_path, capsys, monkeypatch) -> None:
+    run, _ = trained_run
+    info = tmp_path / "info.csv"
+    info.write_text("label,description\nRed,r\nBlue,b\nGreen,g\n", encoding="utf-8")
+    with pytest.raises(FashionStyleError, match="unknown labels 'Blue', 'Green'; valid: Red, Striped, Dotted"):
+        create_app(run, label_info=info)
+    assert main(["serve", str(run), "--label-info", str(info)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'Blue', 'Green'" in err and "valid: Red, Striped, Dotted" in err
+    info.write_text("style,text\nRed,r\n", encoding="utf-8")  # malformed: refused before the model loads
+    monkeypatch.setattr(serve_module, "load_predictor", lambda *a: pytest.fail("the model loaded"))
+    with pytest.raises(FashionStyleError, match="header must be label,description"):
+        create_app(run, label_info=info)
 
 
 @pytest.mark.slow
@@ -196,6 +247,7 @@ def test_missing_run_is_a_user_error(tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("no_int8_bar")
 def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, tmp_path) -> None:
     pytest.importorskip("onnxruntime")
     run, images = trained_run
@@ -406,3 +458,117 @@ def test_maps_without_captum_installed_are_501_naming_the_extra(trained_run, mon
         response = no_captum.post("/predict?maps=true", files=upload(sorted(images.glob("*.jpg"))[:1]))
         assert response.status_code == 501 and "fashionstyle[explain]" in response.json()["detail"]
         assert no_captum.post("/predict", files=upload(sorted(images.glob("*.jpg"))[:1])).status_code == 200
+
+
+@pytest.mark.slow
+def test_one_bad_file_keeps_the_results_of_the_good_ones(trained_run) -> None:
+    run, images = trained_run
+    good = sorted(images.glob("*.jpg"))[:2]
+    truncated = photo_jpeg(200, 150)[:1500]  # its header reads, its pixels do not
+    files = [upload(good[:1])[0], ("files", ("notes.txt", b"not an image", "text/plain")),
+             ("files", ("big.png", png(300, 200), "image/png")), ("files", ("cut.jpg", truncated, "image/jpeg")),
+             upload(good[1:])[0]]
+    with TestClient(create_app(run, max_pixels=40_000)) as limited:
+        response = limited.post("/predict", files=files)
+        alone = limited.post("/predict", files=upload(good)).json()["results"]
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(r["index"], r["filename"]) for r in body["results"]] == [(0, good[0].name), (4, good[1].name)]
+    for got, expected in zip(body["results"], alone):  # the same as without the bad files
+        np.testing.assert_allclose([got["probs"][n] for n in LABELS], [expected["probs"][n] for n in LABELS],
+                                   atol=1e-6)
+    errors = body["errors"]
+    assert [(e["index"], e["filename"], e["status"]) for e in errors] == [
+        (1, "notes.txt", 415), (2, "big.png", 413), (3, "cut.jpg", 415)]
+    assert "notes.txt: not a readable image" in errors[0]["detail"]
+    assert "the limit is 40,000 pixels per image" in errors[1]["detail"]
+    assert errors[2]["detail"].startswith("cut.jpg: not a readable image")
+
+
+@pytest.mark.slow
+def test_all_bad_files_answer_the_first_files_status_and_every_error(client) -> None:
+    files = [("files", ("a.txt", b"text", "text/plain")), ("files", ("strip.png", png(4200, 20), "image/png"))]
+    response = client.post("/predict", files=files)
+    assert response.status_code == 415
+    body = response.json()
+    assert body["detail"].startswith("a.txt: not a readable image") and "; strip.png: image too elongated" in body["detail"]
+    assert [(e["index"], e["status"]) for e in body["errors"]] == [(0, 415), (1, 413)]
+    assert "data.errors" in client.get("/").text  # the page shows them
+
+
+async def _tiny_app(scope, receive, send) -> None:
+    """An ASGI app answering 200 'ok' (the header timeout lives in the protocol, not the app)."""
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def slow_header_server():
+    """uvicorn with a 1 s header timeout on 127.0.0.1, in a thread: yields its address."""
+    import socket
+
+    import uvicorn
+
+    from fashionstyle.serve import header_timeout_protocol
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(_tiny_app, log_level="warning", http=header_timeout_protocol(1.0), lifespan="off",
+                            timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    yield sock.getsockname()
+    server.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def _closed_within(conn, seconds: float, trickle: bytes = b"") -> bool:
+    """Whether the server closes `conn` within `seconds` while the client sends `trickle` a byte per 0.1 s."""
+    end = time.monotonic() + seconds
+    conn.settimeout(0.1)
+    sent = 0
+    while time.monotonic() < end:
+        try:
+            if sent < len(trickle):
+                conn.send(trickle[sent:sent + 1])
+                sent += 1
+            if conn.recv(1024) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset by the server
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_header_timeout_closes_slow_and_idle_connections(slow_header_server) -> None:
+    import socket
+
+    trickled = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100  # 10 s at a byte per 0.1 s
+    slow = [socket.create_connection(slow_header_server) for _ in range(20)]
+    idle = socket.create_connection(slow_header_server)
+    assert all(_closed_within(conn, 5.0, trickled) for conn in slow)  # each within 1 s of its start
+    assert _closed_within(idle, 3.0)
+    with socket.create_connection(slow_header_server) as ok:  # headers in time: answered, kept alive
+        for _ in range(2):
+            for piece in (b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+                ok.sendall(piece)
+                time.sleep(0.05)
+            ok.settimeout(5)
+            assert ok.recv(1024).startswith(b"HTTP/1.1 200")
+        assert _closed_within(ok, 3.0)  # then idle: closed after the header timeout, not keep-alive's 30 s
+    for conn in [*slow, idle]:
+        conn.close()
+    from fashionstyle.serve import header_timeout_protocol
+
+    with pytest.raises(FashionStyleError, match="header timeout must be positive"):
+        header_timeout_protocol(0)

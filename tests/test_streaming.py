@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import tiny_run
 from fashionstyle import FashionStyleError, read_labels
 from fashionstyle.cli import main
 from fashionstyle.image_list import ImageSource
-from fashionstyle.outputs import FORMATS, merge_parts, write_part, write_predictions
+from fashionstyle.outputs import FORMATS, merge_parts, output_format, write_part, write_predictions
 from fashionstyle.parts import PartsFolder
-from fashionstyle.streaming import Progress, StreamJob
+from fashionstyle.predictors import BasePredictor
+from fashionstyle.streaming import LoaderSettings, Progress, StreamJob
+from fashionstyle.thresholds import ThresholdTuner
 
 pq = pytest.importorskip("pyarrow.parquet")
 
@@ -121,7 +124,7 @@ def test_ids_with_commas_or_quotes_are_quoted_in_csv_and_jd(tmp_path: Path) -> N
     for fmt in ("csv", "jd"):
         with write_predictions(tmp_path / fmt, fmt, ids, probs, preds, NAMES).open(newline="") as f:
             rows = list(csv.reader(f))[1 if fmt == "csv" else 0:]
-        assert [r[0] for r in rows] == ids and all(len(r) == 1 + len(NAMES) for r in rows)
+        assert [r[0] for r in rows] == ids and all(len(r) == 1 + len(NAMES) + (fmt == "csv") for r in rows)
 
 
 def test_rank_0_stops_waiting_when_another_rank_failed(tmp_path: Path) -> None:
@@ -172,7 +175,7 @@ def test_a_resume_with_another_image_folder_is_refused(tmp_path: Path, made, cap
     listing = tmp_path / "list.txt"
     listing.write_text("".join(f"{p.stem},http://x/{p.name}\n" for p in images))
     elsewhere = shutil.copytree(labels.parent / "img", tmp_path / "copy")
-    out = tmp_path / "p.csv"
+    out = tmp_path / "p.txt"
     with monkeypatch.context() as crash:  # every part written, then the job dies before the merge
         crash.setattr(StreamJob, "merge", lambda self: (_ for _ in ()).throw(FashionStyleError("crashed")))
         assert main(_predict(run, listing, out, "--image-dir", str(labels.parent / "img"))) == 2
@@ -261,3 +264,167 @@ def test_two_process_prediction_and_evaluation_equal_one_process(tmp_path: Path,
     assert double["n_images"] == single["n_images"] == 40
     np.testing.assert_allclose(double["tuned"]["fbeta"], single["tuned"]["fbeta"])
     assert not list(run.glob(".eval_*"))
+
+
+# -- issue 19: output format from --out, CSV injection, damaged parts, folder listing, progress per batch ----------
+@pytest.mark.parametrize("out, fmt, expected", [
+    ("p.parquet", None, "parquet"), ("p.JSON", None, "json"), ("p.csv", None, "csv"), ("sub.txt", None, "jd"),
+    ("p.out", None, "jd"), ("p", "json", "json"), ("sub.csv", "jd", "jd"), ("p.txt", "csv", "csv"),
+])
+def test_output_format_follows_the_extension(out: str, fmt: str | None, expected: str) -> None:
+    assert output_format(out, fmt) == expected
+
+
+@pytest.mark.parametrize("out, fmt", [("x.parquet", "csv"), ("x.json", "jd"), ("x.csv", "parquet"), ("x.txt", "json")])
+def test_a_format_contradicting_the_extension_is_refused(out: str, fmt: str) -> None:
+    with pytest.raises(FashionStyleError, match=f"--format {fmt} contradicts --out {out}"):
+        output_format(out, fmt)
+
+
+def test_predict_writes_the_format_its_out_names(tmp_path: Path, made, capsys) -> None:
+    run, labels, _ = made
+    assert main(_predict(run, labels, tmp_path / "p.parquet")) == 0
+    assert pq.read_table(tmp_path / "p.parquet").num_rows == 40
+    assert main(_predict(run, labels, tmp_path / "p.json")) == 0
+    assert len(json.loads((tmp_path / "p.json").read_text())) == 40
+    capsys.readouterr()
+    assert main(_predict(run, labels, tmp_path / "x.parquet", "--format", "csv")) == 2
+    err = capsys.readouterr().err
+    assert "--format csv contradicts --out" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_csv_escapes_formula_ids_and_lists_the_predicted_labels_jd_keeps_ids(tmp_path: Path) -> None:
+    ids = ["=cmd|' -C calc'!A0", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]
+    probs = np.tile(np.array([[0.9, 0.1, 0.6]], np.float32), (len(ids), 1))
+    preds = (probs >= 0.5).astype(np.uint8)
+    with write_predictions(tmp_path / "p.csv", "csv", ids, probs, preds, ["=Red", *NAMES[1:]]).open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == ["id", "'=Red", "Striped", "Dotted", "labels"]
+    assert [r[0] for r in rows] == ["'" + i for i in ids[:6]] + ids[6:]
+    assert {r[-1] for r in rows} == {"'=Red;Dotted"}
+    with write_predictions(tmp_path / "p.txt", "jd", ids, probs, preds, NAMES).open(newline="") as f:
+        assert [r[0] for r in csv.reader(f)] == ids  # the contest scores by exact ids: not escaped
+
+
+def _interrupted(run: Path, labels: Path, out: Path, monkeypatch, *extra: str) -> PartsFolder:
+    """Every part of `predict` written, then the job dies before the merge."""
+    with monkeypatch.context() as crash:
+        crash.setattr(StreamJob, "merge", lambda self: (_ for _ in ()).throw(FashionStyleError("crashed")))
+        assert main(_predict(run, labels, out, "--chunk-size", "8", *extra)) == 2
+    return PartsFolder.beside(out)
+
+
+@pytest.mark.parametrize("fmt, damage", [("csv", "truncate"), ("csv", "garbage"), ("json", "truncate"),
+                                         ("parquet", "garbage"), ("csv", "no record")])
+def test_a_damaged_part_is_computed_again_on_resume(tmp_path: Path, made, monkeypatch, capsys, fmt, damage) -> None:
+    run, labels, _ = made
+    whole = tmp_path / f"whole.{fmt}"
+    assert main(_predict(run, labels, whole, "--chunk-size", "8")) == 0
+    out = tmp_path / f"out.{fmt}"
+    folder = _interrupted(run, labels, out, monkeypatch)
+    part = folder.part(1)
+    if damage == "truncate":
+        part.write_bytes(part.read_bytes()[:len(part.read_bytes()) // 2 + 3])
+    elif damage == "garbage":
+        part.write_bytes(part.read_bytes()[:40] + os.urandom(200))
+    else:
+        folder.record(1).unlink()
+    capsys.readouterr()
+    assert main(_predict(run, labels, out, "--chunk-size", "8", "--resume")) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "part-000001" in warnings[0] and "computing it again" in warnings[0]
+    _same_file(out, whole, fmt)
+
+
+def test_a_part_changed_after_its_record_is_not_merged(tmp_path: Path) -> None:
+    folder = PartsFolder(tmp_path / "out.csv.parts")
+    folder.prepare({"images": 5}, resume=False, sizes=[3, 2])
+    ids, probs, preds = _rows(5)
+    for k, rows in enumerate([slice(0, 3), slice(3, 5)]):
+        write_part(folder.part(k), "csv", ids[rows], probs[rows], preds[rows], NAMES)
+        folder.commit(k, len(ids[rows]), 0)
+    folder.verify([3, 2])
+    with pytest.raises(FashionStyleError, match="record does not count the chunk's 4 images"):
+        folder.verify([3, 4])
+    folder.part(1).write_text(folder.part(1).read_text()[:-5])
+    with pytest.raises(FashionStyleError, match=r"part-000001: its checksum differs .*pass --resume"):
+        folder.verify([3, 2])
+    assert folder.prepare({"images": 5}, resume=True, sizes=[3, 2]) == 1 and not folder.part(1).exists()
+
+
+def _folder_of_odd_entries(root: Path) -> Path:
+    """Two JPEGs, a TIFF, a sub-folder with a PNG, a folder named x.jpg, a broken link, a text file."""
+    folder = root / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "x.jpg").mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "b.JPG", "c.tif", "sub/d.png"):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "gone.jpg").symlink_to(folder / "missing.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predict_on_a_folder_lists_every_entry_it_leaves_out(tmp_path: Path, made, capsys) -> None:
+    run, _, _ = made
+    folder = _folder_of_odd_entries(tmp_path)
+    out = tmp_path / "p.csv"
+    assert main(_predict(run, folder, out)) == 0
+    assert [r.split(",")[0] for r in out.read_text().splitlines()[1:]] == ["a", "b", "c"]
+    assert "left out 4 folder entries that are not images" in capsys.readouterr().out
+    skipped = {row[1]: row[2] for row in csv.reader(Path(f"{out}.skipped.txt").open())}
+    assert set(skipped) == {str(folder / n) for n in ("gone.jpg", "notes.txt", "sub", "x.jpg")}
+    assert "broken" in skipped[str(folder / "gone.jpg")] and "--recursive" in skipped[str(folder / "sub")]
+    assert main(_predict(run, folder, tmp_path / "r.csv", "--recursive")) == 0
+    assert [r.split(",")[0] for r in (tmp_path / "r.csv").read_text().splitlines()[1:]] == ["a", "b", "c", "sub/d"]
+
+
+def test_a_folder_resumes_with_the_output_inside_it_but_not_with_other_images(tmp_path: Path, made, monkeypatch,
+                                                                             capsys) -> None:
+    run, _, images = made
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in images[:10]:
+        shutil.copy(image, folder / image.name)
+    _interrupted(run, folder, folder / "p.csv", monkeypatch)  # OUT.parts/ made in the folder it lists
+    assert main(_predict(run, folder, folder / "p.csv", "--chunk-size", "8", "--resume")) == 0
+    assert len((folder / "p.csv").read_text().splitlines()) == 11
+    _interrupted(run, folder, folder / "q.csv", monkeypatch)
+    (folder / images[0].name).unlink()
+    capsys.readouterr()
+    assert main(_predict(run, folder, folder / "q.csv", "--chunk-size", "8", "--resume")) == 2
+    assert "started with other settings (images: 10, now 9)" in capsys.readouterr().err
+
+
+def test_predict_takes_one_image(tmp_path: Path, made) -> None:
+    run, _, images = made
+    assert main(_predict(run, images[3], tmp_path / "one.txt")) == 0
+    assert (tmp_path / "one.txt").read_text().startswith(f"{images[3].stem},")
+
+
+class _Constant(BasePredictor):
+    """A model-free predictor: every image gets the same probabilities."""
+
+    def __init__(self) -> None:
+        self.label_names, self.tta = list(NAMES), "none"
+        self.tuner = ThresholdTuner()
+        self.tuner.thresholds_ = np.full(3, 0.5)
+        self.transforms = [lambda image: np.zeros((1, 3, 2, 2), np.float32)]
+
+    def _predict_views(self, views) -> np.ndarray:
+        return np.full((len(views[0]), 3), 0.7, np.float32)
+
+
+def test_progress_moves_per_batch_within_a_chunk(tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = tmp_path / "img"
+    folder.mkdir()
+    for i in range(10):
+        Image.new("RGB", (8, 8)).save(folder / f"{i}.png")
+    monkeypatch.setattr(Progress, "LINE_EVERY_S", 0.0)  # a line per batch, as a terminal's bar moves
+    job = StreamJob(ImageSource.open(folder), tmp_path / "p.csv", "csv", list(NAMES), np.full(3, 0.5),
+                    LoaderSettings(batch_size=3, chunk_size=10))
+    job.prepare(resume=False)
+    job.run(_Constant())
+    done = [int(line.split()[1].split("/")[0]) for line in capsys.readouterr().out.splitlines()]
+    assert done[:4] == [3, 6, 9, 10]

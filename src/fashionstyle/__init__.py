@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _MODULES = {  # public name -> the module that defines it
+    "StyleTagger": "api", "load": "api",
     "TrainConfig": "config",
     "FashionStyleError": "errors",
     "Explainer": "explain",
@@ -40,6 +41,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .api import StyleTagger, load
     from .config import TrainConfig
     from .errors import FashionStyleError
     from .explain import Explainer

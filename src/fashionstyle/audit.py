@@ -46,7 +46,11 @@ class Issue:
 
 
 def label_scores(given: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cleanlab's (scores, flagged), both (N, L): quality of each given 0/1 label, low = suspect."""
+    """cleanlab's (scores, flagged), both (N, L): quality of each given 0/1 label, low = suspect.
+
+    A label given one way on every image (all 0 or all 1) cannot be audited (confident learning
+    needs both classes): its scores are NaN and none of its pairs is flagged.
+    """
     try:
         from cleanlab.multilabel_classification.filter import find_multilabel_issues_per_class
         from cleanlab.multilabel_classification.rank import get_label_quality_scores_per_class
@@ -54,10 +58,18 @@ def label_scores(given: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.n
         raise FashionStyleError("audit needs cleanlab, which is not installed; "
                                 "pip install 'fashionstyle[audit]'") from None
     given, probs = _check_arrays(given, probs)
-    labels = [list(np.flatnonzero(row)) for row in given]  # cleanlab's multi-label form
-    flagged = find_multilabel_issues_per_class(labels, probs, n_jobs=1)
-    scores = get_label_quality_scores_per_class(labels, probs, adjust_pred_probs=True)
-    return np.asarray(scores, dtype=np.float64), np.asarray(flagged, dtype=bool)
+    scores, flagged = np.full(given.shape, np.nan), np.zeros(given.shape, dtype=bool)
+    audited = ~one_class_labels(given)
+    if audited.any():
+        labels = [list(np.flatnonzero(row)) for row in given[:, audited]]  # cleanlab's multi-label form
+        flagged[:, audited] = find_multilabel_issues_per_class(labels, probs[:, audited], n_jobs=1)
+        scores[:, audited] = get_label_quality_scores_per_class(labels, probs[:, audited], adjust_pred_probs=True)
+    return scores, flagged
+
+
+def one_class_labels(given: np.ndarray) -> np.ndarray:
+    """(L,) bool: the labels given the same way (all 0 or all 1) on every image."""
+    return given.min(axis=0) == given.max(axis=0)
 
 
 def _check_arrays(given: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +82,9 @@ def _check_arrays(given: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def rank_pairs(scores: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, cols) of every pair, most suspect first: flagged pairs first, then by score."""
+    """(rows, cols) of every scored pair, most suspect first: flagged pairs first, then by score."""
     order = np.lexsort((scores.ravel(), ~flagged.ravel()))  # last key sorts first; stable
+    order = order[~np.isnan(scores.ravel()[order])]  # the pairs of labels left out (NaN)
     return np.unravel_index(order, scores.shape)
 
 
@@ -97,8 +110,8 @@ def given_labels(table: LabelTable, ids: list[str], label_names: list[str]) -> t
     return table.require_targets()[rows], rows
 
 
-def audit_run(run: RunDir, table: LabelTable, top: int | None = None) -> tuple[list[Issue], str | None]:
-    """The suspect pairs of a run's images, most suspect first, and a note about coverage (or None).
+def audit_run(run: RunDir, table: LabelTable, top: int | None = None) -> tuple[list[Issue], list[str]]:
+    """The suspect pairs of a run's images, most suspect first, and notes (coverage, labels left out).
 
     `top`: the `top` most suspect pairs, flagged or not; None: the flagged pairs.
     """
@@ -109,11 +122,14 @@ def audit_run(run: RunDir, table: LabelTable, top: int | None = None) -> tuple[l
     given, rows = given_labels(table, ids, names)
     scores, flagged = label_scores(given, probs)
     order_r, order_c = rank_pairs(scores, flagged)
-    count = int(flagged.sum()) if top is None else min(top, given.size)
+    count = int(flagged.sum()) if top is None else min(top, len(order_r))
+    notes = [coverage] if coverage else []
+    notes += [f"label {names[c]} left out: it is {given[0, c]} on all {len(given)} held-out images, and "
+              "confident learning needs both 0s and 1s" for c in np.flatnonzero(one_class_labels(given))]
     issues = [Issue(str(Path(table.images[rows[r]]).resolve()), names[c], int(given[r, c]), float(probs[r, c]),
                     float(scores[r, c]), bool(flagged[r, c]), ids[r], rows[r])
               for r, c in zip(order_r[:count], order_c[:count])]
-    return issues, coverage
+    return issues, notes
 
 
 def write_issues(path: str | Path, issues: list[Issue]) -> Path:

@@ -31,14 +31,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import functional as F
 from tqdm.auto import tqdm
 
 from . import _atomic
-from .data import open_rgb
+from .data import decode_image, shorter_side_to
 from .errors import FashionStyleError
+from .images import center_crop, resize_size
 
 CACHE_FORMAT = 3  # 3: EXIF orientation applied, 16-bit images scaled to 8 bits
 INDEX = "index.json"
@@ -47,7 +48,7 @@ WAIT_S = 6 * 3600  # how long a secondary rank waits for rank 0's build
 
 def cache_size(image_size: int) -> int:
     """Side of the cached squares: eval_transform's resize size."""
-    return int(round(image_size / 0.875))
+    return resize_size(image_size)
 
 
 def _key(path: str | Path) -> str:
@@ -62,13 +63,15 @@ def _fingerprint(path: str) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def square(image: Image.Image, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: shorter side resized to `size`, centre-cropped."""
-    return np.asarray(F.center_crop(F.resize(image, size, antialias=True), [size, size]), dtype=np.uint8)
+def square(image: torch.Tensor, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 of a decoded (3, H, W) uint8 image: shorter side resized to `size`, centre-cropped
+    (the input pipeline's resize, data.shorter_side_to)."""
+    return center_crop(shorter_side_to(image, size).permute(1, 2, 0), size).numpy()
 
 
 class ImageCache:
-    """A built cache; `open(path)` gives the cached image as a PIL image, like data.open_rgb."""
+    """A built cache; `decode(path)` gives the cached image as data.decode_image does, `open(path)` as a
+    PIL image (like images.open_rgb)."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -112,14 +115,22 @@ class ImageCache:
                 return False
         return True
 
-    def open(self, path: str | Path) -> Image.Image:
+    def _square(self, path: str | Path) -> np.ndarray:
+        """(S, S, 3) uint8, a copy of the cached row."""
         key = _key(path)
         if key in self.bad:
             raise FashionStyleError(self.bad[key])
         row = self.rows.get(key)
         if row is None:
             raise FashionStyleError(f"{path}: not in the image cache {self.folder}; build it again")
-        return Image.fromarray(np.array(self.pixels[row]))
+        return np.array(self.pixels[row])
+
+    def open(self, path: str | Path) -> Image.Image:
+        return Image.fromarray(self._square(path))
+
+    def decode(self, path: str | Path) -> torch.Tensor:
+        """(3, S, S) uint8, in (S, S, 3) memory, as data.decode_image gives files."""
+        return torch.from_numpy(self._square(path)).permute(2, 0, 1)
 
 
 class _Squares(Dataset):
@@ -133,7 +144,7 @@ class _Squares(Dataset):
 
     def __getitem__(self, row: int) -> tuple[int, np.ndarray | None, str]:
         try:
-            return row, square(open_rgb(self.images[row]), self.size), ""
+            return row, square(decode_image(self.images[row], self.size), self.size), ""
         except FashionStyleError as err:
             return row, None, str(err)
 
@@ -218,13 +229,13 @@ def wait_for_cache(folder: str | Path, images: Sequence[str | Path], image_size:
 
 def image_opener(cache: str | None, image_size: int, images: Sequence[str | Path] | None = None,
                  num_workers: int = 2, progress: bool = True,
-                 secondary: bool = False) -> Callable[[str | Path], Image.Image]:
-    """open_rgb, or the cache's `open` when a cache folder is given (built over `images` if needed;
-    a `secondary` distributed process waits for rank 0 to build it)."""
+                 secondary: bool = False) -> Callable[[str | Path], torch.Tensor]:
+    """data.decode_image, or the cache's `decode` when a cache folder is given (built over `images` if
+    needed; a `secondary` distributed process waits for rank 0 to build it)."""
     if not cache:
-        return open_rgb
+        return decode_image
     if images is None:
-        return ImageCache(cache).open
+        return ImageCache(cache).decode
     if secondary:
-        return wait_for_cache(cache, images, image_size).open
-    return build_cache(images, cache, image_size, num_workers, progress).open
+        return wait_for_cache(cache, images, image_size).decode
+    return build_cache(images, cache, image_size, num_workers, progress).decode

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import errno
 import os
+import shlex
+import signal
 import sys
 import types
 import typing
@@ -48,13 +52,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 @command
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import build_cache
-    from .data import list_images
+    from .cache import INDEX, build_cache
+    from .images import gather_images
     from .labels import read_labels
+    from .overwrite import refuse_overwriting_inputs
 
     source = Path(args.source)
-    images = list_images(source) if source.is_dir() else read_labels(source, args.images, args.label_names).images
+    refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / INDEX]},
+                              {"source": source if source.is_file() else None})
+    images, left_out = gather_images([source], args.recursive) if source.is_dir() else \
+        (read_labels(source, args.images, args.label_names).images, [])
     cache = build_cache(images, args.out, args.image_size, args.num_workers, progress=not args.quiet)
+    if left_out:
+        print(f"left out {len(left_out)} folder entries that are not images, e.g. {left_out[0][0]} ({left_out[0][1]})")
     size_gb = cache.pixels_file.stat().st_size / 1e9
     print(f"{len(cache.images)} images cached at {cache.size}x{cache.size} in {cache.folder} ({size_gb:.2f} GB); "
           f"{len(cache.bad)} unreadable. Train with --cache {cache.folder} --image-size {args.image_size}")
@@ -77,9 +87,12 @@ def _train_config(args: argparse.Namespace):
     from . import config as config_lib
 
     overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
-    saved = Path(args.out) / "config.yaml"
-    if args.resume and saved.is_file() and not args.config:
-        return config_lib.load(saved, overrides)  # continue with the run's own config
+    if args.resume:
+        from .run import RunDir
+
+        saved = RunDir(args.out).require_resumable() / "config.yaml"
+        if saved.is_file():  # the run's own config: a setting given that differs from it is refused
+            return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, args.recipe))
     return config_lib.load(args.config, overrides, recipe=args.recipe)
 
 
@@ -105,11 +118,13 @@ def _print_validation(run) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from .evaluate import tune_run
     from .labels import read_labels
+    from .model_card import write_model_card
     from .run import RunDir
 
     run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
     tune_run(run, args.beta, args.tta, table, args.rule)
+    write_model_card(run)  # the card shows the new thresholds
     print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run.tta()}, rule {args.rule}) and written to {run / 'thresholds.json'}")
     return _print_validation(run)
 
@@ -119,6 +134,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_scores
     from .jobs import evaluate_probs
     from .labels import read_labels
+    from .model_card import write_model_card
     from .ranks import needs_launch
     from .run import RunDir
     from .runtimes import load_predictor
@@ -141,6 +157,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"skipped {scores['skipped_images']} unreadable images (--on-bad-image fail to stop instead)")
     print(f"all-positive baseline macro F{scores['beta']:g}: {scores['all_positive_macro_fbeta']:.3f}")
     print(f"written to {run / f'eval_{split}{suffix}.json'}")
+    write_model_card(run)  # with the test scores
     return 0
 
 
@@ -148,28 +165,45 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .image_list import ImageSource
     from .jobs import predict_job
-    from .outputs import check_format
+    from .outputs import output_format
+    from .overwrite import refuse_overwriting_inputs, run_inputs
     from .run import RunDir
 
     run = RunDir.open(args.run)
-    check_format(args.format)
-    source = ImageSource.open(args.images, args.image_dir)
-    done = predict_job(run, source, args.out, args.format, args.runtime, args.tta, _loader(args),
+    fmt = output_format(args.out, args.format)
+    refuse_overwriting_inputs({"--out": [args.out, f"{args.out}.skipped.txt"]},
+                              {"--images": args.images, "--image-dir": args.image_dir, "run": run_inputs(run)})
+    source = ImageSource.open(args.images, args.image_dir, args.recursive)
+    done = predict_job(run, source, args.out, fmt, args.runtime, args.tta, _loader(args),
                        args.resume, _placement(args))
     if done is None:
         return 0  # rank 0 merges and reports
-    path, kept, skipped = done
-    print(f"{kept} predictions ({args.format}) written to {path}")
-    if skipped:
-        print(f"skipped {skipped} unreadable images, listed in {path}.skipped.txt")
+    print(f"{done.kept} predictions ({fmt}) written to {done.path}")
+    left = [f"{n} {what}" for n, what in ((done.unreadable, "unreadable images"),
+                                          (done.left_out, "folder entries that are not images")) if n]
+    if left:
+        print(f"left out {' and '.join(left)}, listed with the reason in {done.path}.skipped.txt")
     return 0
 
 
 def _loader(args: argparse.Namespace):
     from .streaming import LoaderSettings
 
+    decode = getattr(args, "decode", LoaderSettings.decode)
+    if decode == "gpu":  # before any output is started
+        _check_gpu_decode(args.runtime, getattr(args, "accelerator", "auto"))
     return LoaderSettings(args.batch_size, args.num_workers, args.on_bad_image,
-                          getattr(args, "chunk_size", LoaderSettings.chunk_size), not args.quiet)
+                          getattr(args, "chunk_size", LoaderSettings.chunk_size), not args.quiet, decode)
+
+
+def _check_gpu_decode(runtime: str, accelerator: str) -> None:
+    if runtime != "torch":
+        raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
+    import torch
+
+    if accelerator == "cpu" or not torch.cuda.is_available():
+        raise FashionStyleError("--decode gpu needs a CUDA device (none here, or --accelerator cpu); "
+                                "use --decode cpu or auto")
 
 
 def _placement(args: argparse.Namespace):
@@ -200,11 +234,14 @@ def cmd_select(args: argparse.Namespace) -> int:
 @command
 def cmd_report(args: argparse.Namespace) -> int:
     from .labels import read_labels
+    from .overwrite import refuse_overwriting_inputs
     from .report import write_report
     from .run import RunDir
 
+    refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / "index.html"]},
+                              {"--labels": args.labels, "--audit": args.audit})
     table = None
-    if args.labels:  # finds the images of the error gallery
+    if args.labels:  # the image grids and the training split of the label statistics
         table = read_labels(args.labels, args.images, args.label_names or RunDir.open(args.run).label_names())
     page = write_report(args.run, args.out, compare=args.compare, labels=table, audit=args.audit)
     print(f"report written to {page}")
@@ -215,16 +252,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit_run, write_issues
     from .labels import read_labels
+    from .overwrite import refuse_overwriting_inputs
     from .relabel import write_cleaned
     from .run import RunDir
 
     if (args.fix is None) != (args.cleaned is None):
         raise FashionStyleError("--fix and --cleaned go together: --fix flip|drop --cleaned OUT")
+    refuse_overwriting_inputs({"--out": args.out, "--cleaned": args.cleaned}, {"--labels": args.labels})
+    if args.cleaned and Path(args.cleaned).resolve() == Path(args.out).resolve():
+        raise FashionStyleError(f"{args.cleaned}: is also --out; write the cleaned copy elsewhere")
     run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names())
-    issues, coverage = audit_run(run, table, args.top)
-    if coverage:
-        print(f"note: {coverage}")
+    issues, notes = audit_run(run, table, args.top)
+    for note in notes:
+        print(f"note: {note}")
     path = write_issues(args.out, issues)
     flagged = sum(i.flagged for i in issues)
     print(f"{len(issues)} suspect (image, label) pairs ({flagged} flagged by cleanlab) written to {path}")
@@ -239,9 +280,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
-    serve(args.run, host=args.host, port=args.port, max_bytes=args.max_bytes, max_images=args.max_images,
-          runtime=args.runtime, max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels,
-          decoders=args.decoders)
+    serve(args.run, host=args.host, port=args.port, header_timeout=args.header_timeout, max_bytes=args.max_bytes,
+          max_images=args.max_images, runtime=args.runtime, max_pixels=args.max_pixels,
+          max_request_pixels=args.max_request_pixels, decoders=args.decoders, label_info=args.label_info)
     return 0
 
 
@@ -249,26 +290,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .data import list_images
     from .export import EXPORT_DIRS, export_run
-    from .quantize import format_fidelity, read_fidelity
+    from .overwrite import refuse_overwriting_inputs
+    from .quantize import fidelity_problem, format_fidelity, read_fidelity
     from .run import RunDir
 
+    if args.format == "hub":
+        return _export_hub(args)
     precision = "int8" if args.quantize == "int8" else "fp32"
-    if args.calibration and precision != "int8":
-        raise FashionStyleError("--calibration applies to --quantize int8 only")
+    for flag, given in (("--calibration", args.calibration), ("--force", args.force)):
+        if given and precision != "int8":
+            raise FashionStyleError(f"{flag} applies to --quantize int8 only")
     run = RunDir.open(args.run)
     out = Path(args.out) if args.out else run / EXPORT_DIRS[precision]
+    fp32_export = run / EXPORT_DIRS["fp32"] if precision == "int8" else None  # int8 quantises it
+    refuse_overwriting_inputs({"--out": out}, {"run": run.path, "fp32 export": fp32_export})
     calibration = list_images(args.calibration) if args.calibration else None
-    files = export_run(run, out, precision, opset=args.opset, calibration_images=calibration)
+    files = export_run(run, out, precision, opset=args.opset, calibration_images=calibration, force=args.force)
     print(f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
     if precision == "int8":
-        print(format_fidelity(read_fidelity(out)))
+        fidelity = read_fidelity(out)
+        print(format_fidelity(fidelity))
+        problem = fidelity_problem(fidelity)
+        if problem:
+            print(f"warning: written only because of --force: {problem}")
+    return 0
+
+
+def _export_hub(args: argparse.Namespace) -> int:
+    from .hub import export_hub
+    from .overwrite import refuse_overwriting_inputs
+    from .run import RunDir
+
+    if args.quantize != "none" or args.calibration or args.force:
+        raise FashionStyleError("--quantize, --calibration and --force apply to --format onnx only")
+    run = RunDir.open(args.run)
+    out = Path(args.out) if args.out else run / "hub"
+    refuse_overwriting_inputs({"--out": out}, {"run": run.path})
+    export_hub(run, out)
+    print(f"hub folder written to {out}; load it with fashionstyle.load({str(out)!r}) or publish it with "
+          f"`huggingface-cli upload USER/NAME {out}`")
     return 0
 
 
 @command
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import download_images, format_summary, read_url_list
+    from .download import FAILURES_CSV, download_images, format_summary, read_url_list
+    from .overwrite import refuse_overwriting_inputs
 
+    refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / FAILURES_CSV]}, {"list": args.list})
     summary = download_images(read_url_list(args.list), args.out, workers=args.num_workers,
                               retries=args.retries, timeout=args.timeout, progress=not args.quiet)
     print(format_summary(summary))
@@ -284,10 +353,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 @command
 def cmd_explain(args: argparse.Namespace) -> int:
+    from . import _atomic
     from .explain_page import explain_run
+    from .images import gather_images
+    from .outputs import csv_text
 
-    page = explain_run(args.run, args.images, args.out, args.labels_to_show, args.label or ())
-    print(f"heat maps of {len(args.images)} image(s) written; open {page}")
+    images, left_out = gather_images(args.images, args.recursive)
+    page = explain_run(args.run, images, args.out, args.labels_to_show, args.label or ())
+    print(f"heat maps of {len(images)} image(s) written; open {page}")
+    if left_out:
+        skipped = _atomic.write_text(Path(args.out) / "skipped.txt", csv_text(left_out))
+        print(f"left out {len(left_out)} folder entries that are not images, listed with the reason in {skipped}")
     return 0
 
 
@@ -295,13 +371,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")  # as data.TTA_MODES (not imported: no torch here)
 THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
 EXTRAS = {**dict.fromkeys(("torch", "torchvision", "timm", "lightning", "matplotlib", "tensorboard"), "train"),
-          **dict.fromkeys(("fastapi", "uvicorn", "multipart", "onnxruntime"), "serve"),
+          **dict.fromkeys(("fastapi", "fastapi_offline", "uvicorn", "multipart", "onnxruntime"), "serve"),
           **dict.fromkeys(("onnx", "onnxscript"), "onnx"),
           "captum": "explain"}  # a missing module -> the extra that installs it
 RUNTIMES = ("torch", "onnx", "onnx-int8")  # as runtimes.RUNTIMES (not imported: it loads numpy and PIL)
 OUTPUT_FORMATS = ("jd", "csv", "json", "parquet")  # as outputs.FORMATS
 QUANTIZE = ("none", "int8")
-LEGACY_EXPORT_PRECISION = {"fp32": "none", "int8": "int8"}  # export --precision (hidden) -> --quantize
 
 
 def _config_help(name: str) -> str:
@@ -338,8 +413,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                                help=help_text)
-        elif typing.get_origin(kind) is list:
-            group.add_argument(flag, dest=f.name, nargs="+", default=None, metavar="NAME", help=help_text)
+        elif typing.get_origin(kind) is list:  # repeatable, each time one or more values
+            group.add_argument(flag, dest=f.name, nargs="+", action="extend", default=None, metavar="NAME",
+                               choices=f.metadata["choices"], help=help_text)
         else:
             group.add_argument(flag, dest=f.name, type=kind, choices=f.metadata["choices"], default=None,
                                help=help_text)
@@ -347,9 +423,11 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 def _defaults_text(f: dataclasses.Field, recipes: dict[str, dict[str, Any]]) -> str:
     """' (default: 0.001; --recipe report: 1e-05)'; '' for an unset default a help text explains."""
-    parts = [] if f.default in (None, "") else [f"default: {f.default}"]
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    shown = " ".join(default) if isinstance(default, list) else default
+    parts = [] if default in (None, "") else [f"default: {shown}"]
     parts += [f"--recipe {name}: {values[f.name]}" for name, values in recipes.items()
-              if values.get(f.name, f.default) != f.default]
+              if values.get(f.name, default) != default]
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -386,6 +464,10 @@ def _add_placement_args(p: argparse.ArgumentParser) -> None:
                    help="how the ranks are started (default: ddp)")
 
 
+def _add_recursive_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recursive", action="store_true", help="read the sub-folders of a folder of images too")
+
+
 def _add_run_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="run directory (from train, cv, fuse or select)")
 
@@ -397,6 +479,29 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: error: {message}; see {self.prog} --help")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self._command_parser(getattr(parsed, "command", None))
+            hints = [_did_you_mean(u, command) for u in unknown]
+            command.error(f"unrecognized arguments: {' '.join(unknown)}" + "".join(h for h in hints if h))
+        return parsed
+
+    def _command_parser(self, command: str | None) -> argparse.ArgumentParser:
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+                return action.choices[command]
+        return self
+
+
+def _did_you_mean(token: str, parser: argparse.ArgumentParser) -> str:
+    """' (did you mean --image-size?)' for a flag close to one of `parser`'s, else ''."""
+    if not token.startswith("-"):
+        return ""
+    flags = [o for a in parser._actions for o in a.option_strings if a.help != argparse.SUPPRESS]
+    close = difflib.get_close_matches(token.split("=")[0], flags, n=2, cutoff=0.7)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -412,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cache", help="decode and resize images once into a memory-mapped cache for training")
     p.add_argument("source", help="a label file (JD txt, label CSV or tags CSV) or a folder of images")
+    _add_recursive_arg(p)
     p.add_argument("--images", default=None, help=_config_help("images"))
     p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
     p.add_argument("--image-size", type=int, required=True, help="the training image size it serves")
@@ -429,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--resume", action="store_true", help="continue the folds not yet finished")
         else:
             p.add_argument("--resume", action="store_true",
-                           help="continue the run in --out from its last checkpoint")
+                           help="continue the run in --out from its last checkpoint, with its own settings: "
+                                "an option that differs from them is refused (except --num-workers, --progress, "
+                                "and more --epochs on a constant or plateau schedule)")
         _add_config_args(p)
 
     p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
@@ -454,16 +562,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict styles for a folder or a list of images")
     _add_run_arg(p)
-    p.add_argument("--images", required=True, help="a folder of images or a list (JD id,url / CSV)")
+    p.add_argument("--images", required=True, help="a folder of images, one image, or a list (JD id,url / CSV)")
     p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
+    _add_recursive_arg(p)
     p.add_argument("--out", required=True, help="output file")
-    p.add_argument("--format", choices=OUTPUT_FORMATS, default="jd",
-                   help="jd: the contest's submission lines; csv: probabilities; json: labels and "
-                        "probabilities per image; parquet: id, a float32 column per label and the predicted "
-                        "labels, for millions of rows (needs pyarrow) (default: jd)")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
+                   help="jd: the contest's submission lines; csv: probabilities and the predicted labels; json: "
+                        "labels and probabilities per image; parquet: id, a float32 column per label and the "
+                        "predicted labels, for millions of rows (needs pyarrow) (default: from --out's extension, "
+                        ".csv, .json, .parquet; else jd)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
                         "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")
+    p.add_argument("--decode", choices=("auto", "cpu", "gpu"), default="auto",
+                   help="where JPEGs are decoded: cpu (loader workers, libjpeg-turbo), gpu (nvJPEG, batched; "
+                        "CUDA and --runtime torch only), auto (cpu until measured otherwise) (default: auto)")
     _add_tta_arg(p)
     _add_loader_args(p)
     p.add_argument("--chunk-size", type=int, default=10_000,
@@ -486,11 +599,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-rounds", type=int, default=10,
                    help="most additions per label after its best single run (default: 10)")
 
-    p = sub.add_parser("report", help="an HTML page with the run's figures")
+    p = sub.add_parser("report", help="an HTML page: headline scores, figures and, with --labels, image grids")
     _add_run_arg(p)
     p.add_argument("--out", required=True, help="folder for index.html and its PNG figures")
     p.add_argument("--compare", nargs="+", default=(), help="other runs to show side by side")
-    _add_label_args(p, required=False)  # --labels: finds the images of the error gallery
+    _add_label_args(p, required=False)  # --labels: the grids' images, and the label statistics' training split
     p.add_argument("--audit", default=None,
                    help="issues.csv of `fashionstyle audit`: show its most suspect labels (default: RUN/issues.csv)")
 
@@ -520,26 +633,36 @@ def build_parser() -> argparse.ArgumentParser:
                         "(4 bytes a pixel) to peak memory (default: 2)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="torch, or onnx / onnx-int8: ONNX Runtime on the run's export (default: torch)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection may take to send a request's line and headers, from its opening "
+                        "or its previous response; then it is closed (default: 10)")
+    p.add_argument("--label-info", default=None, metavar="FILE.csv",
+                   help="CSV with the header label,description: each style's description, shown on hover in "
+                        "the page and returned by GET /labels (default: built-in descriptions of the 13 JD styles "
+                        "when the run's labels are those)")
 
     p = sub.add_parser("export", help="export a run's models to ONNX (+ labels, thresholds, members)")
     _add_run_arg(p)
     p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize int8)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--quantize", choices=QUANTIZE, default="none",
-                   help="int8: static quantisation calibrated on real images, with its fidelity measured "
+                   help="int8: static quantisation calibrated on real images, with its fidelity measured on "
+                        "others; refused (nothing written) when it keeps under 99%% of the label decisions "
                         "(quantises RUN/onnx, exporting it first when missing or stale) (default: none, fp32)")
-    p.add_argument("--precision", dest="quantize", type=lambda v: LEGACY_EXPORT_PRECISION.get(v, v),
-                   choices=QUANTIZE, help=argparse.SUPPRESS)  # hidden: the old name (fp32 | int8), for one release
-    p.add_argument("--format", choices=("onnx",), help=argparse.SUPPRESS)  # hidden, ignored: ONNX is the one format
+    p.add_argument("--format", choices=("onnx", "hub"), default="onnx",
+                   help="onnx (default): ONNX Runtime files; hub: a Hugging Face style folder (config.json, "
+                        "model.safetensors, backbone.safetensors for timm, README.md model card), default --out RUN/hub")
     p.add_argument("--calibration", default=None,
                    help="int8: a folder of images to calibrate and check on (default: the run's validation images)")
+    p.add_argument("--force", action="store_true",
+                   help="int8: write the model even when it keeps under 99%% of the label decisions on the "
+                        "check images, or when no image was left to check it on (a warning is printed)")
 
     p = sub.add_parser("download", help="fetch the images of a JD id,url list")
     p.add_argument("list", help="JD id,url list (train or test file)")
     p.add_argument("--out", required=True, help="image folder (<id>.jpg); images already there are skipped, so a "
                    "second run resumes; failures go to download_failures.csv")
     p.add_argument("--num-workers", type=int, default=16, help="parallel downloads (default: 16)")
-    p.add_argument("--workers", dest="num_workers", type=int, help=argparse.SUPPRESS)  # hidden: the old name
     p.add_argument("--retries", type=int, default=4, help="retries of a transient failure, with backoff (default: 4)")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds for one attempt at one file, connecting and reading the whole body, so a stalled "
@@ -555,12 +678,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="Grad-CAM heat maps: where each style's evidence lies in images")
     _add_run_arg(p)
-    p.add_argument("--images", nargs="+", required=True, help="image files to explain")
+    p.add_argument("--images", nargs="+", required=True, help="image files or folders of images to explain")
+    _add_recursive_arg(p)
     p.add_argument("--out", required=True, help="folder for index.html and the overlay PNGs")
     p.add_argument("--labels-to-show", type=int, default=3,
                    help="most labels per image: the --label ones, then the predicted ones (default: 3)")
     p.add_argument("--label", action="append", help="a label to show whether predicted or not (repeatable)")
+    _add_examples(sub)
     return parser
+
+
+EXAMPLES = {  # command -> what `fashionstyle COMMAND --help` ends with
+    "stats": "fashionstyle stats labels.csv",
+    "cache": "fashionstyle cache labels.csv --image-size 224 --out cache/224",
+    "train": "fashionstyle train --labels labels.csv --out runs/lite0\n"
+             "fashionstyle train --labels labels.csv --out runs/d201 --recipe report --logger mlflow",
+    "cv": "fashionstyle cv --labels labels.csv --folds 5 --out runs/cv5",
+    "tune": "fashionstyle tune runs/lite0 --tta flip",
+    "evaluate": "fashionstyle evaluate runs/lite0 --labels labels.csv --split test",
+    "predict": "fashionstyle predict runs/lite0 --images photos/ --out tags.csv\n"
+               "fashionstyle predict runs/lite0 --images catalogue.csv --out tags.parquet --resume",
+    "fuse": "fashionstyle fuse runs/lite0 runs/lite1 runs/lite2 --out runs/fused",
+    "select": "fashionstyle select runs/lite0 runs/lite1 runs/lite2 --out runs/selected",
+    "report": "fashionstyle report runs/lite0 --labels labels.csv --out report/",
+    "audit": "fashionstyle audit runs/cv5 --labels labels.csv --out issues.csv",
+    "serve": "fashionstyle serve runs/lite0 --port 8000",
+    "export": "fashionstyle export runs/lite0 --quantize int8\n"
+              "fashionstyle export runs/lite0 --format hub --out hub/lite0",
+    "download": "fashionstyle download test.txt --out images/",
+    "demo": "fashionstyle demo",
+    "explain": "fashionstyle explain runs/lite0 --images a.jpg photos/ --out maps/",
+}
+
+
+def _add_examples(sub: argparse._SubParsersAction) -> None:
+    for name, p in sub.choices.items():
+        p.epilog = "example:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name].splitlines())
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -582,12 +736,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fashionstyle {args.command}: error: needs {err.name}, which is not installed; "
               f"pip install 'fashionstyle[{extra}]'", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"fashionstyle {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C, or a training run stopped by SIGTERM (run.RunInterrupted)
+        print(f"fashionstyle {args.command}: {_interrupted(args, err)}", file=sys.stderr)
+        return 128 + getattr(err, "signum", signal.SIGINT)
     except BrokenPipeError:  # `fashionstyle stats ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as err:
+        if err.errno not in OS_ERRORS:
+            raise
+        where = err.filename or getattr(args, "out", None)  # a full disk's write error names no file
+        print(f"fashionstyle {args.command}: error: {f'{where}: ' if where else ''}{OS_ERRORS[err.errno]}",
+              file=sys.stderr)
+        return 2
+
+
+# Errors of the file system a user can cause, and how they are said.
+OS_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+             errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+             **({errno.EDQUOT: "disk quota exceeded"} if hasattr(errno, "EDQUOT") else {})}
+
+
+def _interrupted(args: argparse.Namespace, err: KeyboardInterrupt) -> str:
+    """'interrupted', and for a training run left resumable, the command that resumes it."""
+    if not hasattr(err, "signum"):
+        return "interrupted"
+    again = ["fashionstyle", args.command, "--out", args.out, "--resume"]
+    if args.command == "cv":
+        again += ["--folds", str(args.folds)]
+    return (f"stopped by {signal.Signals(err.signum).name} before the run finished; "
+            f"resume it with: {shlex.join(again)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +23,7 @@ SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
 MODES = ("multi", "single")
 SELECTIONS = ("best", "per-label")
 OPTIMIZERS = ("adam", "adamw")
+TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")  # as trackers.TRACKERS (not imported: no Lightning here)
 ON_BAD_IMAGE = ("skip", "fail")
 # Named starting points: a recipe's values replace the defaults; YAML and flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -45,8 +47,10 @@ def _option(group: str, default: Any, help: str, choices: tuple[str, ...] | None
             flag: bool = True) -> Any:
     """A TrainConfig field with its help text, section and valid values (flag=False: YAML only)."""
     assert group in GROUPS, group
-    return dataclasses.field(default=default, metadata={"group": group, "help": help, "choices": choices,
-                                                        "flag": flag})
+    metadata = {"group": group, "help": help, "choices": choices, "flag": flag}
+    if isinstance(default, list):  # a fresh list per config
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -129,13 +133,20 @@ class TrainConfig:
     precision: str = _option("engine", "auto", "Lightning precision: auto (bf16-mixed on a GPU, 32-true on "
                                                "the CPU), 32-true, bf16-mixed, 16-mixed, ...")
     channels_last: bool = _option("engine", True, "NHWC memory format: faster convolutions on CPU and GPU")
+    logger: list[str] = _option("engine", ["csv", "tensorboard"], "experiment trackers (repeatable; the "
+                                "list replaces the default): csv and tensorboard under RUN/logs, mlflow "
+                                "(--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db), wandb (offline "
+                                "without WANDB_API_KEY)", choices=TRACKERS)
+    mlflow_uri: str = _option("engine", "", "MLflow tracking URI for --logger mlflow (http://server:5000, "
+                                                 "sqlite:///FILE.db, ...)")
     progress: bool = _option("engine", True, "a progress bar at a terminal (--no-progress: one line per "
                                              "epoch instead)")
 
     def validate(self) -> "TrainConfig":
         for f in dataclasses.fields(self):
-            if f.metadata["choices"]:
-                _choice(f.name, getattr(self, f.name), f.metadata["choices"])
+            value = getattr(self, f.name)
+            for item in (value if isinstance(value, list) else [value]) if f.metadata["choices"] else []:
+                _choice(f.name, item, f.metadata["choices"])
         if not 0.0 < self.backbone_lr_scale <= 1.0:
             raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -198,12 +209,54 @@ def _coerce(config: TrainConfig, source: str) -> TrainConfig:
 def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
          recipe: str = "finetune") -> TrainConfig:
     """Defaults, then the recipe, then the YAML file, then the overrides (None values are ignored)."""
+    return from_mapping(requested(path, overrides, recipe), str(path or "command line"))
+
+
+def requested(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+              recipe: str = "finetune") -> dict[str, Any]:
+    """The values a command line asks for: the recipe's, then the YAML file's, then the overrides."""
     _choice("recipe", recipe, tuple(RECIPES))
     values: dict[str, Any] = dict(RECIPES[recipe])
     if path:
         values.update(read_yaml(Path(path)))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return from_mapping(values, str(path or "command line"))
+    return values
+
+
+# What a resumed run may set anew: neither the model, the data nor the numbers depend on it.
+RESUME_FREE = ("num_workers", "progress", "logger", "mlflow_uri")
+# A resumed run may train more epochs (--epochs) on a schedule that does not depend on their number.
+GROWABLE_SCHEDULES = ("constant", "plateau")
+PATH_KEYS = ("labels", "images", "cache", "weights")  # equal when they name the same file
+
+
+def resume_config(saved: Path, values: Mapping[str, Any]) -> TrainConfig:
+    """The run's own config (`saved`: its config.yaml) for a resume, with the settings a resume may
+    change taken from `values`; any other value that differs from the run's is refused."""
+    run = from_mapping(read_yaml(saved), str(saved))
+    asked = from_mapping({**run.to_dict(), **values}, "command line")
+    check_resume(run, asked, sorted(values), str(saved.parent))
+    return dataclasses.replace(run, epochs=asked.epochs, **{k: getattr(asked, k) for k in RESUME_FREE})
+
+
+def check_resume(run: TrainConfig, asked: TrainConfig, names: list[str] | None = None, where: str = "run") -> None:
+    """Refuse a resume that asks for other settings (of `names`; default: all) than the run's."""
+    differ = [f"{name} (run: {getattr(run, name)!r}, given: {getattr(asked, name)!r})"
+              for name in (field_names() if names is None else names) if not _may_change(name, run, asked)]
+    if differ:
+        more = (f" (more epochs only on a {' or '.join(GROWABLE_SCHEDULES)} schedule)"
+                if any(d.startswith("epochs ") for d in differ) else "")
+        raise FashionStyleError(f"{where}: --resume continues the run with its own settings, and these differ: "
+                                f"{'; '.join(differ)}{more}; drop them, or train a new run into another --out")
+
+
+def _may_change(name: str, run: TrainConfig, asked: TrainConfig) -> bool:
+    a, b = getattr(run, name), getattr(asked, name)
+    if name in RESUME_FREE or a == b:
+        return True
+    if name in PATH_KEYS and a and b:
+        return os.path.realpath(a) == os.path.realpath(b)
+    return name == "epochs" and b > a and run.lr_schedule in GROWABLE_SCHEDULES
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from .config import TrainConfig
 from .data import drop_bad_images
 from .errors import FashionStyleError
 from .labels import LabelTable, rarest_label_groups, read_labels
+from .model_card import write_model_card
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 from .ranks import is_secondary_process
@@ -69,7 +70,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
         held_out = np.flatnonzero(fold == k)
         fold_run = RunDir(run / "folds" / str(k))
         if not fold_run.is_complete():
-            again = resume and (fold_run / "checkpoints" / "last.ckpt").is_file()
+            again = resume and (fold_run / "manifest.json").is_file()  # started: resumed, even before a checkpoint
             train_multi(config, fold_run.path, again,
                         (pool.subset(np.flatnonzero(fold != k)), pool.subset(held_out), []))
         oof[held_out] = fold_run.val_probs()[1]
@@ -78,4 +79,5 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     run.write_val_probs(pool.ids, oof, pool.targets)
     run.write_thresholds(ThresholdTuner(beta=config.beta).fit(oof, pool.targets))
     run.write_manifest("cv", complete=True, folds=folds)
+    write_model_card(run)
     return run

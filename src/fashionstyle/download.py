@@ -1,15 +1,20 @@
 """Download the contest images listed in JD-format label files.
 
 A label file has one image a line: ``id,url,l1,...,l13`` (train) or
-``id,url`` (test). :func:`read_url_list` reads and checks the (id, url)
-pairs; :func:`download_images` fetches them in parallel to
-``out_dir/<id>.jpg`` with retries and backoff, verifies every body decodes
-as an image, writes atomically and resumes an interrupted run;
-:func:`format_summary` gives the closing line.
+``id,url`` (test); the url is everything between the id and the trailing
+0/1 labels, commas included. :func:`read_url_list` reads and checks the
+(id, url) pairs; :func:`download_images` fetches them in parallel to
+``out_dir/<id>.jpg`` with retries and backoff (honouring ``Retry-After`` as
+seconds or as an HTTP date), follows redirects to http(s) URLs only, keeps a
+JPEG up to its end-of-image marker and a PNG up to its IEND chunk (not the
+junk after them), verifies every body decodes as an image, writes atomically
+and resumes an interrupted run; :func:`format_summary` gives the closing line.
 """
 from __future__ import annotations
 
 import csv
+import datetime
+import email.utils
 import functools
 import http.client
 import io
@@ -20,6 +25,7 @@ import ssl
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterable
@@ -31,12 +37,14 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from fashionstyle import _atomic
 from fashionstyle.errors import FashionStyleError
 
 MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit
 MAX_BYTES = 64 * 1024 * 1024  # a larger body is refused, not read
 MAX_DELAY = 30.0  # cap on one backoff sleep, seconds
 FAILURES_CSV = "download_failures.csv"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 USER_AGENT = "fashionstyle-downloader/1.0"
 
 Failure = tuple[str, str, str]  # (id, url, reason)
@@ -78,7 +86,10 @@ def read_url_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
-                fields = [part.strip() for part in line.split(",")]
+                try:
+                    fields = _id_and_url(line)
+                except csv.Error as e:
+                    raise FashionStyleError(f"{name}:{lineno}: not a valid CSV line ({e})") from None
                 problem = _line_problem(fields, first_line)
                 if problem:
                     raise FashionStyleError(f"{name}:{lineno}: {problem}")
@@ -89,6 +100,18 @@ def read_url_list(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     except UnicodeDecodeError as e:
         raise FashionStyleError(f"{name}: not UTF-8 text ({e.reason})") from None
     return items
+
+
+def _id_and_url(line: str) -> list[str]:
+    """[id, url] of one list line (or its one field): the url is everything between the first comma
+    and the trailing 0/1 label fields, so a url that holds a comma stays whole (quoted or not)."""
+    fields = next(csv.reader([line.strip()]), [])
+    if len(fields) < 2:
+        return [f.strip() for f in fields]
+    labels = 0  # trailing 0/1 fields after the id and the url's first piece
+    while labels < len(fields) - 2 and fields[-1 - labels].strip() in ("0", "1"):
+        labels += 1
+    return [fields[0].strip(), ",".join(fields[1:len(fields) - labels]).strip()]
 
 
 def _line_problem(fields: list[str], first_line: dict[str, int]) -> str | None:
@@ -217,7 +240,8 @@ def _one(
             if _image_problem(dest.read_bytes()) is None:
                 return "already_there", None
             dest.unlink()  # corrupt: never leave it behind, fetch again
-        _write_atomic(dest, _fetch_with_retries(url, retries, timeout, backoff, stop))
+        data = _fetch_with_retries(url, retries, timeout, backoff, stop)
+        _atomic.write_atomic(dest, lambda f: f.write(data))
         return "fetched", None
     except _Failed as e:
         return "failed", e.reason
@@ -232,7 +256,7 @@ def _fetch_with_retries(
     bad_bodies = 0
     for attempt in range(retries + 1):
         try:
-            data = _fetch(url, timeout)
+            data = without_trailing_data(_fetch(url, timeout))
             problem = _image_problem(data)
             if problem is None:
                 return data
@@ -324,6 +348,17 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
                             context=self._context)
 
 
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) URLs only, as the list itself allows (urllib would follow ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            fp.close()
+            raise _Failed(f"redirected to {newurl!r}; only http:// and https:// are followed", False)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch(url: str, timeout: float) -> bytes:
     """One GET of ``url`` within ``timeout`` seconds in all; raise _Failed saying why and whether to retry."""
     deadline = _Deadline(timeout)
@@ -342,7 +377,7 @@ def _fetch(url: str, timeout: float) -> bytes:
 def _get(url: str, timeout: float, deadline: _Deadline) -> bytes:
     """_fetch's request and error translation."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
+    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline), _RedirectHandler())
     try:
         with opener.open(request, timeout=timeout) as response:
             return _read_body(response)
@@ -376,9 +411,18 @@ def _read_body(response: http.client.HTTPResponse) -> bytes:
 
 
 def _retry_after(headers: Message | None) -> float:
-    """Seconds a Retry-After header asks for (capped), else 0."""
+    """Seconds a Retry-After header asks for, as seconds or as an HTTP date (capped at MAX_DELAY), else 0."""
     value = (headers.get("Retry-After") or "").strip() if headers is not None else ""
-    return min(float(value), MAX_DELAY) if value.isdigit() else 0.0
+    if value.isdigit():
+        return min(float(value), MAX_DELAY)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):  # absent or not a date
+        return 0.0
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    wait = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+    return min(max(wait, 0.0), MAX_DELAY)
 
 
 def _os_reason(err: BaseException) -> str:
@@ -386,6 +430,62 @@ def _os_reason(err: BaseException) -> str:
     if isinstance(err, TimeoutError):
         return "timed out"
     return f"connection error ({type(err).__name__}: {err})"
+
+
+def without_trailing_data(data: bytes) -> bytes:
+    """A JPEG up to its end-of-image marker, a PNG up to its IEND chunk: what follows (junk that
+    decoders ignore, however large) is not kept. Other formats, and files whose end is not found, as given."""
+    if data.startswith(b"\xff\xd8"):
+        end = _jpeg_end(data)
+    elif data.startswith(PNG_SIGNATURE):
+        end = _png_end(data)
+    else:
+        end = None
+    return data[:end] if end else data
+
+
+def _jpeg_end(data: bytes) -> int | None:
+    """The offset just after a JPEG's EOI marker, found by walking its segments and scans; None if absent."""
+    i, n = 2, len(data)
+    while i + 2 <= n:
+        if data[i] != 0xFF:
+            return None  # not at a marker: not a JPEG we can walk
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+        elif marker == 0xD9:  # EOI
+            return i + 2
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")  # the segment's length counts its own 2 bytes
+            if marker == 0xDA:  # SOS: entropy-coded data up to the next marker
+                i = _scan_end(data, i)
+    return None
+
+
+def _scan_end(data: bytes, i: int) -> int:
+    """The offset of the marker ending the entropy-coded data that starts at `i` (len(data) if none)."""
+    while (j := data.find(b"\xff", i)) >= 0 and j + 1 < len(data):
+        following = data[j + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7:  # a stuffed 0xFF byte or a restart marker
+            i = j + 2
+        elif following == 0xFF:  # fill bytes
+            i = j + 1
+        else:
+            return j
+    return len(data)
+
+
+def _png_end(data: bytes) -> int | None:
+    """The offset just after a PNG's IEND chunk; None if absent."""
+    i = len(PNG_SIGNATURE)
+    while i + 8 <= len(data):
+        length, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        i += 12 + length  # length, type, data, CRC
+        if kind == b"IEND":
+            return i if i <= len(data) else None
+    return None
 
 
 def _image_problem(data: bytes) -> str | None:
@@ -408,21 +508,6 @@ def _image_problem(data: bytes) -> str | None:
     return None
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` via a fsynced '.<name>.<rand>.part' file."""
-    tmp = dest.with_name(f".{dest.name}.{os.urandom(4).hex()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _write_failures(out: Path, failures: list[Failure]) -> None:
     """Write ``download_failures.csv`` (id,url,reason), or remove a stale one."""
     path = out / FAILURES_CSV
@@ -433,7 +518,7 @@ def _write_failures(out: Path, failures: list[Failure]) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("id", "url", "reason"))
     writer.writerows(failures)
-    _write_atomic(path, buffer.getvalue().encode("utf-8"))
+    _atomic.write_text(path, buffer.getvalue())
 
 
 def format_summary(summary: DownloadSummary) -> str:

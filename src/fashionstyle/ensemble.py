@@ -17,6 +17,7 @@ import numpy as np
 
 from . import _atomic
 from .errors import FashionStyleError
+from .model_card import write_model_card
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 
@@ -100,4 +101,5 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     _atomic.write_json(fused / "fusion.json", {"runs": [str(r.path.resolve()) for r in runs],
                                                "weights": w.tolist()})
     fused.write_manifest("fused", complete=True)
+    write_model_card(fused)
     return fused

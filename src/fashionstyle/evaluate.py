@@ -24,7 +24,7 @@ def label_stats(table: LabelTable, weight_power: float = 1.0) -> str:
     width = max((len(n) for n in table.label_names), default=5) + 2
     lines = [f"{'label':<{width}}{'positives':>10}{'negatives':>10}{'pos:neg':>12}{'A':>9}{'B':>9}"]
     for name, p, q, a, b in zip(table.label_names, positives, negatives, pos_w, neg_w):
-        mark = "  NO POSITIVES: cannot be learned" if p == 0 else ""
+        mark = "  NO POSITIVES: cannot be learned" if p == 0 else "  NO NEGATIVES: cannot be learned" if q == 0 else ""
         lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}{mark}")
     return "\n".join(lines)
 

@@ -39,13 +39,14 @@ from PIL import Image
 from torch import nn
 
 from .errors import FashionStyleError
-from .images import tta_views
+from .data import EvalViews
 from .labels import unknown_label_message
 from .predict import Predictor
 from .run import RunDir
 
 DISPLAY = 224  # side of the displayed crop and its maps, in pixels
 MIN_SIDE = 4  # smallest feature map explained (h and w); see target_layer and the module docstring
+OVERLAY_ALPHA = 0.6  # the overlay's opacity where a map peaks (1); 0 where it is 0
 
 
 @dataclass
@@ -111,7 +112,7 @@ class Explainer:
                 size = predictor.preprocessing[member.view][0]
                 layer = target_layer(member.model.backbone, size)
                 self.cams[id(member.model)] = LayerGradCam(member.model, layer)
-        self.views = [tta_views(size, mean, std, "none") for size, mean, std in predictor.preprocessing]
+        self.views = [EvalViews(size) for size, _, _ in predictor.preprocessing]  # the centre crop, no TTA
 
     @classmethod
     def from_run(cls, run: str | Path | RunDir, device: str = "auto") -> "Explainer":
@@ -151,7 +152,8 @@ class Explainer:
             wanted = [(t, c) for t, c in zip(member.targets, member.columns) if t in total]
             if not wanted:
                 continue
-            views = torch.from_numpy(self.views[member.view](image)).to(self.predictor.device)  # (1, 3, S, S)
+            views = self.views[member.view](image).to(self.predictor.device)  # (1, 3, S, S) uint8
+            views = self.predictor.inputs[member.view](views)  # float, normalised
             for (t, _), cam in zip(wanted, self._cams(member, views, [c for _, c in wanted])):
                 total[t] += member.weight * cam / max(cam.sum(), 1e-12)
         return {n: _unit_max(total[t]) for n, t in zip(labels, targets)}
@@ -199,7 +201,10 @@ def jet(values: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
-def overlay(photo: Image.Image, cam: np.ndarray, alpha: float = 0.5) -> Image.Image:
-    """`photo` with `cam` (its size, 0..1) blended in as a jet colour map."""
+def overlay(photo: Image.Image, cam: np.ndarray, alpha: float = OVERLAY_ALPHA) -> Image.Image:
+    """`photo` with `cam` (0..1) blended in as a jet colour map, translucent by intensity: a pixel's
+    opacity is `alpha` x its value, so the photo shows where the map is low and through its peak."""
     heat = Image.fromarray(jet(cam)).resize(photo.size, Image.BILINEAR)
-    return Image.blend(photo.convert("RGB"), heat, alpha)
+    opacity = np.round(np.clip(cam, 0, 1) * alpha * 255).astype(np.uint8)
+    mask = Image.fromarray(opacity).resize(photo.size, Image.BILINEAR)
+    return Image.composite(heat, photo.convert("RGB"), mask)

@@ -14,8 +14,10 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .errors import FashionStyleError
-from .explain import Explainer, Explanation, check_labels, open_torch_run, overlay
+from .explain import OVERLAY_ALPHA, Explainer, Explanation, check_labels, jet, open_torch_run, overlay
 from .images import open_rgb
 from .run import RunDir
 
@@ -30,6 +32,15 @@ def map_file(label_names: Sequence[str], label: str) -> str:
     return f"map-{label_names.index(label):02d}-{safe_name(label)}.png"
 
 
+def colour_bar_css(stops: int = 9) -> str:
+    """The overlays' colour scale as a CSS gradient, low (left) to high (right): each value's jet colour
+    at the opacity `overlay` gives it (the service's page, static/index.html, has the same)."""
+    values = np.linspace(0, 1, stops)
+    colours = jet(values[None])[0]
+    parts = [f"rgba({r}, {g}, {b}, {v * OVERLAY_ALPHA:.3g}) {100 * v:.3g}%" for (r, g, b), v in zip(colours, values)]
+    return f"linear-gradient(to right, {', '.join(parts)})"
+
+
 def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str | Path, labels_to_show: int = 3,
                 requested: Sequence[str] = (), device: str = "auto") -> Path:
     """Write overlays and index.html for `images` under `out`; returns the page's path."""
@@ -39,8 +50,9 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
         raise FashionStyleError("no images to explain: pass --images FILE ...")
     run = open_torch_run(run)
     check_labels(requested, run.label_names())
-    photos = [open_rgb(p) for p in images]  # every image readable before any work
     explainer = Explainer.from_run(run, device)
+    # every image readable before any map is made; a large JPEG decoded reduced, as `predict` decodes it
+    photos = [open_rgb(p, explainer.predictor.min_side) for p in images]
     out = Path(out)
     sections = []
     for i, (path, photo) in enumerate(zip(images, photos)):
@@ -52,7 +64,8 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
             overlay(shown.photo, shown.maps[label]).save(folder / map_file(explainer.label_names, label))
         sections.append(_section(Path(path), folder.name, shown, explainer))
     page = out / "index.html"
-    page.write_text(_PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections)), encoding="utf-8")
+    page.write_text(_PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections),
+                                 colour_bar=colour_bar_css()), encoding="utf-8")
     return page
 
 
@@ -72,6 +85,7 @@ def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) 
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fashionstyle heat maps</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font: 14px system-ui, sans-serif; margin: 24px; color: #1f2328; }}
 section {{ border-top: 1px solid #d0d7de; padding: 12px 0; }}
@@ -79,9 +93,15 @@ section {{ border-top: 1px solid #d0d7de; padding: 12px 0; }}
 figure {{ margin: 0; text-align: center; }} img {{ width: 224px; height: 224px; }}
 table {{ border-collapse: collapse; margin-top: 8px; }} td, th {{ padding: 1px 10px; text-align: right; }}
 tr.on {{ font-weight: 700; color: #d1246b; }}
+.scale {{ display: flex; align-items: center; gap: 8px; margin-bottom: 12px; color: #656d76; font-size: 13px;
+          white-space: nowrap; }}
+.scale .bar {{ flex: 0 1 220px; height: 12px; border: 1px solid #d0d7de; border-radius: 3px; }}
 </style></head><body>
 <h1>Heat maps of {run}</h1>
-<p>Grad-CAM of each shown label (red: where its evidence lies), on the centre crop the model sees.</p>
+<p>Grad-CAM of each shown label, on the centre crop the model sees: the more of the label's evidence a
+region holds, the redder and the more opaque its colour; the photo shows through where there is little.</p>
+<div class="scale" id="colour-bar">heat map: <span>low</span><span class="bar" style="background: {colour_bar}, #8c959f">
+</span><span>high</span></div>
 {sections}
 </body></html>
 """

@@ -11,7 +11,6 @@ written last, so a folder with it is a complete export.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -41,7 +40,7 @@ def export_model(model: StyleNet, path: str | Path, image_size: int, opset: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     dummy = torch.zeros(2, 3, image_size, image_size)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = _atomic.open_temp(path)  # the umask applies (mkstemp would make it 0600)
     os.close(fd)
     try:
         try:
@@ -116,9 +115,10 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
 
 
 def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int = OPSET,
-               calibration_images: Sequence[str | Path] | None = None) -> list[Path]:
+               calibration_images: Sequence[str | Path] | None = None, force: bool = False) -> list[Path]:
     """Export a run at `precision`: fp32 as export_onnx; int8 quantises the run's fp32 export
-    (RUN/onnx/, refreshed if stale), calibrated on `calibration_images` (default: its validation images).
+    (RUN/onnx/, refreshed if stale), calibrated on `calibration_images` (default: its validation images),
+    and is refused below quantize.MIN_LABEL_AGREEMENT unless `force`.
     """
     out = Path(out_dir)
     if check_precision(precision) == "fp32":
@@ -135,6 +135,6 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
                                     f"int8 on; run `fashionstyle export {run.path} --precision int8 "
                                     "--calibration FOLDER` first")
         calibration_images = val_images(run, run.val_probs()[0], None)
-    quantize_export(fp32, out, calibration_images)
+    quantize_export(fp32, out, calibration_images, force=force)
     records = _atomic.read_json(out / "members.json", EXPORT_FOLDER)["members"]
     return [out / file for file in dict.fromkeys(r["file"] for r in records)]

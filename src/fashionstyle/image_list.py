@@ -1,46 +1,54 @@
-"""The images to predict, read lazily: a folder, a JD list (`id,url[,labels]`) or a CSV with an image column.
+"""The images to predict, read lazily: a folder, one image, a JD list (`id,url[,labels]`) or a CSV with an image column.
 
-    source = ImageSource.open("catalogue.csv")        # or a folder
+    source = ImageSource.open("catalogue.csv")        # or a folder (recursive=True: with its sub-folders), or a.jpg
     len(source)                                        # counted once, by streaming the file
     for image_id, path in source: ...                  # one row at a time, in file order
 
 A list file is never held in memory, whatever its length (opening it keeps
 8 bytes per image, to refuse a repeated id); a folder's names are listed and
-sorted once (strings only). Ids and paths are those `read_labels`
-gives for the same file (labels.py), so prediction outputs are named alike.
+sorted once (strings only), by images.scan_folder's rule, which also says what
+it left out and why (`left_out`). Ids and paths are those `read_labels`
+gives for the same file (labels.py), so prediction outputs are named alike; in
+a folder an image's id is its path in the folder without the suffix
+(`a`, `men/001`).
 """
 from __future__ import annotations
 
 import array
+import hashlib
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 import numpy as np
 
 from .errors import FashionStyleError
-from .images import IMAGE_SUFFIXES, folder_images
+from .images import IMAGE_SUFFIXES, FolderListing, scan_folder
 from .labels import file_layout, image_column, iter_csv_rows, jd_image_path
 
 
 @dataclass
 class ImageSource:
-    """Where the images come from: a folder or a list file (`image_dir` resolves a list's paths)."""
+    """Where the images come from: a folder, one image file or a list file (`image_dir` resolves a list's paths)."""
 
     path: Path
     image_dir: Path
     count: int = 0  # images listed (set by open)
+    listing: FolderListing | None = None  # a folder's (set by open)
 
     @classmethod
-    def open(cls, path: str | Path, image_dir: str | Path | None = None) -> "ImageSource":
+    def open(cls, path: str | Path, image_dir: str | Path | None = None, recursive: bool = False) -> "ImageSource":
         path = Path(path)
         if not path.exists():
-            raise FashionStyleError(f"{path}: no such folder or list file")
+            raise FashionStyleError(f"{path}: no such folder, image or list file")
         source = cls(path, Path(image_dir) if image_dir else (path if path.is_dir() else path.parent))
+        if path.is_dir():
+            source.listing = scan_folder(path, recursive)
         source.count = source._check_unique_ids()
         if source.count == 0:
-            raise FashionStyleError(f"{path}: no images" + (f" ({', '.join(IMAGE_SUFFIXES)})" if path.is_dir() else ""))
+            raise FashionStyleError(f"{path}: no images" + (f" ({', '.join(IMAGE_SUFFIXES)})" if path.is_dir() else "")
+                                    + ("" if recursive or not path.is_dir() else "; --recursive reads sub-folders"))
         return source
 
     def __len__(self) -> int:
@@ -52,11 +60,19 @@ class ImageSource:
     def chunks(self, size: int) -> Iterator[list[tuple[str, Path]]]:
         return _chunks(iter(self), size)
 
+    def left_out(self) -> list[tuple[str, str]]:
+        """(path, why) of the folder's entries that are not images (scan_folder's rule); none for a list."""
+        return [(str(self.path / name), why) for name, why in self.listing.left_out] if self.listing else []
+
     def identity(self) -> dict[str, Any]:
-        """What a resumed job checks it is reading the same list."""
+        """What a resumed job checks it is reading the same list (a folder: the same image names, whatever
+        else comes and goes in it, such as the parts folder of an output written there)."""
+        identity: dict[str, Any] = {"path": str(self.path.resolve()), "image_dir": str(self.image_dir.resolve())}
+        if self.listing is not None:
+            names = "\n".join(self.listing.images).encode("utf-8", "surrogateescape")
+            return {**identity, "listing_sha256": hashlib.sha256(names).hexdigest()}
         stat = self.path.stat()
-        return {"path": str(self.path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "image_dir": str(self.image_dir.resolve())}
+        return {**identity, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
     def _check_unique_ids(self) -> int:
         """The number of images; a repeated id is refused (one 64-bit hash per id is kept meanwhile)."""
@@ -78,8 +94,10 @@ class ImageSource:
 
     def _numbered(self) -> Iterator[tuple[int | str, str, Path]]:
         """(line number, or file name in a folder; id; path) of every image."""
-        if self.path.is_dir():
-            return ((name, Path(name).stem, self.path / name) for name in folder_images(self.path))
+        if self.listing is not None:
+            return ((name, str(PurePosixPath(name).with_suffix("")), self.path / name) for name in self.listing.images)
+        if self.path.suffix.lower() in IMAGE_SUFFIXES:  # one image, not a list
+            return iter([(self.path.name, self.path.stem, self.path)])
         return self._rows()
 
     def _rows(self) -> Iterator[tuple[int, str, Path]]:
@@ -110,6 +128,9 @@ class ListSource:
 
     def identity(self) -> dict[str, Any]:
         return self.origin
+
+    def left_out(self) -> list[tuple[str, str]]:
+        return []
 
 
 def _chunks(rows: Iterator[tuple[str, Path]], size: int) -> Iterator[list[tuple[str, Path]]]:

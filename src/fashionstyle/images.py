@@ -3,13 +3,15 @@
     image = open_rgb("a.jpg")                                  # PIL RGB, EXIF orientation applied
     views = tta_views(224, mean, std, "flip")(image)           # (T, 3, 224, 224) float32
 
-`tta_views` gives exactly what data.tta_transform (torchvision) gives for a PIL
-image, so the ONNX runtime predicts without PyTorch installed.
+`tta_views` gives exactly what torchvision's transforms give for a PIL image, and
+PyTorch's uint8 pipeline (data.EvalViews, resized by torch) to within one grey
+level, so the ONNX runtime predicts without PyTorch installed.
 """
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,22 +21,26 @@ from PIL import Image, ImageOps
 from .errors import FashionStyleError
 
 BAD_IMAGE_POLICIES = ("skip", "fail")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # what Pillow decodes
 TTA_MODES = ("none", "flip", "five-crop", "ten-crop")
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
 
 
-def open_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file fully as upright 8-bit RGB (see `to_rgb`), or raise FashionStyleError saying why not.
+def open_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
+    """Decode an image file as upright 8-bit RGB (see `to_rgb`), or raise FashionStyleError saying why not.
 
-    Missing, empty, truncated and non-image files fail, and so do images of
-    more than Image.MAX_IMAGE_PIXELS pixels (decompression bombs).
+    With `min_side`, a JPEG whose shorter side is at least twice `min_side` is decoded
+    at reduced size by libjpeg's DCT scaling (1/2, 1/4 or 1/8; see `draft_scale`): its
+    shorter side stays at least `min_side`. Missing, empty, truncated and non-image
+    files fail, and so do images of more than Image.MAX_IMAGE_PIXELS pixels
+    (decompression bombs).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                return to_rgb(image)
+        with open_checked(path) as image:
+            scale = draft_scale(image.size, min_side) if image.format == "JPEG" else 1
+            if scale > 1:
+                image.draft(image.mode, (image.width // scale, image.height // scale))
+            return to_rgb(image)
     except FileNotFoundError:
         raise FashionStyleError(f"{path}: image not found") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -42,6 +48,24 @@ def open_rgb(path: str | Path) -> Image.Image:
                                 "refused as a possible decompression bomb") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise FashionStyleError(f"{path}: not a readable image ({err})") from None
+
+
+def open_checked(path: str | Path) -> Image.Image:
+    """Image.open (the header only), with Pillow's decompression-bomb warning raised as an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
+def draft_scale(size: tuple[int, int], min_side: int | None) -> int:
+    """The largest JPEG DCT scale-down (1, 2, 4 or 8) that keeps the shorter side of `size` >= `min_side`."""
+    short = min(size)
+    return next((s for s in (8, 4, 2) if min_side and short // s >= min_side), 1)
+
+
+def resize_size(image_size: int) -> int:
+    """The shorter side the evaluation preprocessing resizes to before its centre crop (timm's 0.875)."""
+    return int(round(image_size / 0.875))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -80,21 +104,75 @@ def check_policy(on_bad: str) -> str:
     return on_bad
 
 
-def folder_images(folder: Path) -> list[str]:
-    """Names of the image files directly in `folder`, sorted (strings: light for huge folders)."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES and e.is_file())
+@dataclass
+class FolderListing:
+    """A folder's images and the entries left out, as paths relative to the folder ("/"-separated)."""
+
+    images: list[str]
+    left_out: list[tuple[str, str]]  # (entry, why)
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files directly in `folder`, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
+def scan_folder(folder: str | Path, recursive: bool = False) -> FolderListing:
+    """The one listing rule: files with an image suffix (IMAGE_SUFFIXES, any case), sorted (strings: light
+    for huge folders); sub-folders with `recursive` (links to folders are not followed). Every other
+    entry (a sub-folder without `recursive`, a folder named like an image, a broken link, a file of
+    another kind) is left out with the reason."""
+    images: list[str] = []
+    left_out: list[tuple[str, str]] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        try:
+            with os.scandir(Path(folder) / prefix) as entries:
+                for entry in entries:
+                    name = prefix + entry.name
+                    if entry.is_dir(follow_symlinks=False) and recursive:
+                        pending.append(name + "/")
+                    elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+                        images.append(name)
+                    else:
+                        left_out.append((name, _left_out_reason(entry, recursive)))
+        except OSError as err:
+            if not prefix:
+                raise FashionStyleError(f"{folder}: cannot list the folder ({err.strerror})") from None
+            left_out.append((prefix.rstrip("/"), f"a folder that cannot be listed ({err.strerror})"))
+    return FolderListing(sorted(images), sorted(left_out))
+
+
+def _left_out_reason(entry: os.DirEntry, recursive: bool) -> str:
+    if entry.is_symlink() and not os.path.exists(entry.path):
+        return "broken symbolic link"
+    if entry.is_dir():
+        return ("link to a folder (not followed)" if recursive
+                else "a folder (--recursive reads sub-folders)")
+    if not entry.is_file():
+        return "not a regular file"
+    return f"not an image file name ({', '.join(IMAGE_SUFFIXES)})"
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` (and its sub-folders with `recursive`), sorted by path; scan_folder's rule."""
+    if not Path(folder).is_dir():
         raise FashionStyleError(f"{folder}: not a folder")
-    files = [folder / name for name in folder_images(folder)]
-    if not files:
-        raise FashionStyleError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+    return gather_images([folder], recursive)[0]
+
+
+def gather_images(paths: Sequence[str | Path], recursive: bool = False) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Image files named by `paths` (files as given, folders as scan_folder lists them) and the
+    (entry, why) pairs of what the folders left out; a folder with no image is refused."""
+    images: list[Path] = []
+    left_out: list[tuple[str, str]] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            images.append(path)
+            continue
+        listing = scan_folder(path, recursive)
+        if not listing.images:
+            raise FashionStyleError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)})"
+                                    + ("" if recursive else "; --recursive reads sub-folders"))
+        images += [path / name for name in listing.images]
+        left_out += [(str(path / name), why) for name, why in listing.left_out]
+    return images, left_out
 
 
 def check_tta_mode(tta: str) -> str:
@@ -135,12 +213,12 @@ def tta_views(image_size: int, mean: Sequence[float], std: Sequence[float],
               tta: str = "none") -> Callable[[Image.Image], np.ndarray]:
     """Test-time views of one RGB PIL image, stacked: (T, 3, H, W) float32 with T = 1, 2, 5 or 10.
 
-    Resize the shorter side to size/0.875, then crop as data.tta_transform does
+    Resize the shorter side to size/0.875 (Pillow, bilinear), then crop as data.EvalViews does
     (flip: the centre crop and its mirror; five-crop; ten-crop: the five and those
     of the mirrored image), scale to 0..1 and normalise by `mean` and `std`.
     """
     check_tta_mode(tta)
-    resize = int(round(image_size / 0.875))
+    resize = resize_size(image_size)
     mean32 = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
     std32 = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
 

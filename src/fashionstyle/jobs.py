@@ -1,6 +1,6 @@
 """`predict` and `evaluate` as jobs: streamed in chunks, resumable, on one process or many ranks.
 
-    out, kept, skipped = predict_job(run, ImageSource.open("list.csv"), "preds.csv", "csv")
+    out, kept, unreadable, left_out = predict_job(run, ImageSource.open("list.csv"), "preds.csv", "csv")
     probs = evaluate_probs(run, table, "test", placement=Placement("cpu", devices=2))  # None off rank 0
 
 Global rank 0 prepares the parts folder before the other ranks exist (Fabric starts
@@ -22,8 +22,8 @@ from .outputs import read_npz_parts
 from .predictors import check_tta
 from .ranks import is_secondary_process, launch_ranks
 from .run import RunDir
-from .runtimes import load_predictor
-from .streaming import DEFAULT_CHUNK, LoaderSettings, StreamJob
+from .runtimes import ensure_export, load_predictor
+from .streaming import DEFAULT_CHUNK, LoaderSettings, StreamJob, Written
 
 
 @dataclass
@@ -38,10 +38,11 @@ class Placement:
 
 def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str, runtime: str = "torch",
                 tta: str | None = None, loader: LoaderSettings | None = None, resume: bool = False,
-                placement: Placement | None = None) -> tuple[Path, int, int] | None:
-    """Predict `source` into `out`; on global rank 0 (out, images written, images skipped), else None."""
+                placement: Placement | None = None) -> Written | None:
+    """Predict `source` into `out`; on global rank 0 what was written (streaming.Written), else None."""
     job = _job(run, source, Path(out), fmt, runtime, tta, loader or LoaderSettings())
     if not is_secondary_process():
+        ensure_export(run, runtime, tta)  # an export that fails leaves no output folder behind
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
@@ -79,12 +80,13 @@ def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, run
 
 
 def _run(job: StreamJob, run: RunDir, runtime: str, tta: str | None,
-         placement: Placement) -> tuple[Path, int, int] | None:
+         placement: Placement) -> Written | None:
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
     try:
         if ranks.rank != 0:
             job.wait_ready()
-        job.run(load_predictor(run.path, runtime, tta, device=ranks.device), ranks.rank, ranks.world)
+        job.run(load_predictor(run.path, runtime, tta, device=ranks.device, decode=job.loader.decode),
+                ranks.rank, ranks.world)
     except BaseException as error:
         if ranks.rank != 0 and job.folder.path.is_dir():
             job.folder.mark_failed(ranks.rank, error)  # so rank 0 stops waiting for this rank's parts
@@ -92,8 +94,8 @@ def _run(job: StreamJob, run: RunDir, runtime: str, tta: str | None,
     if ranks.rank != 0:
         return None
     if job.fmt == "npz":  # evaluate_probs reads the parts itself
-        job.folder.wait_for(job.chunks)
-        return job.out, len(job.source), 0
+        job.wait_for_parts()
+        return Written(job.out, len(job.source), 0, 0)
     return job.merge()
 
 

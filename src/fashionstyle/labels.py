@@ -6,6 +6,9 @@ Formats read by `read_labels` (detected from the first line):
 - Label CSV, with header: an `image` column (path relative to the file or to
   `images`), one 0/1 column per label, optional `id` and `split` columns.
 - Tags CSV, with header `image,tags`: space-separated label names per image.
+Label names that are all JD styles (any case, Chinese names too) are those styles
+(tags: all 13; a header: the ones it names); any other name makes the file's own
+names, as written, the label set; `label_names` fixes it instead.
 Every malformed line raises FashionStyleError as `file:line: what is wrong`.
 """
 from __future__ import annotations
@@ -92,6 +95,11 @@ def canonical_label(name: str, valid: Sequence[str]) -> str | None:
         if candidate.lower() == english.lower():
             return candidate
     return None
+
+
+def all_jd_styles(names: Sequence[str]) -> bool:
+    """Whether every name is a JD style (or its Chinese name); one other name makes a label set of the file's own."""
+    return all(canonical_label(n, JD_STYLES) for n in names)
 
 
 def unknown_label_message(name: str, valid: Sequence[str]) -> str:
@@ -229,15 +237,10 @@ def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dic
     found = [header[i] for i in label_cols]
     if label_names:
         return meta, list(label_names), _pick_columns(path, line, header, label_cols, list(label_names))
-    if not any(canonical_label(h, JD_STYLES) for h in found):
-        return meta, found, label_cols
-    valid = list(JD_STYLES)  # a JD header: every column must be a JD style
-    names = []
-    for h in found:
-        name = canonical_label(h, valid)
-        if name is None:
-            raise FashionStyleError(f"{path}:{line}: {unknown_label_message(h, valid)}")
-        names.append(name)
+    if not all_jd_styles(found):
+        return meta, found, label_cols  # the file's own label set
+    valid = list(JD_STYLES)
+    names = [canonical_label(h, valid) or h for h in found]
     if len(names) < len(valid):  # a subset of the styles: in the file's order
         return meta, names, label_cols
     return meta, valid, [label_cols[names.index(n)] for n in valid]  # all of them: the contest's order
@@ -309,7 +312,7 @@ def _tag_names(path: Path, body, label_names) -> list[str]:
     if label_names:
         return list(label_names)
     tags = [t for _, row in body for t in (row[1].split() if len(row) > 1 else [])]
-    if any(canonical_label(t, JD_STYLES) for t in tags):
+    if tags and all_jd_styles(tags):
         return list(JD_STYLES)
     return sorted(set(tags))
 
@@ -359,8 +362,9 @@ def label_warnings(table: LabelTable) -> list[str]:
             continue
         positives = table.targets[rows].sum(axis=0)
         why = "cannot be learned" if split == "train" else "its threshold cannot be tuned"
-        warnings += [f"{table.source}: label {name} has no positives in the {split} split: {why}"
-                     for name, p in zip(table.label_names, positives) if p == 0]
+        warnings += [f"{table.source}: label {name} has no {side} in the {split} split: {why}"
+                     for name, p in zip(table.label_names, positives)
+                     for side, count in (("positives", p), ("negatives", len(rows) - p)) if count == 0]
     unlabelled = int((table.targets.sum(axis=1) == 0).sum())
     if unlabelled:
         warnings.append(f"{table.source}: {unlabelled} of {len(table)} rows have no label at all "

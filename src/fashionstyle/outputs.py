@@ -7,17 +7,21 @@ A part holds the rows of one chunk of images; merging parts in order gives,
 byte for byte, the file one `write_predictions` call over every row gives. The
 merge streams part by part, so memory stays that of one part.
 
-Formats:
+Formats (`output_format` takes it from the file's extension when none is given):
 - jd: the contest's submission, `id,l1,...,lL` with 0/1 flags, no header;
-- csv: a header `id,<labels>`, then the probabilities with 6 decimals;
+- csv: a header `id,<labels>,labels`, then the probabilities with 6 decimals and
+  the predicted names joined by ";"; a text cell that a spreadsheet would read as a
+  formula (starting with = + - @, tab or CR) gets a leading ' (OWASP's advice);
 - json: a list of {id, labels, probs} (indent 1);
 - parquet: columns id (string), one float32 column of probabilities per label,
   and labels (list of the predicted names); the thresholds are in the file's metadata.
+
+JD text is not escaped: it is the contest's machine format, scored by matching
+ids exactly, and a quote would change those ids.
 """
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
 from pathlib import Path
@@ -30,6 +34,10 @@ from .errors import FashionStyleError
 
 FORMATS = ("jd", "csv", "json", "parquet")
 SUFFIXES = {"jd": ".txt", "csv": ".csv", "json": ".json", "parquet": ".parquet"}
+BY_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIXES.items()}
+COMMA_TEXT = {"jd", "csv"}  # either may be named .txt or .csv
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
+LABEL_SEPARATOR = ";"  # between the predicted names in a CSV's labels column
 
 
 def check_format(fmt: str) -> str:
@@ -38,6 +46,24 @@ def check_format(fmt: str) -> str:
     if fmt == "parquet":
         _pyarrow()
     return fmt
+
+
+def output_format(out: str | Path, fmt: str | None) -> str:
+    """`fmt`, or the one `out`'s extension names (.txt jd, .csv, .json, .parquet; others: jd); a format
+    that contradicts the extension (csv into .parquet, json into .csv, ...) is refused."""
+    suffix = Path(out).suffix.lower()
+    by_name = BY_SUFFIX.get(suffix)
+    if fmt is None:
+        return check_format(by_name or "jd")
+    if by_name is not None and by_name != fmt and not {fmt, by_name} <= COMMA_TEXT:
+        raise FashionStyleError(f"--format {fmt} contradicts --out {out} (a {suffix} file holds {by_name}); "
+                                f"drop --format or use a {SUFFIXES[fmt]} name")
+    return check_format(fmt)
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` with a leading ' when a spreadsheet would run it as a formula (CSV injection)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def write_predictions(path: str | Path, fmt: str, ids: Sequence[str], probs: np.ndarray,
@@ -95,14 +121,21 @@ def read_npz_parts(parts: Sequence[Path], n_labels: int) -> tuple[list[str], np.
 
 
 def csv_text(rows: Iterable[Sequence[str]]) -> str:
-    """CSV lines ("\n"-ended); a field holding a comma, quote or newline is quoted, others are as given."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
-    return buffer.getvalue()
+    """CSV lines ("\n"-ended); a field holding a comma, quote, CR or LF is quoted, others are as given."""
+    lines = _Lines()
+    csv.writer(lines, lineterminator="\r\n").writerows(rows)  # "\r\n": so that a CR in a field is quoted too
+    return "".join(lines)
+
+
+class _Lines(list):
+    """The csv writer's file: it writes each row whole, ended by "\r\n", kept as "\n"."""
+
+    def write(self, line: str) -> None:
+        self.append(line[:-2] + "\n")
 
 
 def _head(fmt: str, label_names: Sequence[str]) -> str:
-    return csv_text([["id", *label_names]]) if fmt == "csv" else ""
+    return csv_text([["id", *map(spreadsheet_safe, label_names), "labels"]]) if fmt == "csv" else ""
 
 
 def _opening(fmt: str, first_rows: bool) -> str:
@@ -122,9 +155,15 @@ def _body(fmt: str, ids: Sequence[str], probs: np.ndarray, predictions: np.ndarr
     if fmt == "jd":
         return csv_text([i, *map(str, row)] for i, row in zip(ids, predictions.astype(int)))
     if fmt == "csv":
-        return csv_text([i, *(f"{p:.6f}" for p in row)] for i, row in zip(ids, probs))
+        return csv_text([spreadsheet_safe(i), *(f"{p:.6f}" for p in prob), _names(pred, label_names)]
+                        for i, prob, pred in zip(ids, probs, predictions))
     records = [_json_record(i, prob, pred, label_names) for i, prob, pred in zip(ids, probs, predictions)]
     return ",\n".join(records)
+
+
+def _names(pred: np.ndarray, label_names: Sequence[str]) -> str:
+    """The predicted names of one row, as a CSV cell."""
+    return spreadsheet_safe(LABEL_SEPARATOR.join(n for n, on in zip(label_names, pred) if on))
 
 
 def _json_record(image_id: str, prob: np.ndarray, pred: np.ndarray, label_names: Sequence[str]) -> str:

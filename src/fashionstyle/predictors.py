@@ -76,10 +76,12 @@ class BasePredictor(ABC):
                     yield start + np.array(rows), [self._stack(v) for v in zip(*(loaded[i] for i in rows))]
 
     def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
-                      progress: bool = False, on_bad: str = "fail") -> np.ndarray:
+                      progress: bool = False, on_bad: str = "fail",
+                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Probabilities (N, L) for image files, in input order.
 
         With on_bad="skip" an unreadable image gets a row of NaN instead of an error.
+        `on_batch(n)`: called after each batch, with the images read so far.
         """
         images = list(images)
         out = np.full((len(images), len(self.label_names)), np.nan, np.float32)
@@ -87,6 +89,8 @@ class BasePredictor(ABC):
         for rows, views in tqdm(batches, desc="predict", unit="batch", disable=not progress,
                                 total=-(-len(images) // batch_size)):
             out[rows] = self._predict_views(views)
+            if on_batch is not None:
+                on_batch(int(rows[-1]) + 1)
         return out
 
     def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:

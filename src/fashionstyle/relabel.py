@@ -17,6 +17,7 @@ from typing import Callable
 from . import _atomic
 from .errors import FashionStyleError
 from .labels import _META_COLUMNS, LabelTable, canonical_label, file_layout
+from .overwrite import refuse_overwriting_inputs
 
 FIXES = ("flip", "drop")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
@@ -27,8 +28,7 @@ def write_cleaned(table: LabelTable, pairs: list[tuple[int, str]], mode: str, ou
     if mode not in FIXES:
         raise FashionStyleError(f"unknown fix {mode!r}; valid: {', '.join(FIXES)}")
     source, out = Path(table.source), Path(out)
-    if out.resolve() == source.resolve():
-        raise FashionStyleError(f"{out}: is the label file itself; write the cleaned copy elsewhere")
+    refuse_overwriting_inputs({"--cleaned": out}, {"--labels": source})
     lines = _read_lines(source)
     if mode == "drop":
         drop = {table.line_numbers[row] for row, _ in pairs}

@@ -1,13 +1,15 @@
-"""An HTML report of a run directory: label statistics, F-beta per label, epoch and threshold.
+"""An HTML report of a run directory: headline scores, label statistics, F-beta per label, epoch and threshold.
 
     write_report("runs/densenet201", "reports/densenet201")            # -> .../index.html
     write_report("runs/a", "reports/a_vs_b", compare=["runs/b"])       # adds comparison figures
 
 The page is self-contained (one index.html, simple CSS, no JavaScript) with PNG
-figures beside it:
+figures beside it, under a headline of the macro F-beta (validation and test, tuned and at 0.5):
 
     label_stats.png         positives per label (log scale) with the pos:neg ratio
+    cooccurrence.png        how often each pair of labels occurs together
     fbeta_per_label.png     per-label F-beta at 0.5 and at the tuned thresholds (val, test)
+    pr_curves.png           precision against recall for every label, the tuned operating point marked
     fbeta_per_epoch.png     per-label validation F-beta of every epoch, macro in bold
     fbeta_vs_threshold.png  F-beta against the threshold for every label, chosen one marked
     loss_lr.png             training and validation loss, learning rate (log, right axis)
@@ -16,15 +18,20 @@ figures beside it:
 
 A run without history.csv (a fused run) skips the two per-epoch figures; the
 test split appears wherever the run holds eval_test.npz (`fashionstyle evaluate`).
-With the label file (to find the images), the page adds an error gallery (gallery.py):
-per label, the most confident true positives, false positives and false negatives
-of the test split (else validation) as thumbnails in thumbs/; and, with an audit
-file (`fashionstyle audit`, or RUN/issues.csv), the most suspect labels.
+With the label file (to find the images; its training split also feeds the label
+statistics), the page adds image grids (gallery.py) with thumbnails in thumbs/: test
+images (else validation) with their true and predicted label sets, the most wrong
+first; training images beside the crops the run's training transform draws from
+them; and per label the most confident true positives, false positives and false
+negatives. With an audit file (`fashionstyle audit`, or RUN/issues.csv) it shows
+the most suspect labels.
 """
 from __future__ import annotations
 
 import html
 import math
+import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,6 +39,7 @@ from typing import Any, Sequence
 import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure  # figures made without pyplot: no global backend, Agg on savefig
 from matplotlib.lines import Line2D
 
@@ -57,13 +65,20 @@ LINE_STYLES = ("-", "--", "-.", ":")
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1200px;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #1f77b4; padding-bottom: .3em; }
+h1 { border-bottom: 2px solid #1f77b4; padding-bottom: .3em; overflow-wrap: anywhere; }
 h2 { margin-top: 2em; color: #1f4e79; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption, .note { color: #555; font-size: .95em; }
+figcaption, .note { color: #555; font-size: .95em; overflow-wrap: anywhere; }
 .note { background: #fff8e1; border-left: 4px solid #f0ad4e; padding: .5em 1em; }
 table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
+.wide { overflow-x: auto; max-width: 100%; }
+.headline { display: grid; grid-template-columns: repeat(auto-fit, minmax(10em, 1fr)); gap: .6em; margin: 1em 0; }
+.headline div { border: 1px solid #cfd9e3; border-radius: 6px; padding: .4em .8em; background: #f5f9fc; }
+.headline .value { display: block; font-size: 2em; font-weight: bold; color: #1f4e79; }
+.headline .tuned .value { color: #0b3d6b; } .headline .half .value { color: #5b7fa3; font-size: 1.6em; }
+nav ol { columns: 2 16em; margin: .5em 0; }
+@media (max-width: 600px) { body { margin: 1em auto; } h1 { font-size: 1.5em; } }
 th, td { border: 1px solid #ccc; padding: .25em .7em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 thead th { background: #eef3f8; }
@@ -95,6 +110,7 @@ class RunData:
     history: dict[str, np.ndarray] | None  # column -> values per epoch (nan where empty)
     weight_power: float
     manifest: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)  # config.yaml; empty for a fused run
 
     @property
     def beta_name(self) -> str:
@@ -116,7 +132,7 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
     config = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
     return RunData(name or run.path.resolve().name, run, run.label_names(), run.thresholds(),
                    Split(probs, targets, ids), test, history_columns(run), float(config.get("weight_power", 1.0)),
-                   run.manifest())
+                   run.manifest(), config)
 
 
 def history_columns(run: RunDir) -> dict[str, np.ndarray] | None:
@@ -147,8 +163,36 @@ def check_same_labels(main: RunData, other: RunData) -> None:
             f"{other.run.path} has {other.label_names}")
 
 
-def stats_targets(data: RunData, stats_table: LabelTable | None,
-                  train_targets: np.ndarray | None) -> tuple[np.ndarray, str]:
+def image_mismatches(runs: Sequence[RunData]) -> list[str]:
+    """One sentence per run scored on other images than the first (validation, or test where both have it)."""
+    main, lines = runs[0], []
+    for other in runs[1:]:
+        pairs = [("validation", main.val, other.val)]
+        if main.test is not None and other.test is not None:
+            pairs.append(("test", main.test, other.test))
+        splits = [name for name, a, b in pairs if a.ids != b.ids or not np.array_equal(a.targets, b.targets)]
+        if splits:
+            lines.append(f"{other.name} was scored on other {' and '.join(splits)} images than {main.name}: "
+                         "its scores are not comparable side by side")
+    return lines
+
+
+def training_split(data: RunData, labels: LabelTable | None) -> tuple[LabelTable, str] | None:
+    """The label file's rows the run trained on (split as training splits them) and a phrase naming them."""
+    if labels is None or labels.targets is None:
+        return None
+    source = f"<code>{html.escape(labels.source)}</code>"
+    if "val_fraction" not in data.config:
+        return labels, (f"all {len(labels)} images of {source} (the run has no config.yaml to split them "
+                        "as its training did)")
+    from .data import train_val_split  # torch
+
+    train, _ = train_val_split(labels, float(data.config["val_fraction"]), int(data.config.get("seed", 0)))
+    return train, f"the {len(train)} training images of {source} (the run's own train/validation split)"
+
+
+def stats_targets(data: RunData, stats_table: LabelTable | None, train_targets: np.ndarray | None,
+                  train: tuple[LabelTable, str] | None = None) -> tuple[np.ndarray, str]:
     """Targets for the label statistics and a phrase naming where they come from."""
     if train_targets is not None:
         targets, source = np.asarray(train_targets), "the training labels"
@@ -157,12 +201,19 @@ def stats_targets(data: RunData, stats_table: LabelTable | None,
             raise FashionStyleError(f"{stats_table.source}: labels {stats_table.label_names} differ "
                                     f"from the run's {data.label_names}")
         targets, source = stats_table.require_targets(), f"<code>{html.escape(stats_table.source)}</code>"
+    elif train is not None:
+        targets, source = train[0].require_targets(), train[1]
     else:
         return data.val.targets, "the validation split (no training labels were given)"
     if targets.ndim != 2 or targets.shape[1] != len(data.label_names):
         raise FashionStyleError(f"training targets must have shape (N, {len(data.label_names)}), "
                                 f"got {targets.shape}")
     return targets, source
+
+
+def tuned_scores(data: RunData, split: Split) -> dict[str, np.ndarray]:
+    """Per-label precision, recall, F-beta and support at the tuned thresholds."""
+    return per_label_scores(split.targets, data.tuner.predict(split.probs), data.tuner.beta)
 
 
 def split_scores(data: RunData, split: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -209,6 +260,27 @@ def grouped_bars(ax: Axes, series: list[tuple[str, np.ndarray, str]], names: lis
     ax.set_ylim(0, 1.0)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
+
+
+def panel_grid(n: int, panel_height: float) -> tuple[Figure, np.ndarray]:
+    """A figure of n panels (one per label) with shared axes, 4 or 5 to a row; (figure, axes (rows, cols))."""
+    ncols = 4 if n <= 16 else 5
+    nrows = math.ceil(n / ncols)
+    fig, axes = new_figure(3.1 * ncols, panel_height * nrows + 0.6, nrows=nrows, ncols=ncols,
+                           sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def label_panels(axes: np.ndarray, n: int, xlabel: str, ylabel: str) -> None:
+    """y labels on the first column, x labels and ticks under the lowest panel of each column."""
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    for j, ax in enumerate(axes.flat[:n]):
+        if j + axes.shape[1] >= n:
+            ax.set_xlabel(xlabel)
+            ax.xaxis.set_tick_params(labelbottom=True)
 
 
 def top_legend(ax: Axes, ncol: int) -> None:
@@ -288,23 +360,11 @@ def plot_fbeta_per_epoch(data: RunData, path: Path) -> Path | None:
 
 def plot_fbeta_vs_threshold(data: RunData, path: Path) -> Path:
     """Figure 4 (the report's Figures 5-7): F-beta against threshold for every label."""
-    names = data.label_names
-    ncols = 4 if len(names) <= 16 else 5
-    nrows = math.ceil(len(names) / ncols)
-    fig, axes = new_figure(3.1 * ncols, 2.5 * nrows + 0.6, nrows=nrows, ncols=ncols,
-                           sharex=True, sharey=True, squeeze=False)
-    splits = data.splits()
-    for j, ax in enumerate(axes.flat):
-        if j < len(names):
-            threshold_panel(ax, data, splits, j)
-        else:
-            ax.set_visible(False)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(data.beta_name)
-    for j, ax in enumerate(axes.flat):  # x label under the lowest panel of each column
-        if j < len(names) and j + ncols >= len(names):
-            ax.set_xlabel("threshold")
-            ax.xaxis.set_tick_params(labelbottom=True)
+    names, splits = data.label_names, data.splits()
+    fig, axes = panel_grid(len(names), 2.5)
+    for j, ax in enumerate(axes.flat[:len(names)]):
+        threshold_panel(ax, data, splits, j)
+    label_panels(axes, len(names), "threshold", data.beta_name)
     handles = [Line2D([], [], color=SPLIT_COLOURS[s][1], label=s) for s in splits]
     handles.append(Line2D([], [], color="black", linestyle="--", label="tuned threshold t"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
@@ -351,6 +411,80 @@ def free_corner(grid: np.ndarray, curves: np.ndarray, t: float) -> tuple[float, 
         return covered[:, columns].sum() + 1000 * blocks_line
 
     return min(corners, key=cost)  # the first, top right, on ties
+
+
+def plot_cooccurrence(names: list[str], targets: np.ndarray, path: Path) -> Path:
+    """Figure 1b: for each pair of labels, the images with both; coloured by P(column | row)."""
+    both = targets.astype(np.int64).T @ targets.astype(np.int64)  # (L, L); the diagonal: positives
+    share = both / np.maximum(np.diag(both)[:, None], 1)
+    shown = np.where(np.eye(len(names), dtype=bool), np.nan, share)
+    side = 2.5 + 0.42 * len(names)
+    fig, ax = new_figure(side + 1.2, side)
+    cmap = matplotlib.colormaps["Blues"].with_extremes(bad="#e6e6e6")
+    image = ax.imshow(shown, cmap=cmap, norm=Normalize(0, 1))
+    font = 8 if len(names) <= 14 else 7
+    for (i, j), count in np.ndenumerate(both):
+        if count or i == j:
+            dark = i != j and share[i, j] > 0.55
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=font, color="white" if dark else "black",
+                    fontweight="bold" if i == j else "normal")
+    ticks = np.arange(len(names))
+    ax.set_xticks(ticks, names, rotation=60, ha="right", rotation_mode="anchor")
+    ax.set_yticks(ticks, names)
+    ax.set_xlabel("... also has this label")
+    ax.set_ylabel("images with this label ...")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="share of the row label's images with the column label")
+    several = int((targets.sum(axis=1) > 1).sum())
+    fig.suptitle(f"Labels that occur together ({several} of {len(targets)} images have two or more)")
+    return save(fig, path)
+
+
+def pr_curve(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) predicting `scores >= t` for every distinct t, from the highest down."""
+    order = np.argsort(-scores, kind="stable")
+    hits = np.cumsum(targets[order] == 1)
+    last_of_ties = np.append(np.diff(scores[order]) != 0, True)
+    predicted = np.flatnonzero(last_of_ties) + 1
+    return hits[last_of_ties] / max(int(targets.sum()), 1), hits[last_of_ties] / predicted
+
+
+def iso_fbeta(ax: Axes, beta: float) -> None:
+    """Light curves of equal F-beta (0.2 ... 0.8) in a precision-recall panel."""
+    recall, b2 = np.linspace(0.01, 1, 200), beta ** 2
+    for f in (0.2, 0.4, 0.6, 0.8):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = f * b2 * recall / ((1 + b2) * recall - f)
+        ok = (precision > 0) & (precision <= 1.02) & ((1 + b2) * recall > f)
+        ax.plot(recall[ok], precision[ok], color="#bbbbbb", linewidth=0.7, linestyle=":")
+        ax.text(1.0, precision[ok][-1], f"{f:.1f}", fontsize=6.5, color="#999999", ha="right", va="bottom")
+
+
+def plot_pr_curves(data: RunData, path: Path) -> Path:
+    """Figure 2b: precision against recall for every label; the tuned threshold's point marked."""
+    names, splits = data.label_names, data.splits()
+    fig, axes = panel_grid(len(names), 2.7)
+    scores = {name: tuned_scores(data, split) for name, split in splits.items()}
+    for j, ax in enumerate(axes.flat[:len(names)]):
+        iso_fbeta(ax, data.tuner.beta)
+        for name, split in splits.items():
+            colour = SPLIT_COLOURS[name][1]
+            recall, precision = pr_curve(split.probs[:, j], split.targets[:, j])
+            ax.plot(np.r_[0, recall], np.r_[precision[:1], precision], color=colour, linewidth=1.3,
+                    drawstyle="steps-pre")
+            ax.plot(scores[name]["recall"][j], scores[name]["precision"][j], "o", color=colour, markersize=6,
+                    markeredgecolor="black", markeredgewidth=0.8)
+        ax.set_title(f"{names[j]} (t={data.tuner.thresholds_[j]:.2f})", fontsize=10, fontweight="bold")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.04)
+        ax.grid(alpha=0.3)
+    label_panels(axes, len(names), "recall", "precision")
+    handles = [Line2D([], [], color=SPLIT_COLOURS[s][1], label=s) for s in splits]
+    handles += [Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle="none",
+                       label="at the tuned threshold t"),
+                Line2D([], [], color="#bbbbbb", linestyle=":", label=f"equal {data.beta_name}")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    fig.suptitle("Precision against recall per label")
+    return save(fig, path)
 
 
 def plot_loss_lr(data: RunData, path: Path) -> Path | None:
@@ -421,7 +555,9 @@ def plot_compare_epochs(runs: list[RunData], path: Path) -> Path | None:
 
 # -- html --------------------------------------------------------------------------
 def figure_html(name: str, caption: str) -> str:
-    return (f'<figure><img src="{name}" alt="{html.escape(caption, quote=True)}">'
+    """A figure that opens full size when clicked (on a phone it is shown shrunk to the screen)."""
+    alt = html.escape(re.sub(r"<[^>]+>", "", caption), quote=True)
+    return (f'<figure><a href="{name}"><img src="{name}" alt="{alt}"></a>'
             f"<figcaption>{caption}</figcaption></figure>")
 
 
@@ -430,7 +566,7 @@ def table_html(header: list[str], rows: list[list[str]], macro: list[str] | None
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
     if macro:
         body += '<tr class="macro">' + "".join(f"<td>{c}</td>" for c in macro) + "</tr>"
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def stats_table_html(names: list[str], targets: np.ndarray, weight_power: float) -> str:
@@ -442,23 +578,60 @@ def stats_table_html(names: list[str], targets: np.ndarray, weight_power: float)
 
 
 def scores_table_html(data: RunData) -> str:
-    header, columns = ["label", "threshold"], [data.tuner.thresholds_]
+    """Per label: the threshold, then per split support, precision, recall and F-beta (tuned), F-beta at 0.5."""
+    header, columns, macro = ["label", "threshold"], [[f"{t:.3f}" for t in data.tuner.thresholds_]], ["macro", ""]
     for split_name, split in data.splits().items():
-        header += [f"{split_name} {data.beta_name} @0.5", f"{split_name} {data.beta_name} tuned"]
-        columns += list(split_scores(data, split))
-    rows = [[html.escape(n)] + [f"{c[j]:.3f}" for c in columns] for j, n in enumerate(data.label_names)]
-    macro = ["macro", ""] + [f"{np.nanmean(c):.3f}" for c in columns[1:]]
+        tuned, at_half = tuned_scores(data, split), split_scores(data, split)[0]
+        header += [f"{split_name} {w}" for w in ("support", "precision", "recall", data.beta_name,
+                                                  f"{data.beta_name} @0.5")]
+        columns.append([str(n) for n in tuned["support"]])
+        macro.append("")
+        for values in (tuned["precision"], tuned["recall"], tuned["fbeta"], at_half):
+            columns.append([f"{v:.3f}" for v in values])
+            macro.append(f"{np.mean(values):.3f}")
+    rows = [[html.escape(n)] + [c[j] for c in columns] for j, n in enumerate(data.label_names)]
     return table_html(header, rows, macro)
+
+
+def headline_html(data: RunData) -> str:
+    """The macro F-beta of each split, tuned and at 0.5, in large type."""
+    cells = []
+    for split_name, split in data.splits().items():
+        at_half, tuned = split_scores(data, split)
+        word = "validation" if split_name == "val" else "test"
+        for kind, value, how in (("tuned", tuned, "tuned thresholds"), ("half", at_half, "threshold 0.5")):
+            cells.append(f'<div class="{kind}" data-score="{split_name} {kind}"><span class="value">'
+                         f"{np.mean(value):.3f}</span>{word} macro {data.beta_name}, {how}<br>"
+                         f"<small>{len(split.targets)} images</small></div>")
+    missing = "" if data.test is not None else note(
+        "No test scores yet: <code>fashionstyle evaluate RUN --labels FILE --split test</code> adds them.")
+    return f'<div class="headline">{"".join(cells)}</div>{missing}'
 
 
 def note(text: str) -> str:
     return f'<p class="note">{text}</p>'
 
 
-def page(title: str, body: list[str]) -> str:
+def page(title: str, top: list[str], sections: list[str]) -> str:
+    """The html page: `top` under the title, then a list of contents and the `sections`, numbered."""
+    text, titles = numbered_sections("\n".join(sections))
+    contents = "<nav><ol>" + "".join(f'<li><a href="#s{i}">{t}</a></li>' for i, t in enumerate(titles, 1))
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{html.escape(title)}</title>\n<style>{CSS}{gallery.CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body>\n</html>\n")
+            f"<h1>{html.escape(title)}</h1>\n" + "\n".join(top) + f"\n{contents}</ol></nav>\n{text}"
+            "\n</body>\n</html>\n")
+
+
+def numbered_sections(text: str) -> tuple[str, list[str]]:
+    """Every <h2> numbered in page order, with an anchor (#s1, #s2, ...); and the titles."""
+    titles: list[str] = []
+
+    def number(match: re.Match) -> str:
+        titles.append(match.group(1))
+        return f'<h2 id="s{len(titles)}">{len(titles)}. {match.group(1)}</h2>'
+
+    return re.sub(r"<h2>(.*?)</h2>", number, text), titles
 
 
 def summary_html(data: RunData) -> str:
@@ -480,8 +653,9 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
 
     `compare`: other run directories with the same labels, shown side by side.
     `stats_table` (a LabelTable) or `train_targets` ((N, L) 0/1): the training labels
-    for the label statistics; without them the validation targets are used.
-    `labels`: a label file's table, to find the images of the error gallery.
+    for the label statistics; without them the training split of `labels`, else the
+    validation targets.
+    `labels`: a label file's table, to find the images of the image grids.
     `audit`: an issues.csv from `fashionstyle audit` (default: RUN/issues.csv if there).
     """
     paths = [Path(run_dir), *map(Path, compare)]
@@ -490,36 +664,45 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
     data = runs[0]
     for other in runs[1:]:
         check_same_labels(data, other)
+    mismatches = image_mismatches(runs)
+    for line in mismatches:  # a report is only a view: shown, with a warning, not refused as fuse does
+        print(f"warning: {line}", file=sys.stderr)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    targets, source = stats_targets(data, stats_table, train_targets)
+    train = training_split(data, labels)
+    targets, source = stats_targets(data, stats_table, train_targets, train)
     with matplotlib.rc_context(STYLE):
-        body = [summary_html(data)]
-        body += label_section(data, targets, source, out)
+        body = label_section(data, targets, source, out)
         body += per_label_section(data, out)
         body += epoch_section(data, out)
         body += threshold_section(data, out)
         body += loss_section(data, out)
         if len(runs) > 1:
-            body += compare_section(runs, out)
-    thumbs, number = gallery.Thumbnails(out), 6 + (len(runs) > 1)
-    body += gallery_section(data, labels, thumbs, number)
+            body += compare_section(runs, out, mismatches)
+    thumbs = gallery.Thumbnails(out)
+    body += image_sections(data, labels, train, thumbs)
     in_run = data.run / "issues.csv"
     audit = audit if audit is not None else (in_run if in_run.is_file() else None)
     if audit is not None:
-        body += audit_section(audit, thumbs, number + 1)
-    html_path = _atomic.write_text(out / "index.html", page(f"Fashion style report: {data.name}", body))
+        body += audit_section(audit, thumbs)
+    top = [headline_html(data), summary_html(data)]
+    html_path = _atomic.write_text(out / "index.html", page(f"Fashion style report: {data.name}", top, body))
     html_path.chmod(0o644)
     return html_path
 
 
 def label_section(data: RunData, targets: np.ndarray, source: str, out: Path) -> list[str]:
     plot_label_stats(data, targets, out / "label_stats.png")
+    plot_cooccurrence(data.label_names, targets, out / "cooccurrence.png")
     caption = (f"Positive images per label in {source}, on a log scale, with the positives : negatives "
                "ratio; the rarer a label, the larger its positive weight A in the weighted loss.")
-    return ["<h2>1. Label statistics</h2>", figure_html("label_stats.png", caption),
+    together = (f"Images with both labels in {source}: row i, column j counts the images with labels i and j "
+                "(the diagonal: all of label i's images); the colour is the share of row i's images that also "
+                "have label j.")
+    return ["<h2>Label statistics</h2>", figure_html("label_stats.png", caption),
             f"<p>Loss weights A (positives) and B (negatives) with weight_power = {data.weight_power:g}.</p>",
-            stats_table_html(data.label_names, targets, data.weight_power)]
+            stats_table_html(data.label_names, targets, data.weight_power),
+            figure_html("cooccurrence.png", together)]
 
 
 def per_label_section(data: RunData, out: Path) -> list[str]:
@@ -528,16 +711,18 @@ def per_label_section(data: RunData, out: Path) -> list[str]:
     caption = (f"{data.beta_name} of every label on the {splits}, predicting at probability 0.5 (light) "
                "and at the per-label thresholds tuned on validation (dark); the last group is the macro "
                "mean.")
-    body = ["<h2>2. Per-label scores</h2>", figure_html("fbeta_per_label.png", caption),
-            scores_table_html(data)]
-    if data.test is None:
-        body.append(note("No eval_test.npz in the run: run <code>fashionstyle evaluate</code> on the test "
-                         "split to add test scores."))
-    return body
+    plot_pr_curves(data, out / "pr_curves.png")
+    pr_caption = (f"Precision against recall of every label on the {splits} as the threshold falls; the dot is "
+                  "the operating point at the threshold t tuned on validation, the dotted grey curves join "
+                  f"points of equal {data.beta_name}.")
+    return ["<h2>Per-label scores</h2>", figure_html("fbeta_per_label.png", caption),
+            f"<p>Per label: the tuned threshold; per split the positive images (support), and precision, recall "
+            f"and {data.beta_name} at that threshold, then {data.beta_name} at 0.5.</p>", scores_table_html(data),
+            figure_html("pr_curves.png", pr_caption)]
 
 
 def epoch_section(data: RunData, out: Path) -> list[str]:
-    body = ["<h2>3. Validation score per epoch</h2>"]
+    body = ["<h2>Validation score per epoch</h2>"]
     if plot_fbeta_per_epoch(data, out / "fbeta_per_epoch.png"):
         body.append(figure_html("fbeta_per_epoch.png", (
             f"Validation {data.beta_name} of every label after each epoch at that epoch's tuned thresholds, "
@@ -549,7 +734,7 @@ def epoch_section(data: RunData, out: Path) -> list[str]:
 
 
 def loss_section(data: RunData, out: Path) -> list[str]:
-    body = ["<h2>5. Loss and learning rate</h2>"]
+    body = ["<h2>Loss and learning rate</h2>"]
     if plot_loss_lr(data, out / "loss_lr.png"):
         body.append(figure_html("loss_lr.png", (
             "Training and validation loss per epoch (left axis) and the learning rate (right axis, log "
@@ -565,13 +750,14 @@ def threshold_section(data: RunData, out: Path) -> list[str]:
     caption = (f"{data.beta_name} against the decision threshold for every label on {splits}; the dashed "
                f"line is the threshold tuned on validation and the box gives t and the {data.beta_name} "
                "there.")
-    return ["<h2>4. Threshold curves</h2>", figure_html("fbeta_vs_threshold.png", caption)]
+    return ["<h2>Threshold curves</h2>", figure_html("fbeta_vs_threshold.png", caption)]
 
 
-def compare_section(runs: list[RunData], out: Path) -> list[str]:
+def compare_section(runs: list[RunData], out: Path, mismatches: Sequence[str] = ()) -> list[str]:
     plot_compare_fbeta(runs, out / "compare_fbeta.png")
     test = " and test" if all(r.test is not None for r in runs) else ""
-    body = ["<h2>6. Run comparison</h2>", figure_html("compare_fbeta.png", (
+    warnings = [note(f"Warning: {html.escape(m)}.") for m in mismatches]
+    body = ["<h2>Run comparison</h2>", *warnings, figure_html("compare_fbeta.png", (
         f"Per-label {runs[0].beta_name} at each run's tuned thresholds on validation{test}, one colour per "
         "run "
         f"({', '.join(html.escape(r.name) for r in runs)}); the last group is the macro mean."))]
@@ -585,29 +771,77 @@ def compare_section(runs: list[RunData], out: Path) -> list[str]:
     return body
 
 
-def gallery_section(data: RunData, labels: LabelTable | None, thumbs: gallery.Thumbnails, number: int) -> list[str]:
-    body = [f"<h2>{number}. Error gallery</h2>"]
+def image_sections(data: RunData, labels: LabelTable | None, train: tuple[LabelTable, str] | None,
+                   thumbs: gallery.Thumbnails) -> list[str]:
+    """Predictions (most wrong first), augmented training images and the error gallery; or why not."""
     if labels is None:
-        return body + [note("Pass the label file (<code>--labels FILE</code>) to see each label's most confident "
-                            "true positives, false positives and false negatives as thumbnails.")]
+        return ["<h2>Images</h2>", note(
+            "Image grids left out: pass the label file (<code>--labels FILE</code>), which says where the images "
+            "are, to see test images with their true and predicted labels (most wrong first), augmented training "
+            "images and each label's most confident true positives, false positives and false negatives.")]
     name, split = ("test", data.test) if data.test is not None else ("validation", data.val)
-    blocks, skipped = gallery.error_gallery(data.label_names, split.ids, split.probs, split.targets,
-                                            data.tuner, dict(zip(labels.ids, labels.images)), thumbs)
     where = ("the test split (eval_test.npz)" if data.test is not None
              else "the validation split (the run has no eval_test.npz)")
-    body.append(f"<p>Per label, the {gallery.PER_KIND} most confident true positives and false positives "
-                f"(highest probability) and false negatives (lowest) of {where} at the label's tuned threshold; "
-                "click a label to open it.</p>")
-    if skipped:
-        body.append(note(f"{skipped} images of the {name} split were skipped: not in "
-                         f"<code>{html.escape(labels.source)}</code>, missing or unreadable."))
+    images = dict(zip(labels.ids, labels.images))
+
+    def missing(skipped: int) -> list[str]:
+        return [note(f"{skipped} images of the {name} split were skipped: not in "
+                     f"<code>{html.escape(labels.source)}</code>, missing or unreadable.")] if skipped else []
+
+    grid, skipped, all_right = gallery.prediction_grid(data.label_names, split.ids, split.probs, split.targets,
+                                                       data.tuner, images, thumbs)
+    body = ["<h2>Predictions, most wrong first</h2>", (
+        f"<p>Images of {where} with their true and predicted labels at the tuned thresholds, those with the most "
+        "wrong labels first (then the highest loss, the mean binary cross-entropy over the labels, as fastai's "
+        f"<code>plot_top_losses</code>); {all_right} of {len(split.targets)} images have every label right. "
+        '<span class="fn">Struck through</span>: a true label the model missed; <span class="fp">red</span>: '
+        "a label predicted but not true; in brackets its probability.</p>"), *missing(skipped), grid]
+    body += augmentation_section(data, train, thumbs)
+    blocks, skipped = gallery.error_gallery(data.label_names, split.ids, split.probs, split.targets,
+                                            data.tuner, images, thumbs)
+    body += ["<h2>Error gallery per label</h2>", (
+        f"<p>Per label, the {gallery.PER_KIND} most confident true positives and false positives (highest "
+        f"probability) and false negatives (lowest) of {where} at the label's tuned threshold, each with its "
+        "true and predicted labels; click a label to open it.</p>"), *missing(skipped)]
     return body + blocks
 
 
-def audit_section(path: str | Path, thumbs: gallery.Thumbnails, number: int) -> list[str]:
+def augmentation_section(data: RunData, train: tuple[LabelTable, str] | None,
+                         thumbs: gallery.Thumbnails) -> list[str]:
+    body = ["<h2>Augmented training images</h2>"]
+    config = data.config
+    if "image_size" not in config:
+        return body + [note("Augmented images left out: the run has no config.yaml with its training transform "
+                            "(image_size), e.g. a fused run.")]
+    if train is None:
+        return body + [note("The label file has no labels to find the training images: augmented images "
+                            "left out.")]
+    blocks, skipped = gallery.augmentation_blocks(train[0], config, thumbs, *run_normalisation(data.run))
+    flips = ", mirrored half the time" if config.get("hflip", True) else ""
+    body.append(f"<p>Training images of {train[1]}, each beside the crops the run's training transform drew from "
+                f"it in its first epochs: a random {config['image_size']} px square of "
+                f"{float(config.get('crop_scale', 0.35)):.0%} to 100% of the photo's area{flips}, seeded by "
+                "image and epoch as in training (the model sees them normalised).</p>")
+    if skipped:
+        body.append(note(f"{skipped} training images were skipped: missing or unreadable."))
+    return body + blocks
+
+
+def run_normalisation(run: RunDir) -> tuple[list[float], list[float]]:
+    """The mean and std saved with the run's model (ImageNet's for a run without model.pt)."""
+    path = run / "model.pt"
+    if not path.is_file():
+        return list(gallery.IMAGENET_MEAN), list(gallery.IMAGENET_STD)
+    import torch
+
+    record = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return list(record["mean"]), list(record["std"])
+
+
+def audit_section(path: str | Path, thumbs: gallery.Thumbnails) -> list[str]:
     issues = read_issues(path)
     figures, skipped = gallery.audit_gallery(issues, thumbs)
-    body = [f"<h2>{number}. Suspect labels (audit)</h2>",
+    body = ["<h2>Suspect labels (audit)</h2>",
             f"<p>The most suspect (image, label) pairs of <code>{html.escape(str(path))}</code> "
             f"({len(issues)} listed, most suspect first): the given label, the held-out probability and "
             "cleanlab's label-quality score (lower is more suspect). Red: given 0 but likely present; "

@@ -61,12 +61,19 @@ class RunDir:
         if run.path.exists() and any(run.path.iterdir()) and not resume:
             raise FashionStyleError(f"{run.path}: already exists and is not empty; "
                                     "choose another --out or pass --resume to continue it")
-        if resume and not (run / "manifest.json").is_file():
-            raise FashionStyleError(f"{run.path}: nothing to resume (not a run directory)")
+        if resume:
+            run.require_resumable()
         run.path.mkdir(parents=True, exist_ok=True)
         if resume:
             _atomic.remove_leftovers(run.path)  # a kill during a checkpoint write leaves one
         return run
+
+    def require_resumable(self) -> "RunDir":
+        """This run, or a refusal: a folder without a manifest holds nothing to resume."""
+        if not (self / "manifest.json").is_file():
+            raise FashionStyleError(f"{self.path}: nothing to resume (not a run directory); "
+                                    "drop --resume to start a new run there")
+        return self
 
     @classmethod
     def open(cls, path: str | Path) -> "RunDir":
@@ -155,3 +162,12 @@ class RunDir:
         """Validation probabilities of every finished epoch (1-based)."""
         files = sorted((self / "epochs").glob("e*.npy"))
         return {int(p.stem[1:]): np.load(p) for p in files}
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped by a signal (SIGTERM from a scheduler, SIGINT from Ctrl-C) after its last
+    checkpoint: the run is incomplete and resumes exactly with `train --resume`."""
+
+    def __init__(self, signum: int, path: Path):
+        super().__init__(f"{path}: training stopped by signal {signum}; resume it with --resume")
+        self.signum, self.path = signum, path

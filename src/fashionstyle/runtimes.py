@@ -17,7 +17,7 @@ RUNTIMES = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # runtime -> ON
 
 
 def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None,
-                   device: str = "auto") -> BasePredictor:
+                   device: str = "auto", decode: str = "auto") -> BasePredictor:
     """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
 
     `tta` must be the one the run's thresholds were tuned with (the default); `device` is
@@ -29,10 +29,23 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
         require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from .predict import Predictor
 
-        return Predictor.from_run(run_dir, device=device, tta=tta)
-    from .onnx_predictor import EXPORT_DIRS, OnnxPredictor, export_is_current
+        return Predictor.from_run(run_dir, device=device, tta=tta, decode=decode)
+    if decode == "gpu":
+        raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
+    from .onnx_predictor import OnnxPredictor
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
+    folder = ensure_export(run, runtime, tta)
+    return OnnxPredictor.from_run(run, folder, RUNTIMES[runtime], tta=tta)
+
+
+def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | None:
+    """The ONNX export folder `runtime` predicts from, made (or redone) first when missing or stale;
+    None for PyTorch. Callers that write outputs call it before creating them."""
+    if RUNTIMES.get(runtime) is None:
+        return None
+    from .onnx_predictor import EXPORT_DIRS, export_is_current
+
     check_tta(run, tta)  # before a possibly long export
     precision = RUNTIMES[runtime]
     folder = run / EXPORT_DIRS[precision]
@@ -42,7 +55,7 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
         from .export import export_run
 
         export_run(run, folder, precision)
-    return OnnxPredictor.from_run(run, folder, precision, tta=tta)
+    return folder
 
 
 def require_torch(why: str) -> None:

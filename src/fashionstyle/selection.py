@@ -47,6 +47,7 @@ from . import _atomic
 from .ensemble import check_compatible, copy_model, flatten_members
 from .errors import FashionStyleError
 from .metrics import check_beta
+from .model_card import write_model_card
 from .run import Member, RunDir
 from .thresholds import TIE_TOL, ThresholdTuner, best_threshold
 
@@ -173,6 +174,7 @@ def select_runs(run_paths: Sequence[str | Path], out: str | Path, beta: float = 
     _atomic.write_json(result / "selection.json", {"beta": beta, "max_rounds": max_rounds,
                                                    "runs": paths, "labels": report})
     result.write_manifest("selected", complete=True)
+    write_model_card(result)
     return result
 
 

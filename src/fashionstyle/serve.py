@@ -6,22 +6,29 @@
 Endpoints:
     GET  /          the web page (drop photos, see each style's probability and threshold)
     POST /predict   multipart form, one or more image files under the field `files`; with
-                    ?maps=true also a Grad-CAM overlay (base64 PNG) per predicted style (torch runtime)
-    GET  /labels    label names and tuned thresholds
+                    ?maps=true also a Grad-CAM overlay (base64 PNG) per predicted style (torch runtime).
+                    {"results": [...], "errors": [...]}: a result per readable file and an error
+                    ({"index", "filename", "status", "detail"}) per file that is not an image (415)
+                    or over the per-image limits (413), with status 200 while one file is good;
+                    when none is, the first file's error status, "detail" joining every file's
+                    error and the same "errors" list. `index` is the file's position in the upload.
+    GET  /labels    label names, tuned thresholds and descriptions (`label_info`; JD styles by default)
     GET  /health    {"status": "ok", "labels": n, "run": name, ...}
-    GET  /docs      OpenAPI documentation
+    GET  /docs      OpenAPI documentation: Swagger UI, from files installed with the package
+                    (fastapi-offline), so that it works with no network (no /redoc: ReDoc fetches its logo)
 
 The model loads once, when the app is created; inference is serialised by a
 lock. What one request may cost is bounded before anything is decoded:
 bodies over `max_bytes` (by Content-Length, and by the bytes actually
-received), more than `max_images` files, an image over `max_pixels` or more
-elongated than MAX_ASPECT:1, and images over `max_request_pixels` in all
-(each read from its header) are refused with 413, non-images with 415, every
-answer JSON {"detail": "..."}. At most `decoders` requests decode (and then
-hold their decoded images) at once, each on one of `decoders` threads, one
-image at a time; an image whose shorter side is over twice what the model's
-preprocessing resizes it to is decoded at reduced size (JPEG at 1/2 to 1/8
-scale, other formats box-reduced by a whole factor before conversion). Peak
+received), more than `max_images` files, and the readable images over
+`max_request_pixels` in all (each read from its header) are refused with 413,
+every refusal JSON {"detail": "..."}; an image over `max_pixels` or more
+elongated than MAX_ASPECT:1 is that file's error (413), as a non-image is
+(415). At most `decoders` requests decode (and then hold their decoded
+images) at once, each on one of `decoders` threads, one image at a time; an
+image whose shorter side is over twice what the model's preprocessing resizes
+it to is decoded at reduced size (JPEG at 1/2 to 1/8 scale, other formats
+box-reduced by a whole factor before conversion). Peak
 memory above the idle service is thus about `decoders` x one image of
 `max_pixels` (4 bytes a pixel), measured by bench/serve_load.py. A reduced
 image's probabilities differ slightly from `predict`'s on the same file.
@@ -44,11 +51,13 @@ from typing import Any, NoReturn, Sequence
 from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 import numpy as np
 from PIL import ExifTags, Image
 
 from .errors import FashionStyleError
 from .images import to_rgb
+from .label_info import label_descriptions, read_label_info
 from .run import RunDir
 from .runtimes import RUNTIMES, load_predictor
 
@@ -58,6 +67,8 @@ DEFAULT_MAX_PIXELS = 50_000_000  # per image (a 48 MP photo); Pillow's bomb limi
 DEFAULT_MAX_REQUEST_PIXELS = 200_000_000  # per request: 16 photos of 12 MP, or 4 at the image limit
 DEFAULT_DECODERS = 2  # requests decoding at once
 MAX_ASPECT = 20  # longer side / shorter side; beyond it the model's resize alone could take GBs
+DEFAULT_HEADER_TIMEOUT = 10.0  # seconds for a request line and headers to arrive
+DOCS_STATIC = "/docs-static"  # Swagger UI's files, served from the installed package
 
 
 class BodyLimit:
@@ -224,19 +235,23 @@ def _min_side(predictor: Any) -> int:
 def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
                max_images: int = DEFAULT_MAX_IMAGES, runtime: str = "torch",
                max_pixels: int | None = None, max_request_pixels: int = DEFAULT_MAX_REQUEST_PIXELS,
-               decoders: int = DEFAULT_DECODERS) -> FastAPI:
+               decoders: int = DEFAULT_DECODERS, label_info: str | Path | None = None) -> FastAPI:
     """The service for one run; its model is loaded here, once.
 
     `runtime`: "torch" (Predictor), "onnx" or "onnx-int8" (OnnxPredictor, exporting on first use).
     `max_pixels`: largest image accepted, from its header (default DEFAULT_MAX_PIXELS; at most
     Pillow's MAX_IMAGE_PIXELS). `max_request_pixels`: most pixels of all of a request's images.
     `decoders`: most requests decoding images (and holding them until inference) at once.
+    `label_info`: a CSV `label,description` of descriptions shown on the page (label_info.py).
     """
     max_pixels = max_pixels or DEFAULT_MAX_PIXELS
     _check_limits(max_bytes, max_images, max_pixels, max_request_pixels, decoders)
     run = RunDir.open(run_dir)
+    if label_info is not None:
+        read_label_info(label_info)  # a malformed file is refused before the model loads
     predictor = load_predictor(run.path, runtime)
     names = list(predictor.label_names)
+    descriptions = label_descriptions(names, label_info)
     thresholds = [float(t) for t in predictor.tuner.thresholds_]
     run_name = run.path.resolve().name
     min_side = _min_side(predictor)
@@ -248,11 +263,12 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
     # resident one per thread (12 decodes of a 50 MP RGBA PNG: 2 GB); here at most `decoders`.
     decode_pool = ThreadPoolExecutor(decoders, thread_name_prefix="fashionstyle-decode")
 
-    def decode_all(data: list[bytes], filenames: list[str]) -> list[Image.Image]:
-        return [decode_image(d, name, max_pixels, min_side) for d, name in zip(data, filenames)]
+    def decode_all(data: list[bytes], filenames: list[str]) -> list[Image.Image | HTTPException]:
+        """Each file decoded, or the HTTPException saying why it cannot be."""
+        return [_or_error(decode_image, d, name, max_pixels, min_side) for d, name in zip(data, filenames)]
 
-    app = FastAPI(title="fashionstyle", version=_version(),
-                  description=f"Multi-label fashion style recognition, run `{run_name}`.")
+    app = FastAPIOffline(title="fashionstyle", version=_version(), static_url=DOCS_STATIC, redoc_url=None,
+                         description=f"Multi-label fashion style recognition, run `{run_name}`.")
     app.state.predictor = predictor
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
 
@@ -276,13 +292,15 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
 
     @app.get("/labels")
     def labels() -> dict:
-        return {"labels": [{"name": n, "threshold": t} for n, t in zip(names, thresholds)],
+        return {"labels": [{"name": n, "threshold": t, "description": descriptions.get(n)}
+                           for n, t in zip(names, thresholds)],
                 "beta": float(predictor.tuner.beta)}
 
-    @app.post("/predict")
+    @app.post("/predict", response_model=None)
     def predict(files: list[UploadFile] | None = File(None, description="one or more images"),
                 maps: bool = Query(False, description="also a heat-map overlay per predicted style "
-                                                      "(a backward pass each; torch runtime only)")) -> dict:
+                                                      "(a backward pass each; torch runtime only)")
+                ) -> dict | JSONResponse:
         files = [f for f in files or [] if f is not None]
         if not files:
             raise HTTPException(400, "no images: send one or more files under the form field `files`")
@@ -291,32 +309,76 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
             raise HTTPException(413, f"too many images: {len(files)} (at most {max_images} per request)")
         filenames = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
         data = [f.file.read() for f in files]
-        total = sum(w * h for w, h in (image_size(d, name, max_pixels) for d, name in zip(data, filenames)))
+        total, errors = _read_headers(data, filenames, max_pixels)
         if total > max_request_pixels:
-            raise HTTPException(413, f"images too large in all: {total:,} pixels in {len(files)} images (the "
-                                     f"limit is {max_request_pixels:,} pixels per request); send fewer or "
-                                     "smaller images")
+            raise HTTPException(413, f"images too large in all: {total:,} pixels in {len(files) - len(errors)} "
+                                     f"images (the limit is {max_request_pixels:,} pixels per request); send "
+                                     "fewer or smaller images")
+        good = [i for i in range(len(files)) if i not in errors]
         with slots:
-            images = decode_pool.submit(decode_all, data, filenames).result()
+            decoded = decode_pool.submit(decode_all, [data[i] for i in good], [filenames[i] for i in good]).result()
             del data
+            images: dict[int, Image.Image] = {}
+            for i, image in zip(good, decoded):
+                if isinstance(image, HTTPException):
+                    errors[i] = image
+                else:
+                    images[i] = image
+            del decoded
+            if not images:
+                return _all_failed(filenames, errors)
+            good = list(images)
             start = time.perf_counter()
             with lock:
-                probs = predictor.predict_proba_images(images)  # (N, L)
+                probs = predictor.predict_proba_images(list(images.values()))  # (N, L)
                 chosen = [[names[j] for j in np.argsort(-p, kind="stable") if f[j]]
                           for p, f in zip(probs, predictor.tuner.predict(probs))]
-                overlays = [heat.overlays(explain, image, shown) for image, shown in zip(images, chosen)] if maps else []
+                overlays = [heat.overlays(explain, images[i], shown) for i, shown in zip(good, chosen)] if maps else []
             elapsed = time.perf_counter() - start
             del images
         results = []
-        for i, (name, p) in enumerate(zip(filenames, probs)):
-            results.append({"filename": name, "labels": chosen[i],
+        for k, (i, p) in enumerate(zip(good, probs)):
+            results.append({"index": i, "filename": filenames[i], "labels": chosen[k],
                             "probs": {n: float(v) for n, v in zip(names, p)},
                             "thresholds": dict(zip(names, thresholds))})
             if maps:
-                results[-1]["maps"] = overlays[i]
-        return {"run": run_name, "results": results, "inference_ms": round(elapsed * 1000, 2)}
+                results[-1]["maps"] = overlays[k]
+        return {"run": run_name, "results": results, "errors": _error_entries(filenames, errors),
+                "inference_ms": round(elapsed * 1000, 2)}
 
     return app
+
+
+def _read_headers(data: list[bytes], filenames: list[str], max_pixels: int) -> tuple[int, dict[int, HTTPException]]:
+    """The pixels of the readable images in all (from their headers), and each other file's error by index."""
+    total, errors = 0, {}
+    for i, (d, name) in enumerate(zip(data, filenames)):
+        size = _or_error(image_size, d, name, max_pixels)
+        if isinstance(size, HTTPException):
+            errors[i] = size
+        else:
+            total += size[0] * size[1]
+    return total, errors
+
+
+def _or_error(read: Any, *args: Any) -> Any:
+    """read(*args), or the HTTPException it raised: one file's problem, answered beside the others' results."""
+    try:
+        return read(*args)
+    except HTTPException as err:
+        return err
+
+
+def _error_entries(filenames: list[str], errors: dict[int, HTTPException]) -> list[dict]:
+    return [{"index": i, "filename": filenames[i], "status": errors[i].status_code, "detail": errors[i].detail}
+            for i in sorted(errors)]
+
+
+def _all_failed(filenames: list[str], errors: dict[int, HTTPException]) -> JSONResponse:
+    """No file could be read: the first file's status (415 not an image, 413 too large), every file's error."""
+    entries = _error_entries(filenames, errors)
+    return JSONResponse({"detail": "; ".join(e["detail"] for e in entries), "errors": entries},
+                        status_code=entries[0]["status"])
 
 
 def _check_limits(max_bytes: int, max_images: int, max_pixels: int, max_request_pixels: int,
@@ -368,6 +430,63 @@ class HeatMaps:
         return out
 
 
+class HeaderTimeout:
+    """Mixin for uvicorn's HTTP protocol classes: close a connection whose request line and headers have
+    not all arrived `header_timeout` seconds after it opened or after its previous response ended.
+
+    uvicorn times out idle keep-alive connections only until their first byte, so a client that
+    trickles a header (one byte a second) would otherwise hold its connection for as long as it likes.
+    Headers are complete when the protocol starts a new request cycle (`self.cycle`).
+    """
+
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    _header_timer: Any = None
+    _header_cycle: Any = None  # the cycle current while waiting for the next request's headers
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not self._header_cycle:  # type: ignore[attr-defined]
+            self._disarm_header_timer()  # the headers are in
+
+    def on_response_complete(self) -> None:
+        finished = self.cycle  # type: ignore[attr-defined]
+        super().on_response_complete()  # type: ignore[misc]
+        if self.cycle is finished and not self.transport.is_closing():  # type: ignore[attr-defined]
+            self._arm_header_timer()  # no pipelined request started: wait for the next one's headers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_cycle = self.cycle  # type: ignore[attr-defined]
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)  # type: ignore[attr-defined]
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.cycle is self._header_cycle and not self.transport.is_closing():  # type: ignore[attr-defined]
+            self.transport.close()  # type: ignore[attr-defined]
+
+
+def header_timeout_protocol(seconds: float = DEFAULT_HEADER_TIMEOUT) -> type:
+    """uvicorn's HTTP protocol (as `http="auto"` picks it) with HeaderTimeout, for uvicorn's `http=`."""
+    if not seconds > 0:
+        raise FashionStyleError(f"header timeout must be positive, got {seconds}")
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    return type("HeaderTimeoutProtocol", (HeaderTimeout, AutoHTTPProtocol), {"header_timeout": float(seconds)})
+
+
 def _version() -> str:
     from . import __version__
 
@@ -375,12 +494,16 @@ def _version() -> str:
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-          **limits: Any) -> None:
-    """Run the service with uvicorn until interrupted (one process; the model is loaded once)."""
+          header_timeout: float = DEFAULT_HEADER_TIMEOUT, **limits: Any) -> None:
+    """Run the service with uvicorn until interrupted (one process; the model is loaded once).
+
+    `header_timeout`: seconds a connection may take to send a request's line and headers (HeaderTimeout).
+    """
     import uvicorn
 
+    protocol = header_timeout_protocol(header_timeout)
     app = create_app(run_dir, **limits)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -397,12 +520,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--decoders", type=int, default=DEFAULT_DECODERS,
                         help="most requests decoding images at once (bounds memory)")
     parser.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch")
+    parser.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT,
+                        help="seconds a connection may take to send a request's headers")
+    parser.add_argument("--label-info", default=None, help="CSV label,description: shown on hover in the page")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     try:
-        serve(args.run, args.host, args.port, log_level=args.log_level, max_bytes=args.max_bytes,
-              max_images=args.max_images, runtime=args.runtime, max_pixels=args.max_pixels,
-              max_request_pixels=args.max_request_pixels, decoders=args.decoders)
+        serve(args.run, args.host, args.port, log_level=args.log_level, header_timeout=args.header_timeout,
+              max_bytes=args.max_bytes, max_images=args.max_images, runtime=args.runtime,
+              max_pixels=args.max_pixels, max_request_pixels=args.max_request_pixels, decoders=args.decoders,
+              label_info=args.label_info)
     except FashionStyleError as err:
         print(f"fashionstyle serve: error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from . import _atomic, config as config_lib
 from .config import TrainConfig
 from .errors import FashionStyleError
 from .labels import unknown_label_message
+from .model_card import write_model_card
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 from .training import prepare_tables, train_multi
@@ -56,7 +57,7 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
         sub = RunDir(run / "labels" / label_folder(name))
         print(f"[{i + 1}/{len(names)}] single-label model for {name}")
         if not sub.is_complete():
-            again = resume and (sub / "checkpoints" / "last.ckpt").is_file()
+            again = resume and (sub / "manifest.json").is_file()  # started: resumed, even before a checkpoint
             train_multi(label_config(config, name), sub.path, again,
                         (train_table.with_labels([i]), val_table.with_labels([i]), bad))
         members.append(Member(sub / "model.pt", [name]))
@@ -66,4 +67,5 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())
     run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
     run.write_manifest("single", complete=True, epochs=config.epochs)
+    write_model_card(run)
     return run

@@ -6,9 +6,11 @@
     job.merge()                    # global rank 0: waits for every part, writes preds.parquet
 
 Memory stays that of one chunk whatever the number of images. A killed run
-resumes after its last complete chunk (`prepare(resume=True)`), and the merged
-file is byte for byte the one an uninterrupted run writes: batches never cross
-a chunk, so every image is predicted in the same batch either way.
+resumes after its last complete chunk (`prepare(resume=True)`; a damaged part is
+computed again), and the merged file is byte for byte the one an uninterrupted
+run writes: batches never cross a chunk, so every image is predicted in the same
+batch either way. OUT.skipped.txt lists, as `id,path,why`, the unreadable images
+and the folder entries that are not images (no id).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -38,6 +40,16 @@ class LoaderSettings:
     on_bad: str = "skip"
     chunk_size: int = DEFAULT_CHUNK
     progress: bool = True
+    decode: str = "auto"  # where JPEGs are decoded (predict.DECODERS): the torch runtime's choice
+
+
+class Written(NamedTuple):
+    """What a merge wrote: the file, its rows, the unreadable images and the folder entries left out."""
+
+    path: Path
+    kept: int
+    unreadable: int
+    left_out: int
 
 
 @dataclass
@@ -67,7 +79,7 @@ class StreamJob:
                 "thresholds": [round(float(t), 9) for t in self.thresholds]}
 
     def prepare(self, resume: bool) -> int:
-        return self.folder.prepare(self.settings(), resume)
+        return self.folder.prepare(self.settings(), resume, self._sizes())
 
     def wait_ready(self) -> None:
         self.folder.wait_ready(self.settings())
@@ -75,7 +87,8 @@ class StreamJob:
     def run(self, predictor: BasePredictor, rank: int = 0, world: int = 1) -> None:
         """Predict this rank's chunks that are not done yet."""
         mine = [k for k in range(self.chunks) if k % world == rank]
-        progress = Progress(sum(self._chunk_len(k) for k in mine), self.loader.progress,
+        sizes = self._sizes()
+        progress = Progress(sum(sizes[k] for k in mine), self.loader.progress,
                             f"[rank {rank}] " if world > 1 else "")
         for k, chunk in enumerate(self.source.chunks(self.loader.chunk_size)):
             if k % world != rank:
@@ -83,39 +96,53 @@ class StreamJob:
             if self.folder.done(k):
                 progress.skip(len(chunk))
                 continue
-            self._predict_chunk(predictor, k, chunk)
-            progress.step(len(chunk))
+            self._predict_chunk(predictor, k, chunk, progress)
         progress.close()
 
-    def merge(self) -> tuple[Path, int, int]:
-        """Global rank 0: wait for every part, write `out` (and OUT.skipped.txt); (path, kept, skipped)."""
+    def wait_for_parts(self) -> None:
+        """Global rank 0: block until every part exists, then check each against its record."""
         self.folder.wait_for(self.chunks)
+        self.folder.verify(self._sizes())
+
+    def merge(self) -> Written:
+        """Global rank 0: wait for every part, write `out` (and OUT.skipped.txt)."""
+        self.wait_for_parts()
         merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
-        skipped = self.folder.skipped_rows(self.chunks)
+        unreadable = self.folder.skipped_rows(self.chunks)
+        left_out = [("", path, why) for path, why in self.source.left_out()]
         skipped_file = skipped_path(self.out)
-        if skipped:
-            _atomic.write_text(skipped_file, csv_text(skipped))
+        if unreadable or left_out:
+            _atomic.write_text(skipped_file, csv_text([*left_out, *unreadable]))
         else:
             skipped_file.unlink(missing_ok=True)
         self.folder.remove()
-        return self.out, len(self.source) - len(skipped), len(skipped)
+        return Written(self.out, len(self.source) - len(unreadable), len(unreadable), len(left_out))
 
-    def _chunk_len(self, k: int) -> int:
-        return min(self.loader.chunk_size, len(self.source) - k * self.loader.chunk_size)
+    def _sizes(self) -> list[int]:
+        """The number of images of each chunk."""
+        return [min(self.loader.chunk_size, len(self.source) - k * self.loader.chunk_size) for k in range(self.chunks)]
 
-    def _predict_chunk(self, predictor: BasePredictor, k: int, chunk: Sequence[tuple[str, Path]]) -> None:
+    def _predict_chunk(self, predictor: BasePredictor, k: int, chunk: Sequence[tuple[str, Path]],
+                       progress: "Progress") -> None:
         ids = [i for i, _ in chunk]
+        start = progress.done
         probs = predictor.predict_proba([p for _, p in chunk], batch_size=self.loader.batch_size,
-                                             num_workers=self.loader.num_workers, on_bad=self.loader.on_bad)
+                                        num_workers=self.loader.num_workers, on_bad=self.loader.on_bad,
+                                        on_batch=lambda read: progress.step(start + read - progress.done, False))
+        progress.step(start + len(chunk) - progress.done)
         ok = ~np.isnan(probs).any(axis=1)
         if self.fmt == "npz":  # evaluation keeps every row (NaN: unreadable)
             ok[:] = True
-        elif not ok.all():  # before the part: a part on disk means its chunk is whole
-            _atomic.write_text(self.folder.skipped(k), csv_text((i, str(p)) for (i, p), good in zip(chunk, ok)
-                                                             if not good))
+        skipped = self.folder.skipped(k)
+        if not ok.all():  # before the part and its record, which mark the chunk done
+            _atomic.write_text(skipped, csv_text((i, str(p), "unreadable image")
+                                                 for (i, p), good in zip(chunk, ok) if not good))
+        else:
+            skipped.unlink(missing_ok=True)
         kept = [i for i, good in zip(ids, ok) if good]
         write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.tuner.predict(probs[ok]),
                    self.label_names, self.thresholds)
+        self.folder.commit(k, len(kept), len(chunk) - len(kept))
 
 
 def skipped_path(out: Path) -> Path:
@@ -123,13 +150,16 @@ def skipped_path(out: Path) -> Path:
 
 
 class Progress:
-    """Images per second and an ETA: a bar on a terminal, else one line per chunk."""
+    """Images per second and an ETA: a bar on a terminal, moved per batch; else one line per chunk,
+    and one per batch when LINE_EVERY_S have passed since the last."""
+
+    LINE_EVERY_S = 30.0
 
     def __init__(self, total: int, enabled: bool, prefix: str = "", out: Callable[[str], None] | None = None):
         self.total, self.enabled, self.prefix = total, enabled, prefix
         self.out = out or (lambda line: print(line, flush=True))
         self.done = self.new = 0
-        self.start = time.monotonic()
+        self.start = self.last_line = time.monotonic()
         self.bar = tqdm(total=total, unit="img", desc=f"{prefix}predict", smoothing=0.1) \
             if enabled and sys.stderr.isatty() else None
 
@@ -139,12 +169,14 @@ class Progress:
         if self.bar is not None:
             self.bar.update(n)
 
-    def step(self, n: int) -> None:
+    def step(self, n: int, chunk_end: bool = True) -> None:
+        """`n` more images predicted (or found unreadable): at the end of a chunk, or of a batch within one."""
         self.done += n
         self.new += n
         if self.bar is not None:
             self.bar.update(n)
-        elif self.enabled:
+        elif self.enabled and (chunk_end or time.monotonic() - self.last_line >= self.LINE_EVERY_S):
+            self.last_line = time.monotonic()
             self.out(self.line())
 
     def line(self) -> str:

@@ -10,32 +10,41 @@ macro F-beta) becomes `model.pt`, `thresholds.json` and `val_probs.npz`.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
+import hashlib
 import io
+import json
 import logging
+import signal
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.trainer.states import TrainerStatus
 from torch.utils.data import DataLoader
 
 from . import _atomic, config as config_lib, labelwise
 from .cache import image_opener
 from .config import TrainConfig
-from .data import (Batch, EpochShuffle, ImageDataset, collate_skipping, drop_bad_images, eval_transform,
-                   train_transform, train_val_split)
+from .data import (Batch, DeviceInput, EpochShuffle, EvalViews, ImageDataset, TrainCrop, collate_skipping,
+                   decode_image, drop_bad_images, resize_size, train_val_split)
 from .errors import FashionStyleError
 from .history import MONITOR, append_history, read_history
 from .labels import LabelTable, label_warnings, read_labels
 from .losses import create_loss
 from .metrics import macro_fbeta, per_label_scores
 from .models import StyleNet, check_backbone, create_model, default_normalisation, model_record, save_model
-from .run import RunDir
+from .model_card import write_data_counts, write_model_card
+from .run import RunDir, RunInterrupted
+from .trackers import log_results, make_loggers
 from .ranks import is_secondary_process
 from .thresholds import ThresholdTuner
 
@@ -47,6 +56,7 @@ class StyleModule(L.LightningModule):
     def __init__(self, model: StyleNet, loss: torch.nn.Module, config: TrainConfig):
         super().__init__()
         self.model, self.loss, self.config = model, loss, config
+        self.to_input = DeviceInput(*default_normalisation(model), config.channels_last)  # uint8 -> model input
         self.ema = make_ema(model, config.ema_decay)  # a submodule: checkpointed and resumed with the rest
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
@@ -78,23 +88,24 @@ class StyleModule(L.LightningModule):
         # so a run resumed from a checkpoint repeats exactly what the lost epochs did.
         L.seed_everything(self.config.seed + 1000 * self.current_epoch, workers=True, verbose=False)
 
-    def _images(self, images: torch.Tensor) -> torch.Tensor:
-        if self.config.channels_last:
-            return images.contiguous(memory_format=torch.channels_last)  # (B, C, H, W), NHWC strides
-        return images
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """The uint8 batch, now on the device, as the model's input (float, normalised, flipped)."""
+        if batch.images is not None:
+            batch.images = self.to_input(batch.images, batch.flip)  # (B, C, H, W)
+        return batch
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor | None:
         self.bad_train.update(batch.bad)
         if batch.images is None:
             return None  # every image of this batch was unreadable: no step
-        images, targets = self._images(batch.images), batch.targets
+        images, targets = batch.images, batch.targets
         loss = self.loss(self.model(images), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         images, targets, index = batch.images, batch.targets, batch.index
-        logits = self.net(self._images(images))
+        logits = self.net(images)
         self.log("val_loss", self.loss(logits, targets), on_epoch=True, batch_size=len(images), sync_dist=True)
         self._outputs.append((torch.sigmoid(logits.float()), targets, index))
 
@@ -202,6 +213,9 @@ class RunRecorder(L.Callback):
                "val_fbeta_05": metrics.get("val_fbeta_05"), MONITOR: metrics.get(MONITOR)}
         row.update({f"fbeta_{n}": float(f) for n, f in zip(self.label_names, module.val_fbeta)})
         append_history(self.run, row)
+        for logger in trainer.loggers:  # per-label F-beta to the trackers too
+            logger.log_metrics({f"val_fbeta/{n}": float(f) for n, f in zip(self.label_names, module.val_fbeta)},
+                               step=trainer.global_step)
         if self.config.select == "per-label":
             cfg = self.config
             record = model_record(module.net, cfg.backbone, self.label_names, cfg.image_size,
@@ -234,16 +248,18 @@ def show_progress_bar(config: TrainConfig) -> bool:
     return config.progress and sys.stdout.isatty()
 
 
-def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelTable,
-                 mean, std) -> tuple[DataLoader, DataLoader]:
-    augment = train_transform(config.image_size, mean, std, config.crop_scale, config.hflip)
-    opener = image_opener(config.cache, config.image_size)  # built by prepare_tables
+def make_loaders(config: TrainConfig, train_table: LabelTable,
+                 val_table: LabelTable) -> tuple[DataLoader, DataLoader]:
+    """uint8 crops and views; StyleModule.on_after_batch_transfer normalises and flips them on the device."""
+    augment = TrainCrop(config.image_size, config.crop_scale, config.hflip)
+    cache = image_opener(config.cache, config.image_size) if config.cache else None  # built by prepare_tables
     train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed,
-                            opener)
+                            cache or partial(decode_image, min_side=augment.min_side()))
     # validation images were all decoded once up front, so a failure now is real news
-    val_ds = ImageDataset(val_table.images, val_table.targets, eval_transform(config.image_size, mean, std),
-                          opener=opener)
-    common = {"num_workers": config.num_workers, "persistent_workers": config.num_workers > 0,
+    val_ds = ImageDataset(val_table.images, val_table.targets, EvalViews(config.image_size).centre,
+                          opener=cache or partial(decode_image, min_side=resize_size(config.image_size)))
+    workers = config.num_workers
+    common = {"num_workers": workers, "persistent_workers": workers > 0, "prefetch_factor": 4 if workers else None,
               "pin_memory": torch.cuda.is_available(), "collate_fn": collate_skipping,
               "generator": torch.Generator().manual_seed(config.seed)}  # leaves the global RNG alone
     drop_last = len(train_ds) > config.batch_size
@@ -265,11 +281,9 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
     last = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=run / "checkpoints", filename="last", monitor=None, save_top_k=1,
         save_on_train_epoch_end=True, enable_version_counter=False)
-    loggers = [L.pytorch.loggers.CSVLogger(run.path, name="logs", version="csv")]
-    try:
-        loggers.append(L.pytorch.loggers.TensorBoardLogger(run.path, name="logs", version="tensorboard"))
-    except ModuleNotFoundError:
-        pass
+    loggers = make_loggers(config.logger, run, config.mlflow_uri)
+    for logger in loggers:
+        logger.log_hyperparams(config.to_dict())
     bar = show_progress_bar(config)
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
@@ -319,21 +333,24 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
                 tables: tuple[LabelTable, LabelTable, list] | None = None) -> RunDir:
     """Train one model over all labels of `tables` (default: read from the config)."""
     check_backbone(config.backbone)  # before any label file is read: a typo fails first, alone
+    run = RunDir(out)
+    last = run / "checkpoints" / "last.ckpt"
+    checks = resume and not is_secondary_process()  # DDP ranks started by Lightning or torchrun share rank 0's folder
+    if checks:  # before anything is read: a run that cannot resume fails first
+        run.require_resumable()
     train_table, val_table, bad = tables or prepare_tables(config)
+    data = data_fingerprint(train_table, val_table)
+    if checks:
+        check_same_run(run, config, data)
     L.seed_everything(config.seed, workers=True, verbose=False)  # reproducible initialisation
     model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
                          config.weights, config.hidden, config.dropout)
-    run = RunDir(out)
-    last = run / "checkpoints" / "last.ckpt"
-    if not is_secondary_process():  # DDP ranks started by Lightning or torchrun share rank 0's folder
+    if not is_secondary_process():
         run = RunDir.create(out, resume=resume)
-        if resume and not last.is_file():
-            raise FashionStyleError(f"{run.path}: nothing to resume (no checkpoints/last.ckpt)")
-        run.write_manifest("model", complete=False)
-        _atomic.write_text(run / "config.yaml", config_lib.dump(config))
+        run.write_manifest("model", complete=False, data=data)
+        write_config(run, config)
         run.write_label_names(train_table.label_names)
-    mean, std = default_normalisation(model)
-    loaders = make_loaders(config, train_table, val_table, mean, std)
+    loaders = make_loaders(config, train_table, val_table)
     loss = create_loss(config.loss, train_table.targets, config.weight_power,
                        focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha,
                        asl_gamma_pos=config.asl_gamma_pos, asl_gamma_neg=config.asl_gamma_neg,
@@ -342,19 +359,92 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     with quiet_lightning():
         trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
         loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
-        trainer.fit(module, *loaders, ckpt_path=str(last) if resume else None)
+        # stopped before its first checkpoint, a run starts again: each epoch depends on (seed, epoch) alone
+        fit(trainer, module, loaders, str(last) if resume and last.is_file() else None, run)
     if trainer.is_global_zero:
         bad += [(str(train_table.images[i]), reason) for i, reason in module.bad_train.items()]
         write_bad_images(run, bad)
         finish_run(run, config, model, val_table, trainer)
+        write_data_counts(run, {"train": train_table.targets, "val": val_table.require_targets()})
+        write_model_card(run)
+        log_results(trainer.loggers, run)
     return run
+
+
+def data_fingerprint(train: LabelTable, val: LabelTable) -> dict[str, Any]:
+    """What a resume must find unchanged: the label names, each split's ids and labels."""
+    digest = hashlib.sha256(json.dumps(train.label_names).encode("utf-8"))
+    for part in (train, val):
+        digest.update(json.dumps(part.ids).encode("utf-8"))
+        digest.update(np.ascontiguousarray(part.require_targets(), dtype=np.uint8).tobytes())
+    return {"train_images": len(train), "val_images": len(val), "sha256": digest.hexdigest()[:16]}
+
+
+def check_same_run(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> None:
+    """Refuse to resume `run` with another config or other data than it was trained with."""
+    saved = run / "config.yaml"
+    if saved.is_file():
+        config_lib.check_resume(config_lib.from_mapping(config_lib.read_yaml(saved), str(saved)), config,
+                                where=str(run.path))
+    then = run.manifest().get("data")  # absent in runs of older versions
+    if then is not None and then != data:
+        raise FashionStyleError(
+            f"{run.path}: --resume needs the data the run was trained on, and it changed (train/val images: "
+            f"{then['train_images']}/{then['val_images']} then, {data['train_images']}/{data['val_images']} "
+            "now; or their ids or labels); train a new run into another --out")
+
+
+def write_config(run: RunDir, config: TrainConfig) -> None:
+    """RUN/config.yaml; a resumed run keeps its own byte for byte, unless it grew its epochs."""
+    path = run / "config.yaml"
+    if path.is_file():
+        saved = config_lib.from_mapping(config_lib.read_yaml(path), str(path))
+        config = dataclasses.replace(config, **{k: getattr(saved, k) for k in config_lib.RESUME_FREE})
+        if config == saved:
+            return
+    _atomic.write_text(path, config_lib.dump(config))
+
+
+def fit(trainer: L.Trainer, module: StyleModule, loaders: tuple[DataLoader, DataLoader], ckpt_path: str | None,
+        run: RunDir) -> None:
+    """trainer.fit, with a stop by SIGTERM or Ctrl-C raised as RunInterrupted.
+
+    Lightning turns both into SystemExit (SIGTERM: exit 0, as if done) after the current batch;
+    checkpoints/last.ckpt then holds the last finished epoch, so the run resumes exactly.
+    """
+    try:
+        trainer.fit(module, *loaders, ckpt_path=ckpt_path, weights_only=True)
+    except BaseException as error:
+        signum = stop_signal(trainer, error)
+        if signum is None:
+            raise
+        stop_workers(loaders)
+        raise RunInterrupted(signum, run.path) from None
+
+
+def stop_workers(loaders: tuple[DataLoader, DataLoader]) -> None:
+    """Shut down the loaders' persistent worker processes, killed with the process group or not, so
+    that their exit is not reported (a traceback at exit) as a failure."""
+    for loader in loaders:
+        iterator, loader._iterator = getattr(loader, "_iterator", None), None
+        with contextlib.suppress(RuntimeError):  # "DataLoader worker ... is killed by signal"
+            getattr(iterator, "_shutdown_workers", lambda: None)()
+
+
+def stop_signal(trainer: L.Trainer, error: BaseException) -> int | None:
+    """The signal that stopped `trainer.fit` with `error`, if one did."""
+    if trainer.received_sigterm:  # also when data-loading workers got it first (a process group's
+        return signal.SIGTERM     # SIGTERM) and their death is the error
+    if isinstance(error, SystemExit) and trainer.state.status == TrainerStatus.INTERRUPTED:
+        return signal.SIGINT  # Lightning's sys.exit(1) after a KeyboardInterrupt
+    return None
 
 
 def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: LabelTable,
                trainer: L.Trainer) -> None:
     """Best epoch -> model.pt, val_probs.npz, thresholds.json; then mark the run complete."""
     best_path = trainer.checkpoint_callback.best_model_path or str(run / "checkpoints" / "last.ckpt")
-    state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+    state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
     prefix = "ema.module." if config.ema_decay > 0 else "model."
     model.load_state_dict({k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)})
     best_epoch = best_epoch_of(run)
@@ -368,7 +458,7 @@ def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: Lab
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())
     run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
     run.write_manifest("model", complete=True, best_epoch=best_epoch, epochs=config.epochs,
-                       select=config.select)
+                       select=config.select, data=run.manifest().get("data"))
 
 
 def best_epoch_of(run: RunDir) -> int:

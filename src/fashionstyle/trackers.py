@@ -1,0 +1,92 @@
+"""Experiment trackers: where a training run's settings, per-epoch metrics and final thresholds go.
+
+    fashionstyle train ... --logger csv --logger tensorboard --logger mlflow --logger wandb
+
+csv and tensorboard write under RUN/logs (the default). mlflow logs to `--mlflow-uri`, or
+$MLFLOW_TRACKING_URI, or a local store `./mlflow.db` (SQLite, MLflow's own default; artefacts in
+./mlruns; `mlflow ui --backend-store-uri sqlite:///mlflow.db` shows it); wandb runs offline
+(files under RUN/logs/wandb, `wandb sync` uploads them) unless WANDB_API_KEY is set. Each tracker
+gets the resolved config, every epoch's losses and validation F-beta (overall and per label),
+and at the end the tuned thresholds, the best epoch's scores and the model card.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import lightning as L
+
+from .errors import FashionStyleError
+from .run import RunDir
+
+DEFAULT_TRACKERS = ("csv", "tensorboard")
+TRACKER_EXTRAS = {"tensorboard": "tensorboard", "mlflow": "'mlflow-skinny sqlalchemy alembic'", "wandb": "wandb"}
+
+
+def _csv(run: RunDir, name: str, mlflow_uri: str) -> Any:
+    return L.pytorch.loggers.CSVLogger(run.path, name="logs", version="csv")
+
+
+def _tensorboard(run: RunDir, name: str, mlflow_uri: str) -> Any:
+    return L.pytorch.loggers.TensorBoardLogger(run.path, name="logs", version="tensorboard")
+
+
+def _mlflow(run: RunDir, name: str, mlflow_uri: str) -> Any:
+    uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+    try:
+        return L.pytorch.loggers.MLFlowLogger(experiment_name="fashionstyle", run_name=name, tracking_uri=uri)
+    except ModuleNotFoundError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a store MLflow refuses (an old ./mlruns folder, a bad URI)
+        raise FashionStyleError(f"--logger mlflow: tracking store {uri} refused "
+                                f"({str(err).splitlines()[0][:200]})") from None
+
+
+def _wandb(run: RunDir, name: str, mlflow_uri: str) -> Any:
+    (run / "logs").mkdir(parents=True, exist_ok=True)
+    offline = not os.environ.get("WANDB_API_KEY")
+    return L.pytorch.loggers.WandbLogger(project="fashionstyle", name=name, save_dir=str(run / "logs"),
+                                         offline=offline)
+
+
+TRACKERS: dict[str, Callable[[RunDir, str, str], Any]] = {
+    "csv": _csv, "tensorboard": _tensorboard, "mlflow": _mlflow, "wandb": _wandb}
+
+
+def make_loggers(names: Sequence[str], run: RunDir, mlflow_uri: str = "") -> list[Any]:
+    """One Lightning logger per tracker name, in order; a tracker whose package is missing fails in one line."""
+    loggers = []
+    for name in dict.fromkeys(names):  # each once
+        if name not in TRACKERS:
+            raise FashionStyleError(f"unknown logger {name!r}; valid: {', '.join(TRACKERS)}")
+        try:
+            loggers.append(TRACKERS[name](run, run.path.name, mlflow_uri))
+        except ModuleNotFoundError:
+            raise FashionStyleError(f"--logger {name} needs {TRACKER_EXTRAS[name]}, which is not installed; "
+                                    f"pip install {TRACKER_EXTRAS[name]}") from None
+    return loggers
+
+
+def log_results(loggers: Sequence[Any], run: RunDir) -> None:
+    """The tuned thresholds, the kept epoch's per-label scores and the model card, to every tracker."""
+    names, tuner = run.label_names(), run.thresholds()
+    final = {f"threshold/{n}": float(t) for n, t in zip(names, tuner.thresholds_)}
+    best = run.manifest().get("best_epoch")
+    if best:
+        final["best_epoch"] = float(best)
+    for logger in loggers:
+        logger.log_metrics(final)
+        _log_files(logger, [run / "thresholds.json", run / "MODEL_CARD.md", run / "config.yaml"])
+        logger.finalize("success")
+
+
+def _log_files(logger: Any, files: Sequence[Path]) -> None:
+    """Attach run files where the tracker keeps artefacts (MLflow, W&B)."""
+    present = [str(f) for f in files if f.is_file()]
+    if isinstance(logger, L.pytorch.loggers.MLFlowLogger):
+        for path in present:
+            logger.experiment.log_artifact(logger.run_id, path)
+    elif isinstance(logger, L.pytorch.loggers.WandbLogger):
+        for path in present:
+            logger.experiment.save(path, base_path=str(Path(path).parent), policy="now")

@@ -1,0 +1,109 @@
+"""Atomic writes: the permissions an ordinary write gives, and a failed write that leaves nothing behind."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_run
+from fashionstyle import _atomic
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+class umask:
+    """The process umask set to `mask` inside the block."""
+
+    def __init__(self, mask: int):
+        self.mask = mask
+
+    def __enter__(self) -> None:
+        self.old = os.umask(self.mask)
+
+    def __exit__(self, *exc: object) -> None:
+        os.umask(self.old)
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_a_new_file_gets_the_permissions_of_an_ordinary_write(tmp_path: Path, mask: int, expected: int) -> None:
+    with umask(mask):
+        path = _atomic.write_text(tmp_path / "new.json", "{}")
+        plain = tmp_path / "plain.json"
+        plain.write_text("{}")
+    assert mode(path) == mode(plain) == expected
+
+
+def test_a_rewritten_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.json"
+    path.write_text("old")
+    path.chmod(0o640)
+    with umask(0o022):
+        _atomic.write_text(path, "new")
+    assert path.read_text() == "new" and mode(path) == 0o640
+
+
+def test_every_file_of_a_run_and_its_onnx_export_is_readable_by_others_under_umask_022(tmp_path: Path) -> None:
+    from fashionstyle.cli import main
+
+    with umask(0o022):
+        run, labels, images = tiny_run(tmp_path)
+        assert main(["export", str(run)]) == 0
+        assert main(["predict", str(run), "--images", str(labels.parent / "img"), "--out",
+                     str(tmp_path / "pred.csv"), "--format", "csv", "--quiet"]) == 0
+    files = [p for p in run.rglob("*") if p.is_file()] + [tmp_path / "pred.csv"]
+    names = {p.name for p in files}
+    assert {"model.pt", "config.yaml", "thresholds.json", "last.ckpt", "best.ckpt", "model.onnx"} <= names
+    assert {p.relative_to(tmp_path): oct(mode(p)) for p in files if mode(p) != 0o644} == {}
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.json"
+    path.write_text("old")
+
+    def disk_full(f) -> None:
+        f.write(b"half of it")
+        raise OSError(errno.ENOSPC, "No space left on device")  # a full disk's error names no file
+
+    with pytest.raises(OSError) as err:
+        _atomic.write_atomic(path, disk_full)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
+    assert path.read_text() == "old" and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_a_folder_that_refuses_new_files_is_named_by_the_target(tmp_path: Path, monkeypatch) -> None:
+    real_open = os.open
+
+    def read_only(file, flags, mode=0o777, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, "Permission denied", file)
+        return real_open(file, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with pytest.raises(PermissionError) as err:
+        _atomic.write_text(tmp_path / "model.pt", "x")
+    assert err.value.filename == str(tmp_path / "model.pt")  # not the temporary file's name
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_behind_torch_save_s_runtime_error_is_named_as_such(tmp_path: Path) -> None:
+    def torch_save(f) -> None:  # as torch.save on a full disk: its zip writer fails again on closing
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 464320 vs 464216")
+
+    with pytest.raises(OSError) as err:
+        _atomic.write_atomic(tmp_path / "last.ckpt", torch_save)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "last.ckpt")
+    assert list(tmp_path.iterdir()) == []
+
+    def other_error(f) -> None:
+        raise RuntimeError("not a disk error")
+
+    with pytest.raises(RuntimeError, match="not a disk error"):  # passes unchanged
+        _atomic.write_atomic(tmp_path / "x", other_error)
