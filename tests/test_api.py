@@ -130,3 +130,17 @@ def test_hub_export_refuses_a_run_of_several_models(tmp_path):
                          Member(fused.path / "b" / "model.pt", list(LABELS))])
     with pytest.raises(FashionStyleError, match="one model"):
         export_hub(fused, tmp_path / "hub")
+
+
+def test_a_hub_folder_with_a_broken_config_or_int8_is_one_clear_error(run, tmp_path):
+    from fashionstyle.cli import main
+
+    hub = tmp_path / "hub"
+    assert main(["export", str(run[0]), "--format", "hub", "--out", str(hub)]) == 0
+    with pytest.raises(FashionStyleError, match="runtime 'torch' or 'onnx'"):
+        fashionstyle.load(hub, runtime="onnx-int8")
+    config = __import__("json").loads((hub / "config.json").read_text())
+    del config["preprocessing"]
+    (hub / "config.json").write_text(__import__("json").dumps(config))
+    with pytest.raises(FashionStyleError, match="not a fashionstyle hub config .*preprocessing"):
+        fashionstyle.load(hub)

@@ -41,3 +41,16 @@ def test_cv_oof_covers_every_labelled_image_once(tmp_path: Path) -> None:
     averaged = np.mean([Predictor.from_run(run_path / "folds" / str(k)).predict_proba(images)
                         for k in range(3)], axis=0)
     np.testing.assert_allclose(Predictor.from_run(run).predict_proba(images), averaged, atol=1e-5)
+
+
+def test_resuming_with_another_number_of_folds_is_refused_before_writing(tmp_path, capsys) -> None:
+    from fashionstyle.cli import main
+    from fashionstyle.run import RunDir
+
+    run = RunDir.create(tmp_path / "cv")
+    run.write_manifest("cv", complete=False, folds=3)
+    before = (run / "manifest.json").read_bytes()
+    assert main(["cv", "--labels", str(tmp_path / "missing.csv"), "--out", str(run.path), "--folds", "4",
+                 "--resume"]) == 2
+    assert "was started with --folds 3, not 4" in capsys.readouterr().err
+    assert (run / "manifest.json").read_bytes() == before

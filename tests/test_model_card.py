@@ -26,7 +26,7 @@ def make_run(tmp_path, with_test: bool = False) -> RunDir:
     run.write_thresholds(ThresholdTuner().fit(probs, targets))
     write_data_counts(run, {"train": np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1]] * 10), "val": targets})
     if with_test:
-        _atomic.write_json(run / "eval_test.json", {
+        _atomic.write_json(run / "eval_test.json", {"thresholds": run.thresholds().thresholds_.tolist(),
             "n_images": 40, "support": [20, 12, 2], "macro_fbeta_tuned": 0.6123, "macro_fbeta_0.5": 0.5,
             "all_positive_macro_fbeta": 0.31,
             "tuned": {"precision": [0.5, 0.6, 0.7], "recall": [0.9, 0.8, 0.1], "fbeta": [0.8, 0.7, 0.12]}})
@@ -78,3 +78,12 @@ def test_card_of_a_fused_run_names_each_member_and_its_backbone(tmp_path):
     fused.write_members(members)
     card = model_card(fused)
     assert "`resnet18`, 3 styles" in card and "`tf_efficientnet_lite1`, 3 styles" in card
+
+
+def test_card_leaves_out_test_scores_computed_at_other_thresholds(tmp_path):
+    run = make_run(tmp_path, with_test=True)
+    tuner = run.thresholds()
+    tuner.thresholds_ = tuner.thresholds_ + 0.05  # as `fashionstyle tune` after `evaluate`
+    run.write_thresholds(tuner)
+    card = model_card(run)
+    assert "computed at earlier thresholds" in card and "test macro F2" not in card and "test P" not in card

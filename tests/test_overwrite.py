@@ -49,14 +49,18 @@ def refused(argv: list[str], kept: Path, capsys) -> str:
     return err
 
 
-def test_audit_refuses_out_on_the_label_file(tmp_path: Path, capsys) -> None:
+def test_audit_refuses_out_on_the_label_file_or_the_runs_files(tmp_path: Path, capsys) -> None:
     labels = make_image_set(tmp_path / "data", n=8)
-    err = refused(["audit", str(tmp_path / "run"), "--labels", str(labels), "--out", str(labels)], labels, capsys)
+    run = minimal_run(tmp_path / "run")
+    err = refused(["audit", str(run), "--labels", str(labels), "--out", str(labels)], labels, capsys)
     assert f"{labels}: would overwrite the input --labels {labels}; choose another --out" in err
     out = tmp_path / "issues.csv"
-    err = refused(["audit", str(tmp_path / "run"), "--labels", str(labels), "--out", str(out), "--fix", "flip",
+    err = refused(["audit", str(run), "--labels", str(labels), "--out", str(out), "--fix", "flip",
                    "--cleaned", str(labels)], labels, capsys)
     assert "would overwrite the input --labels" in err and "choose another --cleaned" in err
+    thresholds = run / "thresholds.json"
+    err = refused(["audit", str(run), "--labels", str(labels), "--out", str(thresholds)], thresholds, capsys)
+    assert "would overwrite the input run" in err
 
 
 def test_predict_refuses_out_on_its_list_or_the_runs_files(tmp_path: Path, capsys) -> None:

@@ -86,6 +86,22 @@ def test_probabilities_match_pytorch_and_labels_follow_thresholds(predictor, tra
     np.testing.assert_array_equal(labels, (probs >= predictor.thresholds).astype(labels.dtype))
 
 
+def test_large_photos_decode_reduced_alike_in_every_runtime(predictor, trained, tmp_path) -> None:
+    """A JPEG at least twice the resize size is decoded reduced (DCT scaling) by every runtime, so the
+    run's thresholds, tuned on the PyTorch path, see the same probabilities under ONNX."""
+    run, _, images = trained
+    rng = np.random.default_rng(0)
+    large = []
+    for k, path in enumerate(images[:3]):  # 32 px run: resize to 36, so 300 px photos decode at 1/4
+        with Image.open(path) as image:
+            photo = image.convert("RGB").resize((300, 400), Image.BICUBIC)
+        noisy = np.clip(np.asarray(photo, np.int16) + rng.integers(-20, 20, (400, 300, 3)), 0, 255)
+        Image.fromarray(noisy.astype(np.uint8)).save(tmp_path / f"large{k}.jpg", quality=90)
+        large.append(tmp_path / f"large{k}.jpg")
+    expected = Predictor.from_run(run).predict_proba(large)
+    assert np.abs(predictor.predict_proba(large) - expected).max() <= TOLERANCE[runtime_of(predictor)]
+
+
 def test_decoded_images_give_the_files_probabilities(predictor, trained) -> None:
     _, _, images = trained
     decoded = [Image.open(p) for p in images[:3]]

@@ -130,17 +130,18 @@ def test_bias_correction_keeps_the_mean_output_of_int8_weights(layer, tmp_path) 
     np.testing.assert_allclose(mean_output(corrected, int8_weights=True), exact, atol=shift / 50)  # ... no more
 
 
-def test_an_int8_model_below_the_bar_is_refused_and_nothing_is_left(same_pad_export, tmp_path,
-                                                                     monkeypatch) -> None:
+def test_an_int8_model_below_the_bar_is_refused_and_the_previous_export_kept(same_pad_export, tmp_path,
+                                                                              monkeypatch) -> None:
     fp32, images = same_pad_export
     out = tmp_path / "int8"
     quantize_export(fp32, out, images, calibration=8, check=16)  # a good export in place
     assert (out / "members.json").is_file() and (out / "model.onnx").is_file()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     monkeypatch.setattr(quantize, "MIN_LABEL_AGREEMENT", 1.01)  # no model reaches it
     with pytest.raises(FashionStyleError, match=r"not written: it kept 100\.00% of label decisions on 16 "
                                                 r"check images, below the 101% bar.*--force"):
         quantize_export(fp32, out, images, calibration=8, check=16)
-    assert list(out.iterdir()) == []  # the old export is gone too: nothing to mistake for the new one
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # refused: the good one stays
     fidelity = quantize_export(fp32, out, images, calibration=8, check=16, force=True)
     assert (out / "members.json").is_file() and fidelity.label_agreement == 1.0
     assert OnnxPredictor.from_export(out).precision == "int8"

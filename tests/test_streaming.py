@@ -295,13 +295,13 @@ def test_predict_writes_the_format_its_out_names(tmp_path: Path, made, capsys) -
 
 
 def test_csv_escapes_formula_ids_and_lists_the_predicted_labels_jd_keeps_ids(tmp_path: Path) -> None:
-    ids = ["=cmd|' -C calc'!A0", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "plain", "a=b"]
+    ids = ["=cmd|' -C calc'!A0", "+1+cmd", "-2-cmd", "@SUM(A1)", "\tx", "\rx", "plain", "a=b", "-12", "+4.5e3"]
     probs = np.tile(np.array([[0.9, 0.1, 0.6]], np.float32), (len(ids), 1))
     preds = (probs >= 0.5).astype(np.uint8)
     with write_predictions(tmp_path / "p.csv", "csv", ids, probs, preds, ["=Red", *NAMES[1:]]).open(newline="") as f:
         header, *rows = list(csv.reader(f))
     assert header == ["id", "'=Red", "Striped", "Dotted", "labels"]
-    assert [r[0] for r in rows] == ["'" + i for i in ids[:6]] + ids[6:]
+    assert [r[0] for r in rows] == ["'" + i for i in ids[:6]] + ids[6:]  # plain numbers read as numbers
     assert {r[-1] for r in rows} == {"'=Red;Dotted"}
     with write_predictions(tmp_path / "p.txt", "jd", ids, probs, preds, NAMES).open(newline="") as f:
         assert [r[0] for r in csv.reader(f)] == ids  # the contest scores by exact ids: not escaped

@@ -60,3 +60,16 @@ def test_a_store_mlflow_refuses_is_one_line(tmp_path):
 
     with pytest.raises(FashionStyleError, match="--logger mlflow: tracking store .* refused"):
         make_loggers(["mlflow"], RunDir(tmp_path), mlflow_uri="nosuchscheme://x")
+
+
+def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_path, monkeypatch):
+    from fashionstyle import trackers
+
+    def missing(*args):
+        raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
+
+    monkeypatch.setitem(trackers.TRACKERS, "tensorboard", missing)
+    [csv] = trackers.make_loggers(list(trackers.DEFAULT_TRACKERS), RunDir(tmp_path))
+    assert type(csv).__name__ == "CSVLogger"
+    with pytest.raises(FashionStyleError, match="--logger tensorboard needs tensorboard"):
+        trackers.make_loggers(["csv", "tensorboard", "mlflow"], RunDir(tmp_path))

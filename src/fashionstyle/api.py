@@ -33,6 +33,9 @@ def load(run: str | Path, runtime: str = "torch", device: str = "auto", tta: str
     if is_hub_folder(run):
         from .hub import hub_to_run
 
+        if runtime == "onnx-int8":  # its calibration needs the run's validation images
+            raise FashionStyleError(f"{run}: a hub folder loads with runtime 'torch' or 'onnx'; for int8, "
+                                    "`fashionstyle export RUN --quantize int8` on the run it came from")
         with tempfile.TemporaryDirectory(prefix="fashionstyle_hub_") as tmp:  # the models load into memory
             return StyleTagger(load_predictor(hub_to_run(run, tmp), runtime, tta=tta, device=device))
     return StyleTagger(load_predictor(run, runtime, tta=tta, device=device))

@@ -252,16 +252,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from .audit import audit_run, write_issues
     from .labels import read_labels
-    from .overwrite import refuse_overwriting_inputs
+    from .overwrite import refuse_overwriting_inputs, run_inputs
     from .relabel import write_cleaned
     from .run import RunDir
 
     if (args.fix is None) != (args.cleaned is None):
         raise FashionStyleError("--fix and --cleaned go together: --fix flip|drop --cleaned OUT")
-    refuse_overwriting_inputs({"--out": args.out, "--cleaned": args.cleaned}, {"--labels": args.labels})
+    run = RunDir.open(args.run)
+    refuse_overwriting_inputs({"--out": args.out, "--cleaned": args.cleaned},
+                              {"--labels": args.labels, "run": run_inputs(run)})
     if args.cleaned and Path(args.cleaned).resolve() == Path(args.out).resolve():
         raise FashionStyleError(f"{args.cleaned}: is also --out; write the cleaned copy elsewhere")
-    run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names())
     issues, notes = audit_run(run, table, args.top)
     for note in notes:
@@ -357,8 +358,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .explain_page import explain_run
     from .images import gather_images
     from .outputs import csv_text
+    from .overwrite import refuse_overwriting_inputs, run_inputs
+    from .run import RunDir
 
     images, left_out = gather_images(args.images, args.recursive)
+    refuse_overwriting_inputs({"--out": args.out}, {"--images": images, "run": run_inputs(RunDir.open(args.run))})
     page = explain_run(args.run, images, args.out, args.labels_to_show, args.label or ())
     print(f"heat maps of {len(images)} image(s) written; open {page}")
     if left_out:
@@ -505,7 +509,10 @@ def _did_you_mean(token: str, parser: argparse.ArgumentParser) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="fashionstyle", description=__doc__.splitlines()[0])
+    parser = Parser(prog="fashionstyle", description=__doc__.splitlines()[0],
+                    epilog="example:\n  fashionstyle demo\n  fashionstyle train --labels labels.csv --out runs/mine\n"
+                           "  fashionstyle train --help",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("stats", help="label counts, ratios and loss weights")

@@ -57,6 +57,8 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     if folds < 2:
         raise FashionStyleError(f"--folds must be at least 2, got {folds}")
     config.validate()
+    if resume:
+        check_same_folds(RunDir(out), folds)  # before anything is read or written
     pool = labelled_pool(config)
     fold = stratified_folds(pool.targets, folds, config.seed)
     run = RunDir.create(out, resume=resume)
@@ -81,3 +83,12 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     run.write_manifest("cv", complete=True, folds=folds)
     write_model_card(run)
     return run
+
+
+def check_same_folds(run: RunDir, folds: int) -> None:
+    """A resumed cv run keeps its number of folds (another one would mix two fold layouts)."""
+    path = run / "manifest.json"
+    started = _atomic.read_json(path).get("folds") if path.is_file() else None
+    if started is not None and started != folds:
+        raise FashionStyleError(f"{run.path}: was started with --folds {started}, not {folds}; resume it with "
+                                f"--folds {started}, or start a new run in another --out")

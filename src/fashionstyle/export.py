@@ -132,7 +132,7 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
     if calibration_images is None:
         if not (run / "config.yaml").is_file():  # fused and selected runs keep no label file
             raise FashionStyleError(f"{run.path}: no config.yaml to find validation images to calibrate "
-                                    f"int8 on; run `fashionstyle export {run.path} --precision int8 "
+                                    f"int8 on; run `fashionstyle export {run.path} --quantize int8 "
                                     "--calibration FOLDER` first")
         calibration_images = val_images(run, run.val_probs()[0], None)
     quantize_export(fp32, out, calibration_images, force=force)

@@ -76,19 +76,25 @@ def hub_to_run(folder: str | Path, out: str | Path) -> RunDir:
 
     folder = Path(folder)
     config = _atomic.read_json(folder / "config.json", "the hub folder")
-    names = [config["id2label"][str(i)] for i in range(int(config["num_labels"]))]
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise FashionStyleError(f"{weights}: missing from the hub folder")
-    pre = config["preprocessing"]
-    record = {"format": MODEL_FORMAT, "backbone": config["backbone"], "label_names": names,
-              "hidden": config["hidden"], "dropout": config["dropout"], "image_size": pre["image_size"],
-              "mean": pre["mean"], "std": pre["std"], "state_dict": load_file(str(weights))}
+    try:
+        names = [config["id2label"][str(i)] for i in range(int(config["num_labels"]))]
+        pre = config["preprocessing"]
+        record = {"format": MODEL_FORMAT, "backbone": config["backbone"], "label_names": names,
+                  "hidden": config["hidden"], "dropout": config["dropout"], "image_size": pre["image_size"],
+                  "mean": pre["mean"], "std": pre["std"]}
+        tuner = ThresholdTuner.from_dict(config["threshold_tuner"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise FashionStyleError(f"{folder / 'config.json'}: not a fashionstyle hub config "
+                                f"({type(err).__name__}: {err})") from None
+    record["state_dict"] = load_file(str(weights))
     run = RunDir(out)
     run.path.mkdir(parents=True, exist_ok=True)
     save_model(run / "model.pt", record)
     run.write_label_names(names)
-    run.write_thresholds(ThresholdTuner.from_dict(config["threshold_tuner"]))
+    run.write_thresholds(tuner)
     run.write_tta(config.get("tta", "none"))
     run.write_manifest("model", complete=True, source=str(folder))
     return run

@@ -136,12 +136,17 @@ def _scores(run: RunDir, names: list[str]) -> str:
         columns[f"val F{beta:g}"] = [f"{v:.3f}" for v in val]
         headline.append(f"validation macro F{beta:g} {val.mean():.4f} tuned ({at_half.mean():.4f} at 0.5)")
     test = _evaluation(run, "test")
+    scored_at = np.asarray(test.get("thresholds", []) if test else [], np.float64)
+    if test and (scored_at.shape != tuner.thresholds_.shape or not np.allclose(scored_at, tuner.thresholds_)):
+        headline.append(f"the test scores were computed at earlier thresholds; "
+                        f"`fashionstyle evaluate {run.path.name} --labels FILE --split test` updates them")
+        test = None
     if test:
         for key, label in (("precision", "test P"), ("recall", "test R"), ("fbeta", f"test F{beta:g}")):
             columns[label] = [f"{v:.3f}" for v in test["tuned"][key]]
         headline.append(f"test macro F{beta:g} {test['macro_fbeta_tuned']:.4f} tuned "
                         f"({test['macro_fbeta_0.5']:.4f} at 0.5; all-positive {test['all_positive_macro_fbeta']:.4f})")
-    else:
+    elif not (run / "eval_test.json").is_file():
         headline.append("no test score yet: `fashionstyle evaluate RUN --labels FILE --split test` adds it")
     header = "| style | " + " | ".join(columns) + " |"
     rows = "\n".join(f"| {n} | " + " | ".join(c[j] for c in columns.values()) + " |" for j, n in enumerate(names))

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _atomic
 from .errors import FashionStyleError
-from .images import tta_views
+from .images import resize_size, tta_views
 from .predictors import BasePredictor, check_coverage, check_tta, combine_probs
 from .run import RunDir
 from .thresholds import ThresholdTuner
@@ -146,6 +146,7 @@ class OnnxPredictor(BasePredictor):
                                            float(record["weight"]), keys.index(key), file))
         check_coverage(self.label_names, [m.targets for m in self.members])
         self.transforms = [tta_views(size, mean, std, tta) for size, mean, std in keys]
+        self.min_side = max(resize_size(size) for size, _, _ in keys)  # as the torch Predictor decodes files
 
     @classmethod
     def from_export(cls, export_dir: str | Path, **kwargs: Any) -> "OnnxPredictor":
@@ -164,7 +165,7 @@ class OnnxPredictor(BasePredictor):
         tta = check_tta(run, tta)
         out = Path(export_dir) if export_dir is not None else run / EXPORT_DIRS[check_precision(precision)]
         if not export_is_current(run, out, precision):
-            option = "" if precision == "fp32" else f" --precision {precision}"
+            option = "" if precision == "fp32" else f" --quantize {precision}"
             raise FashionStyleError(f"{out}: no current {precision} ONNX export of {run.path} (missing, or "
                                     f"older than its models); run `fashionstyle export {run.path}{option}`")
         return cls(out, label_names=run.label_names(), tuner=run.thresholds(), tta=tta, **kwargs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -36,6 +37,7 @@ FORMATS = ("jd", "csv", "json", "parquet")
 SUFFIXES = {"jd": ".txt", "csv": ".csv", "json": ".json", "parquet": ".parquet"}
 BY_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIXES.items()}
 COMMA_TEXT = {"jd", "csv"}  # either may be named .txt or .csv
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
 LABEL_SEPARATOR = ";"  # between the predicted names in a CSV's labels column
 
@@ -62,8 +64,9 @@ def output_format(out: str | Path, fmt: str | None) -> str:
 
 
 def spreadsheet_safe(text: str) -> str:
-    """`text` with a leading ' when a spreadsheet would run it as a formula (CSV injection)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """`text` with a leading ' when a spreadsheet would run it as a formula (CSV injection);
+    a plain number such as -12 or +3.5 is left as it is (a spreadsheet reads it as a number)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text) else text
 
 
 def write_predictions(path: str | Path, fmt: str, ids: Sequence[str], probs: np.ndarray,

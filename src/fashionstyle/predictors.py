@@ -39,6 +39,7 @@ class BasePredictor(ABC):
     tta: str                      # the test-time augmentation applied ("none", "flip", ...)
     transforms: list[Callable]    # PIL image -> (T, 3, H, W) views, one per distinct preprocessing
     pin_memory: bool = False
+    min_side: int | None = None   # JPEG files at least twice this decode reduced (images.open_rgb), as in training
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -62,7 +63,7 @@ class BasePredictor(ABC):
 
         def load(path: str | Path) -> tuple[Any, ...] | None:
             try:
-                return self._views(open_rgb(path))
+                return self._views(open_rgb(path, self.min_side))
             except FashionStyleError:
                 if on_bad == "fail":
                     raise

@@ -221,7 +221,7 @@ def _refuse(err: Exception, filename: str, limit: int) -> NoReturn:
     else:  # anything Pillow cannot decode is not an image to us
         reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
     raise HTTPException(415, f"{filename}: not a readable image ({reason}); "
-                             "send JPEG, PNG, WebP, BMP or GIF files")
+                             "send JPEG, PNG, WebP, BMP, GIF or TIFF files")
 
 
 def _min_side(predictor: Any) -> int:
@@ -508,7 +508,9 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_le
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m fashionstyle.serve RUN [--host H] [--port P] ...`"""
-    parser = argparse.ArgumentParser(prog="python -m fashionstyle.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m fashionstyle.serve", description=__doc__.splitlines()[0],
+                                     epilog="example:\n  python -m fashionstyle.serve runs/lite0 --port 8000",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

@@ -55,14 +55,22 @@ TRACKERS: dict[str, Callable[[RunDir, str, str], Any]] = {
 
 
 def make_loggers(names: Sequence[str], run: RunDir, mlflow_uri: str = "") -> list[Any]:
-    """One Lightning logger per tracker name, in order; a tracker whose package is missing fails in one line."""
+    """One Lightning logger per tracker name, in order. A tracker asked for whose package is missing
+    fails in one line; tensorboard left in the default list is skipped then. MLflow and W&B run on
+    rank 0 only (their stores are not for several writers; Lightning logs from rank 0 anyway)."""
+    from .ranks import is_secondary_process
+
     loggers = []
     for name in dict.fromkeys(names):  # each once
         if name not in TRACKERS:
             raise FashionStyleError(f"unknown logger {name!r}; valid: {', '.join(TRACKERS)}")
+        if name in ("mlflow", "wandb") and is_secondary_process():
+            continue
         try:
             loggers.append(TRACKERS[name](run, run.path.name, mlflow_uri))
         except ModuleNotFoundError:
+            if tuple(names) == DEFAULT_TRACKERS and name != "csv":
+                continue  # not asked for by name
             raise FashionStyleError(f"--logger {name} needs {TRACKER_EXTRAS[name]}, which is not installed; "
                                     f"pip install {TRACKER_EXTRAS[name]}") from None
     return loggers
