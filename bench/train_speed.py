@@ -5,7 +5,8 @@ Run from the repository root (the issue's setting: one H200, 224 px, epochs of >
     python bench/train_speed.py [--backbones densenet201 resnet101 resnet152]
         [--image-size 224] [--batch-size 128] [--steps 30] [--warmup 5] [--epoch-steps 200]
         [--images N] [--val-images N] [--photo-size 400x533] [--device auto|cpu|cuda]
-        [--workers N] [--threads N] [--report-batch 46] [--cache] [--cudnn-benchmark] [--out DIR] [--check]
+        [--workers N] [--threads N] [--report-batch 46] [--gpu-decode-for BACKBONE ...] [--cache]
+        [--cudnn-benchmark] [--out DIR] [--check]
 
     # tiny, on a CPU:
     python bench/train_speed.py --backbones test_resnet --image-size 32 --batch-size 4 \\
@@ -19,11 +20,14 @@ For each backbone, in one process on one machine, it measures training images/s 
   (b) the report's setting: the same loop in fp32, NCHW, batch --report-batch (46).
   (c) the input pipeline alone (once; no model): fashionstyle's training input over the photos
       for --epoch-steps batches: DataLoader workers decode (libjpeg-turbo) and take the random
-      resized crop on uint8, pinned copy; on the device: to float, normalise, flip.
+      resized crop on uint8, pinned copy; on the device: to float, normalise, flip. Then again as
+      `train --decode gpu` feeds it: workers read the JPEG bytes and draw the crops, the device decodes
+      each batch in one call (nvJPEG on CUDA; on the CPU torchvision's batched libjpeg-turbo) and crops.
   (d) fashionstyle: `fashionstyle.fit.train(TrainConfig(...), run)` end to end from JPEG files
       (StyleNet = backbone + FC-1024 head; weighted BCE; Adam; bf16-mixed on CUDA, 32-true on the
       CPU; channels_last), pretrained=False, 2 epochs of --epoch-steps steps. With --cache it reads
-      `fashionstyle cache`'s memory-mapped array instead of the files.
+      `fashionstyle cache`'s memory-mapped array instead of the files. On CUDA (without --cache) a
+      second run with decode="gpu" (`train --decode gpu`), timed the same way.
   (e) plain PIL loop: what a user writes by hand: a Dataset that opens each photo with Pillow and
       applies torchvision's RandomResizedCrop, RandomHorizontalFlip, ToTensor, Normalize; a
       DataLoader with the same workers and pinned memory; the same StyleNet, Adam, BCE, bf16
@@ -40,7 +44,8 @@ The photos are random smooth JPEGs of --photo-size (the contest's are 400x533) w
 the 13 JD styles: --val-images rows are `val`, the rest `train`.
 
 Prints one table: backbone | model alone | report fp32 | pipeline alone | fashionstyle | plain
-loop | fashionstyle / model alone | fashionstyle / plain | bound by. Exit status 0 (a report)
+loop | fashionstyle / model alone | fashionstyle / plain | bound by | pipeline alone with device
+decoding | fashionstyle --decode gpu (CUDA only, else n/a) | that / model alone. Exit status 0 (a report)
 unless --check is given: then 1 if fashionstyle is below 0.9x the model alone (issue 20's goal).
 """
 from __future__ import annotations
@@ -267,7 +272,7 @@ class RunWatcher(threading.Thread):
 
 
 def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_path: Path, image_size: int,
-                       batch_size: int, workers: int, n_train: int, cache: str = "") -> dict:
+                       batch_size: int, workers: int, n_train: int, cache: str = "", decode: str = "auto") -> dict:
     """Train 2 epochs through fashionstyle.fit.train; epoch 2's training images/s (see the docstring)."""
     from fashionstyle.fit import train
 
@@ -275,7 +280,8 @@ def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_pa
     config = TrainConfig(labels=str(labels), backbone=backbone, pretrained=False, image_size=image_size,
                          batch_size=batch_size, epochs=2, num_workers=workers,
                          precision="bf16-mixed" if cuda else "32-true", channels_last=True,
-                         accelerator="gpu" if cuda else "cpu", devices=1, progress=False, cache=cache)
+                         accelerator="gpu" if cuda else "cpu", devices=1, progress=False, cache=cache,
+                         decode=decode)
     watched = ["epochs/e001.npy", "epochs/e002.npy", "checkpoints/best.ckpt", "checkpoints/last.ckpt"]
     watcher = RunWatcher(run_path, watched)
     watcher.start()
@@ -330,21 +336,28 @@ def train_rows(labels: Path, steps: int, batch_size: int) -> tuple[list[str], np
 
 
 def pipeline_alone(device: torch.device, labels: Path, image_size: int, batch_size: int, steps: int,
-                   workers: int, warmup: int) -> dict:
-    """fashionstyle's training input to normalised, flipped model input on the device; no model."""
+                   workers: int, warmup: int, decode_on_device: bool = False) -> dict:
+    """fashionstyle's training input to normalised, flipped model input on the device; no model.
+    decode_on_device: `train --decode gpu`'s (workers read bytes and draw crops; DeviceCrops decodes
+    each batch in one call on the device, nvJPEG on CUDA, libjpeg-turbo on the CPU, and crops there)."""
     from torch.utils.data import DataLoader
 
-    from fashionstyle.data import DeviceInput, ImageDataset, TrainCrop, collate_skipping, decode_image
+    from fashionstyle.data import (DeviceCrops, DeviceInput, ImageDataset, TrainCrop, collate_skipping,
+                                   collate_unstacked, decode_image, read_for_device)
 
     paths, targets = train_rows(labels, steps, batch_size)
     crop = TrainCrop(image_size)
+    read = read_for_device if decode_on_device else decode_image
     dataset = ImageDataset(paths, targets, crop, "skip", seed=0,
-                           opener=functools.partial(decode_image, min_side=crop.min_side()))
+                           opener=functools.partial(read, min_side=crop.min_side()))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        pin_memory=device.type == "cuda", collate_fn=collate_skipping,
+                        pin_memory=device.type == "cuda" and not decode_on_device,
+                        collate_fn=collate_unstacked if decode_on_device else collate_skipping,
                         prefetch_factor=4 if workers else None)
     to_input, timer = DeviceInput(IMAGENET_MEAN, IMAGENET_STD, channels_last=True), Pass(warmup)
+    on_device = DeviceCrops(image_size, device) if decode_on_device else None
     for batch in loader:
+        batch = on_device(batch) if on_device else batch
         x = to_input(batch.images.to(device, non_blocking=True), batch.flip.to(device, non_blocking=True))
         synchronize(device)
         timer.batch(len(x))
@@ -418,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch intra-op CPU threads (default: torch's; 1 is steadier on busy cores)")
     parser.add_argument("--report-batch", type=int, default=46, help="batch size of the report's setting")
+    parser.add_argument("--gpu-decode-for", nargs="*", default=None, metavar="BACKBONE",
+                        help="on CUDA, also time `train --decode gpu` for these backbones (default: all)")
     parser.add_argument("--cache", action="store_true",
                         help="train from the pre-resized image cache (`train --cache`; built before timing)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
@@ -458,6 +473,11 @@ def run(args: argparse.Namespace, n_images: int, n_val: int) -> int:
                                   args.warmup)
         print(f"input pipeline alone: {pipeline['steady']:.1f} images/s steady, start-up "
               f"{pipeline['startup_s']:.2f} s, {pipeline['images']} images", flush=True)
+        on_device = pipeline_alone(device, labels, args.image_size, args.batch_size, args.epoch_steps, args.workers,
+                                   args.warmup, decode_on_device=True)
+        decoder = "nvJPEG" if cuda else "batched libjpeg-turbo"
+        print(f"input pipeline alone, decoded on the {device.type} ({decoder}): {on_device['steady']:.1f} "
+              f"images/s steady, start-up {on_device['startup_s']:.2f} s", flush=True)
         rows, failed = [], []
         for backbone in args.backbones:
             anchor = anchor_train(backbone, device, args.image_size, args.batch_size, args.steps, args.warmup,
@@ -474,20 +494,30 @@ def run(args: argparse.Namespace, n_images: int, n_val: int) -> int:
                   f"{fs['seconds']:.2f} s (since {fs['since']}, incl. loader restart and {n_val}-image "
                   f"validation); start-up and epoch 1: {fs['total_s'] - fs['seconds']:.1f} s"
                   + (f"; run {run_path}" if args.out else ""), flush=True)
+            gpu_decode = float("nan")
+            timed = cuda and not args.cache and backbone in (args.gpu_decode_for or args.backbones)
+            if timed:  # train --decode gpu: refused without CUDA (and with a cache)
+                gpu_path = Path(tempfile.mkdtemp(prefix=f"{backbone}-gpu-decode-", dir=out / "runs")) / "run"
+                gpu_decode = fashionstyle_train(backbone, device, labels, gpu_path, args.image_size, args.batch_size,
+                                                args.workers, n_images - n_val, decode="gpu")["images_per_s"]
+                print(f"{backbone}: fashionstyle --decode gpu epoch 2: {gpu_decode:.1f} images/s", flush=True)
             plain = plain_loop(backbone, device, labels, args.image_size, args.batch_size, args.epoch_steps,
                                args.workers, args.warmup)
             print(f"{backbone}: plain PIL loop: {plain['steady']:.1f} images/s steady, start-up "
                   f"{plain['startup_s']:.2f} s", flush=True)
             bound = "model" if anchor <= pipeline["steady"] else "input pipeline"
             rows.append([backbone, f"{anchor:.1f}", f"{report:.1f}", f"{pipeline['steady']:.1f}", f"{speed:.1f}",
-                         f"{plain['steady']:.1f}", ratio(speed, anchor), ratio(speed, plain["steady"]), bound])
+                         f"{plain['steady']:.1f}", ratio(speed, anchor), ratio(speed, plain["steady"]), bound,
+                         f"{on_device['steady']:.1f}", f"{gpu_decode:.1f}" if timed else "n/a",
+                         ratio(gpu_decode, anchor) if timed else "n/a"])
             if speed < GOAL_ANCHOR * anchor:
                 failed.append(f"{backbone}: {ratio(speed, anchor)} of the model alone (goal {GOAL_ANCHOR}x)")
         print()
         ours = "fashionstyle img/s" + (" (cache)" if args.cache else "")
         print_table(["backbone", f"anchor {precision} b{args.batch_size} img/s",
                      f"report fp32 b{args.report_batch} img/s", "pipeline alone img/s", ours, "plain PIL loop img/s",
-                     "vs anchor", "vs plain", "bound by"], rows)
+                     "vs anchor", "vs plain", "bound by", f"pipeline, batch decoded on {device.type} img/s",
+                     "fashionstyle --decode gpu img/s", "--decode gpu vs anchor"], rows)
     print(f"goal: fashionstyle >= {GOAL_ANCHOR}x the model alone "
           f"({'checked' if args.check else 'not checked; pass --check'})")
     for line in failed:

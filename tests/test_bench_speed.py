@@ -27,7 +27,8 @@ def test_train_speed_bench_tiny(tmp_path: Path, capsys) -> None:
     assert load_bench("train_speed").main([*TINY, "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for column in ("anchor fp32 b4 img/s", "report fp32 b46 img/s", "pipeline alone img/s", "plain PIL loop img/s",
-                   "vs anchor", "vs plain", "bound by"):
+                   "vs anchor", "vs plain", "bound by", "pipeline, batch decoded on cpu img/s",
+                   "fashionstyle --decode gpu img/s"):
         assert column in out, column
     row = COLUMNS.findall(table_row(out, "test_resnet"))
     assert row[6].endswith("x") and row[8] in ("model", "input pipeline")

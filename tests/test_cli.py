@@ -211,3 +211,23 @@ def test_every_help_example_parses() -> None:
     for name, text in cli.EXAMPLES.items():
         for line in text.splitlines():
             assert parser.parse_args(line.split()[1:]).command == name, line
+
+
+def test_decode_is_one_choice_list_for_train_evaluate_and_predict() -> None:
+    commands = _subparsers(cli.build_parser())
+    flags = {name: _option(commands[name], "--decode") for name in ("train", "evaluate", "predict")}
+    assert all(f.choices == config.DECODERS for f in flags.values())
+    assert flags["evaluate"].help == flags["predict"].help and "auto: cpu for now" in flags["train"].help
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_train_decode_gpu_without_cuda_fails_in_one_line_before_writing(command, tmp_path, capsys,
+                                                                        monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "run"
+    assert cli.main([command, "--labels", str(tmp_path / "labels.csv"), "--out", str(out), "--decode", "gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--decode gpu needs a CUDA device" in err and len(err.splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []

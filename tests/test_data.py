@@ -1,6 +1,7 @@
 """data.py: the uint8 input pipeline: decoding as Pillow does, crops on uint8, normalising on the device."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,9 @@ from PIL import Image
 from torchvision import transforms as T
 
 from fashionstyle import FashionStyleError
-from fashionstyle.data import (Batch, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, TrainCrop, collate_skipping,
-                               decode_image, decode_jpegs_or_none, pil_to_uint8, read_for_device, read_plain_jpeg)
+from fashionstyle.data import (Batch, DeviceCrops, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, PlannedCrop,
+                               TrainCrop, collate_skipping, collate_unstacked, decode_image, decode_jpegs_or_none,
+                               pil_to_uint8, read_for_device, read_plain_jpeg)
 from fashionstyle.images import open_rgb
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -135,3 +137,60 @@ def test_training_items_collate_to_uint8_images_and_flip_flags(tmp_path: Path) -
     assert isinstance(batch, Batch) and batch.images.dtype == torch.uint8 and batch.images.shape == (3, 3, 16, 16)
     assert batch.flip.dtype == torch.bool and batch.flip.shape == (3,)
     assert torch.equal(collate_skipping([dataset[i] for i in range(3)]).images, batch.images)  # seeded per row
+
+
+def training_files(folder: Path) -> list[Path]:
+    """Plain JPEGs (some rotated by EXIF, one grey) and the files decode="gpu" leaves to the host or to the
+    bad-image policy: a PNG, a CMYK JPEG, a truncated JPEG (header fine, data cut) and junk."""
+    files = []
+    for i, (orientation, size) in enumerate([(1, (60, 80)), (6, (70, 50)), (1, (90, 64)), (3, (64, 64))]):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files.append(folder / f"{i}.jpg")
+        photo(*size, seed=i).save(files[-1], exif=exif, quality=90)
+    photo(50, 60, 7).convert("L").save(folder / "grey.jpg", quality=90)
+    photo(60, 50, 8).save(folder / "photo.png")
+    photo(60, 60, 9).convert("CMYK").save(folder / "cmyk.jpg", quality=90)
+    data = files[0].read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[:len(data) // 2])
+    (folder / "junk.jpg").write_bytes(b"not a jpeg")
+    names = ["grey.jpg", "photo.png", "truncated.jpg", "cmyk.jpg", "junk.jpg"]
+    return [files[0], *[folder / n for n in names[:3]], files[1], files[2], *[folder / n for n in names[3:]], files[3]]
+
+
+def test_training_crops_decoded_on_the_device_equal_the_hosts_and_bad_files_are_left_out_alike(
+        tmp_path: Path) -> None:
+    """decode="gpu"'s training path (workers read the JPEG bytes and draw the crop; one batched decode,
+    then crop, resize and flip where the images are) run on the CPU with torchvision's batched CPU
+    decoder: the host path's seeded crops and flips, the same rows left out for the same reasons."""
+    files = training_files(tmp_path)
+    targets = np.eye(len(files))
+    crop = TrainCrop(24, crop_scale=0.35)
+    host = ImageDataset(files, targets, crop, "skip", seed=3, opener=functools.partial(decode_image,
+                                                                                         min_side=crop.min_side()))
+    device = ImageDataset(files, targets, crop, "skip", seed=3, opener=functools.partial(read_for_device,
+                                                                                           min_side=crop.min_side()))
+    rows = [len(files) + i for i in range(len(files))]  # epoch 1: EpochShuffle's encoding
+    expected = collate_skipping([host[i] for i in rows])
+    read = collate_unstacked([device[i] for i in rows])
+    assert sum(isinstance(s, PlannedCrop) for s in read.images) == 6  # 4 JPEGs, grey, truncated
+    got = DeviceCrops(24, "cpu", "skip")(read)
+    assert got.images.dtype == torch.uint8 and got.images.shape == expected.images.shape
+    assert torch.equal(got.index, expected.index) and torch.equal(got.flip, expected.flip)
+    assert torch.equal(got.targets, expected.targets)
+    assert sorted(got.bad) == sorted(expected.bad) and {r for r, _ in got.bad} == {3, 7}  # truncated, junk
+    to_input, std, mean = DeviceInput(MEAN, STD), torch.tensor(STD).view(3, 1, 1), torch.tensor(MEAN).view(3, 1, 1)
+    undone = [to_input(b.images, b.flip) * std + mean for b in (got, expected)]  # 0..1 again
+    assert (undone[0] - undone[1]).abs().mean() < 2 / 255  # decoder rounding at most (none on the CPU)
+    with pytest.raises(FashionStyleError, match="truncated.jpg"):
+        strict = ImageDataset(files[2:4], targets[2:4], crop, "fail", seed=3,
+                              opener=functools.partial(read_for_device, min_side=crop.min_side()))
+        DeviceCrops(24, "cpu", "fail")(collate_unstacked([strict[0], strict[1]]))
+
+
+def test_a_batch_left_with_no_readable_image_gives_no_images() -> None:
+    junk = EncodedJpeg(torch.frombuffer(bytearray(b"not a jpeg"), dtype=torch.uint8), 1, "missing.jpg", (8, 8))
+    batch = collate_unstacked([(PlannedCrop(junk, (0, 0, 8, 8), False), torch.ones(2), 5, "")])
+    got = DeviceCrops(4, "cpu")(batch)
+    assert got.images is None and len(got.index) == 0
+    assert [row for row, _ in got.bad] == [5] and "missing.jpg" in got.bad[0][1]

@@ -211,3 +211,36 @@ def test_training_batches_stay_uint8_until_the_module_normalises_them(tmp_path: 
     expected = module.to_input(raw)  # normalised, not flipped
     for i, flip in enumerate(batch.flip.tolist()):
         torch.testing.assert_close(ready[i], expected[i].flip(-1) if flip else expected[i])
+
+
+def test_training_loader_with_decoding_on_the_device_gives_the_host_loaders_batches(tmp_path: Path) -> None:
+    """decode="gpu"'s loaders and module hook, run on the CPU (the module's device): the workers send
+    JPEG bytes and drawn crops, on_before_batch_transfer decodes and crops them, and the model input
+    is the host loader's (same seed: same rows, crops and flips; validation decodes on the host)."""
+    import torch
+
+    from conftest import make_image_set
+    from fashionstyle.config import TrainConfig
+    from fashionstyle.data import PlannedCrop, train_val_split
+    from fashionstyle.labels import read_labels
+    from fashionstyle.losses import create_loss
+    from fashionstyle.models import create_model
+    from fashionstyle.training import StyleModule, make_loaders
+
+    labels = make_image_set(tmp_path / "data", n=16)
+    config = TrainConfig(labels=str(labels), backbone="test_resnet", pretrained=False, image_size=32, batch_size=4,
+                         num_workers=0, hidden=8)
+    train, val = train_val_split(read_labels(labels), config.val_fraction, config.seed)
+    host, device = make_loaders(config, train, val), make_loaders(config, train, val, decode_on_device=True)
+    module = StyleModule(create_model("test_resnet", 3, pretrained=False, hidden=8),
+                         create_loss("bce", train.targets), config)
+    raw = next(iter(device[0]))
+    assert all(isinstance(s, PlannedCrop) for s in raw.images)
+    got, expected = module.on_before_batch_transfer(raw, 0), next(iter(host[0]))
+    assert torch.equal(got.index, expected.index) and torch.equal(got.targets, expected.targets)
+    assert torch.equal(got.flip, expected.flip) and got.images.dtype == torch.uint8
+    assert (got.images.float() - expected.images.float()).abs().mean() < 2  # of 255: decoder rounding at most
+    ready = module.on_after_batch_transfer(got, 0).images
+    assert ready.dtype == torch.float32 and ready.is_contiguous(memory_format=torch.channels_last)
+    val_batch = next(iter(device[1]))
+    assert isinstance(val_batch.images, torch.Tensor) and val_batch.images.dtype == torch.uint8

@@ -240,3 +240,14 @@ def test_predict_decode_flag_is_checked_in_one_line(trained, tmp_path, capsys) -
     if HAS_ONNX:
         assert main([*argv, "--decode", "gpu", "--runtime", "onnx"]) == 2
         assert "--decode gpu needs --runtime torch" in capsys.readouterr().err
+
+
+def test_evaluate_takes_predicts_decode_flag(trained, tmp_path, capsys) -> None:
+    run = tmp_path / "run"  # evaluate writes its scores into the run
+    shutil.copytree(trained[0], run, ignore=shutil.ignore_patterns("onnx*"))
+    argv = ["evaluate", str(run), "--labels", str(trained[1]), "--quiet"]
+    assert main([*argv, "--decode", "gpu"]) == 2  # no CUDA device in the tests
+    err = capsys.readouterr().err.strip()
+    assert "--decode gpu needs a CUDA device" in err and len(err.splitlines()) == 1
+    assert not list(run.glob("eval_*"))
+    assert main([*argv, "--decode", "cpu"]) == 0 and list(run.glob("eval_*.json"))

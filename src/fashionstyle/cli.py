@@ -140,18 +140,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runtimes import load_predictor
 
     run = RunDir.open(args.run)
+    loader = _loader(args)  # --decode gpu checked before anything is read
     table = read_labels(args.labels, args.images, args.label_names or run.label_names())
     split = args.split if table.splits is not None else "all"
     part = table.split(split)
     suffix = "" if args.runtime == "torch" else f"_{args.runtime}"  # keep each runtime's scores
     probs = None
     if needs_launch(args.devices, args.num_nodes):
-        probs = evaluate_probs(run, part, split, args.runtime, args.tta, _loader(args), _placement(args))
+        probs = evaluate_probs(run, part, split, args.runtime, args.tta, loader, _placement(args))
         if probs is None:
             return 0  # rank 0 scores
     scores = evaluate_run(run, part, split, progress=not args.quiet, batch_size=args.batch_size,
                           num_workers=args.num_workers, on_bad=args.on_bad_image, suffix=suffix,
-                          predictor=load_predictor(run.path, args.runtime, args.tta), probs=probs)
+                          predictor=load_predictor(run.path, args.runtime, args.tta, decode=args.decode),
+                          probs=probs)
     print(format_scores(scores["label_names"], scores, title=f"{split} ({scores['n_images']} images)"))
     if scores["skipped_images"]:
         print(f"skipped {scores['skipped_images']} unreadable images (--on-bad-image fail to stop instead)")
@@ -201,9 +203,10 @@ def _check_gpu_decode(runtime: str, accelerator: str) -> None:
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
     import torch
 
+    from .config import NO_CUDA_FOR_GPU_DECODE
+
     if accelerator == "cpu" or not torch.cuda.is_available():
-        raise FashionStyleError("--decode gpu needs a CUDA device (none here, or --accelerator cpu); "
-                                "use --decode cpu or auto")
+        raise FashionStyleError(NO_CUDA_FOR_GPU_DECODE)
 
 
 def _placement(args: argparse.Namespace):
@@ -358,11 +361,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .explain_page import explain_run
     from .images import gather_images
     from .outputs import csv_text
-    from .overwrite import refuse_overwriting_inputs, run_inputs
-    from .run import RunDir
+    from .overwrite import refuse_overwriting_inputs
 
     images, left_out = gather_images(args.images, args.recursive)
-    refuse_overwriting_inputs({"--out": args.out}, {"--images": images, "run": run_inputs(RunDir.open(args.run))})
+    refuse_overwriting_inputs({"--out": args.out}, {"--images": images})  # it writes only new names inside --out
     page = explain_run(args.run, images, args.out, args.labels_to_show, args.label or ())
     print(f"heat maps of {len(images)} image(s) written; open {page}")
     if left_out:
@@ -446,6 +448,14 @@ def _add_tta_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tta", choices=TTA_CHOICES, default=None,
                    help="test-time augmentation; must be the one the thresholds were tuned with "
                         "(default: that one; change it with `fashionstyle tune RUN --tta ...`)")
+
+
+def _add_decode_arg(p: argparse.ArgumentParser) -> None:
+    from .config import DECODERS
+
+    p.add_argument("--decode", choices=DECODERS, default="auto",
+                   help="where JPEGs are decoded: cpu (loader workers, libjpeg-turbo), gpu (nvJPEG, batched; "
+                        "CUDA and --runtime torch only), auto (cpu until measured otherwise) (default: auto)")
 
 
 def _add_loader_args(p: argparse.ArgumentParser) -> None:
@@ -563,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="score another runtime's predictions (eval_<split>_<runtime>.json)")
+    _add_decode_arg(p)
     _add_tta_arg(p)
     _add_loader_args(p)
     _add_placement_args(p)
@@ -581,9 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
                         "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")
-    p.add_argument("--decode", choices=("auto", "cpu", "gpu"), default="auto",
-                   help="where JPEGs are decoded: cpu (loader workers, libjpeg-turbo), gpu (nvJPEG, batched; "
-                        "CUDA and --runtime torch only), auto (cpu until measured otherwise) (default: auto)")
+    _add_decode_arg(p)
     _add_tta_arg(p)
     _add_loader_args(p)
     p.add_argument("--chunk-size", type=int, default=10_000,

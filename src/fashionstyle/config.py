@@ -25,6 +25,8 @@ SELECTIONS = ("best", "per-label")
 OPTIMIZERS = ("adam", "adamw")
 TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")  # as trackers.TRACKERS (not imported: no Lightning here)
 ON_BAD_IMAGE = ("skip", "fail")
+DECODERS = ("auto", "cpu", "gpu")  # where JPEGs are decoded (train, evaluate, predict: --decode)
+NO_CUDA_FOR_GPU_DECODE = "--decode gpu needs a CUDA device (none here, or --accelerator cpu); use --decode cpu or auto"
 # Named starting points: a recipe's values replace the defaults; YAML and flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
@@ -71,6 +73,11 @@ class TrainConfig:
     hflip: bool = _option("data", True, "random horizontal flips in training")
     cache: str = _option("data", "", "folder of a pre-resized uint8 image cache (`fashionstyle cache`), "
                                      "built on first use (default: decode the image files)")
+    decode: str = _option("data", "auto", "where training JPEGs are decoded: cpu (loader workers, libjpeg-turbo); "
+                                          "gpu (workers read the bytes and draw the crop, the GPU decodes "
+                                          "each batch in one nvJPEG call, crops, resizes and flips; CUDA "
+                                          "only; validation decodes on the host); auto: cpu for now",
+                          DECODERS)
     on_bad_image: str = _option("data", "skip", "unreadable images: skip (warn, count, list in "
                                                 "RUN/bad_images.csv) or fail", ON_BAD_IMAGE)
 

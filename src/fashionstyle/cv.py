@@ -22,7 +22,7 @@ from .model_card import write_model_card
 from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 from .ranks import is_secondary_process
-from .training import train_multi
+from .training import decodes_on_gpu, train_multi
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -57,6 +57,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     if folds < 2:
         raise FashionStyleError(f"--folds must be at least 2, got {folds}")
     config.validate()
+    decodes_on_gpu(config)  # refused before anything is written
     if resume:
         check_same_folds(RunDir(out), folds)  # before anything is read or written
     pool = labelled_pool(config)

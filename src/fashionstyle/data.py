@@ -50,11 +50,13 @@ ORIENTATIONS = {  # EXIF orientation -> the (3, H, W) tensor made upright, as Im
 
 # -- decoding ------------------------------------------------------------------------------------------------
 class EncodedJpeg(NamedTuple):
-    """A plain JPEG file's bytes (1-D uint8 tensor), its EXIF orientation (1-8) and its path."""
+    """A plain JPEG file's bytes (1-D uint8 tensor), its EXIF orientation (1-8), its path and the
+    (height, width) of the image made upright."""
 
     data: torch.Tensor
     orientation: int
     path: str = ""
+    size: tuple[int, int] = (0, 0)
 
 
 def read_plain_jpeg(path: str | Path, min_side: int | None = None) -> EncodedJpeg | None:
@@ -68,10 +70,12 @@ def read_plain_jpeg(path: str | Path, min_side: int | None = None) -> EncodedJpe
                     or draft_scale(image.size, min_side) > 1):
                 return None
             orientation = image.getexif().get(0x0112, 1)
+            width, height = image.size
         data = torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
     except Exception:  # noqa: BLE001 - open_rgb tells the user what is wrong with the file
         return None
-    return EncodedJpeg(data, orientation if orientation in ORIENTATIONS else 1, str(path))
+    orientation = orientation if orientation in ORIENTATIONS else 1
+    return EncodedJpeg(data, orientation, str(path), (width, height) if orientation >= 5 else (height, width))
 
 
 def upright(image: torch.Tensor, orientation: int) -> torch.Tensor:
@@ -188,9 +192,26 @@ class Augmented(NamedTuple):
     flip: torch.Tensor
 
 
+class PlannedCrop(NamedTuple):
+    """A plain JPEG's bytes and the training crop drawn for it, decoded and cropped on the device
+    (DeviceCrops): the same draws TrainCrop makes for the decoded image."""
+
+    jpeg: EncodedJpeg
+    box: tuple[int, int, int, int]  # top, left, height, width in the upright image
+    flip: bool
+
+
+def crop_resized(image: torch.Tensor, box: tuple[int, int, int, int], size: int) -> torch.Tensor:
+    """(3, H, W) uint8 on any device -> its `box` (top, left, height, width) resized to (3, size, size)."""
+    top, left, h, w = box
+    crop = image[None, :, top:top + h, left:left + w].contiguous(memory_format=torch.channels_last)
+    return resize_uint8(crop, (size, size))[0]
+
+
 class TrainCrop:
     """Random resized crop on uint8 (torchvision's parameters and random draws), and a flip drawn
-    here but applied on the device (DeviceInput)."""
+    here but applied on the device (DeviceInput). An EncodedJpeg (decode="gpu") is not decoded:
+    the same draws, from its header's size, travel with it as a PlannedCrop."""
 
     def __init__(self, image_size: int, crop_scale: float = 0.35, hflip: bool = True):
         self.image_size, self.scale, self.hflip = image_size, (crop_scale, 1.0), hflip
@@ -200,13 +221,59 @@ class TrainCrop:
         """The shorter side a photo can be reduced to before cropping loses detail (smallest crop)."""
         return int(np.ceil(self.image_size / np.sqrt(self.scale[0] * self.ratio[0])))
 
-    def __call__(self, image: Image.Image | torch.Tensor) -> Augmented:
+    def draw(self, height: int, width: int) -> tuple[tuple[int, int, int, int], bool]:
+        """The crop box (top, left, height, width) and the flip for an image of that size."""
+        shape_only = torch.empty(1, 1, 1, dtype=torch.uint8).expand(3, height, width)
+        box = T.RandomResizedCrop.get_params(shape_only, list(self.scale), list(self.ratio))
+        return tuple(box), bool(torch.rand(1) < 0.5) if self.hflip else False
+
+    def __call__(self, image: Image.Image | torch.Tensor | EncodedJpeg) -> Augmented | PlannedCrop:
+        if isinstance(image, EncodedJpeg):
+            return PlannedCrop(image, *self.draw(*image.size))
         image = as_uint8(image)
-        top, left, h, w = T.RandomResizedCrop.get_params(image, list(self.scale), list(self.ratio))
-        crop = image[None, :, top:top + h, left:left + w].contiguous(memory_format=torch.channels_last)
-        crop = resize_uint8(crop, (self.image_size, self.image_size))[0]  # (3, S, S)
-        flip = bool(torch.rand(1) < 0.5) if self.hflip else False
+        box, flip = self.draw(*image.shape[-2:])
+        crop = crop_resized(image, box, self.image_size)  # (3, S, S)
         return Augmented(crop, torch.tensor(flip))  # (H, W, 3) memory: collating makes the batch contiguous
+
+
+class DeviceCrops:
+    """A training batch of PlannedCrops (and host-made Augmented crops, for the files the device
+    decoder cannot take) -> the Batch of (B, 3, S, S) uint8 crops on `device` and their flips.
+
+    The JPEGs are decoded in one batched call (nvJPEG on CUDA; libjpeg-turbo for device="cpu",
+    what the tests use); one the device decoder refuses is decoded by decode_image here, and an
+    image that cannot be read at all is left out (on_bad="skip", listed in Batch.bad) or raises.
+    """
+
+    def __init__(self, image_size: int, device: str | torch.device, on_bad: str = "skip"):
+        self.image_size, self.device, self.on_bad = image_size, torch.device(device), check_policy(on_bad)
+
+    def __call__(self, batch: Batch) -> Batch:
+        samples = batch.images or []
+        planned = [i for i, s in enumerate(samples) if isinstance(s, PlannedCrop)]
+        decoded = dict(zip(planned, decode_jpegs_or_none([samples[i].jpeg for i in planned], self.device)
+                               if planned else []))  # sample -> (3, H, W) uint8 on the device, or None
+        crops, flips, kept, bad = [], [], [], list(batch.bad)
+        for i, sample in enumerate(samples):
+            if isinstance(sample, PlannedCrop):
+                image = decoded[i]
+                try:
+                    image = image if image is not None else decode_image(sample.jpeg.path).to(self.device)
+                except FashionStyleError as err:
+                    if self.on_bad == "fail":
+                        raise
+                    bad.append((int(batch.index[i]), str(err)))
+                    continue
+                crops.append(crop_resized(image, sample.box, self.image_size))
+                flips.append(sample.flip)
+            else:  # decoded and cropped in the worker
+                crops.append(sample.image.to(self.device, non_blocking=True))
+                flips.append(bool(sample.flip))
+            kept.append(i)
+        if not kept:
+            return Batch(None, None, torch.zeros(0, dtype=torch.long), bad)
+        return Batch(torch.stack(crops), batch.targets[kept], batch.index[kept], bad,  # (B, 3, S, S) uint8
+                     torch.tensor(flips, device=self.device))
 
 
 class DeviceInput:
@@ -342,7 +409,8 @@ def collate_unstacked(items: list[tuple[Any, torch.Tensor, int, str]]) -> Batch:
     good = [item for item in items if item[0] is not None]
     bad = [(item[2], item[3]) for item in items if item[0] is None]
     index = torch.tensor([item[2] for item in good], dtype=torch.long)
-    return Batch([item[0] for item in good] or None, None, index, bad)
+    targets = torch.stack([item[1] for item in good]) if good else None  # (B, L)
+    return Batch([item[0] for item in good] or None, targets, index, bad)
 
 
 def drop_bad_images(table: LabelTable, on_bad: str, decode: bool, progress: bool = False,

@@ -15,11 +15,12 @@ from .run import RunDir
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
     """Train the run `config.mode` asks for; returns the finished run directory."""
+    from .training import decodes_on_gpu, train_multi
+
     config.validate()
+    decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
     if config.mode == "single":
         from .single import train_single
 
         return train_single(config, out, resume)
-    from .training import train_multi
-
     return train_multi(config, out, resume)

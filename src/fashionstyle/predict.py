@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from .data import (DeviceInput, EncodedJpeg, EvalViews, ImageDataset, collate_skipping, collate_unstacked,
                    decode_image, decode_jpegs_or_none, read_for_device, resize_size)
+from .config import DECODERS
 from .errors import FashionStyleError
 from .models import StyleNet, load_model
 from .predictors import BasePredictor, check_coverage, check_tta, combine_probs
@@ -35,7 +36,6 @@ from .run import Member, RunDir
 from .thresholds import ThresholdTuner
 
 
-DECODERS = ("auto", "cpu", "gpu")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 

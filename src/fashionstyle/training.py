@@ -33,9 +33,10 @@ from torch.utils.data import DataLoader
 
 from . import _atomic, config as config_lib, labelwise
 from .cache import image_opener
-from .config import TrainConfig
-from .data import (Batch, DeviceInput, EpochShuffle, EvalViews, ImageDataset, TrainCrop, collate_skipping,
-                   decode_image, drop_bad_images, resize_size, train_val_split)
+from .config import NO_CUDA_FOR_GPU_DECODE, TrainConfig
+from .data import (Batch, DeviceCrops, DeviceInput, EpochShuffle, EvalViews, ImageDataset, TrainCrop,
+                   collate_skipping, collate_unstacked, decode_image, drop_bad_images, read_for_device,
+                   resize_size, train_val_split)
 from .errors import FashionStyleError
 from .history import MONITOR, append_history, read_history
 from .labels import LabelTable, label_warnings, read_labels
@@ -87,6 +88,12 @@ class StyleModule(L.LightningModule):
         # Each epoch's shuffling, augmentation and dropout depend on (seed, epoch) alone,
         # so a run resumed from a checkpoint repeats exactly what the lost epochs did.
         L.seed_everything(self.config.seed + 1000 * self.current_epoch, workers=True, verbose=False)
+
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """decode="gpu": the training batch's JPEG bytes decoded, cropped and resized on the device."""
+        if isinstance(batch.images, list):
+            return DeviceCrops(self.config.image_size, self.device, self.config.on_bad_image)(batch)
+        return batch
 
     def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """The uint8 batch, now on the device, as the model's input (float, normalised, flipped)."""
@@ -248,13 +255,29 @@ def show_progress_bar(config: TrainConfig) -> bool:
     return config.progress and sys.stdout.isatty()
 
 
-def make_loaders(config: TrainConfig, train_table: LabelTable,
-                 val_table: LabelTable) -> tuple[DataLoader, DataLoader]:
-    """uint8 crops and views; StyleModule.on_after_batch_transfer normalises and flips them on the device."""
+def decodes_on_gpu(config: TrainConfig) -> bool:
+    """Whether training JPEGs are decoded on the GPU: only asked for (decode "gpu"; "auto" is the host
+    until bench/train_speed.py shows nvJPEG ahead), and refused without CUDA or with a cache."""
+    if config.decode != "gpu":
+        return False
+    if config.accelerator == "cpu" or not torch.cuda.is_available():
+        raise FashionStyleError(NO_CUDA_FOR_GPU_DECODE)
+    if config.cache:
+        raise FashionStyleError("--decode gpu decodes JPEG files and --cache gives decoded images; drop one")
+    return True
+
+
+def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelTable,
+                 decode_on_device: bool = False) -> tuple[DataLoader, DataLoader]:
+    """uint8 crops and views; StyleModule.on_after_batch_transfer normalises and flips them on the device.
+    With decode_on_device the training workers read plain JPEGs' bytes and draw their crops, and
+    StyleModule.on_before_batch_transfer decodes and crops them there (DeviceCrops); validation
+    decodes on the host either way."""
     augment = TrainCrop(config.image_size, config.crop_scale, config.hflip)
     cache = image_opener(config.cache, config.image_size) if config.cache else None  # built by prepare_tables
+    read = read_for_device if decode_on_device else decode_image
     train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed,
-                            cache or partial(decode_image, min_side=augment.min_side()))
+                            cache or partial(read, min_side=augment.min_side()))
     # validation images were all decoded once up front, so a failure now is real news
     val_ds = ImageDataset(val_table.images, val_table.targets, EvalViews(config.image_size).centre,
                           opener=cache or partial(decode_image, min_side=resize_size(config.image_size)))
@@ -264,7 +287,9 @@ def make_loaders(config: TrainConfig, train_table: LabelTable,
               "generator": torch.Generator().manual_seed(config.seed)}  # leaves the global RNG alone
     drop_last = len(train_ds) > config.batch_size
     shuffle = EpochShuffle(len(train_ds), config.seed)
-    return (DataLoader(train_ds, batch_size=config.batch_size, sampler=shuffle, drop_last=drop_last, **common),
+    train_only = {"collate_fn": collate_unstacked, "pin_memory": False} if decode_on_device else {}
+    return (DataLoader(train_ds, batch_size=config.batch_size, sampler=shuffle, drop_last=drop_last,
+                       **{**common, **train_only}),
             DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, **common))
 
 
@@ -333,6 +358,7 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
                 tables: tuple[LabelTable, LabelTable, list] | None = None) -> RunDir:
     """Train one model over all labels of `tables` (default: read from the config)."""
     check_backbone(config.backbone)  # before any label file is read: a typo fails first, alone
+    decode_on_device = decodes_on_gpu(config)
     run = RunDir(out)
     last = run / "checkpoints" / "last.ckpt"
     checks = resume and not is_secondary_process()  # DDP ranks started by Lightning or torchrun share rank 0's folder
@@ -350,7 +376,7 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         run.write_manifest("model", complete=False, data=data)
         write_config(run, config)
         run.write_label_names(train_table.label_names)
-    loaders = make_loaders(config, train_table, val_table)
+    loaders = make_loaders(config, train_table, val_table, decode_on_device)
     loss = create_loss(config.loss, train_table.targets, config.weight_power,
                        focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha,
                        asl_gamma_pos=config.asl_gamma_pos, asl_gamma_neg=config.asl_gamma_neg,
