@@ -393,9 +393,14 @@ class Batch:
     flip: torch.Tensor | None = None  # (B,) bool: training images the device flips
 
 
+def _readable(items: list[tuple[Any, torch.Tensor, int, str]]) -> tuple[list[tuple], list[tuple[int, str]]]:
+    """The (image, target, index) of the readable items, and the (index, reason) of the others."""
+    return ([item[:3] for item in items if item[0] is not None],
+            [(item[2], item[3]) for item in items if item[0] is None])
+
+
 def collate_skipping(items: list[tuple[Any, torch.Tensor, int, str]]) -> Batch:
-    good = [item[:3] for item in items if item[0] is not None]
-    bad = [(item[2], item[3]) for item in items if item[0] is None]
+    good, bad = _readable(items)
     if not good:
         return Batch(None, None, torch.zeros(0, dtype=torch.long), bad)
     images, targets, index = default_collate(good)
@@ -406,8 +411,7 @@ def collate_skipping(items: list[tuple[Any, torch.Tensor, int, str]]) -> Batch:
 
 def collate_unstacked(items: list[tuple[Any, torch.Tensor, int, str]]) -> Batch:
     """As collate_skipping, with the images left as a list (encoded JPEGs and view stacks, for the device)."""
-    good = [item for item in items if item[0] is not None]
-    bad = [(item[2], item[3]) for item in items if item[0] is None]
+    good, bad = _readable(items)
     index = torch.tensor([item[2] for item in good], dtype=torch.long)
     targets = torch.stack([item[1] for item in good]) if good else None  # (B, L)
     return Batch([item[0] for item in good] or None, targets, index, bad)
