@@ -120,3 +120,16 @@ def test_gather_images_takes_files_and_folders_and_refuses_a_folder_without_imag
     (tmp_path / "empty" / "inner").mkdir(parents=True)
     with pytest.raises(FashionStyleError, match="empty: no images .*--recursive reads sub-folders"):
         gather_images([tmp_path / "empty"])
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_with_a_printable_name(tmp_path: Path) -> None:
+    import os
+
+    from fashionstyle.images import scan_folder
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.jpg")
+    (Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.jpg"))).write_bytes((tmp_path / "ok.jpg").read_bytes())
+    listing = scan_folder(tmp_path)
+    assert listing.images == ["ok.jpg"]
+    assert listing.left_out == [("caf\\xe9.jpg", "file name is not UTF-8 (rename it)")]
+    "\n".join(name for name, _ in listing.left_out).encode("utf-8")  # printable: writes as UTF-8

@@ -390,6 +390,9 @@ def test_a_folder_resumes_with_the_output_inside_it_but_not_with_other_images(tm
     _interrupted(run, folder, folder / "p.csv", monkeypatch)  # OUT.parts/ made in the folder it lists
     assert main(_predict(run, folder, folder / "p.csv", "--chunk-size", "8", "--resume")) == 0
     assert len((folder / "p.csv").read_text().splitlines()) == 11
+    assert not (folder / "p.csv.skipped.txt").exists()  # its own parts folder is not a left-out entry
+    assert main(_predict(run, folder, folder / "p.csv")) == 0  # again, beside its own output
+    assert not (folder / "p.csv.skipped.txt").exists()
     _interrupted(run, folder, folder / "q.csv", monkeypatch)
     (folder / images[0].name).unlink()
     capsys.readouterr()

@@ -73,3 +73,16 @@ def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_pa
     assert type(csv).__name__ == "CSVLogger"
     with pytest.raises(FashionStyleError, match="--logger tensorboard needs tensorboard"):
         trackers.make_loggers(["csv", "tensorboard", "mlflow"], RunDir(tmp_path))
+
+
+def test_a_resumed_run_logs_to_the_same_mlflow_and_wandb_runs(tmp_path, monkeypatch):
+    from fashionstyle.trackers import make_loggers
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    run, uri = RunDir(tmp_path / "run"), f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = make_loggers(["mlflow", "wandb"], run, uri)
+    again = make_loggers(["mlflow", "wandb"], run, uri)  # as after --resume
+    assert again[0].run_id == first[0].run_id
+    assert again[1]._id == first[1]._id
+    other = make_loggers(["mlflow"], RunDir(tmp_path / "other"), uri)
+    assert other[0].run_id != first[0].run_id

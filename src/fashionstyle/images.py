@@ -126,7 +126,9 @@ def scan_folder(folder: str | Path, recursive: bool = False) -> FolderListing:
             with os.scandir(Path(folder) / prefix) as entries:
                 for entry in entries:
                     name = prefix + entry.name
-                    if entry.is_dir(follow_symlinks=False) and recursive:
+                    if not _is_utf8(entry.name):  # ids and outputs are UTF-8 text
+                        left_out.append((_printable(name), "file name is not UTF-8 (rename it)"))
+                    elif entry.is_dir(follow_symlinks=False) and recursive:
                         pending.append(name + "/")
                     elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
                         images.append(name)
@@ -137,6 +139,19 @@ def scan_folder(folder: str | Path, recursive: bool = False) -> FolderListing:
                 raise FashionStyleError(f"{folder}: cannot list the folder ({err.strerror})") from None
             left_out.append((prefix.rstrip("/"), f"a folder that cannot be listed ({err.strerror})"))
     return FolderListing(sorted(images), sorted(left_out))
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # a name os.scandir could not decode holds surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    """A file name with its undecodable bytes shown as \\xNN (caf\\xe9.jpg)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _left_out_reason(entry: os.DirEntry, recursive: bool) -> str:

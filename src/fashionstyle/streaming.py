@@ -109,8 +109,9 @@ class StreamJob:
         self.wait_for_parts()
         merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
         unreadable = self.folder.skipped_rows(self.chunks)
-        left_out = [("", path, why) for path, why in self.source.left_out()]
         skipped_file = skipped_path(self.out)
+        own = [self.out, skipped_file, self.folder.path]  # an output written into the folder it predicts
+        left_out = [("", path, why) for path, why in self.source.left_out() if not _is_inside(path, own)]
         if unreadable or left_out:
             _atomic.write_text(skipped_file, csv_text([*left_out, *unreadable]))
         else:
@@ -143,6 +144,12 @@ class StreamJob:
         write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.tuner.predict(probs[ok]),
                    self.label_names, self.thresholds)
         self.folder.commit(k, len(kept), len(chunk) - len(kept))
+
+
+def _is_inside(path: str | Path, places: list[Path]) -> bool:
+    """`path` is one of `places` or inside one of them."""
+    resolved = Path(path).resolve()
+    return any(resolved == p.resolve() or p.resolve() in resolved.parents for p in places)
 
 
 def skipped_path(out: Path) -> Path:

@@ -12,15 +12,18 @@ and at the end the tuned thresholds, the best epoch's scores and the model card.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import lightning as L
 
+from . import _atomic
 from .errors import FashionStyleError
 from .run import RunDir
 
 DEFAULT_TRACKERS = ("csv", "tensorboard")
+TRACKER_IDS = "logs/trackers.json"  # the MLflow / W&B run ids of this run, so that --resume continues them
 TRACKER_EXTRAS = {"tensorboard": "tensorboard", "mlflow": "'mlflow-skinny sqlalchemy alembic'", "wandb": "wandb"}
 
 
@@ -35,7 +38,10 @@ def _tensorboard(run: RunDir, name: str, mlflow_uri: str) -> Any:
 def _mlflow(run: RunDir, name: str, mlflow_uri: str) -> Any:
     uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
     try:
-        return L.pytorch.loggers.MLFlowLogger(experiment_name="fashionstyle", run_name=name, tracking_uri=uri)
+        logger = L.pytorch.loggers.MLFlowLogger(experiment_name="fashionstyle", run_name=name, tracking_uri=uri,
+                                                run_id=_tracker_ids(run).get("mlflow"))
+        _save_tracker_id(run, "mlflow", logger.run_id)  # creates the MLflow run now; a resume continues it
+        return logger
     except ModuleNotFoundError:
         raise
     except Exception as err:  # noqa: BLE001 - a store MLflow refuses (an old ./mlruns folder, a bad URI)
@@ -46,8 +52,19 @@ def _mlflow(run: RunDir, name: str, mlflow_uri: str) -> Any:
 def _wandb(run: RunDir, name: str, mlflow_uri: str) -> Any:
     (run / "logs").mkdir(parents=True, exist_ok=True)
     offline = not os.environ.get("WANDB_API_KEY")
+    run_id = _tracker_ids(run).get("wandb") or uuid.uuid4().hex[:8]  # a resume continues the same W&B run
+    _save_tracker_id(run, "wandb", run_id)
     return L.pytorch.loggers.WandbLogger(project="fashionstyle", name=name, save_dir=str(run / "logs"),
-                                         offline=offline)
+                                         offline=offline, id=run_id, resume="allow")
+
+
+def _tracker_ids(run: RunDir) -> dict[str, str]:
+    path = run / TRACKER_IDS
+    return _atomic.read_json(path) if path.is_file() else {}
+
+
+def _save_tracker_id(run: RunDir, tracker: str, run_id: str) -> None:
+    _atomic.write_json(run / TRACKER_IDS, {**_tracker_ids(run), tracker: run_id})
 
 
 TRACKERS: dict[str, Callable[[RunDir, str, str], Any]] = {
