@@ -11,7 +11,6 @@ of those. Styles are the ones at or above the run's tuned thresholds, most proba
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence, Union
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import FashionStyleError
+from .hub import hub_to_run, is_hub_folder
 from .images import check_policy, list_images
 from .predictors import BasePredictor
 from .runtimes import load_predictor
@@ -31,25 +31,12 @@ def load(run: str | Path, runtime: str = "torch", device: str = "auto", tta: str
     """A `StyleTagger` for a run directory (plain, fused or cross-validated) or a hub folder
     (`fashionstyle export RUN --format hub`)."""
     if is_hub_folder(run):
-        from .hub import hub_to_run
-
         if runtime == "onnx-int8":  # its calibration needs the run's validation images
             raise FashionStyleError(f"{run}: a hub folder loads with runtime 'torch' or 'onnx'; for int8, "
                                     "`fashionstyle export RUN --quantize int8` on the run it came from")
         with tempfile.TemporaryDirectory(prefix="fashionstyle_hub_") as tmp:  # the models load into memory
             return StyleTagger(load_predictor(hub_to_run(run, tmp), runtime, tta=tta, device=device))
     return StyleTagger(load_predictor(run, runtime, tta=tta, device=device))
-
-
-def is_hub_folder(path: str | Path) -> bool:
-    """A folder written by `export --format hub`: config.json of library fashionstyle, no manifest.json."""
-    folder = Path(path)
-    if not (folder / "config.json").is_file() or (folder / "manifest.json").is_file():
-        return False
-    try:
-        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("library_name") == "fashionstyle"
-    except (ValueError, AttributeError):
-        return False
 
 
 class StyleTagger:

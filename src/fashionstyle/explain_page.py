@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import _atomic
 from .errors import FashionStyleError
 from .explain import OVERLAY_ALPHA, Explainer, Explanation, check_labels, jet, open_torch_run, overlay
 from .images import open_rgb
@@ -51,12 +52,15 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
     run = open_torch_run(run)
     check_labels(requested, run.label_names())
     explainer = Explainer.from_run(run, device)
-    # every image readable before any map is made; a large JPEG decoded reduced, as `predict` decodes it
-    photos = [open_rgb(p, explainer.predictor.min_side) for p in images]
+    # a large JPEG decoded reduced, as `predict` decodes it; every image readable before any map is
+    # made, decoded again in the loop so that a folder of photos is never held in memory at once
+    min_side = explainer.predictor.min_side
+    for path in images:
+        open_rgb(path, min_side)
     out = Path(out)
     sections = []
-    for i, (path, photo) in enumerate(zip(images, photos)):
-        shown = explainer.explain(photo, requested, labels_to_show)
+    for i, path in enumerate(images):
+        shown = explainer.explain(open_rgb(path, min_side), requested, labels_to_show)
         folder = out / f"{i:03d}_{safe_name(Path(path).stem)}"
         folder.mkdir(parents=True, exist_ok=True)
         shown.photo.save(folder / "photo.png")
@@ -64,9 +68,8 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
             overlay(shown.photo, shown.maps[label]).save(folder / map_file(explainer.label_names, label))
         sections.append(_section(Path(path), folder.name, shown, explainer))
     page = out / "index.html"
-    page.write_text(_PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections),
-                                 colour_bar=colour_bar_css()), encoding="utf-8")
-    return page
+    return _atomic.write_text(page, _PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections),
+                                                 colour_bar=colour_bar_css()))
 
 
 def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) -> str:

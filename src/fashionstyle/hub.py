@@ -15,20 +15,31 @@
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from . import __version__, _atomic
 from .errors import FashionStyleError
 from .model_card import model_card
-from .models import MODEL_FORMAT, load_model, save_model
 from .run import RunDir
 from .thresholds import ThresholdTuner
 
-HUB_LIBRARY = "fashionstyle"  # config.json's library_name (api.is_hub_folder)
-FILES = ("config.json", "model.safetensors", "backbone.safetensors", "README.md")
+HUB_LIBRARY = "fashionstyle"  # config.json's library_name
+
+# Torch-free at import (fashionstyle.load checks a folder with is_hub_folder); the model code is
+# imported by the functions that need it.
+
+
+def is_hub_folder(path: str | Path) -> bool:
+    """A folder written by export_hub: config.json of library fashionstyle, and no manifest.json."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file() or (folder / "manifest.json").is_file():
+        return False
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("library_name") == HUB_LIBRARY
+    except (ValueError, AttributeError):
+        return False
 
 
 def export_hub(run: RunDir, out: str | Path) -> Path:
@@ -37,6 +48,8 @@ def export_hub(run: RunDir, out: str | Path) -> Path:
     if len(members) != 1 or members[0].model != run / "model.pt":
         raise FashionStyleError(f"{run.path}: a hub folder holds one model, and this run has {len(members)} "
                                 "member files; export each member run on its own")
+    from .models import load_model
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").unlink(missing_ok=True)
@@ -50,7 +63,7 @@ def export_hub(run: RunDir, out: str | Path) -> Path:
     return out
 
 
-def _safetensors_bytes(state: dict[str, torch.Tensor]) -> bytes:
+def _safetensors_bytes(state: dict[str, Any]) -> bytes:
     from safetensors.torch import save
 
     return save(state, metadata={"format": "pt"})
@@ -73,6 +86,8 @@ def hub_config(run: RunDir, record: dict[str, Any]) -> dict[str, Any]:
 def hub_to_run(folder: str | Path, out: str | Path) -> RunDir:
     """A run directory at `out` rebuilt from a hub folder (model.pt, labels, thresholds, TTA)."""
     from safetensors.torch import load_file
+
+    from .models import MODEL_FORMAT, save_model
 
     folder = Path(folder)
     config = _atomic.read_json(folder / "config.json", "the hub folder")

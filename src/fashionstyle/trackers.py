@@ -19,10 +19,11 @@ from typing import Any, Callable, Sequence
 import lightning as L
 
 from . import _atomic
+from .config import TrainConfig
 from .errors import FashionStyleError
 from .run import RunDir
 
-DEFAULT_TRACKERS = ("csv", "tensorboard")
+DEFAULT_TRACKERS = tuple(TrainConfig().logger)  # csv, tensorboard
 TRACKER_IDS = "logs/trackers.json"  # the MLflow / W&B run ids of this run, so that --resume continues them
 TRACKER_EXTRAS = {"tensorboard": "tensorboard", "mlflow": "'mlflow-skinny sqlalchemy alembic'", "wandb": "wandb"}
 
