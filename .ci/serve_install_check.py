@@ -97,7 +97,7 @@ def check_server(bin_dir: Path, run: Path, image: Path, log: Path) -> None:
         result = post_image(f"{base}/predict", image)["results"][0]
         assert result["filename"] == image.name and set(result["labels"]) <= set(labels)
         assert list(result["probs"]) == labels and all(0 <= p <= 1 for p in result["probs"].values())
-        from fashionstyle.onnx_predictor import OnnxPredictor  # the same image here, with torch installed
+        from fashionstyle.inference.onnx_predictor import OnnxPredictor  # the same image here, with torch installed
 
         expected = OnnxPredictor.from_run(run).predict_proba([image])[0]
         got = [result["probs"][name] for name in labels]

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionstyle.audit import audit_run, given_labels, held_out_probs
-from fashionstyle.labels import read_labels
-from fashionstyle.run import RunDir
+from fashionstyle.analysis.audit import audit_run, given_labels, held_out_probs
+from fashionstyle.data.labels import read_labels
+from fashionstyle.core.run import RunDir
 
 
 def answer_key(flips: Path, table, ids: list[str], names: list[str]) -> tuple[np.ndarray, int]:

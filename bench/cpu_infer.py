@@ -6,14 +6,14 @@ Run from the repository root:
         [--batch-size 32] [--batches 8] [--threads N]
 
 Builds a random-init StyleNet (timm backbone + the project's head), exports it
-with fashionstyle.export.export_model (the same path as `fashionstyle export`),
+with fashionstyle.inference.onnx_export.export_model (the same path as `fashionstyle export`),
 preprocesses photo-like images once with data.eval_transform, then times the
 same batches through
 
   * PyTorch eager, inference_mode, NCHW (contiguous),
   * PyTorch eager, inference_mode, channels_last (often faster for convolutions on CPU),
   * ONNX Runtime, CPUExecutionProvider, all graph optimisations,
-  * ONNX Runtime on the int8 export (fashionstyle.quantize, the path of
+  * ONNX Runtime on the int8 export (fashionstyle.inference.quantize, the path of
     `fashionstyle export --quantize int8`), calibrated on other images,
 
 each with --threads intra-op threads (default: every core), after --warmup
@@ -45,11 +45,11 @@ try:
 except ImportError:  # run without PYTHONPATH=src or an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fashionstyle.data import eval_transform  # noqa: E402
-from fashionstyle.export import export_model  # noqa: E402
-from fashionstyle.models import create_model, default_normalisation  # noqa: E402
-from fashionstyle.onnx_predictor import session_options, sigmoid  # noqa: E402
-from fashionstyle.quantize import quantize_model  # noqa: E402
+from fashionstyle.data.pipeline import eval_transform  # noqa: E402
+from fashionstyle.inference.onnx_export import export_model  # noqa: E402
+from fashionstyle.model.network import create_model, default_normalisation  # noqa: E402
+from fashionstyle.inference.onnx_predictor import session_options, sigmoid  # noqa: E402
+from fashionstyle.inference.quantize import quantize_model  # noqa: E402
 
 
 def photos(n: int, seed: int = 0) -> list[Image.Image]:

@@ -25,11 +25,11 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from fashionstyle.explain import DISPLAY, Explainer, crop_box  # noqa: E402
-from fashionstyle.images import open_rgb  # noqa: E402
-from fashionstyle.labels import read_labels  # noqa: E402
-from fashionstyle.predict import Predictor  # noqa: E402
-from fashionstyle.synthetic import STYLE_NAMES, draw_outfit_regions  # noqa: E402
+from fashionstyle.analysis.explain import DISPLAY, Explainer, crop_box  # noqa: E402
+from fashionstyle.data.images import open_rgb  # noqa: E402
+from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
+from fashionstyle.data.synthetic import STYLE_NAMES, draw_outfit_regions  # noqa: E402
 
 MAX_REDRAW_ERROR = 12.0  # mean |redrawn - file| in grey levels; above it the seed or size is wrong (JPEG: ~2)
 

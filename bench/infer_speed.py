@@ -47,11 +47,11 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers of bench/train_speed.py
 import train_speed as common  # noqa: E402
 
-from fashionstyle.labels import JD_STYLES  # noqa: E402
-from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
-from fashionstyle.predict import Predictor  # noqa: E402
-from fashionstyle.run import RunDir  # noqa: E402
-from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
+from fashionstyle.data.labels import JD_STYLES  # noqa: E402
+from fashionstyle.model.network import create_model, model_record, save_model  # noqa: E402
+from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
+from fashionstyle.core.run import RunDir  # noqa: E402
+from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
 
 GOAL_BOUND = 0.8  # fashionstyle / min(model alone, best pipeline alone)
 NUM_LABELS = len(JD_STYLES)

@@ -29,12 +29,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-from fashionstyle.metrics import macro_fbeta  # noqa: E402
+from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 WORKER = """
 import sys, time, numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
-from fashionstyle.labels import read_labels
-from fashionstyle.predict import Predictor
+from fashionstyle.data.labels import read_labels
+from fashionstyle.inference.torch_predictor import Predictor
 table = read_labels(sys.argv[2]).split(sys.argv[3])
 predictor = Predictor.from_run(sys.argv[1], device="cpu")
 start = time.perf_counter()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from fashionstyle.config import TrainConfig  # noqa: E402
+from fashionstyle.core.config import TrainConfig  # noqa: E402
 
 BASE = dict(backbone="tf_efficientnet_lite0", pretrained=True, lr=1e-3, lr_schedule="onecycle")
 VARIANTS: dict[str, dict] = {
@@ -43,9 +43,9 @@ VARIANTS: dict[str, dict] = {
 
 
 def run_variant(name: str, overrides: dict, seed: int, args: argparse.Namespace) -> dict:
-    from fashionstyle.evaluate import evaluate_run
-    from fashionstyle.labels import read_labels
-    from fashionstyle.fit import train
+    from fashionstyle.analysis.evaluate import evaluate_run
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.training.fit import train
 
     out = args.out / f"{name}_s{seed}"
     shutil.rmtree(out, ignore_errors=True)
@@ -58,7 +58,7 @@ def run_variant(name: str, overrides: dict, seed: int, args: argparse.Namespace)
     test = evaluate_run(run, read_labels(args.labels).split("test"), "test", progress=False,
                         num_workers=args.workers, batch_size=256)
     _, val_probs, val_targets = run.val_probs()
-    from fashionstyle.metrics import macro_fbeta
+    from fashionstyle.core.metrics import macro_fbeta
 
     shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return {"variant": name, "seed": seed, "seconds": round(seconds, 1),

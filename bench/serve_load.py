@@ -9,7 +9,7 @@ Run from the repository root:
 
 Without --run it builds a tiny random-init run (no training) in a temporary
 folder: --backbone resnet18 at --model-size 112 px with the 13 JD style labels.
-The service starts in a subprocess (`python -m fashionstyle.serve`) on a free
+The service starts in a subprocess (`python -m fashionstyle.serving.app`) on a free
 port of 127.0.0.1; once /health answers, a pool of --concurrency threads sends
 --requests multipart POST /predict requests (the same generated --photo-size
 JPEG each time), after a few warm-up requests that are not counted.
@@ -58,10 +58,10 @@ except ImportError:  # run without PYTHONPATH=src or an install
 
 import httpx  # noqa: E402
 
-from fashionstyle.labels import JD_STYLES  # noqa: E402
-from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
-from fashionstyle.run import RunDir  # noqa: E402
-from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
+from fashionstyle.data.labels import JD_STYLES  # noqa: E402
+from fashionstyle.model.network import create_model, model_record, save_model  # noqa: E402
+from fashionstyle.core.run import RunDir  # noqa: E402
+from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -205,9 +205,9 @@ def run_hostile(url: str, files: list, requests: int, concurrency: int) -> Count
 
 def start_service(run: Path, port: int, runtime: str, timeout: float, log: Path,
                   limits: list[str] = ()) -> subprocess.Popen:
-    """`python -m fashionstyle.serve` in a subprocess, its output in `log`, once /health answers."""
+    """`python -m fashionstyle.serving.app` in a subprocess, its output in `log`, once /health answers."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "fashionstyle.serve", str(run), "--host", HOST, "--port", str(port),
+    command = [sys.executable, "-m", "fashionstyle.serving.app", str(run), "--host", HOST, "--port", str(port),
                "--runtime", runtime, "--log-level", "warning", *limits]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

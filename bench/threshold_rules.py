@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from fashionstyle.metrics import macro_fbeta  # noqa: E402
-from fashionstyle.run import RunDir  # noqa: E402
-from fashionstyle.thresholds import RULES, ThresholdTuner  # noqa: E402
+from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
+from fashionstyle.core.run import RunDir  # noqa: E402
+from fashionstyle.core.thresholds import RULES, ThresholdTuner  # noqa: E402
 
 MIN_RUNS, MAX_LOSS = 6, 0.005
 

@@ -23,10 +23,10 @@ import numpy as np
 from sklearn.metrics import fbeta_score
 
 try:
-    from fashionstyle.thresholds import ThresholdTuner
+    from fashionstyle.core.thresholds import ThresholdTuner
 except ImportError:  # run without PYTHONPATH=src or an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from fashionstyle.thresholds import ThresholdTuner
+    from fashionstyle.core.thresholds import ThresholdTuner
 
 BETA = 2.0
 MIN_RATIO = 10.0

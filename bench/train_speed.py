@@ -23,7 +23,7 @@ For each backbone, in one process on one machine, it measures training images/s 
       resized crop on uint8, pinned copy; on the device: to float, normalise, flip. Then again as
       `train --decode gpu` feeds it: workers read the JPEG bytes and draw the crops, the device decodes
       each batch in one call (nvJPEG on CUDA; on the CPU torchvision's batched libjpeg-turbo) and crops.
-  (d) fashionstyle: `fashionstyle.fit.train(TrainConfig(...), run)` end to end from JPEG files
+  (d) fashionstyle: `fashionstyle.training.fit.train(TrainConfig(...), run)` end to end from JPEG files
       (StyleNet = backbone + FC-1024 head; weighted BCE; Adam; bf16-mixed on CUDA, 32-true on the
       CPU; channels_last), pretrained=False, 2 epochs of --epoch-steps steps. With --cache it reads
       `fashionstyle cache`'s memory-mapped array instead of the files. On CUDA (without --cache) a
@@ -75,8 +75,8 @@ except ImportError:  # run without an install
 
 import timm  # noqa: E402
 
-from fashionstyle.config import TrainConfig  # noqa: E402
-from fashionstyle.labels import JD_STYLES  # noqa: E402
+from fashionstyle.core.config import TrainConfig  # noqa: E402
+from fashionstyle.data.labels import JD_STYLES  # noqa: E402
 
 GOAL_ANCHOR = 0.9  # fashionstyle / model alone (bf16, channels_last, same batch): issue 20
 NUM_LABELS = len(JD_STYLES)
@@ -273,8 +273,8 @@ class RunWatcher(threading.Thread):
 
 def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_path: Path, image_size: int,
                        batch_size: int, workers: int, n_train: int, cache: str = "", decode: str = "auto") -> dict:
-    """Train 2 epochs through fashionstyle.fit.train; epoch 2's training images/s (see the docstring)."""
-    from fashionstyle.fit import train
+    """Train 2 epochs through fashionstyle.training.fit.train; epoch 2's training images/s (see the docstring)."""
+    from fashionstyle.training.fit import train
 
     cuda = device.type == "cuda"
     config = TrainConfig(labels=str(labels), backbone=backbone, pretrained=False, image_size=image_size,
@@ -328,7 +328,7 @@ class Pass:
 
 def train_rows(labels: Path, steps: int, batch_size: int) -> tuple[list[str], np.ndarray]:
     """The first steps x batch_size train rows of the photo set: (paths, targets)."""
-    from fashionstyle.labels import read_labels
+    from fashionstyle.data.labels import read_labels
 
     table = read_labels(labels).split("train")
     n = min(len(table), steps * batch_size)
@@ -342,7 +342,7 @@ def pipeline_alone(device: torch.device, labels: Path, image_size: int, batch_si
     each batch in one call on the device, nvJPEG on CUDA, libjpeg-turbo on the CPU, and crops there)."""
     from torch.utils.data import DataLoader
 
-    from fashionstyle.data import (DeviceCrops, DeviceInput, ImageDataset, TrainCrop, collate_skipping,
+    from fashionstyle.data.pipeline import (DeviceCrops, DeviceInput, ImageDataset, TrainCrop, collate_skipping,
                                    collate_unstacked, decode_image, read_for_device)
 
     paths, targets = train_rows(labels, steps, batch_size)
@@ -385,7 +385,7 @@ class PlainPhotos(torch.utils.data.Dataset):
 def plain_loop(backbone: str, device: torch.device, labels: Path, image_size: int, batch_size: int, steps: int,
                workers: int, warmup: int) -> dict:
     """One epoch of a hand-written loop: PIL DataLoader, StyleNet, Adam, BCE, bf16 + channels_last on CUDA."""
-    from fashionstyle.models import create_model
+    from fashionstyle.model.network import create_model
 
     paths, targets = train_rows(labels, steps, batch_size)
     loader = torch.utils.data.DataLoader(PlainPhotos(paths, targets, image_size), batch_size=batch_size,

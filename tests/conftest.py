@@ -69,7 +69,7 @@ def tiny_run(root: Path, n: int = 32) -> tuple[Path, Path, list[Path]]:
 def int8_bar_off():
     """The int8 export's fidelity bar off: a 1-epoch tiny model's probabilities sit within 0.001 of its
     thresholds, so its decisions flip on any change; tests of other behaviour must not depend on that."""
-    quantize = pytest.importorskip("fashionstyle.quantize")
+    quantize = pytest.importorskip("fashionstyle.inference.quantize")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(quantize, "MIN_LABEL_AGREEMENT", 0.0)
         yield

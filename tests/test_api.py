@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import LABELS, tiny_run  # noqa: E402
 
 import fashionstyle  # noqa: E402
-from fashionstyle.errors import FashionStyleError  # noqa: E402
+from fashionstyle.core.errors import FashionStyleError  # noqa: E402
 
 pytestmark = pytest.mark.slow  # trains a tiny run
 
@@ -28,7 +28,7 @@ def tagger(run):
 
 
 def test_one_path_gives_one_result_with_names_and_every_score(tagger, run):
-    from fashionstyle.predict import Predictor
+    from fashionstyle.inference.torch_predictor import Predictor
 
     path = run[2][0]
     result = tagger(str(path))
@@ -92,7 +92,7 @@ def test_hub_folder_loads_back_in_fashionstyle_and_its_backbone_in_timm(run, tag
     import torch
 
     from fashionstyle.cli import main
-    from fashionstyle.models import load_model
+    from fashionstyle.model.network import load_model
 
     hub = tmp_path / "hub"
     assert main(["export", str(run[0]), "--format", "hub", "--out", str(hub)]) == 0
@@ -120,8 +120,8 @@ def test_hub_export_refuses_int8_options(run, tmp_path, capsys):
 
 
 def test_hub_export_refuses_a_run_of_several_models(tmp_path):
-    from fashionstyle.hub import export_hub
-    from fashionstyle.run import Member, RunDir
+    from fashionstyle.inference.hub import export_hub
+    from fashionstyle.core.run import Member, RunDir
 
     fused = RunDir(tmp_path / "fused")
     fused.path.mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_run
-from fashionstyle import _atomic
+from fashionstyle.core import atomic
 
 
 def mode(path: Path) -> int:
@@ -32,7 +32,7 @@ class umask:
 @pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_a_new_file_gets_the_permissions_of_an_ordinary_write(tmp_path: Path, mask: int, expected: int) -> None:
     with umask(mask):
-        path = _atomic.write_text(tmp_path / "new.json", "{}")
+        path = atomic.write_text(tmp_path / "new.json", "{}")
         plain = tmp_path / "plain.json"
         plain.write_text("{}")
     assert mode(path) == mode(plain) == expected
@@ -43,7 +43,7 @@ def test_a_rewritten_file_keeps_its_mode(tmp_path: Path) -> None:
     path.write_text("old")
     path.chmod(0o640)
     with umask(0o022):
-        _atomic.write_text(path, "new")
+        atomic.write_text(path, "new")
     assert path.read_text() == "new" and mode(path) == 0o640
 
 
@@ -70,7 +70,7 @@ def test_a_write_that_fails_leaves_the_old_file_and_names_it(tmp_path: Path) -> 
         raise OSError(errno.ENOSPC, "No space left on device")  # a full disk's error names no file
 
     with pytest.raises(OSError) as err:
-        _atomic.write_atomic(path, disk_full)
+        atomic.write_atomic(path, disk_full)
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(path)
     assert path.read_text() == "old" and sorted(tmp_path.iterdir()) == [path]
 
@@ -85,7 +85,7 @@ def test_a_folder_that_refuses_new_files_is_named_by_the_target(tmp_path: Path, 
 
     monkeypatch.setattr(os, "open", read_only)
     with pytest.raises(PermissionError) as err:
-        _atomic.write_text(tmp_path / "model.pt", "x")
+        atomic.write_text(tmp_path / "model.pt", "x")
     assert err.value.filename == str(tmp_path / "model.pt")  # not the temporary file's name
     assert list(tmp_path.iterdir()) == []
 
@@ -98,7 +98,7 @@ def test_a_full_disk_behind_torch_save_s_runtime_error_is_named_as_such(tmp_path
             raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 464320 vs 464216")
 
     with pytest.raises(OSError) as err:
-        _atomic.write_atomic(tmp_path / "last.ckpt", torch_save)
+        atomic.write_atomic(tmp_path / "last.ckpt", torch_save)
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(tmp_path / "last.ckpt")
     assert list(tmp_path.iterdir()) == []
 
@@ -106,4 +106,4 @@ def test_a_full_disk_behind_torch_save_s_runtime_error_is_named_as_such(tmp_path
         raise RuntimeError("not a disk error")
 
     with pytest.raises(RuntimeError, match="not a disk error"):  # passes unchanged
-        _atomic.write_atomic(tmp_path / "x", other_error)
+        atomic.write_atomic(tmp_path / "x", other_error)

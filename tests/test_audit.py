@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set
-from fashionstyle.audit import label_scores, rank_pairs, read_issues
+from fashionstyle.analysis.audit import label_scores, rank_pairs, read_issues
 from fashionstyle.cli import main
-from fashionstyle.errors import FashionStyleError
-from fashionstyle.run import RunDir
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
 
 FLIPS = [(5, 0), (17, 2)]  # (pool row, label) given wrong in the noisy file
 

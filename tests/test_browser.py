@@ -66,7 +66,7 @@ def service(chromium, tmp_path_factory):
     """A tiny trained run served by uvicorn in a background thread; yields its base URL."""
     import uvicorn
 
-    from fashionstyle.serve import create_app
+    from fashionstyle.serving.app import create_app
 
     from fashionstyle import Predictor, RunDir
 

@@ -11,10 +11,10 @@ import torch
 
 from conftest import TINY_TRAIN, load_bench, make_image_set
 from fashionstyle import FashionStyleError
-from fashionstyle.cache import ImageCache, build_cache, cache_size, image_opener, square
+from fashionstyle.data.cache import ImageCache, build_cache, cache_size, image_opener, square
 from fashionstyle.cli import main
-from fashionstyle.data import decode_image, drop_bad_images, eval_transform, open_rgb
-from fashionstyle.labels import read_labels
+from fashionstyle.data.pipeline import decode_image, drop_bad_images, eval_transform, open_rgb
+from fashionstyle.data.labels import read_labels
 
 
 
@@ -125,7 +125,7 @@ def test_damaged_or_foreign_caches(images, tmp_path) -> None:
 
 
 def test_no_space_and_waiting_ranks(images, tmp_path, monkeypatch) -> None:
-    from fashionstyle import cache as cache_lib
+    from fashionstyle.data import cache as cache_lib
 
     with pytest.raises(FashionStyleError, match="no image cache appeared"):
         cache_lib.wait_for_cache(tmp_path / "later", images, 32, timeout_s=0.1)

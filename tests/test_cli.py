@@ -10,8 +10,9 @@ import time
 
 import pytest
 
-from fashionstyle import cli, config
-from fashionstyle.config import TrainConfig
+from fashionstyle import cli
+from fashionstyle.core import config
+from fashionstyle.core.config import TrainConfig
 
 HEAVY = ("torch", "torchvision", "lightning", "timm", "matplotlib", "onnxruntime")
 
@@ -75,8 +76,8 @@ def test_every_public_name_imports() -> None:
 @pytest.mark.slow
 def test_report_imports_neither_training_nor_pyplot() -> None:
     """The report reads histories through history.py and draws on Agg figures without pyplot."""
-    result = _python("import sys, fashionstyle.report\n"
-                     "print('fashionstyle.training' in sys.modules, 'matplotlib.pyplot' in sys.modules)")
+    result = _python("import sys, fashionstyle.analysis.report\n"
+                     "print('fashionstyle.training.loop' in sys.modules, 'matplotlib.pyplot' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False"]
 
@@ -133,10 +134,10 @@ def test_train_and_cv_group_their_options_by_section_with_choices_from_the_code(
 
 
 def test_cli_constants_match_the_code_they_stand_for() -> None:
-    from fashionstyle.data import TTA_MODES
-    from fashionstyle.losses import LOSSES
-    from fashionstyle.runtimes import RUNTIMES
-    from fashionstyle.thresholds import RULES
+    from fashionstyle.data.pipeline import TTA_MODES
+    from fashionstyle.model.losses import LOSSES
+    from fashionstyle.inference.runtimes import RUNTIMES
+    from fashionstyle.core.thresholds import RULES
 
     assert config.LOSSES == LOSSES
     assert cli.TTA_CHOICES == TTA_MODES
@@ -145,7 +146,7 @@ def test_cli_constants_match_the_code_they_stand_for() -> None:
 
 
 def test_an_unknown_choice_in_the_config_names_the_valid_ones() -> None:
-    from fashionstyle.errors import FashionStyleError
+    from fashionstyle.core.errors import FashionStyleError
 
     with pytest.raises(FashionStyleError, match="lr_schedule: unknown value 'step'; valid: plateau, constant"):
         TrainConfig(lr_schedule="step").validate()

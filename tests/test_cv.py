@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import Predictor, RunDir, ThresholdTuner
 from fashionstyle.cli import main
-from fashionstyle.cv import stratified_folds
+from fashionstyle.training.cv import stratified_folds
 
 
 def test_folds_are_balanced_and_stratified() -> None:
@@ -45,7 +45,7 @@ def test_cv_oof_covers_every_labelled_image_once(tmp_path: Path) -> None:
 
 def test_resuming_with_another_number_of_folds_is_refused_before_writing(tmp_path, capsys) -> None:
     from fashionstyle.cli import main
-    from fashionstyle.run import RunDir
+    from fashionstyle.core.run import RunDir
 
     run = RunDir.create(tmp_path / "cv")
     run.write_manifest("cv", complete=False, folds=3)

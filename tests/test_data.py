@@ -11,10 +11,10 @@ from PIL import Image
 from torchvision import transforms as T
 
 from fashionstyle import FashionStyleError
-from fashionstyle.data import (Batch, DeviceCrops, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, PlannedCrop,
+from fashionstyle.data.pipeline import (Batch, DeviceCrops, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, PlannedCrop,
                                TrainCrop, collate_skipping, collate_unstacked, decode_image, decode_jpegs_or_none,
                                pil_to_uint8, read_for_device, read_plain_jpeg)
-from fashionstyle.images import open_rgb
+from fashionstyle.data.images import open_rgb
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

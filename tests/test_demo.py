@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from fashionstyle.config import TrainConfig
+from fashionstyle.core.config import TrainConfig
 from fashionstyle.demo import demo_config
 
 

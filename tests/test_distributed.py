@@ -11,7 +11,7 @@ import pytest
 
 from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import Predictor, RunDir, ThresholdTuner, macro_fbeta
-from fashionstyle.training import read_history
+from fashionstyle.training.loop import read_history
 
 
 @pytest.mark.slow
@@ -42,7 +42,7 @@ def test_two_process_ddp_tunes_on_all_validation_images(tmp_path: Path) -> None:
     ({"NODE_RANK": "1", "LOCAL_RANK": "0"}, True), ({"RANK": "0", "NODE_RANK": "1"}, False),
 ])
 def test_only_global_rank_zero_is_primary(monkeypatch, env: dict, secondary: bool) -> None:
-    from fashionstyle.ranks import is_secondary_process
+    from fashionstyle.core.ranks import is_secondary_process
 
     for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"):
         monkeypatch.delenv(name, raising=False)

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PATH_IN_TEXT = re.compile(r"`((?:src|bench|tests|docs|\.ci)/[\w./-]+)`")
-MODULE_IN_TEXT = re.compile(r"`(\w+\.(?:py|sh))`")  # a bare file name: somewhere in src, bench or tests
+MODULE_IN_TEXT = re.compile(r"`(\w+(?:/\w+)*\.(?:py|sh))`")  # a file name: under src/fashionstyle, bench, tests or .ci
 SEARCHED = [ROOT / "src" / "fashionstyle", ROOT / "bench", ROOT / "tests", ROOT / ".ci"]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
@@ -33,7 +33,7 @@ def test_every_file_a_page_names_exists(page):
     text = page.read_text(encoding="utf-8")
     named = {m for m in PATH_IN_TEXT.findall(text) if not any(c in m for c in "*<")}
     missing = sorted(m for m in named if not (ROOT / m.rstrip("/")).exists())
-    missing += sorted(m for m in set(MODULE_IN_TEXT.findall(text)) if not any((d / m).exists() for d in SEARCHED))
+    missing += sorted(m for m in set(MODULE_IN_TEXT.findall(text)) if not any((d / m).exists() for d in [ROOT, *SEARCHED]))
     links = [link for link in LINK.findall(text) if not link.startswith(("http://", "https://", "mailto:"))]
     missing += sorted(link for link in links if not (page.parent / link).exists())
     assert not missing, missing

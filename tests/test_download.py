@@ -1,4 +1,4 @@
-"""Tests for fashionstyle.download against a local fault-injecting HTTP server."""
+"""Tests for fashionstyle.data.download against a local fault-injecting HTTP server."""
 from __future__ import annotations
 
 import csv
@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fashionstyle.download import (
+from fashionstyle.data.download import (
     DownloadSummary,
     download_images,
     format_summary,
     read_url_list,
 )
-from fashionstyle.errors import FashionStyleError
+from fashionstyle.core.errors import FashionStyleError
 
 TIMEOUT = 0.5  # client time-out used in the tests
 JUNK_BYTES = 2_000_000  # trailing junk after an image
@@ -350,7 +350,7 @@ def test_retry_after_as_seconds_or_as_an_http_date():
     from email.message import Message
     from email.utils import formatdate
 
-    from fashionstyle.download import MAX_DELAY, _retry_after
+    from fashionstyle.data.download import MAX_DELAY, _retry_after
 
     def header(value: str) -> Message:
         message = Message()

@@ -13,12 +13,12 @@ pytest.importorskip("captum")
 from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
-from fashionstyle.explain import DISPLAY, Explainer, jet, target_layer  # noqa: E402
-from fashionstyle.explain_page import map_file  # noqa: E402
-from fashionstyle.images import open_rgb  # noqa: E402
-from fashionstyle.models import StyleNet, create_model, load_model  # noqa: E402
-from fashionstyle.predict import Predictor  # noqa: E402
-from fashionstyle.run import Member, RunDir  # noqa: E402
+from fashionstyle.analysis.explain import DISPLAY, Explainer, jet, target_layer  # noqa: E402
+from fashionstyle.analysis.explain_page import map_file  # noqa: E402
+from fashionstyle.data.images import open_rgb  # noqa: E402
+from fashionstyle.model.network import StyleNet, create_model, load_model  # noqa: E402
+from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
+from fashionstyle.core.run import Member, RunDir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_jet_runs_from_blue_to_red() -> None:
 def test_overlay_is_translucent_by_the_maps_intensity() -> None:
     from PIL import Image
 
-    from fashionstyle.explain import overlay
+    from fashionstyle.analysis.explain import overlay
 
     colour = np.array([10, 200, 30])
     photo = Image.new("RGB", (8, 8), tuple(colour))
@@ -101,7 +101,7 @@ def test_explain_writes_overlays_and_a_page(run, tmp_path) -> None:
         assert all(f'{folder.name}/{name}' in page for name in pngs)
         assert open_rgb(folder / dotted).size == (DISPLAY, DISPLAY)
     assert all(name in page for name in LABELS)  # the probability table lists every label
-    from fashionstyle.explain_page import colour_bar_css
+    from fashionstyle.analysis.explain_page import colour_bar_css
 
     assert 'id="colour-bar"' in page and colour_bar_css() in page and ">low<" in page and ">high<" in page
 
@@ -152,7 +152,7 @@ def test_a_label_map_is_the_weighted_mean_of_its_members_maps(run) -> None:
 
 @pytest.mark.slow
 def test_fused_run_of_one_run_twice_gives_its_maps(run, tmp_path) -> None:
-    from fashionstyle.ensemble import fuse_runs
+    from fashionstyle.training.fusion import fuse_runs
 
     run_dir, images = run
     fused = fuse_runs([run_dir, run_dir], tmp_path / "fused")
@@ -190,7 +190,7 @@ def test_user_errors_are_one_line(run, tmp_path, capsys) -> None:
 
 EXPLAIN_PEAK = """
 import resource, sys
-from fashionstyle.explain_page import explain_run
+from fashionstyle.analysis.explain_page import explain_run
 explain_run(sys.argv[1], [sys.argv[2]], sys.argv[4], device="cpu")  # a small photo first: the baseline
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 explain_run(sys.argv[1], [sys.argv[3]], sys.argv[4], device="cpu")

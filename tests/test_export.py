@@ -17,14 +17,14 @@ import onnx  # noqa: E402
 
 from conftest import LABELS, load_bench, tiny_run  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
-from fashionstyle.ensemble import fuse_runs  # noqa: E402
-from fashionstyle.export import export_onnx  # noqa: E402
-from fashionstyle.models import create_model, model_record, save_model  # noqa: E402
-from fashionstyle.onnx_predictor import OnnxPredictor, sigmoid  # noqa: E402
-from fashionstyle.predictors import combine_probs  # noqa: E402
-from fashionstyle.run import Member  # noqa: E402
-from fashionstyle.runtimes import load_predictor  # noqa: E402
-from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
+from fashionstyle.training.fusion import fuse_runs  # noqa: E402
+from fashionstyle.inference.onnx_export import export_onnx  # noqa: E402
+from fashionstyle.model.network import create_model, model_record, save_model  # noqa: E402
+from fashionstyle.inference.onnx_predictor import OnnxPredictor, sigmoid  # noqa: E402
+from fashionstyle.inference.predictor import combine_probs  # noqa: E402
+from fashionstyle.core.run import Member  # noqa: E402
+from fashionstyle.inference.runtimes import load_predictor  # noqa: E402
+from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from fashionstyle import FashionStyleError
-from fashionstyle.label_info import JD_DESCRIPTIONS, label_descriptions
-from fashionstyle.labels import JD_STYLES
+from fashionstyle.serving.label_info import JD_DESCRIPTIONS, label_descriptions
+from fashionstyle.data.labels import JD_STYLES
 
 OWN = ["Red", "Striped", "Dotted"]
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fashionstyle import JD_STYLES, FashionStyleError, read_labels
-from fashionstyle.labels import read_submission, stratified_split
-from fashionstyle.outputs import write_predictions
+from fashionstyle.data.labels import read_submission, stratified_split
+from fashionstyle.inference.outputs import write_predictions
 
 
 def jd_line(i: int, flags) -> str:
@@ -216,7 +216,7 @@ def test_nul_byte_in_a_line_is_refused(tmp_path: Path, content: str, line: int) 
 
 
 def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Path) -> None:
-    from fashionstyle.labels import label_warnings
+    from fashionstyle.data.labels import label_warnings
     (tmp_path / "c.csv").write_text("image,split,A,B,C\n"
                                     "a.jpg,train,1,0,0\nb.jpg,train,0,0,0\nc.jpg,train,0,0,0\n"
                                     "d.jpg,val,0,1,0\ne.jpg,val,1,0,0\n")
@@ -231,7 +231,7 @@ def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Pa
 
 
 def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
-    from fashionstyle.evaluate import label_stats
+    from fashionstyle.analysis.evaluate import label_stats
     (tmp_path / "c.csv").write_text("image,A,Bee\na.jpg,1,0\nb.jpg,0,0\n")
     rows = label_stats(read_labels(tmp_path / "c.csv")).splitlines()
     assert "NO POSITIVES" in rows[2] and rows[2].startswith("Bee")
@@ -239,8 +239,8 @@ def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
 
 
 def test_an_all_positive_label_is_warned_about_and_marked_as_an_all_negative_one(tmp_path: Path) -> None:
-    from fashionstyle.evaluate import label_stats
-    from fashionstyle.labels import label_warnings
+    from fashionstyle.analysis.evaluate import label_stats
+    from fashionstyle.data.labels import label_warnings
 
     (tmp_path / "c.csv").write_text("image,split,A,Bee\na.jpg,train,1,1\nb.jpg,train,0,1\nc.jpg,val,1,0\n"
                                     "d.jpg,val,0,1\n")

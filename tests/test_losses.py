@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fashionstyle import FashionStyleError
-from fashionstyle.losses import LOSSES, AsymmetricLoss, FocalLoss, create_loss, loss_weights
+from fashionstyle.model.losses import LOSSES, AsymmetricLoss, FocalLoss, create_loss, loss_weights
 
 
 def test_weights_favour_the_rarer_side_and_sum_to_two() -> None:

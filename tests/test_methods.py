@@ -9,9 +9,9 @@ import pytest
 from conftest import LABELS, TINY_TRAIN, make_image_set
 from fashionstyle import FashionStyleError, Predictor, RunDir
 from fashionstyle.cli import main
-from fashionstyle.ensemble import fuse_runs
-from fashionstyle.labelwise import best_epochs
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.training.fusion import fuse_runs
+from fashionstyle.training.labelwise import best_epochs
+from fashionstyle.core.thresholds import ThresholdTuner
 
 pytestmark = pytest.mark.slow  # every test uses runs trained in the module fixture
 
@@ -43,7 +43,7 @@ def test_single_label_run_predicts_like_any_run(runs) -> None:
 
 def test_per_label_selection_picks_each_labels_best_epoch(runs) -> None:
     run = RunDir.open(runs["perlabel"])
-    from fashionstyle.training import read_history
+    from fashionstyle.training.loop import read_history
 
     history = read_history(run)
     best = best_epochs(history, LABELS)

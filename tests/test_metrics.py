@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import fbeta_score, precision_score, recall_score
 
-from fashionstyle.errors import FashionStyleError
-from fashionstyle.metrics import fbeta_from_counts, format_table, macro_fbeta, per_label_scores
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.metrics import fbeta_from_counts, format_table, macro_fbeta, per_label_scores
 
 
 def random_labels(seed: int, n: int = 64, n_labels: int = 13) -> tuple[np.ndarray, np.ndarray]:

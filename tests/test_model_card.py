@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fashionstyle import _atomic
-from fashionstyle.metrics import per_label_scores
-from fashionstyle.model_card import model_card, write_data_counts, write_model_card
-from fashionstyle.run import RunDir
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.core import atomic
+from fashionstyle.core.metrics import per_label_scores
+from fashionstyle.core.model_card import model_card, write_data_counts, write_model_card
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
 
 NAMES = ["Sport", "OL", "Nation"]
 
@@ -18,7 +18,7 @@ def make_run(tmp_path, with_test: bool = False) -> RunDir:
     run.path.mkdir()
     run.write_manifest("model", complete=True, best_epoch=3)
     run.write_label_names(NAMES)
-    _atomic.write_text(run / "config.yaml", "backbone: tf_efficientnet_lite0\npretrained: true\nimage_size: 224\n"
+    atomic.write_text(run / "config.yaml", "backbone: tf_efficientnet_lite0\npretrained: true\nimage_size: 224\n"
                                             "hidden: 1024\nloss: weighted_bce\nweight_power: 0.5\nepochs: 8\n")
     targets = (rng.random((60, 3)) < [0.5, 0.3, 0.05]).astype(np.uint8)
     probs = np.clip(targets * 0.6 + rng.random((60, 3)) * 0.5, 0, 1).astype(np.float32)
@@ -26,7 +26,7 @@ def make_run(tmp_path, with_test: bool = False) -> RunDir:
     run.write_thresholds(ThresholdTuner().fit(probs, targets))
     write_data_counts(run, {"train": np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1]] * 10), "val": targets})
     if with_test:
-        _atomic.write_json(run / "eval_test.json", {"thresholds": run.thresholds().thresholds_.tolist(),
+        atomic.write_json(run / "eval_test.json", {"thresholds": run.thresholds().thresholds_.tolist(),
             "n_images": 40, "support": [20, 12, 2], "macro_fbeta_tuned": 0.6123, "macro_fbeta_0.5": 0.5,
             "all_positive_macro_fbeta": 0.31,
             "tuned": {"precision": [0.5, 0.6, 0.7], "recall": [0.9, 0.8, 0.1], "fbeta": [0.8, 0.7, 0.12]}})
@@ -67,13 +67,13 @@ def test_card_of_a_run_without_config_or_counts_still_reads(tmp_path):
 
 
 def test_card_of_a_fused_run_names_each_member_and_its_backbone(tmp_path):
-    from fashionstyle.run import Member
+    from fashionstyle.core.run import Member
 
     fused = make_run(tmp_path)
     (fused / "config.yaml").unlink()
     members = []
     for name, backbone in (("a", "resnet18"), ("b", "tf_efficientnet_lite1")):
-        _atomic.write_text(fused / "members" / name / "config.yaml", f"backbone: {backbone}\n")
+        atomic.write_text(fused / "members" / name / "config.yaml", f"backbone: {backbone}\n")
         members.append(Member(fused / "members" / name / "model.pt", NAMES))
     fused.write_members(members)
     card = model_card(fused)

@@ -7,7 +7,7 @@ import timm
 import torch
 
 from fashionstyle import FashionStyleError, create_model, load_model, save_model
-from fashionstyle.models import model_record
+from fashionstyle.model.network import model_record
 
 
 def test_output_shape_and_1024_head() -> None:

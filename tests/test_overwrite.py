@@ -9,10 +9,10 @@ import pytest
 
 from conftest import LABELS, make_image_set
 from fashionstyle.cli import main
-from fashionstyle.errors import FashionStyleError
-from fashionstyle.overwrite import refuse_overwriting_inputs
-from fashionstyle.run import RunDir
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.overwrite import refuse_overwriting_inputs
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
 
 
 def test_same_path_by_resolving_or_by_file_identity(tmp_path: Path) -> None:

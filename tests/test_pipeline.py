@@ -11,7 +11,7 @@ import yaml
 from conftest import LABELS, TINY_TRAIN
 from fashionstyle import Predictor, RunDir
 from fashionstyle.cli import main
-from fashionstyle.labels import read_submission
+from fashionstyle.data.labels import read_submission
 
 
 @pytest.fixture(scope="module")
@@ -188,12 +188,12 @@ def test_training_batches_stay_uint8_until_the_module_normalises_them(tmp_path: 
     import torch
 
     from conftest import make_image_set
-    from fashionstyle.config import TrainConfig
-    from fashionstyle.data import train_val_split
-    from fashionstyle.labels import read_labels
-    from fashionstyle.losses import create_loss
-    from fashionstyle.models import create_model
-    from fashionstyle.training import StyleModule, make_loaders
+    from fashionstyle.core.config import TrainConfig
+    from fashionstyle.data.pipeline import train_val_split
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.model.losses import create_loss
+    from fashionstyle.model.network import create_model
+    from fashionstyle.training.loop import StyleModule, make_loaders
 
     labels = make_image_set(tmp_path / "data", n=16)
     config = TrainConfig(labels=str(labels), backbone="test_resnet", pretrained=False, image_size=32, batch_size=4,
@@ -220,12 +220,12 @@ def test_training_loader_with_decoding_on_the_device_gives_the_host_loaders_batc
     import torch
 
     from conftest import make_image_set
-    from fashionstyle.config import TrainConfig
-    from fashionstyle.data import PlannedCrop, train_val_split
-    from fashionstyle.labels import read_labels
-    from fashionstyle.losses import create_loss
-    from fashionstyle.models import create_model
-    from fashionstyle.training import StyleModule, make_loaders
+    from fashionstyle.core.config import TrainConfig
+    from fashionstyle.data.pipeline import PlannedCrop, train_val_split
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.model.losses import create_loss
+    from fashionstyle.model.network import create_model
+    from fashionstyle.training.loop import StyleModule, make_loaders
 
     labels = make_image_set(tmp_path / "data", n=16)
     config = TrainConfig(labels=str(labels), backbone="test_resnet", pretrained=False, image_size=32, batch_size=4,

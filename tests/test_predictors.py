@@ -18,8 +18,8 @@ import torch
 from conftest import LABELS, int8_bar_off, tiny_run
 from fashionstyle import FashionStyleError, Predictor, RunDir
 from fashionstyle.cli import main
-from fashionstyle.predictors import BasePredictor
-from fashionstyle.runtimes import RUNTIMES, load_predictor
+from fashionstyle.inference.predictor import BasePredictor
+from fashionstyle.inference.runtimes import RUNTIMES, load_predictor
 
 pytestmark = pytest.mark.slow  # every test uses a run trained in the module fixture
 
@@ -157,7 +157,7 @@ class Block(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, Block())
 from fashionstyle import FashionStyleError
-from fashionstyle.runtimes import load_predictor
+from fashionstyle.inference.runtimes import load_predictor
 run, runtime, images = sys.argv[1], sys.argv[2], sys.argv[3:]
 probs = load_predictor(run, runtime).predict_proba(images, batch_size=3, num_workers=2).tolist()
 try:
@@ -213,7 +213,7 @@ def test_decoding_on_the_device_gives_the_host_pipelines_probabilities(trained, 
 
 
 def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(trained) -> None:
-    from fashionstyle.predict import decodes_on_device, uses_bf16
+    from fashionstyle.inference.torch_predictor import decodes_on_device, uses_bf16
 
     run, _, images = trained
     fp32 = Predictor.from_run(run)

@@ -17,13 +17,14 @@ from PIL import Image  # noqa: E402
 from timm.layers import Conv2dSame  # noqa: E402
 
 from conftest import LABELS, tiny_run  # noqa: E402
-from fashionstyle import FashionStyleError, RunDir, quantize  # noqa: E402
+from fashionstyle import FashionStyleError, RunDir  # noqa: E402
+from fashionstyle.inference import quantize  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
-from fashionstyle.export import export_model, export_onnx  # noqa: E402
-from fashionstyle.onnx_predictor import EXPORT_FORMAT, INPUT_NAME, OUTPUT_NAME, OnnxPredictor  # noqa: E402
-from fashionstyle.quantize import quantize_export, split_images  # noqa: E402
-from fashionstyle.runtimes import load_predictor  # noqa: E402
-from fashionstyle.thresholds import ThresholdTuner  # noqa: E402
+from fashionstyle.inference.onnx_export import export_model, export_onnx  # noqa: E402
+from fashionstyle.inference.onnx_predictor import EXPORT_FORMAT, INPUT_NAME, OUTPUT_NAME, OnnxPredictor  # noqa: E402
+from fashionstyle.inference.quantize import quantize_export, split_images  # noqa: E402
+from fashionstyle.inference.runtimes import load_predictor  # noqa: E402
+from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,7 @@ def test_cli_export_int8_and_evaluate_keep_each_runtimes_scores(trained_run, tmp
 
 @pytest.mark.slow
 def test_unreadable_images_leave_fidelity_unmeasured_or_fail_calibration(trained_run, tmp_path) -> None:
-    from fashionstyle.quantize import measure_fidelity
+    from fashionstyle.inference.quantize import measure_fidelity
 
     run, _, images = trained_run
     export_onnx(run, tmp_path / "fp32")
@@ -272,7 +273,7 @@ def test_quantising_wrong_folders_is_a_user_error(trained_run, tmp_path) -> None
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_int8_bar")
 def test_a_fused_run_needs_calibration_images_for_int8(trained_run, tmp_path) -> None:
-    from fashionstyle.ensemble import fuse_runs
+    from fashionstyle.training.fusion import fuse_runs
 
     run, _, images = trained_run
     fused = fuse_runs([run, run], tmp_path / "fused")

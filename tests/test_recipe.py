@@ -9,9 +9,9 @@ import yaml
 
 from conftest import TINY_TRAIN
 from fashionstyle import FashionStyleError, TrainConfig
-from fashionstyle import config as config_lib
+from fashionstyle.core import config as config_lib
 from fashionstyle.cli import main
-from fashionstyle.weights import bundled_weights, read_state, to_timm_keys
+from fashionstyle.model.weights import bundled_weights, read_state, to_timm_keys
 
 
 def test_defaults_fine_tune_the_offline_backbone() -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from fashionstyle.errors import FashionStyleError
-from fashionstyle.labels import read_labels
-from fashionstyle.relabel import write_cleaned
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.labels import read_labels
+from fashionstyle.data.relabel import write_cleaned
 
 
 def test_flip_in_a_jd_file_keeps_bom_crlf_and_other_lines(tmp_path: Path) -> None:

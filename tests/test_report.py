@@ -11,13 +11,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from fashionstyle import _atomic, gallery
-from fashionstyle.errors import FashionStyleError
-from fashionstyle.evaluate import score_table
-from fashionstyle.report import (headline_html, image_mismatches, load_run, pr_curve, scores_table_html,
+from fashionstyle.core import atomic
+from fashionstyle.analysis import gallery
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.analysis.evaluate import score_table
+from fashionstyle.analysis.report import (headline_html, image_mismatches, load_run, pr_curve, scores_table_html,
                                  tuned_scores, write_report)
-from fashionstyle.run import RunDir
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
 
 LABELS4 = ["Sport", "Relax", "OL", "Street"]
 CORE_FIGURES = {"label_stats.png", "cooccurrence.png", "fbeta_per_label.png", "pr_curves.png", "fbeta_per_epoch.png",
@@ -41,7 +42,7 @@ def make_fake_run(path: Path, labels: list[str], n: int = 60, epochs: int = 3, s
     rates = np.linspace(0.45, 0.06, len(labels))
     run = RunDir.create(path)
     run.write_label_names(labels)
-    _atomic.write_text(run / "config.yaml", yaml.safe_dump({
+    atomic.write_text(run / "config.yaml", yaml.safe_dump({
         "labels": "labels.csv", "images": "", "label_names": labels, "loss": "weighted_bce",
         "weight_power": 1.0, "val_fraction": 0.15, "seed": seed}))
     probs, targets = fake_split(rng, n, rates)
@@ -64,8 +65,8 @@ def make_fake_run(path: Path, labels: list[str], n: int = 60, epochs: int = 3, s
             writer.writerows(rows)
     if with_test:
         test_probs, test_targets = fake_split(rng, n, rates)
-        _atomic.write_json(run / "eval_test.json", score_table(test_targets, test_probs, tuner))
-        _atomic.write_npz(run / "eval_test.npz", ids=np.array([f"t{i:03d}" for i in range(n)]),
+        atomic.write_json(run / "eval_test.json", score_table(test_targets, test_probs, tuner))
+        atomic.write_npz(run / "eval_test.npz", ids=np.array([f"t{i:03d}" for i in range(n)]),
                           probs=test_probs, targets=test_targets)
     run.write_manifest("model", complete=True, best_epoch=epochs if with_history else None, epochs=epochs)
     return run.path
@@ -196,7 +197,7 @@ def gallery_run(tmp_path: Path, with_test: bool = True) -> tuple[Path, Path]:
     tuner.thresholds_ = np.full(4, 0.5)
     run.write_thresholds(tuner)
     if with_test:
-        _atomic.write_npz(run / "eval_test.npz", ids=np.array(ids), probs=probs, targets=targets)
+        atomic.write_npz(run / "eval_test.npz", ids=np.array(ids), probs=probs, targets=targets)
     else:
         run.write_val_probs(ids, probs, targets)
     data = tmp_path / "data"
@@ -216,7 +217,7 @@ def gallery_ids(page: str, label: str) -> dict[str, list[str]]:
 
 
 def test_error_gallery_shows_the_most_confident_mistakes(tmp_path: Path) -> None:
-    from fashionstyle.labels import read_labels
+    from fashionstyle.data.labels import read_labels
 
     run, labels = gallery_run(tmp_path)
     (labels.parent / "t001.jpg").unlink()  # a missing image is skipped, the next one shown
@@ -256,7 +257,7 @@ def test_most_wrong_comes_first() -> None:
 def test_headline_and_table_equal_the_runs_metrics(runs) -> None:
     data = load_run(runs[0])
     val = score_table(data.val.targets, data.val.probs, data.tuner)
-    test = _atomic.read_json(runs[0] / "eval_test.json")  # what `fashionstyle evaluate` wrote
+    test = atomic.read_json(runs[0] / "eval_test.json")  # what `fashionstyle evaluate` wrote
     headline = dict(re.findall(r'data-score="([a-z]+ [a-z]+)"><span class="value">([0-9.]+)</span>',
                                headline_html(data)))
     assert headline == {"val tuned": f"{val['macro_fbeta_tuned']:.3f}", "val half": f"{val['macro_fbeta_0.5']:.3f}",
@@ -289,7 +290,7 @@ def test_pr_curves_pass_through_the_operating_points(runs) -> None:
 def test_display_pixels_of_either_transform_output() -> None:
     import torch
 
-    from fashionstyle.data import Augmented
+    from fashionstyle.data.pipeline import Augmented
 
     rgb = np.random.default_rng(0).integers(0, 256, (3, 8, 12), dtype=np.uint8)  # (3, H, W)
     hwc = rgb.transpose(1, 2, 0)
@@ -303,8 +304,8 @@ def test_display_pixels_of_either_transform_output() -> None:
 
 
 def test_gallery_falls_back_to_val_and_shows_the_audit(tmp_path: Path) -> None:
-    from fashionstyle.audit import Issue, write_issues
-    from fashionstyle.labels import read_labels
+    from fashionstyle.analysis.audit import Issue, write_issues
+    from fashionstyle.data.labels import read_labels
 
     run, labels = gallery_run(tmp_path, with_test=False)
     write_issues(Path(run) / "issues.csv", [
@@ -337,8 +338,8 @@ def tiny_report(tmp_path_factory) -> tuple[Path, Path]:
 def test_report_command_with_labels_shows_training_labels_and_images(tiny_report) -> None:
     from conftest import LABELS
 
-    from fashionstyle.data import train_val_split
-    from fashionstyle.labels import read_labels
+    from fashionstyle.data.pipeline import train_val_split
+    from fashionstyle.data.labels import read_labels
 
     labels, out = tiny_report
     page = (out / "index.html").read_text()

@@ -18,10 +18,12 @@ import pytest
 import torch
 
 from conftest import TINY_TRAIN, make_image_set
-from fashionstyle import FashionStyleError, RunDir, config as config_lib, training
+from fashionstyle import FashionStyleError, RunDir
+from fashionstyle.core import config as config_lib
+from fashionstyle.training import loop as training
 from fashionstyle.cli import main
-from fashionstyle.fit import train
-from fashionstyle.history import read_history
+from fashionstyle.training.fit import train
+from fashionstyle.core.history import read_history
 
 EPOCHS = 5
 

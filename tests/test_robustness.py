@@ -15,9 +15,10 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_TRAIN, make_image_set
-from fashionstyle import FashionStyleError, RunDir, _atomic
+from fashionstyle import FashionStyleError, RunDir
+from fashionstyle.core import atomic
 from fashionstyle.cli import main
-from fashionstyle.data import open_rgb
+from fashionstyle.data.pipeline import open_rgb
 
 
 def spoil(folder: Path, names: list[str]) -> dict[str, str]:
@@ -265,7 +266,7 @@ def test_a_disk_that_fills_at_the_end_of_training_leaves_a_resumable_run(tmp_pat
 
     labels = make_image_set(tmp_path / "data", n=32)
     run = tmp_path / "run"
-    write_atomic = _atomic.write_atomic
+    write_atomic = atomic.write_atomic
 
     def full_at_model(path, write):
         if Path(path).name == "model.pt":
@@ -275,7 +276,7 @@ def test_a_disk_that_fills_at_the_end_of_training_leaves_a_resumable_run(tmp_pat
     def write_full():
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(_atomic, "write_atomic", full_at_model)
+    monkeypatch.setattr(atomic, "write_atomic", full_at_model)
     assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == f"fashionstyle train: error: {run / 'model.pt'}: no space left on device"

@@ -10,11 +10,11 @@ import pytest
 
 from conftest import LABELS, TINY_TRAIN, make_image_set
 from fashionstyle import FashionStyleError, Predictor, RunDir
-from fashionstyle import selection as selection_module
+from fashionstyle.training import selection as selection_module
 from fashionstyle.cli import main
-from fashionstyle.ensemble import fuse_runs
-from fashionstyle.selection import greedy_select, select_runs, selection_table
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.training.fusion import fuse_runs
+from fashionstyle.training.selection import greedy_select, select_runs, selection_table
+from fashionstyle.core.thresholds import ThresholdTuner
 
 
 def brute_fbeta(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0) -> float:
@@ -212,7 +212,7 @@ def test_select_refuses_incompatible_or_repeated_runs(runs, tmp_path: Path) -> N
 
 
 def test_run_names_in_the_table_are_short_but_distinct() -> None:
-    from fashionstyle.selection import _short_names
+    from fashionstyle.training.selection import _short_names
 
     assert _short_names(["/r/a", "/r/b"]) == {"/r/a": "a", "/r/b": "b"}
     paths = ["/r/x/best_epoch", "/r/y/best_epoch", "/r/z"]

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
-import fashionstyle.serve as serve_module  # noqa: E402
-from fashionstyle.serve import create_app, decode_image  # noqa: E402
+import fashionstyle.serving.app as serve_module  # noqa: E402
+from fashionstyle.serving.app import create_app, decode_image  # noqa: E402
 
 
 
@@ -116,9 +116,9 @@ def test_docs_load_nothing_from_outside_the_service(client) -> None:
 def test_page_colour_bar_is_the_overlays_colour_scale() -> None:
     from importlib import resources
 
-    from fashionstyle.explain_page import colour_bar_css
+    from fashionstyle.analysis.explain_page import colour_bar_css
 
-    page = resources.files("fashionstyle").joinpath("static", "index.html").read_text(encoding="utf-8")
+    page = resources.files("fashionstyle.serving").joinpath("static", "index.html").read_text(encoding="utf-8")
     assert colour_bar_css() in page
 
 
@@ -337,7 +337,7 @@ def test_limits_beyond_pillows_are_refused(trained_run) -> None:
     ("L", 90, (90, 90, 90)),
 ])
 def test_large_image_is_decoded_reduced(mode, color, expected) -> None:
-    from fashionstyle.images import to_rgb
+    from fashionstyle.data.images import to_rgb
 
     data = png(2400, 1802, mode, color)
     image = decode_image(data, "a.png", min_side=100)
@@ -511,7 +511,7 @@ def slow_header_server():
 
     import uvicorn
 
-    from fashionstyle.serve import header_timeout_protocol
+    from fashionstyle.serving.app import header_timeout_protocol
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -568,7 +568,7 @@ def test_header_timeout_closes_slow_and_idle_connections(slow_header_server) -> 
         assert _closed_within(ok, 3.0)  # then idle: closed after the header timeout, not keep-alive's 30 s
     for conn in [*slow, idle]:
         conn.close()
-    from fashionstyle.serve import header_timeout_protocol
+    from fashionstyle.serving.app import header_timeout_protocol
 
     with pytest.raises(FashionStyleError, match="header timeout must be positive"):
         header_timeout_protocol(0)

@@ -18,12 +18,12 @@ from PIL import Image
 from conftest import tiny_run
 from fashionstyle import FashionStyleError, read_labels
 from fashionstyle.cli import main
-from fashionstyle.image_list import ImageSource
-from fashionstyle.outputs import FORMATS, merge_parts, output_format, write_part, write_predictions
-from fashionstyle.parts import PartsFolder
-from fashionstyle.predictors import BasePredictor
-from fashionstyle.streaming import LoaderSettings, Progress, StreamJob
-from fashionstyle.thresholds import ThresholdTuner
+from fashionstyle.data.image_source import ImageSource
+from fashionstyle.inference.outputs import FORMATS, merge_parts, output_format, write_part, write_predictions
+from fashionstyle.inference.parts import PartsFolder
+from fashionstyle.inference.predictor import BasePredictor
+from fashionstyle.inference.streaming import LoaderSettings, Progress, StreamJob
+from fashionstyle.core.thresholds import ThresholdTuner
 
 pq = pytest.importorskip("pyarrow.parquet")
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from fashionstyle.errors import FashionStyleError
-from fashionstyle.metrics import fbeta_from_counts
-from fashionstyle.thresholds import ThresholdTuner, best_threshold, fbeta_curve
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.metrics import fbeta_from_counts
+from fashionstyle.core.thresholds import ThresholdTuner, best_threshold, fbeta_curve
 
 
 def f_at(scores: np.ndarray, targets: np.ndarray, t: float, beta: float) -> float:
@@ -194,7 +194,7 @@ def test_from_dict_errors() -> None:
 
 
 def test_threshold_rules_agree_on_a_clean_split_and_refuse_unknown_names() -> None:
-    from fashionstyle.thresholds import rule_threshold
+    from fashionstyle.core.thresholds import rule_threshold
 
     scores = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
     targets = np.array([0, 0, 0, 1, 1, 1])
@@ -218,6 +218,6 @@ def test_rule_travels_with_the_thresholds_and_old_files_read_as_exact() -> None:
 
 def test_cli_offers_exactly_the_rules_the_tuner_knows() -> None:
     from fashionstyle.cli import THRESHOLD_RULES
-    from fashionstyle.thresholds import RULES
+    from fashionstyle.core.thresholds import RULES
 
     assert THRESHOLD_RULES == RULES

@@ -10,8 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import LABELS, TINY_TRAIN, make_image_set  # noqa: E402
 
 from fashionstyle.cli import main  # noqa: E402
-from fashionstyle.errors import FashionStyleError  # noqa: E402
-from fashionstyle.run import RunDir  # noqa: E402
+from fashionstyle.core.errors import FashionStyleError  # noqa: E402
+from fashionstyle.core.run import RunDir  # noqa: E402
 
 
 @pytest.mark.slow
@@ -45,7 +45,7 @@ def test_mlflow_and_wandb_get_settings_epochs_thresholds_and_the_card(tmp_path, 
 
 
 def test_a_tracker_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
-    from fashionstyle import trackers
+    from fashionstyle.training import trackers
 
     def missing(*args):
         raise ModuleNotFoundError("No module named 'wandb'", name="wandb")
@@ -56,14 +56,14 @@ def test_a_tracker_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
 
 
 def test_a_store_mlflow_refuses_is_one_line(tmp_path):
-    from fashionstyle.trackers import make_loggers
+    from fashionstyle.training.trackers import make_loggers
 
     with pytest.raises(FashionStyleError, match="--logger mlflow: tracking store .* refused"):
         make_loggers(["mlflow"], RunDir(tmp_path), mlflow_uri="nosuchscheme://x")
 
 
 def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_path, monkeypatch):
-    from fashionstyle import trackers
+    from fashionstyle.training import trackers
 
     def missing(*args):
         raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
@@ -76,7 +76,7 @@ def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_pa
 
 
 def test_a_resumed_run_logs_to_the_same_mlflow_and_wandb_runs(tmp_path, monkeypatch):
-    from fashionstyle.trackers import make_loggers
+    from fashionstyle.training.trackers import make_loggers
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     run, uri = RunDir(tmp_path / "run"), f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -12,9 +12,9 @@ from torch import nn
 from conftest import LABELS, TINY_TRAIN, make_image_set
 from fashionstyle import FashionStyleError, Predictor, RunDir, ThresholdTuner
 from fashionstyle.cli import main
-from fashionstyle.data import tta_transform
-from fashionstyle.models import StyleNet
-from fashionstyle.run import Member
+from fashionstyle.data.pipeline import tta_transform
+from fashionstyle.model.network import StyleNet
+from fashionstyle.core.run import Member
 
 
 class MeanColour(nn.Module):

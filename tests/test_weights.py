@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from fashionstyle import FashionStyleError, create_model
-from fashionstyle.weights import BUNDLED, bundled_weights, load_features, read_state, to_timm_keys
+from fashionstyle.model.weights import BUNDLED, bundled_weights, load_features, read_state, to_timm_keys
 
 GARMENTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "garments"
 INSTALLED = [name for name in BUNDLED if bundled_weights(name) is not None]

@@ -12,18 +12,18 @@ __version__ = "0.1.0"
 
 _MODULES = {  # public name -> the module that defines it
     "StyleTagger": "api", "load": "api",
-    "TrainConfig": "config",
-    "FashionStyleError": "errors",
-    "Explainer": "explain",
-    "JD_STYLES": "labels", "LabelTable": "labels", "read_labels": "labels",
-    "AsymmetricLoss": "losses", "FocalLoss": "losses", "WeightedBCE": "losses", "create_loss": "losses",
-    "loss_weights": "losses",
-    "macro_fbeta": "metrics", "per_label_scores": "metrics",
-    "StyleNet": "models", "create_model": "models", "load_model": "models", "save_model": "models",
-    "Predictor": "predict",
-    "RunDir": "run",
-    "ThresholdTuner": "thresholds", "best_threshold": "thresholds", "fbeta_curve": "thresholds",
-    "train": "fit",
+    "TrainConfig": "core.config",
+    "FashionStyleError": "core.errors",
+    "Explainer": "analysis.explain",
+    "JD_STYLES": "data.labels", "LabelTable": "data.labels", "read_labels": "data.labels",
+    "AsymmetricLoss": "model.losses", "FocalLoss": "model.losses", "WeightedBCE": "model.losses", "create_loss": "model.losses",
+    "loss_weights": "model.losses",
+    "macro_fbeta": "core.metrics", "per_label_scores": "core.metrics",
+    "StyleNet": "model.network", "create_model": "model.network", "load_model": "model.network", "save_model": "model.network",
+    "Predictor": "inference.torch_predictor",
+    "RunDir": "core.run",
+    "ThresholdTuner": "core.thresholds", "best_threshold": "core.thresholds", "fbeta_curve": "core.thresholds",
+    "train": "training.fit",
 }
 __all__ = sorted(_MODULES)
 
@@ -42,14 +42,14 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .api import StyleTagger, load
-    from .config import TrainConfig
-    from .errors import FashionStyleError
-    from .explain import Explainer
-    from .fit import train
-    from .labels import JD_STYLES, LabelTable, read_labels
-    from .losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss, loss_weights
-    from .metrics import macro_fbeta, per_label_scores
-    from .models import StyleNet, create_model, load_model, save_model
-    from .predict import Predictor
-    from .run import RunDir
-    from .thresholds import ThresholdTuner, best_threshold, fbeta_curve
+    from fashionstyle.core.config import TrainConfig
+    from fashionstyle.core.errors import FashionStyleError
+    from fashionstyle.analysis.explain import Explainer
+    from fashionstyle.training.fit import train
+    from fashionstyle.data.labels import JD_STYLES, LabelTable, read_labels
+    from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss, loss_weights
+    from fashionstyle.core.metrics import macro_fbeta, per_label_scores
+    from fashionstyle.model.network import StyleNet, create_model, load_model, save_model
+    from fashionstyle.inference.torch_predictor import Predictor
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.core.thresholds import ThresholdTuner, best_threshold, fbeta_curve

@@ -18,11 +18,11 @@ from typing import Any, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from .errors import FashionStyleError
-from .hub import hub_to_run, is_hub_folder
-from .images import check_policy, list_images
-from .predictors import BasePredictor
-from .runtimes import load_predictor
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.inference.hub import hub_to_run, is_hub_folder
+from fashionstyle.data.images import check_policy, list_images
+from fashionstyle.inference.predictor import BasePredictor
+from fashionstyle.inference.runtimes import load_predictor
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 

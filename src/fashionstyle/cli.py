@@ -18,8 +18,8 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from .errors import FashionStyleError
-from .ranks import ACCELERATORS, STRATEGIES
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.ranks import ACCELERATORS, STRATEGIES
 
 # Only light modules above: `fashionstyle --help` must not pay for torch, Lightning, timm or matplotlib.
 # Each command imports what it needs.
@@ -35,8 +35,8 @@ def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 # -- commands ------------------------------------------------------------------
 @command
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .evaluate import label_stats
-    from .labels import label_warnings, read_labels
+    from fashionstyle.analysis.evaluate import label_stats
+    from fashionstyle.data.labels import label_warnings, read_labels
 
     table = read_labels(args.labels, args.images, args.label_names)
     for line in label_warnings(table):
@@ -52,10 +52,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 @command
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import INDEX, build_cache
-    from .images import gather_images
-    from .labels import read_labels
-    from .overwrite import refuse_overwriting_inputs
+    from fashionstyle.data.cache import INDEX, build_cache
+    from fashionstyle.data.images import gather_images
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
 
     source = Path(args.source)
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / INDEX]},
@@ -73,8 +73,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from .fit import train
-    from .ranks import is_secondary_process
+    from fashionstyle.training.fit import train
+    from fashionstyle.core.ranks import is_secondary_process
 
     run = train(_train_config(args), args.out, resume=args.resume)
     if is_secondary_process():
@@ -84,11 +84,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from . import config as config_lib
+    from fashionstyle.core import config as config_lib
 
     overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
     if args.resume:
-        from .run import RunDir
+        from fashionstyle.core.run import RunDir
 
         saved = RunDir(args.out).require_resumable() / "config.yaml"
         if saved.is_file():  # the run's own config: a setting given that differs from it is refused
@@ -98,7 +98,7 @@ def _train_config(args: argparse.Namespace):
 
 @command
 def cmd_cv(args: argparse.Namespace) -> int:
-    from .cv import train_cv
+    from fashionstyle.training.cv import train_cv
 
     run = train_cv(_train_config(args), args.out, folds=args.folds, resume=args.resume)
     print(f"cross-validated run ({args.folds} folds) written to {run.path}; out-of-fold scores:")
@@ -106,7 +106,7 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def _print_validation(run) -> int:
-    from .evaluate import format_scores, score_table
+    from fashionstyle.analysis.evaluate import format_scores, score_table
 
     _, probs, targets = run.val_probs()
     scores = score_table(targets, probs, run.thresholds())
@@ -116,10 +116,10 @@ def _print_validation(run) -> int:
 
 @command
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .evaluate import tune_run
-    from .labels import read_labels
-    from .model_card import write_model_card
-    from .run import RunDir
+    from fashionstyle.analysis.evaluate import tune_run
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.core.model_card import write_model_card
+    from fashionstyle.core.run import RunDir
 
     run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
@@ -131,13 +131,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run, format_scores
-    from .jobs import evaluate_probs
-    from .labels import read_labels
-    from .model_card import write_model_card
-    from .ranks import needs_launch
-    from .run import RunDir
-    from .runtimes import load_predictor
+    from fashionstyle.analysis.evaluate import evaluate_run, format_scores
+    from fashionstyle.inference.jobs import evaluate_probs
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.core.model_card import write_model_card
+    from fashionstyle.core.ranks import needs_launch
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.inference.runtimes import load_predictor
 
     run = RunDir.open(args.run)
     loader = _loader(args)  # --decode gpu checked before anything is read
@@ -165,11 +165,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .image_list import ImageSource
-    from .jobs import predict_job
-    from .outputs import output_format
-    from .overwrite import refuse_overwriting_inputs, run_inputs
-    from .run import RunDir
+    from fashionstyle.data.image_source import ImageSource
+    from fashionstyle.inference.jobs import predict_job
+    from fashionstyle.inference.outputs import output_format
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
+    from fashionstyle.core.run import RunDir
 
     run = RunDir.open(args.run)
     fmt = output_format(args.out, args.format)
@@ -189,7 +189,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _loader(args: argparse.Namespace):
-    from .streaming import LoaderSettings
+    from fashionstyle.inference.streaming import LoaderSettings
 
     decode = getattr(args, "decode", LoaderSettings.decode)
     if decode == "gpu":  # before any output is started
@@ -203,21 +203,21 @@ def _check_gpu_decode(runtime: str, accelerator: str) -> None:
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
     import torch
 
-    from .config import NO_CUDA_FOR_GPU_DECODE
+    from fashionstyle.core.config import NO_CUDA_FOR_GPU_DECODE
 
     if accelerator == "cpu" or not torch.cuda.is_available():
         raise FashionStyleError(NO_CUDA_FOR_GPU_DECODE)
 
 
 def _placement(args: argparse.Namespace):
-    from .jobs import Placement
+    from fashionstyle.inference.jobs import Placement
 
     return Placement(args.accelerator, args.devices, args.num_nodes, args.strategy)
 
 
 @command
 def cmd_fuse(args: argparse.Namespace) -> int:
-    from .ensemble import fuse_runs
+    from fashionstyle.training.fusion import fuse_runs
 
     fused = fuse_runs(args.runs, args.out, args.weights, args.beta)
     print(f"fused run of {len(args.runs)} runs written to {fused.path}")
@@ -226,7 +226,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 
 @command
 def cmd_select(args: argparse.Namespace) -> int:
-    from .selection import select_runs, selection_table
+    from fashionstyle.training.selection import select_runs, selection_table
 
     selected = select_runs(args.runs, args.out, beta=args.beta, max_rounds=args.max_rounds)
     print(f"per-label selection of {len(args.runs)} runs written to {selected.path}")
@@ -236,10 +236,10 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 @command
 def cmd_report(args: argparse.Namespace) -> int:
-    from .labels import read_labels
-    from .overwrite import refuse_overwriting_inputs
-    from .report import write_report
-    from .run import RunDir
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
+    from fashionstyle.analysis.report import write_report
+    from fashionstyle.core.run import RunDir
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / "index.html"]},
                               {"--labels": args.labels, "--audit": args.audit})
@@ -253,11 +253,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command
 def cmd_audit(args: argparse.Namespace) -> int:
-    from .audit import audit_run, write_issues
-    from .labels import read_labels
-    from .overwrite import refuse_overwriting_inputs, run_inputs
-    from .relabel import write_cleaned
-    from .run import RunDir
+    from fashionstyle.analysis.audit import audit_run, write_issues
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
+    from fashionstyle.data.relabel import write_cleaned
+    from fashionstyle.core.run import RunDir
 
     if (args.fix is None) != (args.cleaned is None):
         raise FashionStyleError("--fix and --cleaned go together: --fix flip|drop --cleaned OUT")
@@ -282,7 +282,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 @command
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from fashionstyle.serving.app import serve
 
     serve(args.run, host=args.host, port=args.port, header_timeout=args.header_timeout, max_bytes=args.max_bytes,
           max_images=args.max_images, runtime=args.runtime, max_pixels=args.max_pixels,
@@ -292,11 +292,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from .data import list_images
-    from .export import EXPORT_DIRS, export_run
-    from .overwrite import refuse_overwriting_inputs
-    from .quantize import fidelity_problem, format_fidelity, read_fidelity
-    from .run import RunDir
+    from fashionstyle.data.pipeline import list_images
+    from fashionstyle.inference.onnx_export import EXPORT_DIRS, export_run
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
+    from fashionstyle.inference.quantize import fidelity_problem, format_fidelity, read_fidelity
+    from fashionstyle.core.run import RunDir
 
     if args.format == "hub":
         return _export_hub(args)
@@ -321,9 +321,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_hub(args: argparse.Namespace) -> int:
-    from .hub import export_hub
-    from .overwrite import refuse_overwriting_inputs
-    from .run import RunDir
+    from fashionstyle.inference.hub import export_hub
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
+    from fashionstyle.core.run import RunDir
 
     if args.quantize != "none" or args.calibration or args.force:
         raise FashionStyleError("--quantize, --calibration and --force apply to --format onnx only")
@@ -338,8 +338,8 @@ def _export_hub(args: argparse.Namespace) -> int:
 
 @command
 def cmd_download(args: argparse.Namespace) -> int:
-    from .download import FAILURES_CSV, download_images, format_summary, read_url_list
-    from .overwrite import refuse_overwriting_inputs
+    from fashionstyle.data.download import FAILURES_CSV, download_images, format_summary, read_url_list
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / FAILURES_CSV]}, {"list": args.list})
     summary = download_images(read_url_list(args.list), args.out, workers=args.num_workers,
@@ -357,18 +357,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 @command
 def cmd_explain(args: argparse.Namespace) -> int:
-    from . import _atomic
-    from .explain_page import explain_run
-    from .images import gather_images
-    from .outputs import csv_text
-    from .overwrite import refuse_overwriting_inputs
+    from fashionstyle.core import atomic
+    from fashionstyle.analysis.explain_page import explain_run
+    from fashionstyle.data.images import gather_images
+    from fashionstyle.inference.outputs import csv_text
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
 
     images, left_out = gather_images(args.images, args.recursive)
     refuse_overwriting_inputs({"--out": args.out}, {"--images": images})  # it writes only new names inside --out
     page = explain_run(args.run, images, args.out, args.labels_to_show, args.label or ())
     print(f"heat maps of {len(images)} image(s) written; open {page}")
     if left_out:
-        skipped = _atomic.write_text(Path(args.out) / "skipped.txt", csv_text(left_out))
+        skipped = atomic.write_text(Path(args.out) / "skipped.txt", csv_text(left_out))
         print(f"left out {len(left_out)} folder entries that are not images, listed with the reason in {skipped}")
     return 0
 
@@ -387,7 +387,7 @@ QUANTIZE = ("none", "int8")
 
 def _config_help(name: str) -> str:
     """The help text of TrainConfig field `name`: one wording for one concept in every command."""
-    from .config import TrainConfig
+    from fashionstyle.core.config import TrainConfig
 
     return TrainConfig.__dataclass_fields__[name].metadata["help"]
 
@@ -403,7 +403,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
     Their argparse default is None: only options given on the command line override the recipe and YAML.
     """
-    from .config import GROUPS, RECIPES, TrainConfig
+    from fashionstyle.core.config import GROUPS, RECIPES, TrainConfig
 
     p.add_argument("--recipe", choices=tuple(RECIPES), default="finetune",
                    help="starting values: finetune (the defaults: ImageNet EfficientNet-Lite0, one-cycle 1e-3) "
@@ -451,7 +451,7 @@ def _add_tta_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_decode_arg(p: argparse.ArgumentParser) -> None:
-    from .config import DECODERS
+    from fashionstyle.core.config import DECODERS
 
     p.add_argument("--decode", choices=DECODERS, default="auto",
                    help="where JPEGs are decoded: cpu (loader workers, libjpeg-turbo), gpu (nvJPEG, batched; "
@@ -459,7 +459,7 @@ def _add_decode_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_loader_args(p: argparse.ArgumentParser) -> None:
-    from .config import ON_BAD_IMAGE
+    from fashionstyle.core.config import ON_BAD_IMAGE
 
     p.add_argument("--on-bad-image", choices=ON_BAD_IMAGE, default="skip",
                    help="unreadable images: leave out with a warning (default) or stop")

@@ -13,13 +13,13 @@ import shutil
 import time
 from pathlib import Path
 
-from .config import TrainConfig
-from .errors import FashionStyleError
-from .evaluate import evaluate_run, format_scores
-from .labels import read_labels
-from .synthetic import make_dataset
-from .weights import bundled_weights
-from .fit import train
+from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.analysis.evaluate import evaluate_run, format_scores
+from fashionstyle.data.labels import read_labels
+from fashionstyle.data.synthetic import make_dataset
+from fashionstyle.model.weights import bundled_weights
+from fashionstyle.training.fit import train
 
 MARKER = ".fashionstyle-demo"
 DEMO_BACKBONE = "tf_efficientnet_lite0"

@@ -1,0 +1,4 @@
+"""Looking at runs: evaluate (tune, score), report (the HTML report), gallery (its images),
+explain and explain_page (Grad-CAM heat maps), audit (suspect labels).
+Imports every stage below it; nothing below imports it.
+"""

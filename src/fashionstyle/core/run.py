@@ -1,0 +1,173 @@
+"""The run directory: everything needed to predict again, written atomically.
+
+    RUN/
+      manifest.json      format version, kind, complete flag
+      config.yaml        the resolved TrainConfig
+      labels.json        label names, in output order
+      model.pt           weights + preprocessing (models.save_model)
+      members.json       composite runs only: which model files give which labels, with weights
+      thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict)
+      tta.json           the test-time augmentation they were tuned with (absent: none)
+      val_probs.npz      ids, probs (N, L), targets (N, L) of the validation split
+      history.csv        per-epoch losses, learning rate, validation F2 (overall and per label)
+      epochs/            validation probabilities of every epoch (e001.npy, ...)
+      checkpoints/       Lightning checkpoints (best.ckpt, last.ckpt) for --resume
+      logs/              CSV and TensorBoard logs
+      eval_<split>.json  scores written by `fashionstyle evaluate`
+      eval_<split>.npz   its ids, probs (N, L) and targets (N, L)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fashionstyle.core import atomic
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.thresholds import ThresholdTuner
+
+RUN_FORMAT = 1
+
+
+@dataclass
+class Member:
+    """One model file of a run and the labels (columns) it contributes, with a weight."""
+
+    model: Path
+    labels: list[str]
+    weight: float = 1.0
+
+
+class RunDir:
+    """Paths and typed readers/writers of one run directory."""
+
+    def __init__(self, path: "str | Path | RunDir"):
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # -- creation and checks -------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, resume: bool = False) -> "RunDir":
+        """A new run directory; an existing one is kept unless resuming it."""
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()) and not resume:
+            raise FashionStyleError(f"{run.path}: already exists and is not empty; "
+                                    "choose another --out or pass --resume to continue it")
+        if resume:
+            run.require_resumable()
+        run.path.mkdir(parents=True, exist_ok=True)
+        if resume:
+            atomic.remove_leftovers(run.path)  # a kill during a checkpoint write leaves one
+        return run
+
+    def require_resumable(self) -> "RunDir":
+        """This run, or a refusal: a folder without a manifest holds nothing to resume."""
+        if not (self / "manifest.json").is_file():
+            raise FashionStyleError(f"{self.path}: nothing to resume (not a run directory); "
+                                    "drop --resume to start a new run there")
+        return self
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        """An existing, complete run of this format, or a clear refusal."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise FashionStyleError(f"{run.path}: run directory not found")
+        manifest = run.manifest()
+        if manifest.get("format") != RUN_FORMAT:
+            raise FashionStyleError(f"{run.path}: run format {manifest.get('format')!r} is not "
+                                    f"supported (this version reads format {RUN_FORMAT})")
+        if not manifest.get("complete"):
+            raise FashionStyleError(f"{run.path}: incomplete run (training did not finish); "
+                                    "resume it with `fashionstyle train ... --resume`")
+        return run
+
+    def is_complete(self) -> bool:
+        """A finished run of this format (False for a missing or unfinished one)."""
+        try:
+            return bool(self.manifest().get("complete"))
+        except FashionStyleError:
+            return False
+
+    def manifest(self) -> dict[str, Any]:
+        path = self / "manifest.json"
+        if not path.is_file():
+            raise FashionStyleError(f"{self.path}: not a fashionstyle run (no manifest.json)")
+        return atomic.read_json(path)
+
+    def write_manifest(self, kind: str, complete: bool, **extra: Any) -> None:
+        atomic.write_json(self / "manifest.json", {
+            "format": RUN_FORMAT, "kind": kind, "complete": complete,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+
+    # -- contents --------------------------------------------------------------
+    def label_names(self) -> list[str]:
+        return atomic.read_json(self / "labels.json")["label_names"]
+
+    def write_label_names(self, names: list[str]) -> None:
+        atomic.write_json(self / "labels.json", {"label_names": list(names)})
+
+    def members(self) -> list[Member]:
+        """The models that predict this run's labels; a plain run has one, model.pt."""
+        path = self / "members.json"
+        if not path.is_file():
+            return [Member(self / "model.pt", self.label_names())]
+        return [Member(self / m["model"], list(m["labels"]), float(m["weight"]))
+                for m in atomic.read_json(path)["members"]]
+
+    def write_members(self, members: list[Member]) -> None:
+        records = [{"model": str(m.model.relative_to(self.path)), "labels": m.labels, "weight": m.weight}
+                   for m in members]
+        atomic.write_json(self / "members.json", {"members": records})
+
+    def tta(self) -> str:
+        """The test-time augmentation the thresholds were tuned with ('none' by default)."""
+        path = self / "tta.json"
+        return atomic.read_json(path)["tta"] if path.is_file() else "none"
+
+    def write_tta(self, tta: str) -> None:
+        atomic.write_json(self / "tta.json", {"tta": tta})
+
+    def thresholds(self) -> ThresholdTuner:
+        return ThresholdTuner.from_dict(atomic.read_json(self / "thresholds.json"))
+
+    def write_thresholds(self, tuner: ThresholdTuner) -> None:
+        atomic.write_json(self / "thresholds.json", tuner.to_dict())
+
+    def val_probs(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(ids, probs (N, L), targets (N, L)) of the validation split."""
+        path = self / "val_probs.npz"
+        if not path.is_file():
+            raise FashionStyleError(f"{self.path}: no val_probs.npz (training did not finish)")
+        with np.load(path) as data:
+            return [str(i) for i in data["ids"]], data["probs"], data["targets"]
+
+    def write_val_probs(self, ids: list[str], probs: np.ndarray, targets: np.ndarray) -> None:
+        atomic.write_npz(self / "val_probs.npz", ids=np.array(ids), probs=probs.astype(np.float32),
+                          targets=targets.astype(np.uint8))
+
+    def write_epoch_probs(self, epoch: int, probs: np.ndarray) -> None:
+        atomic.write_atomic(self / "epochs" / f"e{epoch:03d}.npy",
+                             lambda f: np.save(f, probs.astype(np.float32)))
+
+    def epoch_probs(self) -> dict[int, np.ndarray]:
+        """Validation probabilities of every finished epoch (1-based)."""
+        files = sorted((self / "epochs").glob("e*.npy"))
+        return {int(p.stem[1:]): np.load(p) for p in files}
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Training stopped by a signal (SIGTERM from a scheduler, SIGINT from Ctrl-C) after its last
+    checkpoint: the run is incomplete and resumes exactly with `train --resume`."""
+
+    def __init__(self, signum: int, path: Path):
+        super().__init__(f"{path}: training stopped by signal {signum}; resume it with --resume")
+        self.signum, self.path = signum, path

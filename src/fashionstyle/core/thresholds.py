@@ -1,0 +1,213 @@
+"""Per-label decision thresholds that maximise F-beta on validation data.
+
+A label is predicted positive when its score is >= its threshold. The search
+is exact: every distinct score is a candidate, found in O(N log N) with one
+sort and cumulative counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.metrics import as_binary, check_beta, check_label_pair, fbeta_from_counts
+
+__all__ = ["RULES", "ThresholdTuner", "best_threshold", "fbeta_curve", "rule_threshold"]
+
+# How a label's threshold is chosen from its validation scores:
+#   exact      the argmax of F-beta over every distinct score (best_threshold)
+#   smooth     the argmax of the F-beta curve averaged over +-SMOOTH_WIDTH
+#   bootstrap  the argmax of the F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows
+RULES = ("exact", "smooth", "bootstrap")
+SMOOTH_WIDTH = 0.05
+BOOTSTRAP_SAMPLES = 200
+_GRID = np.linspace(0.0, 1.0, 1001)
+
+# F-beta values closer than this to the maximum count as ties.
+TIE_TOL = 1e-12
+
+
+def _check_scores_targets(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate 1-D scores and 0/1 targets of equal length; return (float64, bool)."""
+    scores, targets = np.asarray(scores), np.asarray(targets)
+    if scores.ndim != 1 or targets.ndim != 1 or scores.shape != targets.shape:
+        raise FashionStyleError(
+            "scores and targets must be 1-D arrays of the same length, "
+            f"got shapes {scores.shape} and {targets.shape}"
+        )
+    scores = scores.astype(np.float64)
+    if not np.isfinite(scores).all():
+        raise FashionStyleError("scores must be finite (found nan or inf)")
+    return scores, as_binary(targets, "targets")
+
+
+def best_threshold(
+    scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, default: float = 0.5
+) -> tuple[float, float]:
+    """Threshold maximising F-beta of ``scores >= threshold`` against targets.
+
+    Returns (threshold, F-beta reached at it). When several thresholds give
+    the best F (within ``TIE_TOL``), the threshold is the midpoint of the
+    widest interval of equally good thresholds, not its edge. The interval
+    below the lowest score is bounded by 0.0 (or by ``min - 1`` for negative
+    scores). With no positive target the label cannot be tuned and
+    ``(default, nan)`` is returned.
+    """
+    scores, y = _check_scores_targets(scores, targets)
+    beta = check_beta(beta)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float(default), math.nan
+
+    order = np.argsort(-scores, kind="stable")
+    s_desc, y_desc = scores[order], y[order]
+    tp = np.cumsum(y_desc)
+    fp = np.arange(1, len(y_desc) + 1) - tp
+    # Last index of each tie group: predicting ">= u" takes the whole group.
+    last = np.flatnonzero(np.append(s_desc[1:] != s_desc[:-1], True))
+    u = s_desc[last]  # distinct scores, descending
+    f = fbeta_from_counts(tp[last], fp[last], n_pos - tp[last], beta)
+
+    # Runs of consecutive distinct scores whose F ties with the maximum.
+    good = f >= f.max() - TIE_TOL
+    starts = np.flatnonzero(good & ~np.insert(good[:-1], 0, False))
+    ends = np.flatnonzero(good & ~np.append(good[1:], False))
+    # Run a..b holds for any threshold in (u[b+1], u[a]].
+    floor = 0.0 if u[-1] >= 0 else u[-1] - 1.0
+    lows = np.append(u[1:], floor)[ends]
+    highs = u[starts]
+    k = int(np.argmax(highs - lows))  # widest run; first (highest) on ties
+    t = 0.5 * highs[k] + 0.5 * lows[k]
+    if not t > lows[k]:  # empty interval (lowest score 0.0) or adjacent floats
+        t = highs[k]
+    j = int(np.count_nonzero(u >= t)) - 1  # distinct score whose predictions t gives
+    return float(t), float(f[j])
+
+
+def fbeta_curve(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    beta: float = 2.0,
+    grid: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """F-beta of ``scores >= t`` for each t in grid (default 201 points in [0, 1]).
+
+    Returns (grid, fbeta). Meant for plots; a label without positives gives 0.
+    """
+    scores, y = _check_scores_targets(scores, targets)
+    grid = np.linspace(0.0, 1.0, 201) if grid is None else np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1:
+        raise FashionStyleError(f"grid must be 1-D, got shape {grid.shape}")
+    n_pos = int(y.sum())
+    # Count of scores >= t is N minus the count strictly below t.
+    n_pred = len(scores) - np.searchsorted(np.sort(scores), grid, side="left")
+    tp = n_pos - np.searchsorted(np.sort(scores[y]), grid, side="left")
+    return grid, fbeta_from_counts(tp, n_pred - tp, n_pos - tp, beta)
+
+
+def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, default: float = 0.5,
+                   rule: str = "exact", seed: int = 0) -> tuple[float, float]:
+    """(threshold, F-beta on these scores at it) chosen by `rule` (see RULES).
+
+    The smooth and bootstrap rules pick from a 1001-point grid on [0, 1]: flatter
+    choices that trade a little validation F-beta for less over-fitting to it.
+    """
+    if rule not in RULES:
+        raise FashionStyleError(f"unknown threshold rule {rule!r}; valid: {', '.join(RULES)}")
+    exact = best_threshold(scores, targets, beta, default)
+    if rule == "exact" or math.isnan(exact[1]):
+        return exact
+    scores, y = _check_scores_targets(scores, targets)
+    if rule == "smooth":
+        curve = _moving_average(fbeta_curve(scores, y, beta, _GRID)[1], SMOOTH_WIDTH)
+    else:
+        rng = np.random.default_rng(seed)
+        rows = rng.integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
+        curve = np.mean([fbeta_curve(scores[r], y[r], beta, _GRID)[1] for r in rows], axis=0)
+    t = float(_GRID[int(np.argmax(curve))])
+    return t, float(fbeta_curve(scores, y, beta, np.array([t]))[1][0])
+
+
+def _moving_average(values: np.ndarray, width: float) -> np.ndarray:
+    """Mean over +-width (in threshold units) around each grid point, shrinking at the ends."""
+    half = int(round(width / (_GRID[1] - _GRID[0])))
+    kernel = np.ones(2 * half + 1)
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
+
+
+class ThresholdTuner:
+    """Per-label F-beta threshold tuner with a scikit-learn-like interface.
+
+    After ``fit``: ``thresholds_`` (L,), ``best_fbeta_`` (L,, nan for labels
+    without positives) and ``tuned_`` (L,, bool). Untuned labels use ``default``.
+    """
+
+    def __init__(self, beta: float = 2.0, default: float = 0.5, rule: str = "exact") -> None:
+        self.beta = beta
+        self.default = default
+        self.rule = rule
+
+    def fit(self, probs: np.ndarray, targets: np.ndarray) -> ThresholdTuner:
+        """Tune one threshold per label on (N, L) scores and 0/1 targets."""
+        probs, targets = check_label_pair(probs, targets, ("probs", "targets"))
+        found = [
+            rule_threshold(probs[:, j], targets[:, j], self.beta, self.default, self.rule)
+            for j in range(probs.shape[1])
+        ]
+        self.thresholds_ = np.array([t for t, _ in found], dtype=np.float64)
+        self.best_fbeta_ = np.array([f for _, f in found], dtype=np.float64)
+        self.tuned_ = ~np.isnan(self.best_fbeta_)
+        return self
+
+    def predict(self, probs: np.ndarray) -> np.ndarray:
+        """0/1 (uint8) predictions of shape (N, L): ``probs >= thresholds_``."""
+        self._check_fitted()
+        probs = np.asarray(probs)
+        n_labels = len(self.thresholds_)
+        if probs.ndim != 2 or probs.shape[1] != n_labels:
+            raise FashionStyleError(
+                f"probs must have shape (N, {n_labels}), got {probs.shape}"
+            )
+        return (probs >= self.thresholds_).astype(np.uint8)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state: plain floats, bools and lists; nan becomes None."""
+        self._check_fitted()
+        return {
+            "beta": float(self.beta),
+            "default": float(self.default),
+            "rule": self.rule,
+            "thresholds": [float(t) for t in self.thresholds_],
+            "best_fbeta": [None if math.isnan(f) else float(f) for f in self.best_fbeta_],
+            "tuned": [bool(x) for x in self.tuned_],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ThresholdTuner:
+        """Rebuild a fitted tuner from ``to_dict`` output."""
+        keys = ("beta", "default", "thresholds", "best_fbeta", "tuned")
+        missing = [k for k in keys if k not in d]
+        if missing:
+            raise FashionStyleError(f"threshold dict is missing keys: {missing}")
+        n = len(d["thresholds"])
+        if len(d["best_fbeta"]) != n or len(d["tuned"]) != n:
+            raise FashionStyleError(
+                "thresholds, best_fbeta and tuned must have the same length, got "
+                f"{n}, {len(d['best_fbeta'])} and {len(d['tuned'])}"
+            )
+        tuner = cls(beta=float(d["beta"]), default=float(d["default"]), rule=d.get("rule", "exact"))
+        tuner.thresholds_ = np.array(d["thresholds"], dtype=np.float64)
+        tuner.best_fbeta_ = np.array(
+            [math.nan if f is None else f for f in d["best_fbeta"]], dtype=np.float64
+        )
+        tuner.tuned_ = np.array(d["tuned"], dtype=bool)
+        return tuner
+
+    def _check_fitted(self) -> None:
+        """Raise FashionStyleError if fit() has not run."""
+        if not hasattr(self, "thresholds_"):
+            raise FashionStyleError("ThresholdTuner is not fitted; call fit() first")

@@ -1,0 +1,137 @@
+"""The predictor interface every runtime implements (PyTorch, ONNX Runtime fp32 and int8).
+
+    predictor = load_predictor("runs/x", "onnx")             # runtimes.py: any BasePredictor
+    probs = predictor.predict_proba(["a.jpg", "b.jpg"])       # (N, L) float32, NaN rows for skipped images
+    probs = predictor.predict_proba_images([pil_image])       # (N, L) for decoded images
+    labels = predictor.predict(["a.jpg"])                     # (N, L) 0/1 at predictor.thresholds
+
+A subclass sets `label_names`, `tuner`, `tta` and `transforms` (one test-time
+view stack (T, 3, H, W) per distinct preprocessing of its members) and
+implements `_predict_views`; reading files, skipping bad images, empty input
+and thresholds are done here, once, so every runtime behaves the same. Files
+are decoded on a thread pool and views stacked with numpy; the PyTorch
+Predictor overrides `_batches` and `_stack` (DataLoader, torch.stack).
+
+Torch-free: the ONNX runtime serves without PyTorch installed.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.images import check_policy, open_rgb, to_rgb
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
+
+
+class BasePredictor(ABC):
+    """Image files or decoded images -> probabilities (N, L) -> 0/1 labels at tuned thresholds."""
+
+    label_names: list[str]
+    tuner: ThresholdTuner
+    tta: str                      # the test-time augmentation applied ("none", "flip", ...)
+    transforms: list[Callable]    # PIL image -> (T, 3, H, W) views, one per distinct preprocessing
+    pin_memory: bool = False
+    min_side: int | None = None   # JPEG files at least twice this decode reduced (images.open_rgb), as in training
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return self.tuner.thresholds_
+
+    @abstractmethod
+    def _predict_views(self, views: Sequence[Any]) -> np.ndarray:
+        """Probabilities (B, L) for one batch: `views[k]` is the (B, T, 3, H, W) stack of transforms[k]."""
+
+    def _views(self, image: Image.Image) -> tuple[Any, ...]:
+        return tuple(t(image) for t in self.transforms)
+
+    def _stack(self, views: Sequence[Any]) -> Any:
+        """One batch (B, T, 3, H, W) from B images' view stacks."""
+        return np.stack(views)
+
+    def _batches(self, images: Sequence[str | Path], batch_size: int, num_workers: int,
+                 on_bad: str) -> Iterator[tuple[np.ndarray, list[Any]]]:
+        """(rows, views) per batch of readable images, in input order; decoded on `num_workers` threads."""
+        check_policy(on_bad)
+
+        def load(path: str | Path) -> tuple[Any, ...] | None:
+            try:
+                return self._views(open_rgb(path, self.min_side))
+            except FashionStyleError:
+                if on_bad == "fail":
+                    raise
+                return None
+
+        with ThreadPoolExecutor(max(1, num_workers)) as pool:
+            for start in range(0, len(images), batch_size):
+                loaded = list(pool.map(load, images[start:start + batch_size]))
+                rows = [i for i, views in enumerate(loaded) if views is not None]
+                if rows:
+                    yield start + np.array(rows), [self._stack(v) for v in zip(*(loaded[i] for i in rows))]
+
+    def predict_proba(self, images: Sequence[str | Path], batch_size: int = 64, num_workers: int = 0,
+                      progress: bool = False, on_bad: str = "fail",
+                      on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """Probabilities (N, L) for image files, in input order.
+
+        With on_bad="skip" an unreadable image gets a row of NaN instead of an error.
+        `on_batch(n)`: called after each batch, with the images read so far.
+        """
+        images = list(images)
+        out = np.full((len(images), len(self.label_names)), np.nan, np.float32)
+        batches = self._batches(images, batch_size, num_workers, on_bad)
+        for rows, views in tqdm(batches, desc="predict", unit="batch", disable=not progress,
+                                total=-(-len(images) // batch_size)):
+            out[rows] = self._predict_views(views)
+            if on_batch is not None:
+                on_batch(int(rows[-1]) + 1)
+        return out
+
+    def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Probabilities (N, L) for decoded PIL images."""
+        if not images:
+            return np.zeros((0, len(self.label_names)), np.float32)
+        views = [self._views(to_rgb(image)) for image in images]  # as open_rgb gives files
+        return self._predict_views([self._stack(v) for v in zip(*views)])
+
+    def predict(self, images: Sequence[str | Path], **kwargs: Any) -> np.ndarray:
+        """0/1 labels (N, L) at the run's tuned thresholds; `kwargs` as predict_proba's."""
+        return self.tuner.predict(self.predict_proba(images, **kwargs))
+
+
+def combine_probs(n_images: int, n_labels: int,
+                  parts: Sequence[tuple[np.ndarray, Sequence[int], Sequence[int], float]]) -> np.ndarray:
+    """Weighted mean, per label, of the members that predict it.
+
+    `parts`: one (probs (N, outputs), columns, targets, weight) per member.
+    """
+    total = np.zeros((n_images, n_labels), np.float64)
+    weight = np.zeros(n_labels, np.float64)
+    for probs, columns, targets, w in parts:
+        total[:, list(targets)] += w * probs[:, list(columns)]
+        weight[list(targets)] += w
+    return (total / weight).astype(np.float32)
+
+
+def check_coverage(label_names: Sequence[str], targets: Sequence[Sequence[int]]) -> None:
+    """Every label is given by at least one member (`targets`: each member's label indices)."""
+    covered = {t for member in targets for t in member}
+    missing = [n for i, n in enumerate(label_names) if i not in covered]
+    if missing:
+        raise FashionStyleError(f"no member model predicts {', '.join(missing)}")
+
+
+def check_tta(run: RunDir, tta: str | None) -> str:
+    """The run's TTA, or a clear error when another one is asked for."""
+    tuned = run.tta()
+    if tta is not None and tta != tuned:
+        raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {tuned!r}, not {tta!r}; "
+                                f"run `fashionstyle tune {run.path} --tta {tta}` first")
+    return tuned

@@ -1,0 +1,66 @@
+"""Which engine predicts: PyTorch, ONNX Runtime, or ONNX Runtime on the int8 export.
+
+    predictor = load_predictor("runs/x", "onnx-int8")   # a predictors.BasePredictor, whatever the runtime
+
+Torch-free at import time; an ONNX runtime imports torch only to make a
+missing or stale export (export.py).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.inference.predictor import BasePredictor, check_tta
+from fashionstyle.core.run import RunDir
+
+RUNTIMES = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # runtime -> ONNX export precision
+
+
+def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None,
+                   device: str = "auto", decode: str = "auto") -> BasePredictor:
+    """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
+
+    `tta` must be the one the run's thresholds were tuned with (the default); `device` is
+    PyTorch's (ONNX Runtime predicts on the CPU).
+    """
+    if runtime not in RUNTIMES:
+        raise FashionStyleError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
+    if runtime == "torch":
+        require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
+        from fashionstyle.inference.torch_predictor import Predictor
+
+        return Predictor.from_run(run_dir, device=device, tta=tta, decode=decode)
+    if decode == "gpu":
+        raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
+    from fashionstyle.inference.onnx_predictor import OnnxPredictor
+
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
+    folder = ensure_export(run, runtime, tta)
+    return OnnxPredictor.from_run(run, folder, RUNTIMES[runtime], tta=tta)
+
+
+def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | None:
+    """The ONNX export folder `runtime` predicts from, made (or redone) first when missing or stale;
+    None for PyTorch. Callers that write outputs call it before creating them."""
+    if RUNTIMES.get(runtime) is None:
+        return None
+    from fashionstyle.inference.onnx_predictor import EXPORT_DIRS, export_is_current
+
+    check_tta(run, tta)  # before a possibly long export
+    precision = RUNTIMES[runtime]
+    folder = run / EXPORT_DIRS[precision]
+    if not export_is_current(run, folder, precision):
+        require_torch(f"{folder}: no current {precision} ONNX export of {run.path} to serve without PyTorch; "
+                      f"run `fashionstyle export {run.path}` where it is installed")
+        from fashionstyle.inference.onnx_export import export_run
+
+        export_run(run, folder, precision)
+    return folder
+
+
+def require_torch(why: str) -> None:
+    """FashionStyleError saying `why` and which extra to install, when PyTorch is not installed."""
+    try:
+        import torch  # noqa: F401 - what the caller imports next anyway
+    except ModuleNotFoundError:
+        raise FashionStyleError(f"{why} (or pip install 'fashionstyle[train]')") from None

@@ -1,0 +1,26 @@
+"""`train(config, out)`: the one entry point for every kind of training run.
+
+    run = train(TrainConfig(labels="labels.csv"), "runs/lite0")   # -> a complete RunDir
+
+`config.mode` picks one multi-label model (training.train_multi) or one
+single-output model per label (single.train_single).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.run import RunDir
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
+    """Train the run `config.mode` asks for; returns the finished run directory."""
+    from fashionstyle.training.loop import decodes_on_gpu, train_multi
+
+    config.validate()
+    decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
+    if config.mode == "single":
+        from fashionstyle.training.single_label import train_single
+
+        return train_single(config, out, resume)
+    return train_multi(config, out, resume)
