@@ -19,7 +19,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
-from fashionstyle.core.thresholds import RULES, ThresholdTuner  # noqa: E402
+from fashionstyle.core.choices import THRESHOLD_RULES  # noqa: E402
+from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
+RULES = THRESHOLD_RULES.names
 
 MIN_RUNS, MAX_LOSS = 6, 0.005
 

@@ -8,8 +8,10 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -55,14 +57,71 @@ TINY_TRAIN = ["--backbone", "test_resnet", "--no-pretrained", "--image-size", "3
               "--lr-schedule", "constant", "--hidden", "32"]
 
 
-def tiny_run(root: Path, n: int = 32) -> tuple[Path, Path, list[Path]]:
-    """A one-epoch TINY_TRAIN run on `n` made images: (run, label file, image paths)."""
+class TinyRun(NamedTuple):
+    run: Path
+    labels: Path
+    images: list[Path]
+
+
+def tiny_run(root: Path, n: int = 32) -> TinyRun:
+    """A one-epoch TINY_TRAIN run on `n` made images in `root` (root/data, root/run)."""
     from fashionstyle.cli import main
 
     labels = make_image_set(root / "data", n=n)
     run = root / "run"
     assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
-    return run, labels, sorted((labels.parent / "img").glob("*.jpg"))
+    return TinyRun(run, labels, sorted((labels.parent / "img").glob("*.jpg")))
+
+
+def fingerprint(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder`: relative path -> (size, mtime in ns)."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+class TinyRuns:
+    """tiny_run()s trained once per session, one per image count, shared by every test: read-only.
+    A test that writes into a run (tune, evaluate, export, thresholds) takes a copy()."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runs: dict[int, TinyRun] = {}
+        self.fingerprints: dict[int, dict[str, tuple[int, int]]] = {}
+
+    def get(self, n: int = 32) -> TinyRun:
+        if n not in self.runs:
+            self.runs[n] = tiny_run(self.root / f"n{n}", n)
+            self.fingerprints[n] = fingerprint(self.root / f"n{n}")
+        return self.runs[n]
+
+    def copy(self, folder: Path, n: int = 32, name: str = "run") -> TinyRun:
+        """A copy of the run as `folder`/`name`; its label file and images stay the shared ones."""
+        shared = self.get(n)
+        return shared._replace(run=Path(shutil.copytree(shared.run, folder / name)))
+
+    def changed(self) -> list[str]:
+        """The shared runs whose files a test changed."""
+        return [str(self.root / f"n{n}") for n, before in self.fingerprints.items()
+                if fingerprint(self.root / f"n{n}") != before]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory):
+    runs = TinyRuns(tmp_path_factory.mktemp("tiny_runs"))
+    yield runs
+    assert not runs.changed(), f"a test wrote into a shared run (take tiny_runs.copy() instead): {runs.changed()}"
+
+
+@pytest.fixture(scope="session")
+def shared_run(tiny_runs: TinyRuns) -> TinyRun:
+    """The session's 32-image tiny run; read-only (see run_copy)."""
+    return tiny_runs.get(32)
+
+
+@pytest.fixture
+def run_copy(tiny_runs: TinyRuns, tmp_path: Path) -> TinyRun:
+    """A fresh copy of shared_run in tmp_path, for a test that writes into its run."""
+    return tiny_runs.copy(tmp_path)
 
 
 @contextlib.contextmanager

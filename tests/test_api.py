@@ -9,30 +9,25 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import LABELS, tiny_run  # noqa: E402
+from conftest import LABELS, TinyRun  # noqa: E402
 
 import fashionstyle  # noqa: E402
 from fashionstyle.core.errors import FashionStyleError  # noqa: E402
 
-pytestmark = pytest.mark.slow  # trains a tiny run
+pytestmark = pytest.mark.slow  # trains a tiny run (the session's shared_run)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return tiny_run(tmp_path_factory.mktemp("api"), n=32)
+def tagger(shared_run: TinyRun):
+    return fashionstyle.load(shared_run.run)
 
 
-@pytest.fixture(scope="module")
-def tagger(run):
-    return fashionstyle.load(run[0])
-
-
-def test_one_path_gives_one_result_with_names_and_every_score(tagger, run):
+def test_one_path_gives_one_result_with_names_and_every_score(tagger, shared_run):
     from fashionstyle.inference.torch_predictor import Predictor
 
-    path = run[2][0]
+    path = shared_run.images[0]
     result = tagger(str(path))
-    expected = Predictor.from_run(run[0]).predict_proba([path])[0]
+    expected = Predictor.from_run(shared_run.run).predict_proba([path])[0]
     assert result["image"] == str(path)
     assert list(result["scores"]) == list(LABELS)
     np.testing.assert_allclose([result["scores"][n] for n in LABELS], expected, atol=1e-6)
@@ -42,8 +37,8 @@ def test_one_path_gives_one_result_with_names_and_every_score(tagger, run):
                                                                      reverse=True)
 
 
-def test_pil_image_and_array_give_the_files_scores(tagger, run):
-    path = run[2][1]
+def test_pil_image_and_array_give_the_files_scores(tagger, shared_run):
+    path = shared_run.images[1]
     from_file = tagger(path)["scores"]
     with Image.open(path) as image:
         image = image.convert("RGB")
@@ -53,30 +48,30 @@ def test_pil_image_and_array_give_the_files_scores(tagger, run):
         np.testing.assert_allclose(list(scores.values()), list(from_file.values()), atol=1e-5)
 
 
-def test_a_folder_and_a_mixed_list_keep_input_order(tagger, run):
-    folder = run[2][0].parent
+def test_a_folder_and_a_mixed_list_keep_input_order(tagger, shared_run):
+    folder = shared_run.images[0].parent
     results = tagger(folder)
     assert [r["image"] for r in results] == [str(p) for p in sorted(folder.glob("*.jpg"))]
-    with Image.open(run[2][2]) as image:
-        mixed = tagger([run[2][3], image.convert("RGB"), str(run[2][4])])
-    assert [r["image"] for r in mixed] == [str(run[2][3]), "<image 1>", str(run[2][4])]
-    assert mixed[1]["scores"] == pytest.approx(tagger(run[2][2])["scores"], abs=1e-5)
+    with Image.open(shared_run.images[2]) as image:
+        mixed = tagger([shared_run.images[3], image.convert("RGB"), str(shared_run.images[4])])
+    assert [r["image"] for r in mixed] == [str(shared_run.images[3]), "<image 1>", str(shared_run.images[4])]
+    assert mixed[1]["scores"] == pytest.approx(tagger(shared_run.images[2])["scores"], abs=1e-5)
 
 
-def test_table_is_dataframe_ready(tagger, run):
-    table = tagger.table(run[2][:3])
+def test_table_is_dataframe_ready(tagger, shared_run):
+    table = tagger.table(shared_run.images[:3])
     assert list(table) == ["image", "styles", *LABELS]
     assert all(len(column) == 3 for column in table.values())
-    assert table[LABELS[0]][0] == pytest.approx(tagger(run[2][0])["scores"][LABELS[0]])
+    assert table[LABELS[0]][0] == pytest.approx(tagger(shared_run.images[0])["scores"][LABELS[0]])
 
 
-def test_unreadable_file_fails_by_default_and_is_marked_when_skipped(tagger, run, tmp_path):
+def test_unreadable_file_fails_by_default_and_is_marked_when_skipped(tagger, shared_run, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     with pytest.raises(FashionStyleError, match="bad.jpg"):
-        tagger([run[2][0], bad])
+        tagger([shared_run.images[0], bad])
     skipping = fashionstyle.StyleTagger(tagger.predictor, on_bad="skip")
-    good, skipped = skipping([run[2][0], bad])
+    good, skipped = skipping([shared_run.images[0], bad])
     assert good["styles"] is not None
     assert skipped == {"image": str(bad), "styles": None, "scores": None, "error": "unreadable image"}
 
@@ -87,7 +82,7 @@ def test_inputs_that_are_not_images_get_one_clear_error(tagger, bad):
         tagger(bad)
 
 
-def test_hub_folder_loads_back_in_fashionstyle_and_its_backbone_in_timm(run, tagger, tmp_path):
+def test_hub_folder_loads_back_in_fashionstyle_and_its_backbone_in_timm(shared_run, tagger, tmp_path):
     import timm
     import torch
 
@@ -95,7 +90,7 @@ def test_hub_folder_loads_back_in_fashionstyle_and_its_backbone_in_timm(run, tag
     from fashionstyle.model.network import load_model
 
     hub = tmp_path / "hub"
-    assert main(["export", str(run[0]), "--format", "hub", "--out", str(hub)]) == 0
+    assert main(["export", str(shared_run.run), "--format", "hub", "--out", str(hub)]) == 0
     assert sorted(p.name for p in hub.iterdir()) == ["README.md", "backbone.safetensors", "config.json",
                                                      "model.safetensors"]
     config = __import__("json").loads((hub / "config.json").read_text())
@@ -103,8 +98,8 @@ def test_hub_folder_loads_back_in_fashionstyle_and_its_backbone_in_timm(run, tag
     assert config["thresholds"] == pytest.approx(tagger.thresholds)
     assert (hub / "README.md").read_text().startswith("---\nlibrary_name: fashionstyle")
     again = fashionstyle.load(hub)
-    assert again(run[2][0])["scores"] == pytest.approx(tagger(run[2][0])["scores"], abs=1e-6)
-    net, record = load_model(run[0] / "model.pt")
+    assert again(shared_run.images[0])["scores"] == pytest.approx(tagger(shared_run.images[0])["scores"], abs=1e-6)
+    net, record = load_model(shared_run.run / "model.pt")
     backbone = timm.create_model(record["backbone"], pretrained=True, num_classes=0,
                                  pretrained_cfg_overlay={"file": str(hub / "backbone.safetensors")}).eval()
     x = torch.rand(2, 3, 32, 32)
@@ -112,10 +107,10 @@ def test_hub_folder_loads_back_in_fashionstyle_and_its_backbone_in_timm(run, tag
         torch.testing.assert_close(backbone(x), net.backbone(x))
 
 
-def test_hub_export_refuses_int8_options(run, tmp_path, capsys):
+def test_hub_export_refuses_int8_options(shared_run, tmp_path, capsys):
     from fashionstyle.cli import main
 
-    assert main(["export", str(run[0]), "--format", "hub", "--quantize", "int8", "--out", str(tmp_path)]) == 2
+    assert main(["export", str(shared_run.run), "--format", "hub", "--quantize", "int8", "--out", str(tmp_path)]) == 2
     assert "apply to --format onnx only" in capsys.readouterr().err
 
 
@@ -132,11 +127,11 @@ def test_hub_export_refuses_a_run_of_several_models(tmp_path):
         export_hub(fused, tmp_path / "hub")
 
 
-def test_a_hub_folder_with_a_broken_config_or_int8_is_one_clear_error(run, tmp_path):
+def test_a_hub_folder_with_a_broken_config_or_int8_is_one_clear_error(shared_run, tmp_path):
     from fashionstyle.cli import main
 
     hub = tmp_path / "hub"
-    assert main(["export", str(run[0]), "--format", "hub", "--out", str(hub)]) == 0
+    assert main(["export", str(shared_run.run), "--format", "hub", "--out", str(hub)]) == 0
     with pytest.raises(FashionStyleError, match="runtime 'torch' or 'onnx'"):
         fashionstyle.load(hub, runtime="onnx-int8")
     config = __import__("json").loads((hub / "config.json").read_text())

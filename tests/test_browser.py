@@ -21,8 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LABELS, TINY_TRAIN, draw, make_image_set
-from fashionstyle.cli import main
+from conftest import LABELS, TinyRuns, draw
 
 pytestmark = pytest.mark.slow  # a trained run, a server and a real Chromium
 
@@ -62,8 +61,8 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def service(chromium, tmp_path_factory):
-    """A tiny trained run served by uvicorn in a background thread; yields its base URL."""
+def service(chromium, tiny_runs: TinyRuns, tmp_path_factory):
+    """A copy of the tiny run served by uvicorn in a background thread; yields its base URL."""
     import uvicorn
 
     from fashionstyle.serving.app import create_app
@@ -71,9 +70,7 @@ def service(chromium, tmp_path_factory):
     from fashionstyle import Predictor, RunDir
 
     root = tmp_path_factory.mktemp("browser")
-    labels = make_image_set(root / "data", n=32)
-    run = root / "tiny_run"
-    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    run = tiny_runs.copy(root, name="tiny_run").run
     # thresholds that leave some styles out, so the page shows both kinds of bar
     photos = [photo(root / "red_striped.jpg", [1, 1, 0]), photo(root / "dotted.jpg", [0, 0, 1])]
     probs = Predictor.from_run(run).predict_proba(photos)

@@ -15,7 +15,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
-from conftest import LABELS, load_bench, tiny_run  # noqa: E402
+from conftest import LABELS, load_bench  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
 from fashionstyle.training.fusion import fuse_runs  # noqa: E402
 from fashionstyle.inference.onnx_export import export_onnx  # noqa: E402
@@ -25,12 +25,6 @@ from fashionstyle.inference.predictor import combine_probs  # noqa: E402
 from fashionstyle.core.run import Member  # noqa: E402
 from fashionstyle.inference.runtimes import load_predictor  # noqa: E402
 from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> tuple[Path, list[Path]]:
-    run, _, images = tiny_run(tmp_path_factory.mktemp("export"), n=32)
-    return run, images
 
 
 def assert_same_predictions(onnx_predictor, run: Path, images: list[Path]) -> None:
@@ -44,8 +38,8 @@ def assert_same_predictions(onnx_predictor, run: Path, images: list[Path]) -> No
 
 
 @pytest.mark.slow
-def test_single_model_export(trained_run, tmp_path) -> None:
-    run, images = trained_run
+def test_single_model_export(shared_run, tmp_path) -> None:
+    run, _, images = shared_run
     files = export_onnx(run, tmp_path / "onnx")
     assert files == [tmp_path / "onnx" / "model.onnx"]
     model = onnx.load(str(files[0]))
@@ -64,8 +58,8 @@ def test_single_model_export(trained_run, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_load_predictor_exports_once_into_the_run(trained_run) -> None:
-    run, images = trained_run
+def test_load_predictor_exports_once_into_the_run(run_copy) -> None:
+    run, _, images = run_copy
     predictor = load_predictor(run, "onnx")
     assert isinstance(predictor, OnnxPredictor)
     model_file = run / "onnx" / "model.onnx"
@@ -103,8 +97,8 @@ def composite_run(tmp_path) -> Path:
 
 
 @pytest.mark.slow
-def test_multi_member_run_exports_each_member(composite_run, trained_run, tmp_path) -> None:
-    _, images = trained_run
+def test_multi_member_run_exports_each_member(composite_run, shared_run, tmp_path) -> None:
+    _, _, images = shared_run
     files = export_onnx(composite_run, tmp_path / "onnx")
     assert [f.name for f in files] == ["member_0.onnx", "member_1.onnx", "member_2.onnx"]
     meta = json.loads((tmp_path / "onnx" / "members.json").read_text())["members"]
@@ -116,8 +110,8 @@ def test_multi_member_run_exports_each_member(composite_run, trained_run, tmp_pa
 
 
 @pytest.mark.slow
-def test_tta_views_match_pytorch_for_members_of_two_image_sizes(composite_run, trained_run, tmp_path) -> None:
-    _, images = trained_run
+def test_tta_views_match_pytorch_for_members_of_two_image_sizes(composite_run, shared_run, tmp_path) -> None:
+    _, _, images = shared_run
     export_onnx(composite_run, tmp_path / "onnx")
     onnx_predictor = OnnxPredictor.from_export(tmp_path / "onnx", tta="ten-crop")
     torch_predictor = Predictor.from_run(composite_run, tta="ten-crop", retune=True)
@@ -127,8 +121,8 @@ def test_tta_views_match_pytorch_for_members_of_two_image_sizes(composite_run, t
 
 
 @pytest.mark.slow
-def test_fused_run_exports_and_matches(trained_run, tmp_path) -> None:
-    run, images = trained_run
+def test_fused_run_exports_and_matches(shared_run, tmp_path) -> None:
+    run, _, images = shared_run
     fused = fuse_runs([run, run], tmp_path / "fused", weights=[0.25, 0.75])
     predictor = load_predictor(fused.path, "onnx")
     assert sorted(p.name for p in (fused / "onnx").glob("*.onnx")) == ["member_0.onnx", "member_1.onnx"]
@@ -149,10 +143,10 @@ def test_stale_export_is_redone(composite_run) -> None:
 
 
 @pytest.mark.slow
-def test_broken_exports_are_user_errors(trained_run, tmp_path) -> None:
+def test_broken_exports_are_user_errors(shared_run, tmp_path) -> None:
     with pytest.raises(FashionStyleError, match="members.json"):
         OnnxPredictor.from_export(tmp_path)
-    run, _ = trained_run
+    run, _, _ = shared_run
     export_onnx(run, tmp_path / "onnx")
     (tmp_path / "onnx" / "model.onnx").write_bytes(b"garbage")
     with pytest.raises(FashionStyleError, match="not a loadable ONNX model"):
@@ -178,8 +172,8 @@ def test_cpu_bench_small() -> None:
 
 
 @pytest.mark.slow
-def test_members_sharing_a_model_file_share_its_export(trained_run, tmp_path) -> None:
-    run, images = trained_run
+def test_members_sharing_a_model_file_share_its_export(shared_run, tmp_path) -> None:
+    run, _, images = shared_run
     fused = fuse_runs([run, run, run], tmp_path / "fused", weights=[1, 2, 1])  # one model file, three members
     shared = RunDir(fused.path)
     model = fused / "shared.pt"

@@ -11,7 +11,8 @@ from torchvision import transforms as T
 
 from fashionstyle import FashionStyleError
 from fashionstyle.data.pipeline import tta_transform
-from fashionstyle.data.images import TTA_MODES, draft_scale, open_rgb, resize_shorter, tta_views
+from fashionstyle.core.choices import TTA_MODES
+from fashionstyle.data.images import draft_scale, open_rgb, resize_shorter, tta_views
 from fashionstyle.data.images import gather_images, list_images, scan_folder  # the listing rule
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -231,15 +231,15 @@ def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Pa
 
 
 def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
-    from fashionstyle.analysis.evaluate import label_stats
+    from fashionstyle.data.label_stats import label_stats
     (tmp_path / "c.csv").write_text("image,A,Bee\na.jpg,1,0\nb.jpg,0,0\n")
-    rows = label_stats(read_labels(tmp_path / "c.csv")).splitlines()
+    rows = label_stats(read_labels(tmp_path / "c.csv"), 1.0).splitlines()
     assert "NO POSITIVES" in rows[2] and rows[2].startswith("Bee")
     assert "NO POSITIVES" not in rows[1]
 
 
 def test_an_all_positive_label_is_warned_about_and_marked_as_an_all_negative_one(tmp_path: Path) -> None:
-    from fashionstyle.analysis.evaluate import label_stats
+    from fashionstyle.data.label_stats import label_stats
     from fashionstyle.data.labels import label_warnings
 
     (tmp_path / "c.csv").write_text("image,split,A,Bee\na.jpg,train,1,1\nb.jpg,train,0,1\nc.jpg,val,1,0\n"
@@ -247,7 +247,7 @@ def test_an_all_positive_label_is_warned_about_and_marked_as_an_all_negative_one
     table = read_labels(tmp_path / "c.csv")
     assert label_warnings(table) == [f"{tmp_path / 'c.csv'}: label Bee has no negatives in the train split: "
                                      "cannot be learned"]
-    rows = label_stats(table.split("train")).splitlines()
+    rows = label_stats(table.split("train"), 1.0).splitlines()
     assert rows[2].startswith("Bee") and rows[2].endswith("NO NEGATIVES: cannot be learned")
     assert "NO" not in rows[1]
 

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from fashionstyle import FashionStyleError
-from fashionstyle.model.losses import LOSSES, AsymmetricLoss, FocalLoss, create_loss, loss_weights
+from fashionstyle.core.config import LOSSES, TrainConfig
+from fashionstyle.data.label_stats import loss_weights
+from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, create_loss
 
 
 def test_weights_favour_the_rarer_side_and_sum_to_two() -> None:
@@ -15,7 +17,7 @@ def test_weights_favour_the_rarer_side_and_sum_to_two() -> None:
     targets[:10, 0] = 1   # 1:9
     targets[:90, 1] = 1   # 9:1
     targets[:50, 2] = 1   # balanced
-    pos, neg = loss_weights(targets)
+    pos, neg = loss_weights(targets, 1.0)
     np.testing.assert_allclose(pos, [1.8, 0.2, 1.0])
     np.testing.assert_allclose(neg, [0.2, 1.8, 1.0])
     np.testing.assert_allclose(pos + neg, 2.0)
@@ -27,13 +29,13 @@ def test_weights_favour_the_rarer_side_and_sum_to_two() -> None:
 def test_label_without_positives_gets_unit_weights() -> None:
     targets = np.zeros((10, 2), dtype=np.uint8)
     targets[:3, 1] = 1
-    pos, neg = loss_weights(targets)
+    pos, neg = loss_weights(targets, 1.0)
     assert pos[0] == 1.0 and neg[0] == 1.0
 
 
 def test_weighted_bce_matches_hand_computation() -> None:
     train = np.array([[1], [0], [0], [0]], dtype=np.uint8)  # 1:3 -> A = 1.5, B = 0.5
-    loss = create_loss("weighted_bce", train)
+    loss = create_loss("weighted_bce", train, weight_power=1.0)
     logits = torch.tensor([[0.0], [2.0]])
     targets = torch.tensor([[1.0], [0.0]])
     p = torch.sigmoid(logits)
@@ -85,10 +87,16 @@ def _value(loss: torch.nn.Module) -> float:
     return float(loss(torch.tensor(LOGITS), torch.tensor(TARGETS, dtype=torch.float32)))
 
 
-def test_losses_tuple_lists_every_loss() -> None:
-    assert LOSSES == ("weighted_bce", "bce", "focal", "asl")
+def test_every_loss_of_the_table_is_built_with_the_configs_defaults() -> None:
+    assert LOSSES.names == ("weighted_bce", "bce", "focal", "asl")
     for name in LOSSES:
         assert isinstance(create_loss(name, TRAIN), torch.nn.Module)
+    default = TrainConfig().weight_power
+    assert _value(create_loss("weighted_bce", TRAIN)) == pytest.approx(
+        _value(create_loss("weighted_bce", TRAIN, weight_power=default)))
+    assert _value(create_loss("weighted_bce", TRAIN)) != pytest.approx(
+        _value(create_loss("weighted_bce", TRAIN, weight_power=1.0)))
+
 
 
 def test_focal_loss_matches_hand_computation() -> None:
@@ -157,7 +165,7 @@ def test_create_loss_params_and_errors() -> None:
     asl = create_loss("asl", TRAIN)
     assert (asl.gamma_pos, asl.gamma_neg, asl.clip) == (0.0, 4.0, 0.05)
     # another loss's parameters are ignored
-    weighted = create_loss("weighted_bce", TRAIN, 1.0, focal_gamma=5.0, asl_clip=0.3)
+    weighted = create_loss("weighted_bce", TRAIN, weight_power=1.0, focal_gamma=5.0, asl_clip=0.3)
     torch.testing.assert_close(weighted.pos_weight, torch.tensor([4 / 3, 4 / 3, 2 / 3]))  # odds 2, 2, 1/2
     assert create_loss("asl", TRAIN, focal_alpha=None).clip == 0.05
     with pytest.raises(FashionStyleError, match="weighted_bce, bce, focal, asl"):

@@ -7,7 +7,6 @@ images, decoded images and test-time augmentation.
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,14 @@ import pytest
 from PIL import Image
 import torch
 
-from conftest import LABELS, int8_bar_off, tiny_run
+from conftest import LABELS, TinyRun, TinyRuns, int8_bar_off
 from fashionstyle import FashionStyleError, Predictor, RunDir
 from fashionstyle.cli import main
 from fashionstyle.inference.predictor import BasePredictor
-from fashionstyle.inference.runtimes import RUNTIMES, load_predictor
+from fashionstyle.core.choices import RUNTIMES
+from fashionstyle.inference.runtimes import load_predictor
 
-pytestmark = pytest.mark.slow  # every test uses a run trained in the module fixture
+pytestmark = pytest.mark.slow  # every test uses a trained run and most its ONNX exports
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx and onnxruntime not installed")
@@ -37,15 +37,15 @@ def _no_int8_bar():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    return tiny_run(tmp_path_factory.mktemp("predictors"), n=32)
+def trained(tiny_runs: TinyRuns, tmp_path_factory) -> TinyRun:
+    """A copy of the session's tiny run: each runtime writes its export into it."""
+    return tiny_runs.copy(tmp_path_factory.mktemp("predictors"))
 
 
 @pytest.fixture(scope="module")
-def flip_run(trained, tmp_path_factory) -> Path:
+def flip_run(tiny_runs: TinyRuns, tmp_path_factory) -> Path:
     """A copy of the run whose thresholds were tuned on flip-TTA validation probabilities."""
-    run = tmp_path_factory.mktemp("flip") / "run"
-    shutil.copytree(trained[0], run, ignore=shutil.ignore_patterns("onnx*"))  # exported afresh, with TTA
+    run = tiny_runs.copy(tmp_path_factory.mktemp("flip")).run  # no export yet: exported afresh, with TTA
     assert main(["tune", str(run), "--tta", "flip"]) == 0
     return run
 
@@ -213,7 +213,8 @@ def test_decoding_on_the_device_gives_the_host_pipelines_probabilities(trained, 
 
 
 def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(trained) -> None:
-    from fashionstyle.inference.torch_predictor import decodes_on_device, uses_bf16
+    from fashionstyle.data.pipeline import decodes_on_gpu
+    from fashionstyle.inference.torch_predictor import uses_bf16
 
     run, _, images = trained
     fp32 = Predictor.from_run(run)
@@ -222,11 +223,13 @@ def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(tra
     assert np.abs(bf16.predict_proba(images[:6]) - fp32.predict_proba(images[:6])).max() < 0.05
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert uses_bf16("auto", cuda) and not uses_bf16("auto", cpu) and not uses_bf16("fp32", cuda)
-    assert decodes_on_device("gpu", cuda) and not decodes_on_device("auto", cuda)
+    assert decodes_on_gpu("gpu", cuda=True) and not decodes_on_gpu("auto", cuda=True)
     with pytest.raises(FashionStyleError, match="needs a CUDA device"):
-        decodes_on_device("gpu", cpu)
+        decodes_on_gpu("gpu", cuda=False)
     with pytest.raises(FashionStyleError, match="valid: auto, cpu, gpu"):
-        decodes_on_device("nvjpeg", cpu)
+        decodes_on_gpu("nvjpeg", cuda=False)
+    with pytest.raises(FashionStyleError, match="needs a CUDA device"):
+        Predictor.from_run(run, device="cpu", decode="gpu")
     with pytest.raises(FashionStyleError, match="valid: auto, bf16, fp32"):
         Predictor.from_run(run, precision="fp16")
 
@@ -242,10 +245,9 @@ def test_predict_decode_flag_is_checked_in_one_line(trained, tmp_path, capsys) -
         assert "--decode gpu needs --runtime torch" in capsys.readouterr().err
 
 
-def test_evaluate_takes_predicts_decode_flag(trained, tmp_path, capsys) -> None:
-    run = tmp_path / "run"  # evaluate writes its scores into the run
-    shutil.copytree(trained[0], run, ignore=shutil.ignore_patterns("onnx*"))
-    argv = ["evaluate", str(run), "--labels", str(trained[1]), "--quiet"]
+def test_evaluate_takes_predicts_decode_flag(run_copy, capsys) -> None:
+    run, labels, _ = run_copy  # evaluate writes its scores into the run
+    argv = ["evaluate", str(run), "--labels", str(labels), "--quiet"]
     assert main([*argv, "--decode", "gpu"]) == 2  # no CUDA device in the tests
     err = capsys.readouterr().err.strip()
     assert "--decode gpu needs a CUDA device" in err and len(err.splitlines()) == 1

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from timm.layers import Conv2dSame  # noqa: E402
 
-from conftest import LABELS, tiny_run  # noqa: E402
+from conftest import LABELS, TinyRun, TinyRuns  # noqa: E402
 from fashionstyle import FashionStyleError, RunDir  # noqa: E402
 from fashionstyle.inference import quantize  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
@@ -28,8 +28,10 @@ from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    return tiny_run(tmp_path_factory.mktemp("quantize"), n=40)
+def trained_run(tiny_runs: TinyRuns, tmp_path_factory) -> TinyRun:
+    """A copy of the session's 40-image tiny run (16 calibration + 24 check images): its tests export,
+    quantise and evaluate into it."""
+    return tiny_runs.copy(tmp_path_factory.mktemp("quantize"), n=40)
 
 
 def op_types(path: Path) -> set[str]:

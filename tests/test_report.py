@@ -321,13 +321,11 @@ def test_gallery_falls_back_to_val_and_shows_the_audit(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_report(tmp_path_factory) -> tuple[Path, Path]:
+def tiny_report(tiny_runs, tmp_path_factory) -> tuple[Path, Path]:
     """`fashionstyle report RUN --labels FILE` of a tiny trained and evaluated run: (labels, out folder)."""
-    from conftest import tiny_run
-
     from fashionstyle.cli import main
 
-    run, labels, _ = tiny_run(tmp_path_factory.mktemp("report"))
+    run, labels, _ = tiny_runs.copy(tmp_path_factory.mktemp("report"))  # evaluate writes into the run
     assert main(["evaluate", str(run), "--labels", str(labels), "--split", "test"]) == 0
     out = run.parent / "report"
     assert main(["report", str(run), "--labels", str(labels), "--out", str(out)]) == 0

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,17 +105,25 @@ def test_resuming_removes_the_temporary_file_of_a_write_killed_half_way(tmp_path
     assert not killed_write.exists() and kept.read_bytes() == b"whole"
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> float:
-    """When `path` appeared (time.monotonic), polling every 10 ms while `proc` runs."""
+def _wait_until(condition: Callable[[], bool], proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
+    """Poll `condition` every 10 ms while `proc` runs; `timeout` (s) only guards against a hang."""
     deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, f"training ended before {path.name}"
+    while not condition():
+        assert proc.poll() is None, f"training ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
         time.sleep(0.01)
-    return time.monotonic()
+
+
+def _checkpointed_epochs(run: Path) -> int:
+    """How many epochs checkpoints/last.ckpt holds (written atomically: whole or absent)."""
+    import torch
+
+    last = run / "checkpoints" / "last.ckpt"
+    return torch.load(last, weights_only=False)["epoch"] + 1 if last.is_file() else 0
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
+def test_sigkill_in_epoch_3_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     """Tolerance: 1e-6 on every validation probability and threshold (CPU, same seed)."""
     labels = make_image_set(tmp_path / "data", n=64)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -124,8 +133,9 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path: Path)
     killed = tmp_path / "killed"
     proc = subprocess.Popen(_train_command(labels, killed), env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    epoch_ends = [_wait_for(killed / "epochs" / f"e00{k}.npy", proc) for k in (1, 2)]
-    time.sleep((epoch_ends[1] - epoch_ends[0]) / 2)  # half an epoch's time: into epoch 3, on any machine
+    # epoch 2's checkpoint is its last write (after e002.npy and its history row): killed in epoch 3
+    _wait_until(lambda: (killed / "epochs" / "e002.npy").exists() and _checkpointed_epochs(killed) >= 2, proc,
+                "epoch 2's checkpoint")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not RunDir(killed).manifest()["complete"]
@@ -214,13 +224,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    from conftest import tiny_run
-
-    return tiny_run(tmp_path_factory.mktemp("finished"))
-
-
 READ_ONLY_RUN = {"tune": ["tune", "{run}"],
                  "evaluate": ["evaluate", "{run}", "--labels", "{labels}", "--split", "all", "--quiet"],
                  "export": ["export", "{run}"],
@@ -230,9 +233,9 @@ READ_ONLY_RUN = {"tune": ["tune", "{run}"],
 
 
 @pytest.mark.parametrize("command", list(READ_ONLY_RUN))
-def test_a_read_only_run_is_named_in_one_line_and_left_as_it_was(finished, tmp_path: Path, monkeypatch, capsys,
+def test_a_read_only_run_is_named_in_one_line_and_left_as_it_was(shared_run, tmp_path: Path, monkeypatch, capsys,
                                                                    command: str) -> None:
-    run, labels, images = finished
+    run, labels, images = shared_run
     argv = [a.format(run=run, labels=labels, images=images[0].parent, tmp=tmp_path) for a in READ_ONLY_RUN[command]]
     before = snapshot(run)
     capsys.readouterr()
@@ -245,9 +248,9 @@ def test_a_read_only_run_is_named_in_one_line_and_left_as_it_was(finished, tmp_p
 
 
 @pytest.mark.parametrize("command", ["predict", "explain", "train"])
-def test_out_in_a_read_only_folder_is_named_in_one_line(finished, tmp_path: Path, monkeypatch, capsys,
+def test_out_in_a_read_only_folder_is_named_in_one_line(shared_run, tmp_path: Path, monkeypatch, capsys,
                                                         command: str) -> None:
-    run, labels, images = finished
+    run, labels, images = shared_run
     out = tmp_path / "locked" / "out"
     argv = {"predict": ["predict", str(run), "--images", str(images[0].parent), "--out", str(out), "--quiet"],
             "explain": ["explain", str(run), "--images", str(images[0]), "--out", str(out)],
@@ -287,9 +290,9 @@ def test_a_disk_that_fills_at_the_end_of_training_leaves_a_resumable_run(tmp_pat
     assert RunDir.open(run).manifest()["complete"]
 
 
-def test_predict_on_a_full_disk_is_named_in_one_line_and_leaves_no_output(finished, tmp_path: Path, monkeypatch,
+def test_predict_on_a_full_disk_is_named_in_one_line_and_leaves_no_output(shared_run, tmp_path: Path, monkeypatch,
                                                                           capsys) -> None:
-    run, _, images = finished
+    run, _, images = shared_run
     out = tmp_path / "pred.csv"
     argv = ["predict", str(run), "--images", str(images[0].parent), "--out", str(out), "--format", "csv", "--quiet"]
     refuse_writes(monkeypatch, tmp_path, errno.ENOSPC, folders=False)

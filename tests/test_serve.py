@@ -19,7 +19,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from conftest import LABELS, TINY_TRAIN, load_bench, make_image_set  # noqa: E402
+from conftest import LABELS, TinyRun, load_bench  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 import fashionstyle.serving.app as serve_module  # noqa: E402
@@ -28,12 +28,9 @@ from fashionstyle.serving.app import create_app, decode_image  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("serve")
-    labels = make_image_set(root / "data", n=32)
-    run = root / "run"
-    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
-    return run, labels.parent / "img"
+def trained_run(shared_run: TinyRun) -> tuple[Path, Path]:
+    """The session's tiny run (read-only: a test that exports into it takes run_copy) and its image folder."""
+    return shared_run.run, shared_run.images[0].parent
 
 
 @pytest.fixture(scope="module")
@@ -248,9 +245,10 @@ def test_missing_run_is_a_user_error(tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("no_int8_bar")
-def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, tmp_path) -> None:
+def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, run_copy) -> None:
     pytest.importorskip("onnxruntime")
-    run, images = trained_run
+    _, images = trained_run
+    run = run_copy.run  # the runtimes export into the run
     paths = sorted(images.glob("*.jpg"))[:2]
     expected = client.post("/predict", files=upload(paths)).json()["results"]
     with TestClient(create_app(run, runtime="onnx")) as onnx_client:
@@ -436,9 +434,10 @@ def test_maps_on_request_give_an_overlay_per_predicted_style(client, trained_run
 
 
 @pytest.mark.slow
-def test_maps_keep_the_limits_and_need_the_torch_runtime(trained_run) -> None:
+def test_maps_keep_the_limits_and_need_the_torch_runtime(trained_run, run_copy) -> None:
     pytest.importorskip("onnxruntime")
-    run, images = trained_run
+    _, images = trained_run
+    run = run_copy.run  # the onnx runtime exports into the run
     with TestClient(create_app(run, max_pixels=40_000)) as limited:
         response = limited.post("/predict?maps=true", files=[("files", ("big.png", png(300, 200), "image/png"))])
         assert response.status_code == 413 and "40,000 pixels per image" in response.json()["detail"]

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_run
+from conftest import TinyRun, TinyRuns
 from fashionstyle import FashionStyleError, read_labels
 from fashionstyle.cli import main
 from fashionstyle.data.image_source import ImageSource
-from fashionstyle.inference.outputs import FORMATS, merge_parts, output_format, write_part, write_predictions
+from fashionstyle.core.choices import OUTPUT_FORMATS
+from fashionstyle.inference.outputs import merge_parts, output_format, write_part, write_predictions
 from fashionstyle.inference.parts import PartsFolder
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.streaming import LoaderSettings, Progress, StreamJob
@@ -36,8 +37,9 @@ NAMES = ["Red", "Striped", "Dotted"]
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory) -> tuple[Path, Path, list[Path]]:
-    return tiny_run(tmp_path_factory.mktemp("stream"), n=40)
+def made(tiny_runs: TinyRuns) -> TinyRun:
+    """The session's 40-image tiny run; read-only (a test that writes into it takes tiny_runs.copy())."""
+    return tiny_runs.get(40)
 
 
 def _rows(n: int, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -53,7 +55,7 @@ def _same_file(a: Path, b: Path, fmt: str) -> None:
         assert a.read_bytes() == b.read_bytes()
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", OUTPUT_FORMATS.names)
 @pytest.mark.parametrize("sizes", [(3, 0, 4, 1), (0, 0), (8,)])
 def test_parts_merged_in_order_equal_one_write(tmp_path: Path, fmt: str, sizes: tuple[int, ...]) -> None:
     ids, probs, preds = _rows(sum(sizes))
@@ -241,8 +243,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path, made) -
 
 
 @pytest.mark.slow
-def test_two_process_prediction_and_evaluation_equal_one_process(tmp_path: Path, made) -> None:
-    run, labels, _ = made
+def test_two_process_prediction_and_evaluation_equal_one_process(tmp_path: Path, tiny_runs: TinyRuns) -> None:
+    run, labels, _ = tiny_runs.copy(tmp_path, n=40)  # evaluate writes into the run
     # one thread per process in both, as Lightning gives each of 2 ranks on 2 cores: the same float32 sums
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp"]

@@ -214,10 +214,3 @@ def test_rule_travels_with_the_thresholds_and_old_files_read_as_exact() -> None:
     assert restored.rule == "smooth" and restored.thresholds_ == pytest.approx(smooth.thresholds_)
     old = {k: v for k, v in smooth.to_dict().items() if k != "rule"}
     assert ThresholdTuner.from_dict(old).rule == "exact"
-
-
-def test_cli_offers_exactly_the_rules_the_tuner_knows() -> None:
-    from fashionstyle.cli import THRESHOLD_RULES
-    from fashionstyle.core.thresholds import RULES
-
-    assert THRESHOLD_RULES == RULES

@@ -50,7 +50,7 @@ def test_a_tracker_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
     def missing(*args):
         raise ModuleNotFoundError("No module named 'wandb'", name="wandb")
 
-    monkeypatch.setitem(trackers.TRACKERS, "wandb", missing)
+    monkeypatch.setattr(trackers, "wandb_logger", missing)
     with pytest.raises(FashionStyleError, match="--logger wandb needs wandb, which is not installed"):
         trackers.make_loggers(["csv", "wandb"], RunDir(tmp_path))
 
@@ -68,7 +68,7 @@ def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_pa
     def missing(*args):
         raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
 
-    monkeypatch.setitem(trackers.TRACKERS, "tensorboard", missing)
+    monkeypatch.setattr(trackers, "tensorboard_logger", missing)
     [csv] = trackers.make_loggers(list(trackers.DEFAULT_TRACKERS), RunDir(tmp_path))
     assert type(csv).__name__ == "CSVLogger"
     with pytest.raises(FashionStyleError, match="--logger tensorboard needs tensorboard"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import LABELS, TINY_TRAIN, make_image_set
+from conftest import LABELS, make_image_set
 from fashionstyle import FashionStyleError, Predictor, RunDir, ThresholdTuner
 from fashionstyle.cli import main
 from fashionstyle.data.pipeline import tta_transform
@@ -47,10 +47,8 @@ def test_flip_tta_of_flip_invariant_model_changes_nothing(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_thresholds_are_tuned_on_the_tta_that_predicts(tmp_path: Path, capsys) -> None:
-    labels = make_image_set(tmp_path / "data", n=32)
-    run = tmp_path / "run"
-    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+def test_thresholds_are_tuned_on_the_tta_that_predicts(run_copy, capsys) -> None:
+    run, labels, _ = run_copy
     before = RunDir.open(run).val_probs()[1]
     assert main(["tune", str(run), "--tta", "flip"]) == 0
     tuned = RunDir.open(run)

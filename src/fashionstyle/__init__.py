@@ -17,7 +17,7 @@ _MODULES = {  # public name -> the module that defines it
     "Explainer": "analysis.explain",
     "JD_STYLES": "data.labels", "LabelTable": "data.labels", "read_labels": "data.labels",
     "AsymmetricLoss": "model.losses", "FocalLoss": "model.losses", "WeightedBCE": "model.losses", "create_loss": "model.losses",
-    "loss_weights": "model.losses",
+    "loss_weights": "data.label_stats",
     "macro_fbeta": "core.metrics", "per_label_scores": "core.metrics",
     "StyleNet": "model.network", "create_model": "model.network", "load_model": "model.network", "save_model": "model.network",
     "Predictor": "inference.torch_predictor",
@@ -47,7 +47,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from fashionstyle.analysis.explain import Explainer
     from fashionstyle.training.fit import train
     from fashionstyle.data.labels import JD_STYLES, LabelTable, read_labels
-    from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss, loss_weights
+    from fashionstyle.data.label_stats import loss_weights
+    from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss
     from fashionstyle.core.metrics import macro_fbeta, per_label_scores
     from fashionstyle.model.network import StyleNet, create_model, load_model, save_model
     from fashionstyle.inference.torch_predictor import Predictor

@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
+from fashionstyle.core.choices import OUTPUT_FORMATS, QUANTIZATIONS, RUNTIMES, THRESHOLD_RULES, TTA_MODES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import ACCELERATORS, STRATEGIES
 
@@ -35,7 +36,7 @@ def command(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
 # -- commands ------------------------------------------------------------------
 @command
 def cmd_stats(args: argparse.Namespace) -> int:
-    from fashionstyle.analysis.evaluate import label_stats
+    from fashionstyle.data.label_stats import label_stats
     from fashionstyle.data.labels import label_warnings, read_labels
 
     table = read_labels(args.labels, args.images, args.label_names)
@@ -203,10 +204,9 @@ def _check_gpu_decode(runtime: str, accelerator: str) -> None:
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
     import torch
 
-    from fashionstyle.core.config import NO_CUDA_FOR_GPU_DECODE
+    from fashionstyle.data.pipeline import decodes_on_gpu
 
-    if accelerator == "cpu" or not torch.cuda.is_available():
-        raise FashionStyleError(NO_CUDA_FOR_GPU_DECODE)
+    decodes_on_gpu("gpu", accelerator != "cpu" and torch.cuda.is_available())
 
 
 def _placement(args: argparse.Namespace):
@@ -374,15 +374,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 # -- argument parsing ----------------------------------------------------------
-TTA_CHOICES = ("none", "flip", "five-crop", "ten-crop")  # as data.TTA_MODES (not imported: no torch here)
-THRESHOLD_RULES = ("exact", "smooth", "bootstrap")  # as thresholds.RULES (not imported: keeps --help light)
 EXTRAS = {**dict.fromkeys(("torch", "torchvision", "timm", "lightning", "matplotlib", "tensorboard"), "train"),
           **dict.fromkeys(("fastapi", "fastapi_offline", "uvicorn", "multipart", "onnxruntime"), "serve"),
           **dict.fromkeys(("onnx", "onnxscript"), "onnx"),
           "captum": "explain"}  # a missing module -> the extra that installs it
-RUNTIMES = ("torch", "onnx", "onnx-int8")  # as runtimes.RUNTIMES (not imported: it loads numpy and PIL)
-OUTPUT_FORMATS = ("jd", "csv", "json", "parquet")  # as outputs.FORMATS
-QUANTIZE = ("none", "int8")
 
 
 def _config_help(name: str) -> str:
@@ -390,6 +385,13 @@ def _config_help(name: str) -> str:
     from fashionstyle.core.config import TrainConfig
 
     return TrainConfig.__dataclass_fields__[name].metadata["help"]
+
+
+def _config_default(name: str) -> Any:
+    """TrainConfig's default of field `name`: every command that shows it uses the one value."""
+    from fashionstyle.core.config import TrainConfig
+
+    return TrainConfig.__dataclass_fields__[name].default
 
 
 def _add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -445,7 +447,7 @@ def _without_none(hint: Any) -> Any:
 
 
 def _add_tta_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tta", choices=TTA_CHOICES, default=None,
+    p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="test-time augmentation; must be the one the thresholds were tuned with "
                         "(default: that one; change it with `fashionstyle tune RUN --tta ...`)")
 
@@ -529,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", help=_config_help("labels"))
     p.add_argument("--images", default=None, help=_config_help("images"))
     p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
-    p.add_argument("--weight-power", type=float, default=1.0,
-                   help="power g of the odds in the loss weights A, B shown (default: 1, fully balanced)")
+    power = _config_default("weight_power")
+    p.add_argument("--weight-power", type=float, default=power,
+                   help=f"{_config_help('weight_power')} (default: {power}, as train's)")
 
     p = sub.add_parser("cache", help="decode and resize images once into a memory-mapped cache for training")
     p.add_argument("source", help="a label file (JD txt, label CSV or tags CSV) or a folder of images")
@@ -560,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
     _add_run_arg(p)
     p.add_argument("--beta", type=float, default=2.0, help="F-beta to tune the thresholds for (default: 2)")
-    p.add_argument("--tta", choices=TTA_CHOICES, default=None,
+    p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="predict validation again with this TTA and tune on that (default: keep the run's)")
     p.add_argument("--rule", choices=THRESHOLD_RULES, default="exact",
                    help="exact: each label's F-beta maximum on val; smooth: the maximum of the curve averaged "
@@ -661,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arg(p)
     p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize int8)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
-    p.add_argument("--quantize", choices=QUANTIZE, default="none",
+    p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
                    help="int8: static quantisation calibrated on real images, with its fidelity measured on "
                         "others; refused (nothing written) when it keeps under 99%% of the label decisions "
                         "(quantises RUN/onnx, exporting it first when missing or stale) (default: none, fp32)")

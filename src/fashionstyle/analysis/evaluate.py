@@ -7,35 +7,12 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.data.labels import LabelTable, val_images
-from fashionstyle.model.losses import label_counts, loss_weights
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import format_table, macro_fbeta, per_label_scores
 from fashionstyle.inference.torch_predictor import Predictor
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-
-
-def label_stats(table: LabelTable, weight_power: float = 1.0) -> str:
-    """The report's Table 1: positives, negatives, ratio and A/B loss weights per label."""
-    targets = table.require_targets()
-    positives, negatives = label_counts(targets)
-    pos_w, neg_w = loss_weights(targets, weight_power)
-    width = max((len(n) for n in table.label_names), default=5) + 2
-    lines = [f"{'label':<{width}}{'positives':>10}{'negatives':>10}{'pos:neg':>12}{'A':>9}{'B':>9}"]
-    for name, p, q, a, b in zip(table.label_names, positives, negatives, pos_w, neg_w):
-        mark = "  NO POSITIVES: cannot be learned" if p == 0 else "  NO NEGATIVES: cannot be learned" if q == 0 else ""
-        lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}{mark}")
-    return "\n".join(lines)
-
-
-def ratio_text(positives: int, negatives: int) -> str:
-    """`1:12` when negatives dominate, `10:1` when positives do."""
-    if positives == 0 or negatives == 0:
-        return f"{positives}:{negatives}"
-    if positives >= negatives:
-        return f"{positives / negatives:.0f}:1"
-    return f"1:{negatives / positives:.0f}"
 
 
 def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,

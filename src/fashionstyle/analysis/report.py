@@ -48,10 +48,9 @@ from fashionstyle.analysis import gallery
 from fashionstyle.analysis.audit import read_issues
 from fashionstyle.core.config import read_yaml
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.analysis.evaluate import ratio_text
 from fashionstyle.core.history import MONITOR, read_history
 from fashionstyle.data.labels import LabelTable
-from fashionstyle.model.losses import label_counts, loss_weights
+from fashionstyle.data.label_stats import label_counts, loss_weights, ratio_text
 from fashionstyle.core.metrics import per_label_scores
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner, fbeta_curve

@@ -16,17 +16,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from fashionstyle.core.choices import Choice, Registry
 from fashionstyle.core.errors import FashionStyleError
 
-LOSSES = ("weighted_bce", "bce", "focal", "asl")  # as losses.LOSSES (not imported: no torch here)
-SCHEDULES = ("plateau", "constant", "cosine", "onecycle")
-MODES = ("multi", "single")
-SELECTIONS = ("best", "per-label")
-OPTIMIZERS = ("adam", "adamw")
-TRACKERS = ("csv", "tensorboard", "mlflow", "wandb")  # as trackers.TRACKERS (not imported: no Lightning here)
-ON_BAD_IMAGE = ("skip", "fail")
-DECODERS = ("auto", "cpu", "gpu")  # where JPEGs are decoded (train, evaluate, predict: --decode)
-NO_CUDA_FOR_GPU_DECODE = "--decode gpu needs a CUDA device (none here, or --accelerator cpu); use --decode cpu or auto"
+# The choices of TrainConfig's fields (choices.py has the others). A loss names its factory, called as
+# factory(train_targets, **parameters), and maps the TrainConfig fields that are its parameters (their
+# defaults are the fields') to the factory's keywords.
+LOSSES = Registry(
+    "loss",
+    Choice("weighted_bce", "BCE with per-label weights A, B from the negative:positive odds (the report's)",
+           "fashionstyle.model.losses:weighted_bce", {"weight_power": "power"}),
+    Choice("bce", "plain BCE", "fashionstyle.model.losses:plain_bce"),
+    Choice("focal", "focal loss", "fashionstyle.model.losses:focal",
+           {"focal_gamma": "gamma", "focal_alpha": "alpha"}),
+    Choice("asl", "asymmetric loss", "fashionstyle.model.losses:asymmetric",
+           {"asl_gamma_pos": "gamma_pos", "asl_gamma_neg": "gamma_neg", "asl_clip": "clip"}))
+SCHEDULES = Registry("schedule", *(Choice(n, "") for n in ("plateau", "constant", "cosine", "onecycle")))
+MODES = Registry("mode", *(Choice(n, "") for n in ("multi", "single")))
+SELECTIONS = Registry("selection", *(Choice(n, "") for n in ("best", "per-label")))
+OPTIMIZERS = Registry("optimizer", *(Choice(n, "") for n in ("adam", "adamw")))
+TRACKERS = Registry(
+    "logger",
+    Choice("csv", "RUN/logs/csv", "fashionstyle.training.trackers:csv_logger"),
+    Choice("tensorboard", "RUN/logs/tensorboard", "fashionstyle.training.trackers:tensorboard_logger",
+           value="tensorboard"),
+    Choice("mlflow", "--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db",
+           "fashionstyle.training.trackers:mlflow_logger", value="'mlflow-skinny sqlalchemy alembic'"),
+    Choice("wandb", "offline without WANDB_API_KEY", "fashionstyle.training.trackers:wandb_logger",
+           value="wandb"))  # value: what `pip install` needs for it
+ON_BAD_IMAGE = Registry("bad-image policy", *(Choice(n, "") for n in ("skip", "fail")))
+DECODERS = Registry(  # where JPEGs are decoded (train, evaluate, predict: --decode)
+    "decoder", Choice("auto", "cpu until measured otherwise"), Choice("cpu", "loader workers, libjpeg-turbo"),
+    Choice("gpu", "nvJPEG, batched; CUDA only"))
 # Named starting points: a recipe's values replace the defaults; YAML and flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
@@ -45,7 +66,7 @@ GROUPS = {
 }
 
 
-def _option(group: str, default: Any, help: str, choices: tuple[str, ...] | None = None,
+def _option(group: str, default: Any, help: str, choices: Registry | None = None,
             flag: bool = True) -> Any:
     """A TrainConfig field with its help text, section and valid values (flag=False: YAML only)."""
     assert group in GROUPS, group
@@ -98,9 +119,7 @@ class TrainConfig:
     hidden: int = _option("model", 1024, "units of the head's hidden FC layer")
     dropout: float = _option("model", 0.5, "dropout before the last FC layer, in [0, 1)")
 
-    loss: str = _option("loss", "weighted_bce", "weighted_bce: BCE with per-label weights A, B from the "
-                                                "negative:positive odds (the report's); bce: plain BCE; "
-                                                "focal: focal loss; asl: asymmetric loss", LOSSES)
+    loss: str = _option("loss", "weighted_bce", LOSSES.help(), LOSSES)
     weight_power: float = _option("loss", 0.5, "weighted_bce: power g of the odds in A and B; "
                                                 "0 = plain BCE weights, 1 = fully balanced")
     focal_gamma: float = _option("loss", 2.0, "focal: focusing exponent, >= 0 (0 = none)")
@@ -153,7 +172,7 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             for item in (value if isinstance(value, list) else [value]) if f.metadata["choices"] else []:
-                _choice(f.name, item, f.metadata["choices"])
+                _choice(f.name, item, tuple(f.metadata["choices"]))
         if not 0.0 < self.backbone_lr_scale <= 1.0:
             raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -13,16 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from fashionstyle.core.choices import THRESHOLD_RULES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import as_binary, check_beta, check_label_pair, fbeta_from_counts
 
-__all__ = ["RULES", "ThresholdTuner", "best_threshold", "fbeta_curve", "rule_threshold"]
+__all__ = ["ThresholdTuner", "best_threshold", "fbeta_curve", "rule_threshold"]
 
 # How a label's threshold is chosen from its validation scores:
 #   exact      the argmax of F-beta over every distinct score (best_threshold)
 #   smooth     the argmax of the F-beta curve averaged over +-SMOOTH_WIDTH
 #   bootstrap  the argmax of the F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows
-RULES = ("exact", "smooth", "bootstrap")
 SMOOTH_WIDTH = 0.05
 BOOTSTRAP_SAMPLES = 200
 _GRID = np.linspace(0.0, 1.0, 1001)
@@ -111,13 +111,12 @@ def fbeta_curve(
 
 def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, default: float = 0.5,
                    rule: str = "exact", seed: int = 0) -> tuple[float, float]:
-    """(threshold, F-beta on these scores at it) chosen by `rule` (see RULES).
+    """(threshold, F-beta on these scores at it) chosen by `rule` (see choices.THRESHOLD_RULES).
 
     The smooth and bootstrap rules pick from a 1001-point grid on [0, 1]: flatter
     choices that trade a little validation F-beta for less over-fitting to it.
     """
-    if rule not in RULES:
-        raise FashionStyleError(f"unknown threshold rule {rule!r}; valid: {', '.join(RULES)}")
+    THRESHOLD_RULES.check(rule)
     exact = best_threshold(scores, targets, beta, default)
     if rule == "exact" or math.isnan(exact[1]):
         return exact

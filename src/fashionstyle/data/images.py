@@ -18,11 +18,11 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from fashionstyle.core.choices import TTA_MODES
 from fashionstyle.core.errors import FashionStyleError
 
 BAD_IMAGE_POLICIES = ("skip", "fail")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # what Pillow decodes
-TTA_MODES = ("none", "flip", "five-crop", "ten-crop")
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
 
 
@@ -191,9 +191,7 @@ def gather_images(paths: Sequence[str | Path], recursive: bool = False) -> tuple
 
 
 def check_tta_mode(tta: str) -> str:
-    if tta not in TTA_MODES:
-        raise FashionStyleError(f"unknown TTA {tta!r}; valid: {', '.join(TTA_MODES)}")
-    return tta
+    return TTA_MODES.check(tta).name
 
 
 def resize_shorter(image: Image.Image, size: int) -> Image.Image:

@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as F2
 
+from fashionstyle.core.config import DECODERS
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import (BAD_IMAGE_POLICIES, IMAGE_SUFFIXES, TTA_MODES, center_crop, check_policy,  # noqa: F401
+from fashionstyle.data.images import (BAD_IMAGE_POLICIES, IMAGE_SUFFIXES, center_crop, check_policy,  # noqa: F401
                      check_tta_mode, draft_scale, five_crop, list_images, open_checked, open_rgb, resize_size,
                      to_rgb)
 from fashionstyle.data.labels import LabelTable, stratified_split
@@ -103,6 +104,16 @@ def decode_jpegs_or_none(jpegs: Sequence[EncodedJpeg], device: str | torch.devic
         except RuntimeError:
             out.append(None)
     return out
+
+
+def decodes_on_gpu(decode: str, cuda: bool) -> bool:
+    """Whether JPEGs are decoded on the GPU (nvJPEG), for training and prediction alike: only when asked
+    for ("gpu"; "auto" decodes on the host until bench/infer_speed.py and bench/train_speed.py show the
+    GPU decoder ahead), and refused in one line when `cuda` (a CUDA device will run the model) is False."""
+    if DECODERS.check(decode).name == "gpu" and not cuda:
+        raise FashionStyleError("--decode gpu needs a CUDA device (none here, --accelerator cpu or --device cpu); "
+                                "use --decode cpu or auto")
+    return decode == "gpu"
 
 
 def read_for_device(path: str | Path, min_side: int | None = None) -> EncodedJpeg | torch.Tensor:

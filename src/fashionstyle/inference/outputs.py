@@ -26,27 +26,29 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import OUTPUT_FORMATS
 from fashionstyle.core.errors import FashionStyleError
 
-FORMATS = ("jd", "csv", "json", "parquet")
-SUFFIXES = {"jd": ".txt", "csv": ".csv", "json": ".json", "parquet": ".parquet"}
-BY_SUFFIX = {suffix: fmt for fmt, suffix in SUFFIXES.items()}
-COMMA_TEXT = {"jd", "csv"}  # either may be named .txt or .csv
 PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
 LABEL_SEPARATOR = ";"  # between the predicted names in a CSV's labels column
+COMMA_TEXT = {"jd", "csv"}  # either may be named .txt or .csv
+
+
+def writer(fmt: str) -> "Writer":
+    """The writer of output format `fmt` (choices.OUTPUT_FORMATS), or "npz" (parts of probabilities)."""
+    if fmt == "npz":
+        return NpzWriter()
+    return OUTPUT_FORMATS.check(fmt).load()()
 
 
 def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise FashionStyleError(f"unknown output format {fmt!r}; valid: {', '.join(FORMATS)}")
-    if fmt == "parquet":
-        _pyarrow()
+    writer(fmt).check()
     return fmt
 
 
@@ -54,12 +56,12 @@ def output_format(out: str | Path, fmt: str | None) -> str:
     """`fmt`, or the one `out`'s extension names (.txt jd, .csv, .json, .parquet; others: jd); a format
     that contradicts the extension (csv into .parquet, json into .csv, ...) is refused."""
     suffix = Path(out).suffix.lower()
-    by_name = BY_SUFFIX.get(suffix)
+    by_name = {writer(name).suffix: name for name in OUTPUT_FORMATS}.get(suffix)
     if fmt is None:
         return check_format(by_name or "jd")
     if by_name is not None and by_name != fmt and not {fmt, by_name} <= COMMA_TEXT:
         raise FashionStyleError(f"--format {fmt} contradicts --out {out} (a {suffix} file holds {by_name}); "
-                                f"drop --format or use a {SUFFIXES[fmt]} name")
+                                f"drop --format or use a {writer(fmt).suffix} name")
     return check_format(fmt)
 
 
@@ -73,43 +75,19 @@ def write_predictions(path: str | Path, fmt: str, ids: Sequence[str], probs: np.
                       predictions: np.ndarray, label_names: Sequence[str],
                       thresholds: np.ndarray | None = None) -> Path:
     """All rows at once: the file a merge of their parts gives."""
-    if check_format(fmt) == "parquet":
-        return atomic.write_atomic(path, lambda f: _pyarrow().parquet.write_table(
-            _table(ids, probs, predictions, label_names, thresholds), f))
-    any_rows = bool(len(ids))
-    return atomic.write_text(path, _head(fmt, label_names) + _opening(fmt, any_rows)
-                              + _body(fmt, ids, probs, predictions, label_names) + _tail(fmt, any_rows))
+    return writer(fmt).write(Path(path), Rows(ids, probs, predictions, label_names, thresholds))
 
 
 def write_part(path: Path, fmt: str, ids: Sequence[str], probs: np.ndarray, predictions: np.ndarray,
                label_names: Sequence[str], thresholds: np.ndarray | None = None) -> Path:
     """One chunk's rows, atomically (a part is either whole or absent); "npz" keeps ids and probabilities."""
-    if fmt == "npz":
-        return atomic.write_npz(path, ids=np.array(ids, dtype=str), probs=np.asarray(probs, np.float32))
-    if fmt == "parquet":
-        return write_predictions(path, fmt, ids, probs, predictions, label_names, thresholds)
-    return atomic.write_text(path, _body(fmt, ids, probs, predictions, label_names))
+    return writer(fmt).write_part(Path(path), Rows(ids, probs, predictions, label_names, thresholds))
 
 
 def merge_parts(parts: Sequence[Path], path: str | Path, fmt: str, label_names: Sequence[str],
                 thresholds: np.ndarray | None = None) -> Path:
     """The parts, in order, as one file at `path` (atomic; streamed one part at a time)."""
-    if fmt == "parquet":
-        return _merge_parquet(parts, path, label_names, thresholds)
-
-    def copy(f) -> None:
-        f.write(_head(fmt, label_names).encode())
-        wrote = False
-        for part in parts:
-            if part.stat().st_size == 0:
-                continue
-            f.write((",\n" if wrote and fmt == "json" else _opening(fmt, not wrote)).encode())
-            with part.open("rb") as src:
-                shutil.copyfileobj(src, f, 1 << 20)
-            wrote = True
-        f.write(_tail(fmt, wrote).encode())
-
-    return atomic.write_atomic(path, copy)
+    return writer(fmt).merge(parts, Path(path), label_names, thresholds)
 
 
 def read_npz_parts(parts: Sequence[Path], n_labels: int) -> tuple[list[str], np.ndarray]:
@@ -137,31 +115,138 @@ class _Lines(list):
         self.append(line[:-2] + "\n")
 
 
-def _head(fmt: str, label_names: Sequence[str]) -> str:
-    return csv_text([["id", *map(spreadsheet_safe, label_names), "labels"]]) if fmt == "csv" else ""
+class Rows(NamedTuple):
+    """Some images' predictions: ids, probabilities (N, L), 0/1 decisions (N, L), label names, thresholds."""
+
+    ids: Sequence[str]
+    probs: np.ndarray
+    predictions: np.ndarray
+    label_names: Sequence[str]
+    thresholds: np.ndarray | None = None
 
 
-def _opening(fmt: str, first_rows: bool) -> str:
-    """What goes before the first rows: JSON's "[\n"."""
-    return "[\n" if fmt == "json" and first_rows else ""
+class Writer:
+    """One output format. Text formats are a head, the rows (written in parts) and a tail; merging
+    parts copies them between head and tail, so that parts merged give the file written at once."""
 
+    suffix = ""
+    separator = ""  # between the rows of two parts (JSON's comma)
 
-def _tail(fmt: str, any_rows: bool) -> str:
-    if fmt != "json":
+    def check(self) -> None:
+        """Refuse, in one line, a format whose package is missing."""
+
+    def head(self, label_names: Sequence[str]) -> str:
         return ""
-    return "\n]\n" if any_rows else "[]\n"
+
+    def rows(self, rows: Rows) -> str:
+        raise NotImplementedError
+
+    def opening(self, first_rows: bool) -> str:
+        return ""
+
+    def tail(self, any_rows: bool) -> str:
+        return ""
+
+    def write(self, path: Path, rows: Rows) -> Path:
+        any_rows = bool(len(rows.ids))
+        return atomic.write_text(path, self.head(rows.label_names) + self.opening(any_rows) + self.rows(rows)
+                                 + self.tail(any_rows))
+
+    def write_part(self, path: Path, rows: Rows) -> Path:
+        return atomic.write_text(path, self.rows(rows))
+
+    def merge(self, parts: Sequence[Path], path: Path, label_names: Sequence[str],
+              thresholds: np.ndarray | None) -> Path:
+        def copy(f) -> None:
+            f.write(self.head(label_names).encode())
+            wrote = False
+            for part in parts:
+                if part.stat().st_size == 0:
+                    continue
+                f.write((self.separator if wrote else self.opening(True)).encode())
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
+                wrote = True
+            f.write(self.tail(wrote).encode())
+
+        return atomic.write_atomic(path, copy)
 
 
-def _body(fmt: str, ids: Sequence[str], probs: np.ndarray, predictions: np.ndarray,
-          label_names: Sequence[str]) -> str:
-    """The rows of `fmt` (JSON records joined by ",\\n", without the list's brackets)."""
-    if fmt == "jd":
-        return csv_text([i, *map(str, row)] for i, row in zip(ids, predictions.astype(int)))
-    if fmt == "csv":
-        return csv_text([spreadsheet_safe(i), *(f"{p:.6f}" for p in prob), _names(pred, label_names)]
-                        for i, prob, pred in zip(ids, probs, predictions))
-    records = [_json_record(i, prob, pred, label_names) for i, prob, pred in zip(ids, probs, predictions)]
-    return ",\n".join(records)
+class JdWriter(Writer):
+    """The contest's submission: `id,l1,...,lL` with 0/1 flags, no header, ids unescaped."""
+
+    suffix = ".txt"
+
+    def rows(self, rows: Rows) -> str:
+        return csv_text([i, *map(str, row)] for i, row in zip(rows.ids, rows.predictions.astype(int)))
+
+
+class CsvWriter(Writer):
+    """`id,<labels>,labels`: probabilities with 6 decimals, the predicted names joined by ";"."""
+
+    suffix = ".csv"
+
+    def head(self, label_names: Sequence[str]) -> str:
+        return csv_text([["id", *map(spreadsheet_safe, label_names), "labels"]])
+
+    def rows(self, rows: Rows) -> str:
+        return csv_text([spreadsheet_safe(i), *(f"{p:.6f}" for p in prob), _names(pred, rows.label_names)]
+                        for i, prob, pred in zip(rows.ids, rows.probs, rows.predictions))
+
+
+class JsonWriter(Writer):
+    """A list of {id, labels, probs} (indent 1)."""
+
+    suffix = ".json"
+    separator = ",\n"
+
+    def rows(self, rows: Rows) -> str:  # the records, without the list's brackets
+        return ",\n".join(_json_record(i, prob, pred, rows.label_names)
+                           for i, prob, pred in zip(rows.ids, rows.probs, rows.predictions))
+
+    def opening(self, first_rows: bool) -> str:
+        return "[\n" if first_rows else ""
+
+    def tail(self, any_rows: bool) -> str:
+        return "\n]\n" if any_rows else "[]\n"
+
+
+class ParquetWriter(Writer):
+    """Columns id, one float32 probability column per label, labels (list of names); thresholds in
+    the metadata. Parts are Parquet files too; the merge streams their row groups."""
+
+    suffix = ".parquet"
+
+    def check(self) -> None:
+        _pyarrow()
+
+    def write(self, path: Path, rows: Rows) -> Path:
+        return atomic.write_atomic(path, lambda f: _pyarrow().parquet.write_table(_table(rows), f))
+
+    def write_part(self, path: Path, rows: Rows) -> Path:
+        return self.write(path, rows)
+
+    def merge(self, parts: Sequence[Path], path: Path, label_names: Sequence[str],
+              thresholds: np.ndarray | None) -> Path:
+        pq = _pyarrow().parquet
+        empty = np.zeros((0, len(label_names)), np.float32)
+        schema = _table(Rows([], empty, empty.astype(np.uint8), label_names, thresholds)).schema
+
+        def copy(f) -> None:
+            with pq.ParquetWriter(f, schema) as out:
+                for part in parts:
+                    out.write_table(pq.read_table(part).replace_schema_metadata(schema.metadata))
+
+        return atomic.write_atomic(path, copy)
+
+
+class NpzWriter(Writer):
+    """Parts of ids and probabilities (evaluate's), merged by read_npz_parts, not into a file."""
+
+    suffix = ".npz"
+
+    def write_part(self, path: Path, rows: Rows) -> Path:
+        return atomic.write_npz(path, ids=np.array(rows.ids, dtype=str), probs=np.asarray(rows.probs, np.float32))
 
 
 def _names(pred: np.ndarray, label_names: Sequence[str]) -> str:
@@ -185,28 +270,14 @@ def _pyarrow():
     return pyarrow
 
 
-def _table(ids: Sequence[str], probs: np.ndarray, predictions: np.ndarray, label_names: Sequence[str],
-           thresholds: np.ndarray | None):
+def _table(rows: Rows):
     pa = _pyarrow()
-    columns = {"id": pa.array(list(ids), pa.string())}
-    for k, name in enumerate(label_names):
-        columns[name] = pa.array(np.asarray(probs[:, k], np.float32), pa.float32())
-    names = np.array(label_names, dtype=object)
-    columns["labels"] = pa.array([list(names[row.astype(bool)]) for row in predictions], pa.list_(pa.string()))
-    metadata = {"fashionstyle": json.dumps({"label_names": list(label_names), "thresholds":
-                                            None if thresholds is None else [float(t) for t in thresholds]})}
+    columns = {"id": pa.array(list(rows.ids), pa.string())}
+    for k, name in enumerate(rows.label_names):
+        columns[name] = pa.array(np.asarray(rows.probs[:, k], np.float32), pa.float32())
+    names = np.array(rows.label_names, dtype=object)
+    columns["labels"] = pa.array([list(names[row.astype(bool)]) for row in rows.predictions],
+                                 pa.list_(pa.string()))
+    thresholds = None if rows.thresholds is None else [float(t) for t in rows.thresholds]
+    metadata = {"fashionstyle": json.dumps({"label_names": list(rows.label_names), "thresholds": thresholds})}
     return pa.table(columns).replace_schema_metadata(metadata)
-
-
-def _merge_parquet(parts: Sequence[Path], path: str | Path, label_names: Sequence[str],
-                   thresholds: np.ndarray | None) -> Path:
-    pq = _pyarrow().parquet
-    empty = np.zeros((0, len(label_names)), np.float32)
-    schema = _table([], empty, empty.astype(np.uint8), label_names, thresholds).schema
-
-    def copy(f) -> None:
-        with pq.ParquetWriter(f, schema) as writer:
-            for part in parts:
-                writer.write_table(pq.read_table(part).replace_schema_metadata(schema.metadata))
-
-    return atomic.write_atomic(path, copy)

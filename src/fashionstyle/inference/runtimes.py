@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fashionstyle.core.choices import RUNTIMES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.inference.predictor import BasePredictor, check_tta
 from fashionstyle.core.run import RunDir
-
-RUNTIMES = {"torch": None, "onnx": "fp32", "onnx-int8": "int8"}  # runtime -> ONNX export precision
-
 
 def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None,
                    device: str = "auto", decode: str = "auto") -> BasePredictor:
@@ -23,9 +21,8 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
     `tta` must be the one the run's thresholds were tuned with (the default); `device` is
     PyTorch's (ONNX Runtime predicts on the CPU).
     """
-    if runtime not in RUNTIMES:
-        raise FashionStyleError(f"unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}")
-    if runtime == "torch":
+    precision = RUNTIMES.check(runtime).value  # the ONNX export's; None: PyTorch
+    if precision is None:
         require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from fashionstyle.inference.torch_predictor import Predictor
 
@@ -36,18 +33,18 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     folder = ensure_export(run, runtime, tta)
-    return OnnxPredictor.from_run(run, folder, RUNTIMES[runtime], tta=tta)
+    return OnnxPredictor.from_run(run, folder, precision, tta=tta)
 
 
 def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | None:
     """The ONNX export folder `runtime` predicts from, made (or redone) first when missing or stale;
     None for PyTorch. Callers that write outputs call it before creating them."""
-    if RUNTIMES.get(runtime) is None:
+    precision = RUNTIMES.check(runtime).value
+    if precision is None:
         return None
     from fashionstyle.inference.onnx_predictor import EXPORT_DIRS, export_is_current
 
     check_tta(run, tta)  # before a possibly long export
-    precision = RUNTIMES[runtime]
     folder = run / EXPORT_DIRS[precision]
     if not export_is_current(run, folder, precision):
         require_torch(f"{folder}: no current {precision} ONNX export of {run.path} to serve without PyTorch; "

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fashionstyle.data.pipeline import (DeviceInput, EncodedJpeg, EvalViews, ImageDataset, collate_skipping, collate_unstacked,
+from fashionstyle.data.pipeline import (decodes_on_gpu, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, collate_skipping, collate_unstacked,
                    decode_image, decode_jpegs_or_none, read_for_device, resize_size)
-from fashionstyle.core.config import DECODERS
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.model.network import StyleNet, load_model
 from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
@@ -43,19 +42,6 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def decodes_on_device(decode: str, device: torch.device) -> bool:
-    """Whether JPEGs are decoded on the device (nvJPEG): only asked for ("gpu"), and only on CUDA.
-
-    "auto" decodes on the host (DataLoader workers) until bench/infer_speed.py shows the GPU
-    decoder ahead on the card it runs on.
-    """
-    if decode not in DECODERS:
-        raise FashionStyleError(f"unknown decoder {decode!r}; valid: {', '.join(DECODERS)}")
-    if decode == "gpu" and device.type != "cuda":
-        raise FashionStyleError(f"--decode gpu needs a CUDA device (predicting on {device})")
-    return decode == "gpu"
 
 
 def uses_bf16(precision: str, device: torch.device) -> bool:
@@ -100,7 +86,7 @@ class Predictor(BasePredictor):
         self.device = pick_device(device)
         cuda = self.device.type == "cuda"
         self.pin_memory = cuda
-        self.decode_on_device = decodes_on_device(decode, self.device)
+        self.decode_on_device = decodes_on_gpu(decode, self.device.type == "cuda")
         self.bf16 = uses_bf16(precision, self.device)
         self.channels_last = cuda
         self.tta = tta

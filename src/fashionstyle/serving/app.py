@@ -59,7 +59,8 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.images import to_rgb
 from fashionstyle.serving.label_info import label_descriptions, read_label_info
 from fashionstyle.core.run import RunDir
-from fashionstyle.inference.runtimes import RUNTIMES, load_predictor
+from fashionstyle.core.choices import RUNTIMES
+from fashionstyle.inference.runtimes import load_predictor
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_IMAGES = 16
@@ -521,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="most pixels of all of one request's images")
     parser.add_argument("--decoders", type=int, default=DEFAULT_DECODERS,
                         help="most requests decoding images at once (bounds memory)")
-    parser.add_argument("--runtime", choices=tuple(RUNTIMES), default="torch")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch")
     parser.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT,
                         help="seconds a connection may take to send a request's headers")
     parser.add_argument("--label-info", default=None, help="CSV label,description: shown on hover in the page")

@@ -23,7 +23,7 @@ from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.core.ranks import is_secondary_process
-from fashionstyle.training.loop import decodes_on_gpu, train_multi
+from fashionstyle.training.loop import train_multi, training_decodes_on_gpu
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -58,7 +58,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     if folds < 2:
         raise FashionStyleError(f"--folds must be at least 2, got {folds}")
     config.validate()
-    decodes_on_gpu(config)  # refused before anything is written
+    training_decodes_on_gpu(config)  # refused before anything is written
     if resume:
         check_same_folds(RunDir(out), folds)  # before anything is read or written
     pool = labelled_pool(config)

@@ -15,10 +15,10 @@ from fashionstyle.core.run import RunDir
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
     """Train the run `config.mode` asks for; returns the finished run directory."""
-    from fashionstyle.training.loop import decodes_on_gpu, train_multi
+    from fashionstyle.training.loop import train_multi, training_decodes_on_gpu
 
     config.validate()
-    decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
+    training_decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
     if config.mode == "single":
         from fashionstyle.training.single_label import train_single
 

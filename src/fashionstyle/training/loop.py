@@ -35,8 +35,8 @@ from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.training import labelwise
 from fashionstyle.data.cache import image_opener
-from fashionstyle.core.config import NO_CUDA_FOR_GPU_DECODE, TrainConfig
-from fashionstyle.data.pipeline import (Batch, DeviceCrops, DeviceInput, EpochShuffle, EvalViews, ImageDataset, TrainCrop,
+from fashionstyle.core.config import LOSSES, TrainConfig
+from fashionstyle.data.pipeline import (decodes_on_gpu, Batch, DeviceCrops, DeviceInput, EpochShuffle, EvalViews, ImageDataset, TrainCrop,
                    collate_skipping, collate_unstacked, decode_image, drop_bad_images, read_for_device,
                    resize_size, train_val_split)
 from fashionstyle.core.errors import FashionStyleError
@@ -257,13 +257,11 @@ def show_progress_bar(config: TrainConfig) -> bool:
     return config.progress and sys.stdout.isatty()
 
 
-def decodes_on_gpu(config: TrainConfig) -> bool:
+def training_decodes_on_gpu(config: TrainConfig) -> bool:
     """Whether training JPEGs are decoded on the GPU: only asked for (decode "gpu"; "auto" is the host
     until bench/train_speed.py shows nvJPEG ahead), and refused without CUDA or with a cache."""
-    if config.decode != "gpu":
+    if not decodes_on_gpu(config.decode, config.accelerator != "cpu" and torch.cuda.is_available()):
         return False
-    if config.accelerator == "cpu" or not torch.cuda.is_available():
-        raise FashionStyleError(NO_CUDA_FOR_GPU_DECODE)
     if config.cache:
         raise FashionStyleError("--decode gpu decodes JPEG files and --cache gives decoded images; drop one")
     return True
@@ -360,7 +358,7 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
                 tables: tuple[LabelTable, LabelTable, list] | None = None) -> RunDir:
     """Train one model over all labels of `tables` (default: read from the config)."""
     check_backbone(config.backbone)  # before any label file is read: a typo fails first, alone
-    decode_on_device = decodes_on_gpu(config)
+    decode_on_device = training_decodes_on_gpu(config)
     run = RunDir(out)
     last = run / "checkpoints" / "last.ckpt"
     checks = resume and not is_secondary_process()  # DDP ranks started by Lightning or torchrun share rank 0's folder
@@ -379,10 +377,8 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         write_config(run, config)
         run.write_label_names(train_table.label_names)
     loaders = make_loaders(config, train_table, val_table, decode_on_device)
-    loss = create_loss(config.loss, train_table.targets, config.weight_power,
-                       focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha,
-                       asl_gamma_pos=config.asl_gamma_pos, asl_gamma_neg=config.asl_gamma_neg,
-                       asl_clip=config.asl_clip)
+    loss = create_loss(config.loss, train_table.targets,
+                       **{field: getattr(config, field) for field in LOSSES[config.loss].params})
     module = StyleModule(model, loss, config)
     with quiet_lightning():
         trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])

