@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny labelled image sets made in tmp_path; no network, CPU only."""
+"""Shared fixtures: tiny labelled image sets made in tmp_path, tiny runs trained once per session; no network,
+CPU only."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
 from typing import NamedTuple  # noqa: E402
@@ -81,7 +83,8 @@ def fingerprint(folder: Path) -> dict[str, tuple[int, int]]:
 
 class TinyRuns:
     """tiny_run()s trained once per session, one per image count, shared by every test: read-only.
-    A test that writes into a run (tune, evaluate, export, thresholds) takes a copy()."""
+    A test that writes into a run (tune, evaluate, export, thresholds) takes a copy(); one that writes
+    into a shared run fails (see shared_runs_unchanged)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -100,16 +103,30 @@ class TinyRuns:
         return shared._replace(run=Path(shutil.copytree(shared.run, folder / name)))
 
     def changed(self) -> list[str]:
-        """The shared runs whose files a test changed."""
-        return [str(self.root / f"n{n}") for n, before in self.fingerprints.items()
-                if fingerprint(self.root / f"n{n}") != before]
+        """The shared runs whose files changed since the last call."""
+        changed = []
+        for n, before in self.fingerprints.items():
+            self.fingerprints[n] = fingerprint(self.root / f"n{n}")
+            if self.fingerprints[n] != before:
+                changed.append(str(self.root / f"n{n}"))
+        return changed
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory):
+def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyRuns]:
     runs = TinyRuns(tmp_path_factory.mktemp("tiny_runs"))
     yield runs
-    assert not runs.changed(), f"a test wrote into a shared run (take tiny_runs.copy() instead): {runs.changed()}"
+    changed = runs.changed()
+    assert not changed, f"a module fixture wrote into the shared run(s) {changed}: take tiny_runs.copy()"
+
+
+@pytest.fixture(autouse=True)
+def shared_runs_unchanged(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails a test that wrote into a shared run."""
+    yield
+    if "tiny_runs" in request.fixturenames:
+        changed = request.getfixturevalue("tiny_runs").changed()
+        assert not changed, f"this test wrote into the shared run(s) {changed}: take run_copy or tiny_runs.copy()"
 
 
 @pytest.fixture(scope="session")

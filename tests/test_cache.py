@@ -13,7 +13,8 @@ from conftest import TINY_TRAIN, load_bench, make_image_set
 from fashionstyle import FashionStyleError
 from fashionstyle.data.cache import ImageCache, build_cache, cache_size, image_opener, square
 from fashionstyle.cli import main
-from fashionstyle.data.pipeline import decode_image, drop_bad_images, eval_transform, open_rgb
+from fashionstyle.data.images import open_rgb
+from fashionstyle.data.pipeline import decode_image, drop_bad_images, eval_transform
 from fashionstyle.data.labels import read_labels
 
 

@@ -83,6 +83,6 @@ def test_a_resumed_run_logs_to_the_same_mlflow_and_wandb_runs(tmp_path, monkeypa
     first = make_loggers(["mlflow", "wandb"], run, uri)
     again = make_loggers(["mlflow", "wandb"], run, uri)  # as after --resume
     assert again[0].run_id == first[0].run_id
-    assert again[1]._id == first[1]._id
+    assert first[1].version and again[1].version == first[1].version  # the W&B run id, without starting it
     other = make_loggers(["mlflow"], RunDir(tmp_path / "other"), uri)
     assert other[0].run_id != first[0].run_id

@@ -41,16 +41,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .api import StyleTagger, load
+    from fashionstyle.analysis.explain import Explainer
     from fashionstyle.core.config import TrainConfig
     from fashionstyle.core.errors import FashionStyleError
-    from fashionstyle.analysis.explain import Explainer
-    from fashionstyle.training.fit import train
-    from fashionstyle.data.labels import JD_STYLES, LabelTable, read_labels
-    from fashionstyle.data.label_stats import loss_weights
-    from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss
     from fashionstyle.core.metrics import macro_fbeta, per_label_scores
-    from fashionstyle.model.network import StyleNet, create_model, load_model, save_model
-    from fashionstyle.inference.torch_predictor import Predictor
     from fashionstyle.core.run import RunDir
     from fashionstyle.core.thresholds import ThresholdTuner, best_threshold, fbeta_curve
+    from fashionstyle.data.label_stats import loss_weights
+    from fashionstyle.data.labels import JD_STYLES, LabelTable, read_labels
+    from fashionstyle.inference.torch_predictor import Predictor
+    from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss
+    from fashionstyle.model.network import StyleNet, create_model, load_model, save_model
+    from fashionstyle.training.fit import train
+
+    from .api import StyleTagger, load

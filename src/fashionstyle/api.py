@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.inference.hub import hub_to_run, is_hub_folder
 from fashionstyle.data.images import check_policy, list_images
+from fashionstyle.inference.hub import hub_to_run, is_hub_folder
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.runtimes import load_predictor
 
@@ -74,8 +74,8 @@ class StyleTagger:
 
     def _results(self, items: list[ImageInput]) -> list[dict[str, Any]]:
         probs = self._probabilities(items)
-        decided = self.predictor.tuner.predict(np.nan_to_num(probs))
-        return [self._result(_name(item, i), p, d) for i, (item, p, d) in enumerate(zip(items, probs, decided))]
+        styles = self.predictor.decided_names(probs)
+        return [self._result(_name(item, i), p, s) for i, (item, p, s) in enumerate(zip(items, probs, styles))]
 
     def _probabilities(self, items: list[ImageInput]) -> np.ndarray:
         """(N, L) in input order: files through the predictor's reader, decoded images directly."""
@@ -90,11 +90,10 @@ class StyleTagger:
             probs[rows] = self.predictor.predict_proba_images([_to_image(items[i], i) for i in rows])
         return probs
 
-    def _result(self, name: str, probs: np.ndarray, chosen: np.ndarray) -> dict[str, Any]:
+    def _result(self, name: str, probs: np.ndarray, styles: list[str]) -> dict[str, Any]:
         if np.isnan(probs).any():  # skipped as unreadable (on_bad="skip")
             return {"image": name, "styles": None, "scores": None, "error": "unreadable image"}
-        order = np.argsort(-probs, kind="stable")
-        return {"image": name, "styles": [self.label_names[j] for j in order if chosen[j]],
+        return {"image": name, "styles": styles,
                 "scores": {n: float(p) for n, p in zip(self.label_names, probs)}}
 
 

@@ -53,10 +53,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 @command
 def cmd_cache(args: argparse.Namespace) -> int:
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.data.cache import INDEX, build_cache
     from fashionstyle.data.images import gather_images
     from fashionstyle.data.labels import read_labels
-    from fashionstyle.core.overwrite import refuse_overwriting_inputs
 
     source = Path(args.source)
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / INDEX]},
@@ -74,8 +74,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
-    from fashionstyle.training.fit import train
     from fashionstyle.core.ranks import is_secondary_process
+    from fashionstyle.training.fit import train
 
     run = train(_train_config(args), args.out, resume=args.resume)
     if is_secondary_process():
@@ -118,9 +118,9 @@ def _print_validation(run) -> int:
 @command
 def cmd_tune(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import tune_run
-    from fashionstyle.data.labels import read_labels
     from fashionstyle.core.model_card import write_model_card
     from fashionstyle.core.run import RunDir
+    from fashionstyle.data.labels import read_labels
 
     run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
@@ -133,12 +133,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import evaluate_run, format_scores
-    from fashionstyle.inference.jobs import evaluate_probs
-    from fashionstyle.data.labels import read_labels
     from fashionstyle.core.model_card import write_model_card
     from fashionstyle.core.ranks import needs_launch
     from fashionstyle.core.run import RunDir
-    from fashionstyle.inference.runtimes import load_predictor
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.inference.jobs import evaluate_probs
+    from fashionstyle.inference.runtimes import predictor_for
 
     run = RunDir.open(args.run)
     loader = _loader(args)  # --decode gpu checked before anything is read
@@ -148,12 +148,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     suffix = "" if args.runtime == "torch" else f"_{args.runtime}"  # keep each runtime's scores
     probs = None
     if needs_launch(args.devices, args.num_nodes):
-        probs = evaluate_probs(run, part, split, args.runtime, args.tta, loader, _placement(args))
+        probs = evaluate_probs(run, part, split, _predict_settings(args), loader, _placement(args))
         if probs is None:
             return 0  # rank 0 scores
     scores = evaluate_run(run, part, split, progress=not args.quiet, batch_size=args.batch_size,
                           num_workers=args.num_workers, on_bad=args.on_bad_image, suffix=suffix,
-                          predictor=load_predictor(run.path, args.runtime, args.tta, decode=args.decode),
+                          predictor=predictor_for(run.path, _predict_settings(args), decode=args.decode),
                           probs=probs)
     print(format_scores(scores["label_names"], scores, title=f"{split} ({scores['n_images']} images)"))
     if scores["skipped_images"]:
@@ -166,19 +166,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
+    from fashionstyle.core.run import RunDir
     from fashionstyle.data.image_source import ImageSource
     from fashionstyle.inference.jobs import predict_job
     from fashionstyle.inference.outputs import output_format
-    from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
-    from fashionstyle.core.run import RunDir
 
     run = RunDir.open(args.run)
     fmt = output_format(args.out, args.format)
     refuse_overwriting_inputs({"--out": [args.out, f"{args.out}.skipped.txt"]},
                               {"--images": args.images, "--image-dir": args.image_dir, "run": run_inputs(run)})
     source = ImageSource.open(args.images, args.image_dir, args.recursive)
-    done = predict_job(run, source, args.out, fmt, args.runtime, args.tta, _loader(args),
-                       args.resume, _placement(args))
+    done = predict_job(run, source, args.out, fmt, _predict_settings(args), _loader(args), args.resume,
+                       _placement(args))
     if done is None:
         return 0  # rank 0 merges and reports
     print(f"{done.kept} predictions ({fmt}) written to {done.path}")
@@ -187,6 +187,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if left:
         print(f"left out {' and '.join(left)}, listed with the reason in {done.path}.skipped.txt")
     return 0
+
+
+def _predict_settings(args: argparse.Namespace):
+    """What predict and evaluate predict with, as given on the command line."""
+    from fashionstyle.inference.predictor import PredictSettings
+
+    return PredictSettings(args.runtime, args.tta)
 
 
 def _loader(args: argparse.Namespace):
@@ -236,10 +243,10 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 @command
 def cmd_report(args: argparse.Namespace) -> int:
-    from fashionstyle.data.labels import read_labels
-    from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.analysis.report import write_report
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.core.run import RunDir
+    from fashionstyle.data.labels import read_labels
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / "index.html"]},
                               {"--labels": args.labels, "--audit": args.audit})
@@ -254,10 +261,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 @command
 def cmd_audit(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.audit import audit_run, write_issues
-    from fashionstyle.data.labels import read_labels
     from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
-    from fashionstyle.data.relabel import write_cleaned
     from fashionstyle.core.run import RunDir
+    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.relabel import write_cleaned
 
     if (args.fix is None) != (args.cleaned is None):
         raise FashionStyleError("--fix and --cleaned go together: --fix flip|drop --cleaned OUT")
@@ -292,11 +299,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from fashionstyle.data.pipeline import list_images
-    from fashionstyle.inference.onnx_export import EXPORT_DIRS, export_run
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
-    from fashionstyle.inference.quantize import fidelity_problem, format_fidelity, read_fidelity
     from fashionstyle.core.run import RunDir
+    from fashionstyle.data.images import list_images
+    from fashionstyle.inference.onnx_export import EXPORT_DIRS, export_run
+    from fashionstyle.inference.quantize import fidelity_problem, format_fidelity, read_fidelity
 
     if args.format == "hub":
         return _export_hub(args)
@@ -321,9 +328,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_hub(args: argparse.Namespace) -> int:
-    from fashionstyle.inference.hub import export_hub
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.core.run import RunDir
+    from fashionstyle.inference.hub import export_hub
 
     if args.quantize != "none" or args.calibration or args.force:
         raise FashionStyleError("--quantize, --calibration and --force apply to --format onnx only")
@@ -338,8 +345,8 @@ def _export_hub(args: argparse.Namespace) -> int:
 
 @command
 def cmd_download(args: argparse.Namespace) -> int:
-    from fashionstyle.data.download import FAILURES_CSV, download_images, format_summary, read_url_list
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
+    from fashionstyle.data.download import FAILURES_CSV, download_images, format_summary, read_url_list
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / FAILURES_CSV]}, {"list": args.list})
     summary = download_images(read_url_list(args.list), args.out, workers=args.num_workers,
@@ -357,11 +364,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 @command
 def cmd_explain(args: argparse.Namespace) -> int:
-    from fashionstyle.core import atomic
     from fashionstyle.analysis.explain_page import explain_run
+    from fashionstyle.core import atomic
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.data.images import gather_images
     from fashionstyle.inference.outputs import csv_text
-    from fashionstyle.core.overwrite import refuse_overwriting_inputs
 
     images, left_out = gather_images(args.images, args.recursive)
     refuse_overwriting_inputs({"--out": args.out}, {"--images": images})  # it writes only new names inside --out

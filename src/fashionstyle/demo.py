@@ -13,9 +13,9 @@ import shutil
 import time
 from pathlib import Path
 
+from fashionstyle.analysis.evaluate import evaluate_run, format_scores
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.analysis.evaluate import evaluate_run, format_scores
 from fashionstyle.data.labels import read_labels
 from fashionstyle.data.synthetic import make_dataset
 from fashionstyle.model.weights import bundled_weights

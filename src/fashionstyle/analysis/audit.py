@@ -25,8 +25,8 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import LabelTable
 from fashionstyle.core.run import RunDir
+from fashionstyle.data.labels import LabelTable
 
 ISSUE_COLUMNS = ("image", "label", "given", "probability", "score", "flagged", "id")
 

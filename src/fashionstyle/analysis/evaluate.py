@@ -6,13 +6,13 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core import atomic
-from fashionstyle.data.labels import LabelTable, val_images
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import format_table, macro_fbeta, per_label_scores
-from fashionstyle.inference.torch_predictor import Predictor
-from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.labels import LabelTable, val_images
+from fashionstyle.inference.predictor import BasePredictor
+from fashionstyle.inference.torch_predictor import Predictor
 
 
 def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,

@@ -39,10 +39,10 @@ from PIL import Image
 from torch import nn
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.pipeline import EvalViews
-from fashionstyle.data.labels import unknown_label_message
-from fashionstyle.inference.torch_predictor import Predictor
 from fashionstyle.core.run import RunDir
+from fashionstyle.data.labels import unknown_label_message
+from fashionstyle.data.pipeline import EvalViews
+from fashionstyle.inference.torch_predictor import Predictor
 
 DISPLAY = 224  # side of the displayed crop and its maps, in pixels
 MIN_SIDE = 4  # smallest feature map explained (h and w); see target_layer and the module docstring
@@ -109,10 +109,10 @@ class Explainer:
         self.cams: dict[int, LayerGradCam] = {}  # one per distinct model
         for member in predictor.members:
             if id(member.model) not in self.cams:
-                size = predictor.preprocessing[member.view][0]
+                size = predictor.preprocessing[member.view].image_size
                 layer = target_layer(member.model.backbone, size)
                 self.cams[id(member.model)] = LayerGradCam(member.model, layer)
-        self.views = [EvalViews(size) for size, _, _ in predictor.preprocessing]  # the centre crop, no TTA
+        self.views = [EvalViews(p.image_size) for p in predictor.preprocessing]  # the centre crop, no TTA
 
     @classmethod
     def from_run(cls, run: str | Path | RunDir, device: str = "auto") -> "Explainer":
@@ -127,8 +127,7 @@ class Explainer:
         (requested ones are always shown); the most probable label when none is predicted."""
         names = self.label_names
         check_labels(requested, names)
-        flags = self.predictor.tuner.predict(probs[None])[0]
-        ranked = [names[j] for j in np.argsort(-probs, kind="stable") if flags[j]] or [names[int(np.argmax(probs))]]
+        ranked = self.predictor.decided_names(probs[None])[0] or [names[int(np.argmax(probs))]]
         chosen = list(dict.fromkeys(requested))
         chosen += [n for n in ranked if n not in chosen][:max(0, labels_to_show - len(chosen))]
         return chosen
@@ -141,7 +140,7 @@ class Explainer:
 
     def photo(self, image: Image.Image) -> Image.Image:
         """The centre crop of `image` that the (first) member model sees, D x D."""
-        box = crop_box(image.size, self.predictor.preprocessing[0][0])
+        box = crop_box(image.size, self.predictor.preprocessing[0].image_size)
         return image.resize((DISPLAY, DISPLAY), Image.BILINEAR, box=box)
 
     def maps(self, image: Image.Image, labels: Sequence[str]) -> dict[str, np.ndarray]:

@@ -16,11 +16,19 @@ from typing import Sequence
 
 import numpy as np
 
+from fashionstyle.analysis.explain import (
+    OVERLAY_ALPHA,
+    Explainer,
+    Explanation,
+    check_labels,
+    jet,
+    open_torch_run,
+    overlay,
+)
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.analysis.explain import OVERLAY_ALPHA, Explainer, Explanation, check_labels, jet, open_torch_run, overlay
-from fashionstyle.data.images import open_rgb
 from fashionstyle.core.run import RunDir
+from fashionstyle.data.images import open_rgb
 
 
 def safe_name(name: str) -> str:
@@ -74,7 +82,7 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
 
 def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) -> str:
     names, thresholds = explainer.label_names, explainer.predictor.thresholds
-    predicted = [n for n, on in zip(names, explainer.predictor.tuner.predict(shown.probs[None])[0]) if on]
+    predicted = explainer.predictor.decided_names(shown.probs[None])[0]
     rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
                    f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
     figures = "".join(f'<figure><img src="{folder}/{map_file(names, n)}" alt="{html.escape(n)}">'

@@ -24,12 +24,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from fashionstyle.core import atomic
 from fashionstyle.analysis.audit import Issue
+from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import open_rgb
 from fashionstyle.data.labels import LabelTable
-from fashionstyle.core.thresholds import ThresholdTuner
 
 THUMB_PX = 256  # the file; shown at TILE_PX (sharp on a phone's dense screen)
 PER_KIND = 4

@@ -43,17 +43,18 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure  # figures made without pyplot: no global backend, Agg on savefig
 from matplotlib.lines import Line2D
 
-from fashionstyle.core import atomic
 from fashionstyle.analysis import gallery
 from fashionstyle.analysis.audit import read_issues
+from fashionstyle.core import atomic
 from fashionstyle.core.config import read_yaml
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.history import MONITOR, read_history
-from fashionstyle.data.labels import LabelTable
-from fashionstyle.data.label_stats import label_counts, loss_weights, ratio_text
 from fashionstyle.core.metrics import per_label_scores
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner, fbeta_curve
+from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.label_stats import label_counts, loss_weights, ratio_text
+from fashionstyle.data.labels import LabelTable
 
 __all__ = ["write_report"]
 
@@ -835,7 +836,8 @@ def run_normalisation(run: RunDir) -> tuple[list[float], list[float]]:
     import torch
 
     record = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return list(record["mean"]), list(record["std"])
+    preprocessing = Preprocessing.of(record)
+    return list(preprocessing.mean), list(preprocessing.std)
 
 
 def audit_section(path: str | Path, thumbs: gallery.Thumbnails) -> list[str]:

@@ -37,9 +37,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from fashionstyle.core import atomic
-from fashionstyle.data.pipeline import decode_image, shorter_side_to
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.images import center_crop, resize_size
+from fashionstyle.data.pipeline import decode_image, shorter_side_to
 
 CACHE_FORMAT = 3  # 3: EXIF orientation applied, 16-bit images scaled to 8 bits
 INDEX = "index.json"

@@ -13,7 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -61,6 +61,24 @@ def draft_scale(size: tuple[int, int], min_side: int | None) -> int:
     """The largest JPEG DCT scale-down (1, 2, 4 or 8) that keeps the shorter side of `size` >= `min_side`."""
     short = min(size)
     return next((s for s in (8, 4, 2) if min_side and short // s >= min_side), 1)
+
+
+class Preprocessing(NamedTuple):
+    """How a model's input is made: the square side, and the mean and std it is normalised by.
+    Saved in every model file, ONNX export and hub folder; read from any of them by `of`."""
+
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any]) -> "Preprocessing":
+        """The preprocessing a model record (model.pt, an ONNX export's member, a hub config) names."""
+        return cls(int(record["image_size"]), tuple(float(v) for v in record["mean"]),
+                   tuple(float(v) for v in record["std"]))
+
+    def to_record(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "mean": list(self.mean), "std": list(self.std)}
 
 
 def resize_size(image_size: int) -> int:
@@ -222,6 +240,17 @@ def five_crop(pixels: np.ndarray, size: int) -> list[np.ndarray]:
             _crop(pixels, h - size, w - size, size), center_crop(pixels, size)]
 
 
+def tta_crops(pixels: Any, size: int, tta: str, mirror: Callable[[Any], Any] = lambda p: p[:, ::-1]) -> list:
+    """The crops of test-time mode `tta` from (H, W, ...) pixels, numpy or torch (`mirror` flips the
+    width): none, the centre crop; flip, it and its mirror; five-crop; ten-crop, the five and those of
+    the mirrored pixels."""
+    if tta in ("none", "flip"):
+        centre = center_crop(pixels, size)
+        return [centre, mirror(centre)] if tta == "flip" else [centre]
+    crops = five_crop(pixels, size)
+    return crops + five_crop(mirror(pixels), size) if tta == "ten-crop" else crops
+
+
 def tta_views(image_size: int, mean: Sequence[float], std: Sequence[float],
               tta: str = "none") -> Callable[[Image.Image], np.ndarray]:
     """Test-time views of one RGB PIL image, stacked: (T, 3, H, W) float32 with T = 1, 2, 5 or 10.
@@ -235,19 +264,9 @@ def tta_views(image_size: int, mean: Sequence[float], std: Sequence[float],
     mean32 = np.asarray(mean, np.float32).reshape(1, 3, 1, 1)
     std32 = np.asarray(std, np.float32).reshape(1, 3, 1, 1)
 
-    def crops(pixels: np.ndarray) -> list[np.ndarray]:  # (H, W, 3) -> T x (S, S, 3)
-        if tta == "none":
-            return [center_crop(pixels, image_size)]
-        if tta == "flip":
-            centre = center_crop(pixels, image_size)
-            return [centre, centre[:, ::-1]]
-        if tta == "five-crop":
-            return five_crop(pixels, image_size)
-        return five_crop(pixels, image_size) + five_crop(pixels[:, ::-1], image_size)
-
     def views(image: Image.Image) -> np.ndarray:
         pixels = np.asarray(resize_shorter(image, resize))  # (H, W, 3) uint8
-        stack = np.stack(crops(pixels)).transpose(0, 3, 1, 2).astype(np.float32)  # (T, 3, S, S)
+        stack = np.stack(tta_crops(pixels, image_size, tta)).transpose(0, 3, 1, 2).astype(np.float32)  # (T, 3, S, S)
         stack /= np.float32(255)
         stack -= mean32
         stack /= std32

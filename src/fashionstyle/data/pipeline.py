@@ -24,15 +24,25 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler, default_collate
-from tqdm.auto import tqdm
 from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as F2
+from tqdm.auto import tqdm
 
 from fashionstyle.core.config import DECODERS
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import (BAD_IMAGE_POLICIES, IMAGE_SUFFIXES, center_crop, check_policy,  # noqa: F401
-                     check_tta_mode, draft_scale, five_crop, list_images, open_checked, open_rgb, resize_size,
-                     to_rgb)
+from fashionstyle.data.images import (  # noqa: F401
+    BAD_IMAGE_POLICIES,
+    IMAGE_SUFFIXES,
+    check_policy,
+    check_tta_mode,
+    draft_scale,
+    list_images,
+    open_checked,
+    open_rgb,
+    resize_size,
+    to_rgb,
+    tta_crops,
+)
 from fashionstyle.data.labels import LabelTable, stratified_split
 
 try:  # torchvision.io's image decoders are deprecated from 0.29 (for TorchCodec): Pillow when gone
@@ -163,17 +173,6 @@ def shorter_side_to(image: torch.Tensor, size: int) -> torch.Tensor:
     return resize_uint8(image, (new_long, size) if h >= w else (size, new_long))
 
 
-def _hwc_views(pixels: torch.Tensor, size: int, tta: str) -> list[torch.Tensor]:
-    """The TTA crops of (H, W, ...) pixels, as images.tta_views takes them."""
-    if tta == "none":
-        return [center_crop(pixels, size)]
-    if tta == "flip":
-        centre = center_crop(pixels, size)
-        return [centre, centre.flip(1)]
-    crops = five_crop(pixels, size)
-    return crops if tta == "five-crop" else crops + five_crop(pixels.flip(1), size)
-
-
 class EvalViews:
     """Test-time views of one image as (T, 3, S, S) uint8: shorter side to S/0.875, centre crop
     (and flips or corner crops, see images.tta_views). Takes a decoded tensor or a PIL image."""
@@ -188,7 +187,7 @@ class EvalViews:
     def of_batch(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8 images of one size, on any device -> (N, T, 3, S, S) uint8."""
         pixels = shorter_side_to(images, self.resize).permute(2, 3, 0, 1)  # (H, W, N, 3)
-        views = torch.stack(_hwc_views(pixels, self.image_size, self.tta))  # (T, S, S, N, 3)
+        views = torch.stack(tta_crops(pixels, self.image_size, self.tta, lambda p: p.flip(1)))  # (T, S, S, N, 3)
         return views.permute(3, 0, 4, 1, 2).contiguous()
 
     def centre(self, image: Image.Image | torch.Tensor) -> torch.Tensor:

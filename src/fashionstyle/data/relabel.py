@@ -16,8 +16,8 @@ from typing import Callable
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import _META_COLUMNS, LabelTable, canonical_label, file_layout
 from fashionstyle.core.overwrite import refuse_overwriting_inputs
+from fashionstyle.data.labels import _META_COLUMNS, LabelTable, canonical_label, file_layout
 
 FIXES = ("flip", "drop")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")

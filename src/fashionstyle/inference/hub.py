@@ -25,6 +25,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.model_card import model_card
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.images import Preprocessing
 
 HUB_LIBRARY = "fashionstyle"  # config.json's library_name
 
@@ -79,7 +80,7 @@ def hub_config(run: RunDir, record: dict[str, Any]) -> dict[str, Any]:
         "id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)},
         "thresholds": {n: float(t) for n, t in zip(names, tuner.thresholds_)},
         "threshold_tuner": tuner.to_dict(), "tta": run.tta(),
-        "preprocessing": {"image_size": record["image_size"], "mean": record["mean"], "std": record["std"],
+        "preprocessing": {**Preprocessing.of(record).to_record(),
                           "resize": "shorter side to image_size, then centre crop", "channels": "RGB"},
     }
 
@@ -97,10 +98,9 @@ def hub_to_run(folder: str | Path, out: str | Path) -> RunDir:
         raise FashionStyleError(f"{weights}: missing from the hub folder")
     try:
         names = [config["id2label"][str(i)] for i in range(int(config["num_labels"]))]
-        pre = config["preprocessing"]
         record = {"format": MODEL_FORMAT, "backbone": config["backbone"], "label_names": names,
-                  "hidden": config["hidden"], "dropout": config["dropout"], "image_size": pre["image_size"],
-                  "mean": pre["mean"], "std": pre["std"]}
+                  "hidden": config["hidden"], "dropout": config["dropout"],
+                  **Preprocessing.of(config["preprocessing"]).to_record()}
         tuner = ThresholdTuner.from_dict(config["threshold_tuner"])
     except (KeyError, TypeError, ValueError) as err:
         raise FashionStyleError(f"{folder / 'config.json'}: not a fashionstyle hub config "

@@ -1,6 +1,7 @@
 """`predict` and `evaluate` as jobs: streamed in chunks, resumable, on one process or many ranks.
 
-    out, kept, unreadable, left_out = predict_job(run, ImageSource.open("list.csv"), "preds.csv", "csv")
+    out, kept, unreadable, left_out = predict_job(run, ImageSource.open("list.csv"), "preds.csv", "csv",
+                                                  PredictSettings(runtime="onnx"))
     probs = evaluate_probs(run, table, "test", placement=Placement("cpu", devices=2))  # None off rank 0
 
 Global rank 0 prepares the parts folder before the other ranks exist (Fabric starts
@@ -16,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.ranks import is_secondary_process, launch_ranks
+from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource, ListSource
 from fashionstyle.data.labels import LabelTable
 from fashionstyle.inference.outputs import read_npz_parts
-from fashionstyle.inference.predictor import check_tta
-from fashionstyle.core.ranks import is_secondary_process, launch_ranks
-from fashionstyle.core.run import RunDir
-from fashionstyle.inference.runtimes import ensure_export, load_predictor
+from fashionstyle.inference.predictor import PredictSettings
+from fashionstyle.inference.runtimes import ensure_export, predictor_for
 from fashionstyle.inference.streaming import DEFAULT_CHUNK, LoaderSettings, StreamJob, Written
 
 
@@ -36,30 +37,30 @@ class Placement:
     strategy: str = "ddp"
 
 
-def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str, runtime: str = "torch",
-                tta: str | None = None, loader: LoaderSettings | None = None, resume: bool = False,
-                placement: Placement | None = None) -> Written | None:
+def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str,
+                settings: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None,
+                resume: bool = False, placement: Placement | None = None) -> Written | None:
     """Predict `source` into `out`; on global rank 0 what was written (streaming.Written), else None."""
-    job = _job(run, source, Path(out), fmt, runtime, tta, loader or LoaderSettings())
+    job = _job(run, source, Path(out), fmt, settings, loader or LoaderSettings())
     if not is_secondary_process():
-        ensure_export(run, runtime, tta)  # an export that fails leaves no output folder behind
+        ensure_export(run, settings.runtime, settings.tta)  # an export that fails leaves no output folder behind
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-    return _run(job, run, runtime, tta, placement or Placement())
+    return _run(job, run, settings, placement or Placement())
 
 
-def evaluate_probs(run: RunDir, table: LabelTable, split: str, runtime: str = "torch", tta: str | None = None,
+def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: PredictSettings = PredictSettings(),
                    loader: LoaderSettings | None = None, placement: Placement | None = None) -> np.ndarray | None:
     """Probabilities (N, L) of the table's images (NaN rows: unreadable) on global rank 0, else None."""
     source = ListSource(table.ids, list(table.images), {"labels": table.source, "split": split})
     placement = placement or Placement()
     loader = replace(loader or LoaderSettings(), chunk_size=_even_chunk(len(table), placement))
-    job = _job(run, source, run / f".eval_{split}_{runtime}", "npz", runtime, tta, loader)
+    job = _job(run, source, run / f".eval_{split}_{settings.runtime}", "npz", settings, loader)
     if not is_secondary_process():
         job.folder.remove()  # an evaluation always starts afresh
         job.prepare(resume=False)
-    if _run(job, run, runtime, tta, placement) is None:
+    if _run(job, run, settings, placement) is None:
         return None
     _, probs = read_npz_parts(job.folder.parts(job.chunks), len(job.label_names))
     job.folder.remove()
@@ -72,20 +73,18 @@ def _even_chunk(images: int, placement: Placement) -> int:
     return max(1, min(DEFAULT_CHUNK, -(-images // ranks)))
 
 
-def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, runtime: str,
-         tta: str | None, loader: LoaderSettings) -> StreamJob:
-    identity = {"run": str(run.path.resolve()), "models": _model_files(run), "runtime": runtime,
-                "tta": check_tta(run, tta)}
+def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
+         loader: LoaderSettings) -> StreamJob:
+    identity = {"run": str(run.path.resolve()), "models": _model_files(run), **settings.identity(run)}
     return StreamJob(source, out, fmt, run.label_names(), run.thresholds().thresholds_, loader, identity)
 
 
-def _run(job: StreamJob, run: RunDir, runtime: str, tta: str | None,
-         placement: Placement) -> Written | None:
+def _run(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Placement) -> Written | None:
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
     try:
         if ranks.rank != 0:
             job.wait_ready()
-        job.run(load_predictor(run.path, runtime, tta, device=ranks.device, decode=job.loader.decode),
+        job.run(predictor_for(run.path, settings, device=ranks.device, decode=job.loader.decode),
                 ranks.rank, ranks.world)
     except BaseException as error:
         if ranks.rank != 0 and job.folder.path.is_dir():

@@ -19,11 +19,20 @@ import torch
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.model.network import StyleNet, load_model
-from fashionstyle.inference.onnx_predictor import (EXPORT_DIRS, EXPORT_FOLDER, EXPORT_FORMAT, INPUT_NAME, OUTPUT_NAME,
-                             check_precision, export_is_current, source_fingerprint)
-from fashionstyle.inference.predictor import check_coverage
 from fashionstyle.core.run import RunDir
+from fashionstyle.data.images import Preprocessing
+from fashionstyle.inference.onnx_predictor import (
+    EXPORT_DIRS,
+    EXPORT_FOLDER,
+    EXPORT_FORMAT,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    check_precision,
+    export_is_current,
+    source_fingerprint,
+)
+from fashionstyle.inference.predictor import check_coverage
+from fashionstyle.model.network import StyleNet, load_model
 
 OPSET = 17
 
@@ -94,7 +103,8 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
             raise FashionStyleError(f"{member.model}: does not predict {', '.join(unknown)}")
         if member.model not in files:
             files[member.model] = "model.onnx" if distinct == 1 else f"member_{k}.onnx"
-            written.append(export_model(model, out / files[member.model], int(record["image_size"]), opset))
+            written.append(export_model(model, out / files[member.model], Preprocessing.of(record).image_size,
+                                        opset))
         records.append({
             "file": files[member.model], "source": os.path.relpath(member.model, run.path),
             "source_fingerprint": source_fingerprint(Path(member.model)),
@@ -102,8 +112,7 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
             "columns": [outputs.index(n) for n in member.labels],
             "targets": [names.index(n) for n in member.labels],
             "labels": list(member.labels), "weight": float(member.weight),
-            "image_size": int(record["image_size"]),
-            "mean": [float(v) for v in record["mean"]], "std": [float(v) for v in record["std"]],
+            **Preprocessing.of(record).to_record(),
         })
     check_coverage(names, [r["targets"] for r in records])
     atomic.write_json(out / "labels.json", {"label_names": names})

@@ -33,10 +33,10 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import resize_size, tta_views
-from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.images import Preprocessing, resize_size, tta_views
+from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
 
 EXPORT_FORMAT = 1
 EXPORT_FOLDER = "the ONNX export folder (run `fashionstyle export` first)"
@@ -132,12 +132,12 @@ class OnnxPredictor(BasePredictor):
             raise FashionStyleError(f"{self.export_dir}: {len(self.tuner.thresholds_)} thresholds "
                                     f"for {len(self.label_names)} labels")
         options = session_options(threads)
-        keys: list[tuple] = []
+        keys: list[Preprocessing] = []
         sessions: dict[Path, Any] = {}  # one session per file, shared by the members that use it
         self.members: list[OnnxMember] = []
         for record in meta["members"]:
             file = self.export_dir / record["file"]
-            key = (int(record["image_size"]), tuple(record["mean"]), tuple(record["std"]))
+            key = Preprocessing.of(record)
             if key not in keys:
                 keys.append(key)
             if file not in sessions:
@@ -145,8 +145,8 @@ class OnnxPredictor(BasePredictor):
             self.members.append(OnnxMember(sessions[file], list(record["columns"]), list(record["targets"]),
                                            float(record["weight"]), keys.index(key), file))
         check_coverage(self.label_names, [m.targets for m in self.members])
-        self.transforms = [tta_views(size, mean, std, tta) for size, mean, std in keys]
-        self.min_side = max(resize_size(size) for size, _, _ in keys)  # as the torch Predictor decodes files
+        self.transforms = [tta_views(*p, tta) for p in keys]
+        self.min_side = max(resize_size(p.image_size) for p in keys)  # as the torch Predictor decodes files
 
     @classmethod
     def from_export(cls, export_dir: str | Path, **kwargs: Any) -> "OnnxPredictor":

@@ -4,6 +4,7 @@
     probs = predictor.predict_proba(["a.jpg", "b.jpg"])       # (N, L) float32, NaN rows for skipped images
     probs = predictor.predict_proba_images([pil_image])       # (N, L) for decoded images
     labels = predictor.predict(["a.jpg"])                     # (N, L) 0/1 at predictor.thresholds
+    labels = predictor.decide(probs)                          # the one place probabilities become labels
 
 A subclass sets `label_names`, `tuner`, `tta` and `transforms` (one test-time
 view stack (T, 3, H, W) per distinct preprocessing of its members) and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -26,9 +28,23 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import check_policy, open_rgb, to_rgb
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.images import check_policy, open_rgb, to_rgb
+
+
+@dataclass(frozen=True)
+class PredictSettings:
+    """What a prediction is made with besides the run: the engine and the test-time views (and how
+    labels are decided, in `BasePredictor.decide`). One record from the command line to every rank;
+    a streamed job records it, so that a resume cannot mix settings."""
+
+    runtime: str = "torch"    # choices.RUNTIMES
+    tta: str | None = None    # None: the one the run's thresholds were tuned with
+
+    def identity(self, run: RunDir) -> dict[str, Any]:
+        """The settings as a streamed job's parts record them (the TTA resolved against the run)."""
+        return {**asdict(self), "tta": check_tta(run, self.tta)}
 
 
 class BasePredictor(ABC):
@@ -40,6 +56,7 @@ class BasePredictor(ABC):
     transforms: list[Callable]    # PIL image -> (T, 3, H, W) views, one per distinct preprocessing
     pin_memory: bool = False
     min_side: int | None = None   # JPEG files at least twice this decode reduced (images.open_rgb), as in training
+    settings: PredictSettings = PredictSettings()
 
     @property
     def thresholds(self) -> np.ndarray:
@@ -103,7 +120,18 @@ class BasePredictor(ABC):
 
     def predict(self, images: Sequence[str | Path], **kwargs: Any) -> np.ndarray:
         """0/1 labels (N, L) at the run's tuned thresholds; `kwargs` as predict_proba's."""
-        return self.tuner.predict(self.predict_proba(images, **kwargs))
+        return self.decide(self.predict_proba(images, **kwargs))
+
+    def decide(self, probs: np.ndarray) -> np.ndarray:
+        """0/1 labels (N, L) for probabilities (N, L): each label at its tuned threshold. A row of NaN
+        (an image left out) decides nothing. Every caller turns probabilities into labels here."""
+        return self.tuner.predict(np.nan_to_num(probs, nan=-np.inf))
+
+    def decided_names(self, probs: np.ndarray) -> list[list[str]]:
+        """The names decide() gives each row, most probable first."""
+        decided = self.decide(probs)
+        return [[self.label_names[j] for j in np.argsort(-np.nan_to_num(p, nan=-np.inf), kind="stable") if on[j]]
+                for p, on in zip(probs, decided)]
 
 
 def combine_probs(n_images: int, n_labels: int,

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from fashionstyle.core import atomic
-from fashionstyle.data.pipeline import open_rgb
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import tta_views
+from fashionstyle.data.images import Preprocessing, open_rgb, tta_views
 from fashionstyle.inference.onnx_predictor import OnnxPredictor
 
 if TYPE_CHECKING:
@@ -70,7 +69,7 @@ class _CalibrationReader:
     """onnxruntime CalibrationDataReader: preprocessed batches of readable images."""
 
     def __init__(self, images: Sequence[Path], record: dict[str, Any], input_name: str):
-        views = tta_views(int(record["image_size"]), record["mean"], record["std"])  # the ONNX runtime's own
+        views = tta_views(*Preprocessing.of(record))  # the ONNX runtime's own
         self.batches = self._batches(images, lambda image: torch.from_numpy(views(image)[0]))
         self.input_name = input_name
 
@@ -257,7 +256,7 @@ def measure_fidelity(fp32_dir: Path, int8_dir: Path, images: Sequence[Path], cal
         return unmeasured
     p32, p8 = p32[readable], p8[readable]
     diff = np.abs(p8 - p32)
-    same = reference.tuner.predict(p32) == reference.tuner.predict(p8)
+    same = reference.decide(p32) == reference.decide(p8)
     return Fidelity(calibrated, int(readable.sum()), float(diff.max()), float(diff.mean()),
                     float(same.mean()), float(same.all(axis=1).mean()))
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from fashionstyle.core.choices import RUNTIMES
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.inference.predictor import BasePredictor, check_tta
 from fashionstyle.core.run import RunDir
+from fashionstyle.inference.predictor import BasePredictor, PredictSettings, check_tta
+
 
 def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None,
                    device: str = "auto", decode: str = "auto") -> BasePredictor:
@@ -34,6 +35,14 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
     run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     folder = ensure_export(run, runtime, tta)
     return OnnxPredictor.from_run(run, folder, precision, tta=tta)
+
+
+def predictor_for(run_dir: str | Path | RunDir, settings: PredictSettings, device: str = "auto",
+                  decode: str = "auto") -> BasePredictor:
+    """load_predictor as `settings` ask (runtime, TTA), the settings kept on the predictor for decide()."""
+    predictor = load_predictor(run_dir, settings.runtime, settings.tta, device, decode)
+    predictor.settings = settings
+    return predictor
 
 
 def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | None:

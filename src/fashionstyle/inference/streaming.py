@@ -141,7 +141,7 @@ class StreamJob:
         else:
             skipped.unlink(missing_ok=True)
         kept = [i for i, good in zip(ids, ok) if good]
-        write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.tuner.predict(probs[ok]),
+        write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.decide(probs[ok]),
                    self.label_names, self.thresholds)
         self.folder.commit(k, len(kept), len(chunk) - len(kept))
 

@@ -26,14 +26,25 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from fashionstyle.data.pipeline import (decodes_on_gpu, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, collate_skipping, collate_unstacked,
-                   decode_image, decode_jpegs_or_none, read_for_device, resize_size)
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.model.network import StyleNet, load_model
-from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-
+from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.pipeline import (
+    DeviceInput,
+    EncodedJpeg,
+    EvalViews,
+    ImageDataset,
+    collate_skipping,
+    collate_unstacked,
+    decode_image,
+    decode_jpegs_or_none,
+    decodes_on_gpu,
+    read_for_device,
+    resize_size,
+)
+from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
+from fashionstyle.model.network import StyleNet, load_model
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -73,10 +84,6 @@ class LoadedMember:
     view: int            # index of this member's preprocessing in Predictor.transforms
 
 
-def _preprocessing_key(record: dict) -> tuple:
-    return record["image_size"], tuple(record["mean"]), tuple(record["std"])
-
-
 class Predictor(BasePredictor):
     """Member models, their preprocessing, and the run's per-label thresholds."""
 
@@ -92,17 +99,17 @@ class Predictor(BasePredictor):
         self.tta = tta
         self.label_names = list(label_names)
         self.tuner = tuner
-        keys: list[tuple] = []
+        keys: list[Preprocessing] = []
         self.members: list[LoadedMember] = []
         for model, record, member in members:
-            key = _preprocessing_key(record)
+            key = Preprocessing.of(record)
             if key not in keys:
                 keys.append(key)
             self.members.append(self._load(model, record, member, keys.index(key)))
-        self.preprocessing = keys  # (image_size, mean, std) of each view
-        self.transforms = [EvalViews(size, tta) for size, _, _ in keys]  # image -> (T, 3, S, S) uint8
-        self.inputs = [DeviceInput(mean, std, self.channels_last) for _, mean, std in keys]  # on the device
-        self.min_side = max(resize_size(size) for size, _, _ in keys)  # JPEGs twice that decode reduced
+        self.preprocessing = keys  # of each view stack
+        self.transforms = [EvalViews(p.image_size, tta) for p in keys]  # image -> (T, 3, S, S) uint8
+        self.inputs = [DeviceInput(p.mean, p.std, self.channels_last) for p in keys]  # on the device
+        self.min_side = max(resize_size(p.image_size) for p in keys)  # JPEGs twice that decode reduced
 
     def _load(self, model: StyleNet, record: dict, member: Member, view: int) -> LoadedMember:
         outputs = record["label_names"]

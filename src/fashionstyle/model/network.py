@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from fashionstyle.core import atomic
-from fashionstyle.model import weights as _weights
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.images import Preprocessing
+from fashionstyle.model import weights as _weights
 
 MODEL_FORMAT = 1
 
@@ -124,10 +125,9 @@ def default_normalisation(model: StyleNet) -> tuple[tuple[float, ...], tuple[flo
 def model_record(model: StyleNet, backbone: str, label_names: list[str], image_size: int,
                  hidden: int, dropout: float) -> dict[str, Any]:
     """Everything needed to rebuild the model and preprocess its input."""
-    mean, std = default_normalisation(model)
+    preprocessing = Preprocessing(image_size, *default_normalisation(model))
     return {"format": MODEL_FORMAT, "backbone": backbone, "label_names": list(label_names),
-            "hidden": hidden, "dropout": dropout, "image_size": image_size,
-            "mean": list(mean), "std": list(std),
+            "hidden": hidden, "dropout": dropout, **preprocessing.to_record(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 

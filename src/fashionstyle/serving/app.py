@@ -52,15 +52,14 @@ from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
-import numpy as np
 from PIL import ExifTags, Image
 
-from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import to_rgb
-from fashionstyle.serving.label_info import label_descriptions, read_label_info
-from fashionstyle.core.run import RunDir
 from fashionstyle.core.choices import RUNTIMES
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.run import RunDir
+from fashionstyle.data.images import to_rgb
 from fashionstyle.inference.runtimes import load_predictor
+from fashionstyle.serving.label_info import label_descriptions, read_label_info
 
 DEFAULT_MAX_BYTES = 10_000_000
 DEFAULT_MAX_IMAGES = 16
@@ -332,8 +331,7 @@ def create_app(run_dir: str | Path, max_bytes: int = DEFAULT_MAX_BYTES,
             start = time.perf_counter()
             with lock:
                 probs = predictor.predict_proba_images(list(images.values()))  # (N, L)
-                chosen = [[names[j] for j in np.argsort(-p, kind="stable") if f[j]]
-                          for p, f in zip(probs, predictor.tuner.predict(probs))]
+                chosen = predictor.decided_names(probs)
                 overlays = [heat.overlays(explain, images[i], shown) for i, shown in zip(good, chosen)] if maps else []
             elapsed = time.perf_counter() - start
             del images

@@ -14,15 +14,15 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
-from fashionstyle.data.cache import image_opener
 from fashionstyle.core.config import TrainConfig
-from fashionstyle.data.pipeline import drop_bad_images
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import LabelTable, rarest_label_groups, read_labels
 from fashionstyle.core.model_card import write_model_card
+from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.core.ranks import is_secondary_process
+from fashionstyle.data.cache import image_opener
+from fashionstyle.data.labels import LabelTable, rarest_label_groups, read_labels
+from fashionstyle.data.pipeline import drop_bad_images
 from fashionstyle.training.loop import train_multi, training_decodes_on_gpu
 
 

@@ -19,10 +19,10 @@ from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import LabelTable
-from fashionstyle.model.network import save_model
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.labels import LabelTable
+from fashionstyle.model.network import save_model
 
 
 def best_epochs(history: Sequence[dict[str, Any]], label_names: Sequence[str]) -> dict[str, int]:

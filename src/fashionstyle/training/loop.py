@@ -33,24 +33,44 @@ from torch.utils.data import DataLoader
 
 from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
-from fashionstyle.training import labelwise
-from fashionstyle.data.cache import image_opener
 from fashionstyle.core.config import LOSSES, TrainConfig
-from fashionstyle.data.pipeline import (decodes_on_gpu, Batch, DeviceCrops, DeviceInput, EpochShuffle, EvalViews, ImageDataset, TrainCrop,
-                   collate_skipping, collate_unstacked, decode_image, drop_bad_images, read_for_device,
-                   resize_size, train_val_split)
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.history import MONITOR, append_history, read_history
-from fashionstyle.data.labels import LabelTable, label_warnings, read_labels
-from fashionstyle.model.losses import create_loss
 from fashionstyle.core.metrics import macro_fbeta, per_label_scores
-from fashionstyle.model.network import StyleNet, check_backbone, create_model, default_normalisation, model_record, save_model
 from fashionstyle.core.model_card import write_data_counts, write_model_card
-from fashionstyle.core.run import RunDir, RunInterrupted
-from fashionstyle.training.trackers import log_results, make_loggers
 from fashionstyle.core.ranks import is_secondary_process
+from fashionstyle.core.run import RunDir, RunInterrupted
 from fashionstyle.core.thresholds import ThresholdTuner
-
+from fashionstyle.data.cache import image_opener
+from fashionstyle.data.labels import LabelTable, label_warnings, read_labels
+from fashionstyle.data.pipeline import (
+    Batch,
+    DeviceCrops,
+    DeviceInput,
+    EpochShuffle,
+    EvalViews,
+    ImageDataset,
+    TrainCrop,
+    collate_skipping,
+    collate_unstacked,
+    decode_image,
+    decodes_on_gpu,
+    drop_bad_images,
+    read_for_device,
+    resize_size,
+    train_val_split,
+)
+from fashionstyle.model.losses import create_loss
+from fashionstyle.model.network import (
+    StyleNet,
+    check_backbone,
+    create_model,
+    default_normalisation,
+    model_record,
+    save_model,
+)
+from fashionstyle.training import labelwise
+from fashionstyle.training.trackers import log_results, make_loggers
 
 
 class StyleModule(L.LightningModule):

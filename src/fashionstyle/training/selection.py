@@ -44,12 +44,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from fashionstyle.core import atomic
-from fashionstyle.training.fusion import check_compatible, copy_model, flatten_members
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import check_beta
 from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import TIE_TOL, ThresholdTuner, best_threshold
+from fashionstyle.training.fusion import check_compatible, copy_model, flatten_members
 
 __all__ = ["greedy_select", "select_runs", "selection_table", "weighted_average"]
 

@@ -17,10 +17,10 @@ from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import unknown_label_message
 from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.labels import unknown_label_message
 from fashionstyle.training.loop import prepare_tables, train_multi
 
 
