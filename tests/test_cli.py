@@ -151,7 +151,7 @@ def test_train_and_cv_group_their_options_by_section_with_choices_from_the_code(
             assert getattr(given, f.name) is None  # only options given on the command line override
         for flag, valid in (("--loss", config.LOSSES), ("--lr-schedule", config.SCHEDULES),
                             ("--mode", config.MODES), ("--select", config.SELECTIONS),
-                            ("--optimizer", config.OPTIMIZERS), ("--on-bad-image", config.ON_BAD_IMAGE),
+                            ("--optimizer", config.OPTIMIZERS), ("--on-bad-image", config.BAD_IMAGE_POLICIES),
                             ("--recipe", tuple(config.RECIPES))):
             assert f"{flag} {{{','.join(valid)}}}" in text, flag  # argparse shows the choices in order
     text = help_text(capsys, "train")

@@ -18,7 +18,16 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from fashionstyle.core.choices import OUTPUT_FORMATS, QUANTIZATIONS, RUNTIMES, THRESHOLD_RULES, TTA_MODES
+from fashionstyle.core.choices import (
+    BAD_IMAGE_POLICIES,
+    EXPORT_FORMATS,
+    LABEL_FIXES,
+    OUTPUT_FORMATS,
+    QUANTIZATIONS,
+    RUNTIMES,
+    THRESHOLD_RULES,
+    TTA_MODES,
+)
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import ACCELERATORS, STRATEGIES
 
@@ -468,9 +477,7 @@ def _add_decode_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_loader_args(p: argparse.ArgumentParser) -> None:
-    from fashionstyle.core.config import ON_BAD_IMAGE
-
-    p.add_argument("--on-bad-image", choices=ON_BAD_IMAGE, default="skip",
+    p.add_argument("--on-bad-image", choices=BAD_IMAGE_POLICIES, default="skip",
                    help="unreadable images: leave out with a warning (default) or stop")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
     p.add_argument("--num-workers", type=int, default=0,
@@ -640,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV of suspect (image, label) pairs, most suspect first")
     p.add_argument("--top", type=int, default=None,
                    help="list the K most suspect pairs, flagged or not (default: the pairs cleanlab flags)")
-    p.add_argument("--fix", choices=("flip", "drop"), default=None,
+    p.add_argument("--fix", choices=LABEL_FIXES, default=None,
                    help="with --cleaned: flip the listed pairs' labels, or drop the images they name")
     p.add_argument("--cleaned", default=None, help="the cleaned copy of the label file to write (same format)")
 
@@ -675,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="int8: static quantisation calibrated on real images, with its fidelity measured on "
                         "others; refused (nothing written) when it keeps under 99%% of the label decisions "
                         "(quantises RUN/onnx, exporting it first when missing or stale) (default: none, fp32)")
-    p.add_argument("--format", choices=("onnx", "hub"), default="onnx",
+    p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
                    help="onnx (default): ONNX Runtime files; hub: a Hugging Face style folder (config.json, "
                         "model.safetensors, backbone.safetensors for timm, README.md model card), default --out RUN/hub")
     p.add_argument("--calibration", default=None,

@@ -78,8 +78,10 @@ TTA_MODES = Registry(
 THRESHOLD_RULES = Registry(
     "threshold rule",
     Choice("exact", "the F-beta maximum on validation"),
-    Choice("smooth", "the maximum of the F-beta curve smoothed by +-0.05"),
-    Choice("bootstrap", "the maximum of the F-beta curve averaged over bootstrap resamples"))
+    Choice("smooth", "the maximum of the F-beta curve smoothed by +-0.05",
+           "fashionstyle.core.thresholds:smoothed_curve"),
+    Choice("bootstrap", "the maximum of the F-beta curve averaged over bootstrap resamples",
+           "fashionstyle.core.thresholds:bootstrap_curve"))
 
 RUNTIMES = Registry(
     "runtime",
@@ -94,6 +96,21 @@ OUTPUT_FORMATS = Registry(
            "fashionstyle.inference.outputs:CsvWriter"),
     Choice("json", "a list of {image, probabilities, labels}", "fashionstyle.inference.outputs:JsonWriter"),
     Choice("parquet", "a table as csv's, typed (needs pyarrow)", "fashionstyle.inference.outputs:ParquetWriter"))
+
+BAD_IMAGE_POLICIES = Registry(
+    "bad-image policy",
+    Choice("skip", "leave the image out with a warning, and list it"),
+    Choice("fail", "stop at the first unreadable image"))
+
+LABEL_FIXES = Registry(
+    "fix",
+    Choice("flip", "flip the listed pairs' labels"),
+    Choice("drop", "drop the images the listed pairs name"))
+
+EXPORT_FORMATS = Registry(
+    "export format",
+    Choice("onnx", "ONNX Runtime files"),
+    Choice("hub", "a Hugging Face style folder: config.json, model.safetensors, backbone.safetensors, README.md"))
 
 QUANTIZATIONS = Registry(
     "quantisation",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from fashionstyle.core.choices import Choice, Registry
+from fashionstyle.core.choices import BAD_IMAGE_POLICIES, Choice, Registry
 from fashionstyle.core.errors import FashionStyleError
 
 # The choices of TrainConfig's fields (choices.py has the others). A loss names its factory, called as
@@ -44,7 +44,6 @@ TRACKERS = Registry(
            "fashionstyle.training.trackers:mlflow_logger", value="'mlflow-skinny sqlalchemy alembic'"),
     Choice("wandb", "offline without WANDB_API_KEY", "fashionstyle.training.trackers:wandb_logger",
            value="wandb"))  # value: what `pip install` needs for it
-ON_BAD_IMAGE = Registry("bad-image policy", *(Choice(n, "") for n in ("skip", "fail")))
 DECODERS = Registry(  # where JPEGs are decoded (train, evaluate, predict: --decode)
     "decoder", Choice("auto", "cpu until measured otherwise"), Choice("cpu", "loader workers, libjpeg-turbo"),
     Choice("gpu", "nvJPEG, batched; CUDA only"))
@@ -100,7 +99,7 @@ class TrainConfig:
                                           "only; validation decodes on the host); auto: cpu for now",
                           DECODERS)
     on_bad_image: str = _option("data", "skip", "unreadable images: skip (warn, count, list in "
-                                                "RUN/bad_images.csv) or fail", ON_BAD_IMAGE)
+                                                "RUN/bad_images.csv) or fail", BAD_IMAGE_POLICIES)
 
     mode: str = _option("method", "multi", "multi: one multi-label model; single: one single-output model "
                                            "per label (label_lr, label_epochs in the YAML)", MODES)

@@ -116,19 +116,25 @@ def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, d
     The smooth and bootstrap rules pick from a 1001-point grid on [0, 1]: flatter
     choices that trade a little validation F-beta for less over-fitting to it.
     """
-    THRESHOLD_RULES.check(rule)
+    choice = THRESHOLD_RULES.check(rule)
     exact = best_threshold(scores, targets, beta, default)
-    if rule == "exact" or math.isnan(exact[1]):
+    if not choice.target or math.isnan(exact[1]):  # exact: no curve of its own
         return exact
     scores, y = _check_scores_targets(scores, targets)
-    if rule == "smooth":
-        curve = _moving_average(fbeta_curve(scores, y, beta, _GRID)[1], SMOOTH_WIDTH)
-    else:
-        rng = np.random.default_rng(seed)
-        rows = rng.integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
-        curve = np.mean([fbeta_curve(scores[r], y[r], beta, _GRID)[1] for r in rows], axis=0)
+    curve = choice.load()(scores, y, beta, seed)  # F-beta on _GRID
     t = float(_GRID[int(np.argmax(curve))])
     return t, float(fbeta_curve(scores, y, beta, np.array([t]))[1][0])
+
+
+def smoothed_curve(scores: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
+    """The F-beta curve on the grid, averaged over +-SMOOTH_WIDTH (the smooth rule)."""
+    return _moving_average(fbeta_curve(scores, y, beta, _GRID)[1], SMOOTH_WIDTH)
+
+
+def bootstrap_curve(scores: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
+    """The F-beta curve on the grid, averaged over BOOTSTRAP_SAMPLES resamples (the bootstrap rule)."""
+    rows = np.random.default_rng(seed).integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
+    return np.mean([fbeta_curve(scores[r], y[r], beta, _GRID)[1] for r in rows], axis=0)
 
 
 def _moving_average(values: np.ndarray, width: float) -> np.ndarray:

@@ -18,10 +18,9 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from fashionstyle.core.choices import TTA_MODES
+from fashionstyle.core.choices import BAD_IMAGE_POLICIES, TTA_MODES
 from fashionstyle.core.errors import FashionStyleError
 
-BAD_IMAGE_POLICIES = ("skip", "fail")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # what Pillow decodes
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
 
@@ -117,9 +116,7 @@ def _grey_to_uint8(pixels: np.ndarray) -> np.ndarray:
 
 
 def check_policy(on_bad: str) -> str:
-    if on_bad not in BAD_IMAGE_POLICIES:
-        raise FashionStyleError(f"unknown bad-image policy {on_bad!r}; valid: {', '.join(BAD_IMAGE_POLICIES)}")
-    return on_bad
+    return BAD_IMAGE_POLICIES.check(on_bad).name
 
 
 @dataclass

@@ -30,9 +30,7 @@ from tqdm.auto import tqdm
 
 from fashionstyle.core.config import DECODERS
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import (  # noqa: F401
-    BAD_IMAGE_POLICIES,
-    IMAGE_SUFFIXES,
+from fashionstyle.data.images import (
     check_policy,
     check_tta_mode,
     draft_scale,

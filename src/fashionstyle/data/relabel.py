@@ -15,18 +15,17 @@ from pathlib import Path
 from typing import Callable
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import LABEL_FIXES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.overwrite import refuse_overwriting_inputs
 from fashionstyle.data.labels import _META_COLUMNS, LabelTable, canonical_label, file_layout
 
-FIXES = ("flip", "drop")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 def write_cleaned(table: LabelTable, pairs: list[tuple[int, str]], mode: str, out: str | Path) -> Path:
     """Write the table's file with `pairs` (table row, label name) flipped or their rows dropped."""
-    if mode not in FIXES:
-        raise FashionStyleError(f"unknown fix {mode!r}; valid: {', '.join(FIXES)}")
+    LABEL_FIXES.check(mode)
     source, out = Path(table.source), Path(out)
     refuse_overwriting_inputs({"--cleaned": out}, {"--labels": source})
     lines = _read_lines(source)
