@@ -107,6 +107,11 @@ def _train_config(args: argparse.Namespace):
 
 
 @command
+def cmd_distill(args: argparse.Namespace) -> int:
+    return cmd_train(args)
+
+
+@command
 def cmd_cv(args: argparse.Namespace) -> int:
     from fashionstyle.training.cv import train_cv
 
@@ -416,7 +421,7 @@ def _add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
+def _add_config_args(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     """One --option per TrainConfig field, in one argument group per section of the config.
 
     Their argparse default is None: only options given on the command line override the recipe and YAML.
@@ -429,8 +434,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     groups = {name: p.add_argument_group(f"{name} options", about) for name, about in GROUPS.items()}
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
-        if not f.metadata["flag"]:
-            continue  # YAML only (per-label mappings)
+        if not f.metadata["flag"] or f.name in skip:
+            continue  # YAML only (per-label mappings), or a positional argument of the command
         group, flag = groups[f.metadata["group"]], "--" + f.name.replace("_", "-")
         help_text = f.metadata["help"] + _defaults_text(f, RECIPES)
         kind = _without_none(hints[f.name])
@@ -560,8 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     for name, about in (("train", "train a model (or one per label) into a run directory"),
-                        ("cv", "K-fold cross-validation: K models, thresholds tuned out of fold")):
+                        ("cv", "K-fold cross-validation: K models, thresholds tuned out of fold"),
+                        ("distill", "train a student on a teacher run's probabilities, with unlabelled images "
+                                    "too (self-training with --rounds)")):
         p = sub.add_parser(name, help=about, description=about)
+        if name == "distill":
+            p.add_argument("teacher", help=_config_help("teacher"))
         p.add_argument("--out", required=True, help="run directory to create")
         p.add_argument("--config", default=None, help="YAML file of config keys (the options below, with _)")
         if name == "cv":
@@ -572,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="continue the run in --out from its last checkpoint, with its own settings: "
                                 "an option that differs from them is refused (except --num-workers, --progress, "
                                 "and more --epochs on a constant or plateau schedule)")
-        _add_config_args(p)
+        _add_config_args(p, skip=("teacher",) if name == "distill" else ())
 
     p = sub.add_parser("tune", help="re-tune per-label thresholds from validation probabilities")
     _add_run_arg(p)
@@ -727,6 +736,8 @@ EXAMPLES = {  # command -> what `fashionstyle COMMAND --help` ends with
     "train": "fashionstyle train --labels labels.csv --out runs/lite0\n"
              "fashionstyle train --labels labels.csv --out runs/d201 --recipe report --logger mlflow",
     "cv": "fashionstyle cv --labels labels.csv --folds 5 --out runs/cv5",
+    "distill": "fashionstyle distill runs/fused --labels labels.csv --out runs/student\n"
+               "fashionstyle distill runs/lite0 --labels labels.csv --unlabelled catalogue/ --rounds 2 --out runs/noisy",
     "tune": "fashionstyle tune runs/lite0 --tta flip",
     "evaluate": "fashionstyle evaluate runs/lite0 --labels labels.csv --split test",
     "predict": "fashionstyle predict runs/lite0 --images photos/ --out tags.csv\n"
@@ -794,7 +805,8 @@ def _interrupted(args: argparse.Namespace, err: KeyboardInterrupt) -> str:
     """'interrupted', and for a training run left resumable, the command that resumes it."""
     if not hasattr(err, "signum"):
         return "interrupted"
-    again = ["fashionstyle", args.command, "--out", args.out, "--resume"]
+    again = ["fashionstyle", args.command, *([args.teacher] if args.command == "distill" else []), "--out",
+             args.out, "--resume"]
     if args.command == "cv":
         again += ["--folds", str(args.folds)]
     return (f"stopped by {signal.Signals(err.signum).name} before the run finished; "

@@ -44,6 +44,12 @@ TRACKERS = Registry(
            "fashionstyle.training.trackers:mlflow_logger", value="'mlflow-skinny sqlalchemy alembic'"),
     Choice("wandb", "offline without WANDB_API_KEY", "fashionstyle.training.trackers:wandb_logger",
            value="wandb"))  # value: what `pip install` needs for it
+AUGMENTATIONS = Registry(  # on each uint8 training crop, after the random resized crop (host only)
+    "augmentation",
+    Choice("none", "the random resized crop and flip alone"),
+    Choice("trivialaugment", "TrivialAugmentWide: one random op of random strength per image",
+           "torchvision.transforms.v2:TrivialAugmentWide"),
+    Choice("randaugment", "RandAugment: two random ops at strength 9 of 31", "torchvision.transforms.v2:RandAugment"))
 DECODERS = Registry(  # where JPEGs are decoded (train, evaluate, predict: --decode)
     "decoder", Choice("auto", "cpu until measured otherwise"), Choice("cpu", "loader workers, libjpeg-turbo"),
     Choice("gpu", "nvJPEG, batched; CUDA only"))
@@ -60,6 +66,8 @@ GROUPS = {
     "model": "timm backbone -> global average pooling -> FC hidden -> ReLU -> dropout -> FC per label",
     "loss": "per-label loss (model/losses.py)",
     "optimisation": "optimiser and learning-rate schedule (--recipe report: the 2nd-place report's)",
+    "augmentation": "training-time augmentation beyond the random resized crop and flip",
+    "distillation": "a teacher's probabilities as targets, on labelled and unlabelled images (`fashionstyle distill`)",
     "thresholds": "per-label decision thresholds and the metric",
     "engine": "Lightning: devices, precision, seed",
 }
@@ -147,6 +155,23 @@ class TrainConfig:
     ema_decay: float = _option("optimisation", 0.0, "> 0: validate and keep an exponential moving average "
                                                     "of the weights, in [0, 1)")
 
+    augment: str = _option("augmentation", "none", AUGMENTATIONS.help(), AUGMENTATIONS)
+    mixup: float = _option("augmentation", 0.0, "> 0: mixup, each batch blended with itself shuffled, weight "
+                                                "~ Beta(alpha, alpha), targets blended the same (multi-label)")
+    cutmix: float = _option("augmentation", 0.0, "> 0: cutmix, a box of the shuffled batch pasted in, area ~ "
+                                                 "Beta(alpha, alpha), targets blended by area (with mixup: "
+                                                 "one of the two per batch)")
+
+    teacher: str = _option("distillation", "", "a run whose probabilities (with its own TTA, computed once "
+                                                "into OUT.teacher/) are the targets; the labelled images' "
+                                                "targets mix in their labels by --hard-weight")
+    unlabelled: str = _option("distillation", "", "images without labels the student learns from the teacher "
+                                                   "too: a folder, a list or a CSV (as `predict --images`)")
+    hard_weight: float = _option("distillation", 0.5, "weight of the given labels in a labelled image's target "
+                                                      "(1 - it: the teacher's probability), in [0, 1]")
+    rounds: int = _option("distillation", 1, "self-training rounds: each student is the next round's teacher "
+                                             "(OUT.round1, ...; the last is OUT)")
+
     beta: float = _option("thresholds", 2.0, "F-beta the per-label thresholds are tuned for and the best "
                                              "epoch is chosen by (2: recall weighs more, as in the contest)")
 
@@ -174,9 +199,15 @@ class TrainConfig:
                 _choice(f.name, item, tuple(f.metadata["choices"]))
         if not 0.0 < self.backbone_lr_scale <= 1.0:
             raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise FashionStyleError(f"config mixup and cutmix must be >= 0 (0: off), got {self.mixup}, {self.cutmix}")
+        if not 0.0 <= self.hard_weight <= 1.0:
+            raise FashionStyleError(f"config hard_weight must be in [0, 1], got {self.hard_weight}")
+        if (self.unlabelled or self.rounds != 1) and not self.teacher:
+            raise FashionStyleError("config unlabelled and rounds need a teacher: `fashionstyle distill TEACHER_RUN`")
         if not 0.0 <= self.ema_decay < 1.0:
             raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("epochs", "batch_size", "image_size", "hidden"):
+        for name in ("epochs", "batch_size", "image_size", "hidden", "rounds"):
             if getattr(self, name) < 1:
                 raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:

@@ -81,11 +81,24 @@ def _recipe(run: RunDir, config: dict[str, Any]) -> str:
     if not config:
         return ""
     keys = ("loss", "weight_power", "optimizer", "lr", "lr_schedule", "epochs", "batch_size", "crop_scale",
-            "hflip", "dropout", "seed")
+            "hflip", "augment", "mixup", "cutmix", "dropout", "seed")
     best = run.manifest().get("best_epoch")
     rows = "\n".join(f"| {k} | {config[k]} |" for k in keys if k in config)
     return (f"## Training recipe\n\n| setting | value |\n|---|---|\n{rows}\n"
-            + (f"| best epoch (kept) | {best} |\n" if best else "") + "\nThe whole resolved setting is config.yaml.\n")
+            + (f"| best epoch (kept) | {best} |\n" if best else "") + _distillation(run)
+            + "\nThe whole resolved setting is config.yaml.\n")
+
+
+def _distillation(run: RunDir) -> str:
+    """A line on the teacher, for a distilled run (RUN/distillation.json)."""
+    path = run / "distillation.json"
+    if not path.is_file():
+        return ""
+    d = atomic.read_json(path)
+    return (f"\nDistilled (round {d['round']}) from the run `{d['teacher']}` (its TTA: {d['teacher_tta']}): "
+            f"targets mix the labels of {d['labelled_images']} images with the teacher's probabilities "
+            f"(label weight {d['hard_weight']}), and {d['unlabelled_images']} unlabelled images learn the "
+            f"teacher's alone.\n")
 
 
 def _data(run: RunDir, names: list[str]) -> str:

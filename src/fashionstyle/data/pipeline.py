@@ -28,7 +28,7 @@ from torchvision import transforms as T
 from torchvision.transforms.v2 import functional as F2
 from tqdm.auto import tqdm
 
-from fashionstyle.core.config import DECODERS
+from fashionstyle.core.config import AUGMENTATIONS, DECODERS
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.images import (
     check_policy,
@@ -219,11 +219,14 @@ def crop_resized(image: torch.Tensor, box: tuple[int, int, int, int], size: int)
 class TrainCrop:
     """Random resized crop on uint8 (torchvision's parameters and random draws), and a flip drawn
     here but applied on the device (DeviceInput). An EncodedJpeg (decode="gpu") is not decoded:
-    the same draws, from its header's size, travel with it as a PlannedCrop."""
+    the same draws, from its header's size, travel with it as a PlannedCrop. `augment`
+    (config.AUGMENTATIONS: TrivialAugmentWide, RandAugment) then acts on the uint8 crop."""
 
-    def __init__(self, image_size: int, crop_scale: float = 0.35, hflip: bool = True):
+    def __init__(self, image_size: int, crop_scale: float = 0.35, hflip: bool = True, augment: str = "none"):
         self.image_size, self.scale, self.hflip = image_size, (crop_scale, 1.0), hflip
         self.ratio = (3 / 4, 4 / 3)
+        choice = AUGMENTATIONS.check(augment)
+        self.augment = choice.load()() if choice.target else None
 
     def min_side(self) -> int:
         """The shorter side a photo can be reduced to before cropping loses detail (smallest crop)."""
@@ -241,6 +244,8 @@ class TrainCrop:
         image = as_uint8(image)
         box, flip = self.draw(*image.shape[-2:])
         crop = crop_resized(image, box, self.image_size)  # (3, S, S)
+        if self.augment is not None:
+            crop = self.augment(crop.contiguous())
         return Augmented(crop, torch.tensor(flip))  # (H, W, 3) memory: collating makes the batch contiguous
 
 
@@ -343,7 +348,7 @@ class ImageDataset(Dataset):
         check_policy(on_bad)
         self.images = [str(p) for p in images]
         self.opener = opener
-        self.targets = None if targets is None else torch.as_tensor(targets, dtype=torch.float32)
+        self.targets = targets  # numpy (a memory map for distillation's soft targets): read row by row
         self.transform = transform
         self.on_bad = on_bad
         self.seed = seed  # set: random transforms depend on (seed, epoch, row) alone
@@ -353,7 +358,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Any, torch.Tensor, int, str]:
         epoch, index = divmod(index, len(self.images))  # EpochShuffle encodes the epoch
-        target = self.targets[index] if self.targets is not None else torch.zeros(0)
+        target = torch.zeros(0) if self.targets is None else torch.tensor(self.targets[index], dtype=torch.float32)
         try:
             image = self.opener(self.images[index])
             if self.seed is None:

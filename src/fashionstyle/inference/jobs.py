@@ -3,6 +3,7 @@
     out, kept, unreadable, left_out = predict_job(run, ImageSource.open("list.csv"), "preds.csv", "csv",
                                                   PredictSettings(runtime="onnx"))
     probs = evaluate_probs(run, table, "test", placement=Placement("cpu", devices=2))  # None off rank 0
+    probs = stored_probs(teacher, ids, images, Path("OUT.teacher/probs.npy"), resume=True)  # a memory map
 
 Global rank 0 prepares the parts folder before the other ranks exist (Fabric starts
 them in `launch_ranks`, or torchrun/SLURM did), every rank predicts its chunks, and
@@ -10,18 +11,21 @@ rank 0 merges them in input order.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import is_secondary_process, launch_ranks
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource, ListSource
 from fashionstyle.data.labels import LabelTable
-from fashionstyle.inference.outputs import read_npz_parts
+from fashionstyle.inference.outputs import read_npz_parts, read_npz_rows, write_npy_rows
 from fashionstyle.inference.predictor import PredictSettings
 from fashionstyle.inference.runtimes import ensure_export, predictor_for
 from fashionstyle.inference.streaming import DEFAULT_CHUNK, LoaderSettings, StreamJob, Written
@@ -65,6 +69,30 @@ def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: Predict
     _, probs = read_npz_parts(job.folder.parts(job.chunks), len(job.label_names))
     job.folder.remove()
     return probs
+
+
+def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, resume: bool = False,
+                 settings: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None) -> np.ndarray:
+    """Probabilities (N, L) of `images` into `out` (.npy, float32, NaN rows: unreadable), returned as a
+    read-only memory map: streamed in resumable parts (OUT.parts/, as `predict`'s), merged part by part,
+    so neither the images nor the probabilities are ever held whole in memory. An `out` made with the
+    same run, settings and images is reused; `resume` keeps the parts a killed run finished."""
+    digest = hashlib.sha256(json.dumps([ids, [str(p) for p in images]]).encode("utf-8")).hexdigest()[:16]
+    job = _job(run, ListSource(ids, list(images), {"images_sha256": digest}), out, "npz", settings,
+               loader or LoaderSettings())
+    record = out.with_suffix(".json")
+    if out.is_file() and record.is_file() and atomic.read_json(record) == job.settings():
+        return np.load(out, mmap_mode="r")
+    if not resume:
+        job.folder.remove()
+    done = job.prepare(resume)
+    if done:
+        print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
+    _run(job, run, settings, Placement())
+    write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
+    atomic.write_json(record, job.settings())
+    job.folder.remove()
+    return np.load(out, mmap_mode="r")
 
 
 def _even_chunk(images: int, placement: Placement) -> int:

@@ -26,7 +26,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -99,6 +99,27 @@ def read_npz_parts(parts: Sequence[Path], n_labels: int) -> tuple[list[str], np.
             ids += data["ids"].tolist()
             probs.append(data["probs"])
     return ids, np.concatenate(probs)
+
+
+def read_npz_rows(parts: Sequence[Path]) -> Iterator[np.ndarray]:
+    """The probabilities (n, L) of "npz" parts, one part at a time, in order."""
+    for part in parts:
+        with np.load(part) as data:
+            yield data["probs"]
+
+
+def write_npy_rows(path: Path, shape: tuple[int, int], rows: Iterable[np.ndarray]) -> Path:
+    """A float32 .npy file of `shape` written block by block (atomically), for np.load(mmap_mode="r")."""
+    def write(f) -> None:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        written = 0
+        for block in rows:
+            f.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            written += len(block)
+        if written != shape[0]:
+            raise FashionStyleError(f"{path}: {written} rows written for {shape[0]}")
+
+    return atomic.write_atomic(path, write)
 
 
 def csv_text(rows: Iterable[Sequence[str]]) -> str:

@@ -58,6 +58,9 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     if folds < 2:
         raise FashionStyleError(f"--folds must be at least 2, got {folds}")
     config.validate()
+    if config.teacher:
+        raise FashionStyleError("cv does not distill: drop --teacher (distil from the cv run instead: "
+                                "`fashionstyle distill CV_RUN ...`)")
     training_decodes_on_gpu(config)  # refused before anything is written
     if resume:
         check_same_folds(RunDir(out), folds)  # before anything is read or written

@@ -2,8 +2,8 @@
 
     run = train(TrainConfig(labels="labels.csv"), "runs/lite0")   # -> a complete RunDir
 
-`config.mode` picks one multi-label model (training.train_multi) or one
-single-output model per label (single.train_single).
+`config.mode` picks one multi-label model (loop.train_multi) or one single-output model
+per label (single_label.train_single); `config.teacher` a distilled student (distill.py).
 """
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
 
     config.validate()
     training_decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
+    if config.teacher:
+        from fashionstyle.training.distill import train_distilled
+
+        return train_distilled(config, out, resume)
     if config.mode == "single":
         from fashionstyle.training.single_label import train_single
 

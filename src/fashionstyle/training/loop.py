@@ -70,6 +70,7 @@ from fashionstyle.model.network import (
     save_model,
 )
 from fashionstyle.training import labelwise
+from fashionstyle.training.mixing import mix_batch
 from fashionstyle.training.trackers import log_results, make_loggers
 
 
@@ -127,7 +128,7 @@ class StyleModule(L.LightningModule):
         self.bad_train.update(batch.bad)
         if batch.images is None:
             return None  # every image of this batch was unreadable: no step
-        images, targets = batch.images, batch.targets
+        images, targets = mix_batch(batch.images, batch.targets, self.config.mixup, self.config.cutmix)
         loss = self.loss(self.model(images), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
@@ -284,6 +285,8 @@ def training_decodes_on_gpu(config: TrainConfig) -> bool:
         return False
     if config.cache:
         raise FashionStyleError("--decode gpu decodes JPEG files and --cache gives decoded images; drop one")
+    if config.augment != "none":
+        raise FashionStyleError(f"--augment {config.augment} works on host crops; use --decode cpu with it")
     return True
 
 
@@ -293,7 +296,7 @@ def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelT
     With decode_on_device the training workers read plain JPEGs' bytes and draw their crops, and
     StyleModule.on_before_batch_transfer decodes and crops them there (DeviceCrops); validation
     decodes on the host either way."""
-    augment = TrainCrop(config.image_size, config.crop_scale, config.hflip)
+    augment = TrainCrop(config.image_size, config.crop_scale, config.hflip, config.augment)
     cache = image_opener(config.cache, config.image_size) if config.cache else None  # built by prepare_tables
     read = read_for_device if decode_on_device else decode_image
     train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed,
@@ -420,7 +423,10 @@ def data_fingerprint(train: LabelTable, val: LabelTable) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(train.label_names).encode("utf-8"))
     for part in (train, val):
         digest.update(json.dumps(part.ids).encode("utf-8"))
-        digest.update(np.ascontiguousarray(part.require_targets(), dtype=np.uint8).tobytes())
+        targets = part.require_targets()  # 0/1, or a distilled run's soft targets (a memory map)
+        kind = np.uint8 if np.issubdtype(targets.dtype, np.integer) else np.float32
+        for start in range(0, len(targets), 65536):
+            digest.update(np.ascontiguousarray(targets[start:start + 65536], dtype=kind).tobytes())
     return {"train_images": len(train), "val_images": len(val), "sha256": digest.hexdigest()[:16]}
 
 

@@ -1,0 +1,126 @@
+"""Distillation and self-training: a student learns a teacher's probabilities, on labelled and
+unlabelled images (`fashionstyle distill TEACHER_RUN`, or `train --teacher`).
+
+    run = train_distilled(TrainConfig(labels="labels.csv", teacher="runs/fused3", unlabelled="catalogue/"),
+                          "runs/student")
+
+1. The teacher (any run: one model, a fusion, a selection; with the TTA its thresholds were tuned
+   with) predicts the labelled training images and the unlabelled ones, once, streamed and
+   resumable, into OUT.teacher/probs.npy (inference.jobs.stored_probs).
+2. Each image's target: for a labelled one, hard_weight x its labels + (1 - hard_weight) x the
+   teacher's probabilities; for an unlabelled one, the teacher's probabilities. Written to
+   OUT.teacher/targets.npy and read through a memory map.
+3. The student trains on those targets like any run (its own backbone, augmentation and dropout
+   that the teacher did not see: a noisy student), validates and tunes its thresholds on the
+   labelled validation split, and is an ordinary run directory (predict, serve, export, report).
+With `rounds` K > 1, each student teaches the next (OUT.round1, ..., the last is OUT).
+
+Unlabelled images that are labelled images (train or validation) are left out: validation stays
+unseen. RUN/distillation.json records the teacher, its TTA and the counts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fashionstyle.core import atomic
+from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.model_card import write_data_counts, write_model_card
+from fashionstyle.core.run import RunDir
+from fashionstyle.data.image_source import ImageSource
+from fashionstyle.data.labels import LabelTable
+from fashionstyle.inference.jobs import stored_probs
+from fashionstyle.inference.outputs import write_npy_rows
+from fashionstyle.inference.streaming import LoaderSettings
+from fashionstyle.training.loop import prepare_tables, train_multi
+
+UNLABELLED_ID = "unlabelled/"  # prefix of an unlabelled image's id in the student's table
+CHUNK = 65536  # rows of targets written at a time
+
+
+def train_distilled(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
+    """`config.rounds` rounds of teacher -> student; the last student is `out`."""
+    if config.mode != "multi":
+        raise FashionStyleError("distillation trains one multi-label student; drop --mode single")
+    teacher, out = Path(config.teacher), Path(out)
+    run = None
+    for k in range(1, config.rounds + 1):
+        target = out if k == config.rounds else Path(f"{out}.round{k}")
+        done = resume and (target / "manifest.json").is_file() and RunDir(target).manifest().get("complete")
+        run = RunDir(target) if done else distill_round(config, teacher, target, resume, k)
+        teacher = run.path
+    return run
+
+
+def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bool, round_number: int = 1) -> RunDir:
+    """One student trained on `teacher_path`'s probabilities (see the module docstring). `resume`
+    keeps the teacher's finished parts, and continues the student's training when it had started."""
+    train_resume = resume and (out / "manifest.json").is_file()
+    if not train_resume:
+        RunDir.create(out)  # refuses a non-empty --out before the teacher's long pass
+    teacher = RunDir.open(teacher_path)
+    train_table, val_table, bad = prepare_tables(config)
+    columns = teacher_columns(teacher, train_table.label_names)
+    ids, images = unlabelled_images(config.unlabelled, [*train_table.images, *val_table.images])
+    folder = Path(f"{out}.teacher")
+    loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
+    probs = stored_probs(teacher, [*train_table.ids, *ids], [*train_table.images, *images], folder / "probs.npy",
+                         resume, loader=loader)
+    targets = soft_targets(folder / "targets.npy", train_table.require_targets(), probs, columns,
+                           config.hard_weight)
+    student = LabelTable(train_table.label_names, [*train_table.ids, *ids], [*train_table.images, *images],
+                         targets, source=train_table.source)
+    run = train_multi(config, out, train_resume, tables=(student, val_table, bad))
+    if RunDir(out).manifest().get("complete"):
+        record(run, teacher, round_number, train_table, val_table, len(ids), config.hard_weight)
+    return run
+
+
+def teacher_columns(teacher: RunDir, names: list[str]) -> list[int]:
+    """The teacher's output column of each of the student's labels, or a one-line refusal."""
+    given = teacher.label_names()
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise FashionStyleError(f"{teacher.path}: the teacher does not predict {', '.join(missing)} "
+                                f"(it predicts {', '.join(given)})")
+    return [given.index(n) for n in names]
+
+
+def unlabelled_images(source: str, labelled: list[Path]) -> tuple[list[str], list[Path]]:
+    """Ids and paths of the unlabelled images (a folder, list or CSV), less those that are labelled."""
+    if not source:
+        return [], []
+    known = {Path(p).resolve() for p in labelled}
+    kept = [(i, p) for i, p in ImageSource.open(source, recursive=True) if Path(p).resolve() not in known]
+    if not kept:
+        raise FashionStyleError(f"{source}: no unlabelled images left (every one is a labelled image)")
+    return [UNLABELLED_ID + i for i, _ in kept], [Path(p) for _, p in kept]
+
+
+def soft_targets(path: Path, hard: np.ndarray, probs: np.ndarray, columns: list[int], hard_weight: float) -> np.ndarray:
+    """(N, L) float32 targets into `path` (a memory map back): the labelled rows (the first len(hard))
+    mix labels and the teacher's probabilities by `hard_weight`; the rest are the teacher's. A row the
+    teacher could not read (NaN) keeps its labels, or 0 for an unlabelled image (it is skipped too)."""
+    def blocks():
+        for start in range(0, len(probs), CHUNK):
+            teacher = np.asarray(probs[start:start + CHUNK][:, columns], np.float32)
+            labels = np.asarray(hard[start:start + CHUNK], np.float32)
+            labelled = teacher[:len(labels)]
+            mixed = hard_weight * labels + (1 - hard_weight) * labelled
+            teacher[:len(labels)] = np.where(np.isnan(mixed), labels, mixed)
+            yield np.nan_to_num(teacher, nan=0.0)
+
+    write_npy_rows(path, (len(probs), len(columns)), blocks())
+    return np.load(path, mmap_mode="r")
+
+
+def record(run: RunDir, teacher: RunDir, round_number: int, train: LabelTable, val: LabelTable,
+           unlabelled: int, hard_weight: float) -> None:
+    """RUN/distillation.json, and the card's data counts: the labelled images' own labels."""
+    atomic.write_json(run / "distillation.json", {
+        "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
+        "labelled_images": len(train), "unlabelled_images": unlabelled, "hard_weight": hard_weight})
+    write_data_counts(run, {"train": train.require_targets(), "val": val.require_targets()})
+    write_model_card(run)

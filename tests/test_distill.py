@@ -1,0 +1,117 @@
+"""Distillation and self-training (`fashionstyle distill`), and the augmentation levers (mixup, cutmix,
+TrivialAugment, RandAugment)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY_TRAIN
+from fashionstyle.cli import main
+from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.labels import read_labels
+from fashionstyle.data.pipeline import TrainCrop
+from fashionstyle.training.distill import soft_targets
+from fashionstyle.training.mixing import mix_batch
+
+
+def test_soft_targets_mix_labels_and_teacher_and_keep_labels_where_the_teacher_could_not_read(tmp_path) -> None:
+    hard = np.array([[1, 0], [0, 1], [1, 1]], np.uint8)
+    probs = np.array([[0.2, 0.9, 0.5], [0.6, 0.1, 0.5], [np.nan] * 3, [0.3, 0.7, 0.5], [np.nan] * 3], np.float32)
+    targets = soft_targets(tmp_path / "t.npy", hard, probs, columns=[1, 0], hard_weight=0.25)
+    expected = np.array([[0.25 + 0.75 * 0.9, 0.75 * 0.2],        # labelled: mixed, columns reordered
+                         [0.75 * 0.1, 0.25 + 0.75 * 0.6],
+                         [1.0, 1.0],                              # labelled, teacher NaN: the labels
+                         [0.7, 0.3],                              # unlabelled: the teacher's alone
+                         [0.0, 0.0]], np.float32)                 # unlabelled and unreadable
+    np.testing.assert_allclose(targets, expected, rtol=1e-6)
+    assert isinstance(targets, np.memmap) and not targets.flags.writeable
+
+
+def test_mixup_blends_images_and_targets_by_one_weight() -> None:
+    torch.manual_seed(0)
+    images, targets = torch.rand(6, 3, 8, 8), (torch.rand(6, 4) < 0.5).float()
+    mixed, soft = mix_batch(images, targets, mixup=0.4)
+    torch.manual_seed(0)
+    torch.rand(6, 3, 8, 8), torch.rand(6, 4)
+    lam = float(torch.distributions.Beta(0.4, 0.4).sample())
+    order = torch.randperm(6)
+    torch.testing.assert_close(mixed, lam * images + (1 - lam) * images[order])
+    torch.testing.assert_close(soft, lam * targets + (1 - lam) * targets[order])
+    assert mix_batch(images, targets)[0] is images  # off by default
+
+
+def test_cutmix_blends_targets_by_the_area_actually_pasted() -> None:
+    torch.manual_seed(3)
+    images = torch.arange(2.0).view(2, 1, 1, 1).expand(2, 3, 10, 10).clone()  # image 0 all 0, image 1 all 1
+    targets = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    for _ in range(20):
+        mixed, soft = mix_batch(images, targets, cutmix=1.0)
+        own = (mixed[0, 0] == 0).float().mean()  # image 0's share left after the paste
+        if not torch.equal(mixed, images):  # the shuffle may pair an image with itself
+            torch.testing.assert_close(soft[0], own * targets[0] + (1 - own) * targets[1])
+
+
+@pytest.mark.parametrize("augment", ["trivialaugment", "randaugment"])
+def test_augmentations_keep_a_uint8_crop_of_the_size(augment: str) -> None:
+    crop = TrainCrop(24, augment=augment)(torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8))
+    assert crop.image.dtype == torch.uint8 and crop.image.shape == (3, 24, 24)
+
+
+def test_distillation_settings_are_checked_in_one_line() -> None:
+    with pytest.raises(FashionStyleError, match="unlabelled and rounds need a teacher"):
+        TrainConfig(unlabelled="photos/").validate()
+    with pytest.raises(FashionStyleError, match="hard_weight must be in"):
+        TrainConfig(teacher="runs/x", hard_weight=1.5).validate()
+    with pytest.raises(FashionStyleError, match="unknown value 'autoaugment'; valid: none, trivialaugment"):
+        TrainConfig(augment="autoaugment").validate()
+
+
+def test_a_teacher_without_the_students_labels_is_refused_before_anything_is_written(shared_run, tmp_path,
+                                                                                      capsys) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text("image,split,Red,Plaid\n" + "".join(
+        f"{p},{s},1,0\n" for p, s in zip(shared_run.images[:8], ["train", "val"] * 4)))
+    out = tmp_path / "student"
+    assert main(["distill", str(shared_run.run), "--labels", str(other), "--out", str(out), *TINY_TRAIN]) == 2
+    assert "the teacher does not predict Plaid" in capsys.readouterr().err
+    assert not Path(f"{out}.teacher").exists() and not any(out.iterdir())
+
+
+@pytest.mark.slow
+def test_distill_trains_a_student_on_the_teachers_probabilities_with_unlabelled_images(shared_run, tmp_path) -> None:
+    extra = shared_run.labels.parent / "img"  # all 32: the 16 train and 8 val images among them are left out
+    out = tmp_path / "student"
+    args = ["distill", str(shared_run.run), "--labels", str(shared_run.labels), "--out", str(out),
+            "--unlabelled", str(extra), "--hard-weight", "0.5", *TINY_TRAIN, "--epochs", "1",
+            "--mixup", "0.2", "--cutmix", "1.0", "--augment", "trivialaugment"]
+    assert main(args) == 0
+    record = json.loads((out / "distillation.json").read_text())
+    train = read_labels(shared_run.labels).split("train")
+    assert record["labelled_images"] == len(train) == 16 and record["unlabelled_images"] == 8  # the test split
+    probs = np.load(Path(f"{out}.teacher") / "probs.npy")
+    targets = np.load(Path(f"{out}.teacher") / "targets.npy")
+    assert probs.shape == targets.shape == (16 + 8, 3)
+    np.testing.assert_allclose(targets[:len(train)], 0.5 * train.targets + 0.5 * probs[:len(train)], rtol=1e-6)
+    np.testing.assert_allclose(targets[len(train):], probs[len(train):], rtol=1e-6)
+    assert "Distilled (round 1)" in (out / "MODEL_CARD.md").read_text()
+    assert main(["predict", str(out), "--images", str(extra), "--out", str(tmp_path / "tags.csv")]) == 0
+    # the teacher's probabilities are computed once: a second student reuses them
+    before = (Path(f"{out}.teacher") / "probs.npy").stat().st_mtime_ns
+    assert main([*args[:5], str(out), "--resume", *args[6:]]) == 0  # a finished run resumes to itself
+    assert (Path(f"{out}.teacher") / "probs.npy").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_self_training_rounds_make_each_student_the_next_teacher(shared_run, tmp_path) -> None:
+    out = tmp_path / "noisy"
+    assert main(["distill", str(shared_run.run), "--labels", str(shared_run.labels), "--out", str(out),
+                 "--rounds", "2", *TINY_TRAIN, "--epochs", "1"]) == 0
+    first = json.loads((Path(f"{out}.round1") / "distillation.json").read_text())
+    second = json.loads((out / "distillation.json").read_text())
+    assert first["teacher"] == str(shared_run.run.resolve()) and first["round"] == 1
+    assert second["teacher"] == str(Path(f"{out}.round1").resolve()) and second["round"] == 2
