@@ -1,0 +1,84 @@
+"""Labels for a fraction of the train split, the rest as unlabelled images: the data of issue 23's
+semi-supervised table, and the table itself.
+
+    python bench/semi_supervised.py split --labels ../shared/data/garments/labels.csv --fraction 0.3 --out /tmp/g30
+        # -> /tmp/g30/labels.csv (30% of train, stratified, seed 0; all of val and test) and
+        #    /tmp/g30/unlabelled.csv (the other 70% of train, an `image` column of absolute paths)
+    python bench/semi_supervised.py table RUN [RUN ...]
+        # -> val and test macro F2 (tuned) of each run, from RUN/val_probs.npz and RUN/eval_test.json
+
+The kept rows are chosen as `train` chooses its validation rows (labels.stratified_split: every label
+keeps about `fraction` of its positives), with a fixed seed, so the subsets are the same every time.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
+from fashionstyle.core.run import RunDir  # noqa: E402
+from fashionstyle.data.labels import read_labels, stratified_split  # noqa: E402
+
+
+def split(labels: Path, fraction: float, out: Path, seed: int = 0) -> tuple[int, int]:
+    """Write out/labels.csv (kept train rows + val + test) and out/unlabelled.csv; (kept, unlabelled)."""
+    table = read_labels(labels)
+    train = np.array([s == "train" for s in table.splits])
+    keep = np.zeros(len(table), bool)
+    rows = np.flatnonzero(train)
+    keep[rows] = stratified_split(table.targets[rows], fraction, seed) if fraction < 1 else True
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "labels.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "split", *table.label_names])
+        for i in range(len(table)):
+            if keep[i] or not train[i]:
+                writer.writerow([table.images[i].resolve(), table.splits[i], *table.targets[i].tolist()])
+    with (out / "unlabelled.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image"])
+        writer.writerows([table.images[i].resolve()] for i in np.flatnonzero(train & ~keep))
+    return int(keep.sum()), int((train & ~keep).sum())
+
+
+def scores(run: Path) -> tuple[float, float]:
+    """(val macro F2 at the run's thresholds, test macro F2 from its eval_test.json or nan)."""
+    run_dir = RunDir(run)
+    _, probs, targets = run_dir.val_probs()
+    tuner = run_dir.thresholds()
+    val = macro_fbeta(targets, tuner.predict(probs), tuner.beta)
+    test_file = run / "eval_test.json"
+    test = json.loads(test_file.read_text())["macro_fbeta_tuned"] if test_file.is_file() else float("nan")
+    return float(val), float(test)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("split")
+    p.add_argument("--labels", type=Path, required=True)
+    p.add_argument("--fraction", type=float, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("table")
+    p.add_argument("runs", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    if args.command == "split":
+        kept, unlabelled = split(args.labels, args.fraction, args.out, args.seed)
+        print(f"{args.out}: {kept} labelled train images, {unlabelled} unlabelled")
+        return 0
+    print("| run | val macro F2 (tuned) | test macro F2 (tuned) |\n|---|---|---|")
+    for run in args.runs:
+        val, test = scores(run)
+        print(f"| {run.name} | {val:.4f} | {test:.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
