@@ -15,8 +15,9 @@ from fashionstyle.core import atomic
 from fashionstyle.analysis import gallery
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.analysis.evaluate import score_table
-from fashionstyle.analysis.report import (headline_html, image_mismatches, load_run, pr_curve, scores_table_html,
-                                 tuned_scores, write_report)
+from fashionstyle.analysis.report import headline_html, scores_table_html, write_report
+from fashionstyle.analysis.report_data import image_mismatches, load_run, tuned_scores
+from fashionstyle.analysis.report_plots import pr_curve
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from fashionstyle.core.version import __version__  # noqa: F401 - the public name
 
 _MODULES = {  # public name -> the module that defines it
     "StyleTagger": "api", "load": "api",

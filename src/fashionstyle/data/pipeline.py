@@ -34,11 +34,9 @@ from fashionstyle.data.images import (
     check_policy,
     check_tta_mode,
     draft_scale,
-    list_images,
     open_checked,
     open_rgb,
     resize_size,
-    to_rgb,
     tta_crops,
 )
 from fashionstyle.data.labels import LabelTable, stratified_split

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fashionstyle import __version__
+from fashionstyle.core.version import __version__
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.model_card import model_card

@@ -487,7 +487,7 @@ def header_timeout_protocol(seconds: float = DEFAULT_HEADER_TIMEOUT) -> type:
 
 
 def _version() -> str:
-    from fashionstyle import __version__
+    from fashionstyle.core.version import __version__
 
     return __version__
 

@@ -1,0 +1,159 @@
+"""What the HTML report reads from run directories: probabilities and targets per split, the
+history, label statistics and scores (report.py lays them out, report_plots.py draws them).
+
+    data = load_run(RunDir.open("runs/lite0"))      # RunData: tuner, val (and test) Split, history
+    at_half, tuned = split_scores(data, data.val)   # per-label F-beta at 0.5 and at the thresholds
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from fashionstyle.core.config import read_yaml
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.history import read_history
+from fashionstyle.core.metrics import per_label_scores
+from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
+from fashionstyle.data.labels import LabelTable
+
+
+@dataclass
+class Split:
+    """Probabilities and 0/1 targets (N, L) of one labelled split, and its image ids."""
+
+    probs: np.ndarray
+    targets: np.ndarray
+    ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunData:
+    """Everything the report reads from one run directory."""
+
+    name: str
+    run: RunDir
+    label_names: list[str]
+    tuner: ThresholdTuner
+    val: Split
+    test: Split | None
+    history: dict[str, np.ndarray] | None  # column -> values per epoch (nan where empty)
+    weight_power: float
+    manifest: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)  # config.yaml; empty for a fused run
+
+    @property
+    def beta_name(self) -> str:
+        return f"F{self.tuner.beta:g}"
+
+    def splits(self) -> dict[str, Split]:
+        return {"val": self.val} | ({"test": self.test} if self.test is not None else {})
+
+
+def load_run(path: str | Path, name: str | None = None) -> RunData:
+    """Read a complete run directory (RunDir.open refuses a missing or incomplete one)."""
+    run = RunDir.open(path)
+    ids, probs, targets = run.val_probs()
+    test_path = run / "eval_test.npz"
+    test = None
+    if test_path.is_file():
+        with np.load(test_path) as data:
+            test = Split(data["probs"], data["targets"], [str(i) for i in data["ids"]])
+    config = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
+    return RunData(name or run.path.resolve().name, run, run.label_names(), run.thresholds(),
+                   Split(probs, targets, ids), test, history_columns(run), float(config.get("weight_power", 1.0)),
+                   run.manifest(), config)
+
+
+def history_columns(run: RunDir) -> dict[str, np.ndarray] | None:
+    """history.csv as float columns, or None for a run without one."""
+    rows = read_history(run)
+    if not rows:
+        return None
+    return {key: np.array([_float(r.get(key)) for r in rows]) for key in rows[0]}
+
+
+def _float(text: str | None) -> float:
+    try:
+        return float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def run_names(paths: Sequence[Path]) -> list[str]:
+    """Folder names; duplicates get their parent folder in front (`a/run`, `b/run`)."""
+    names = [p.resolve().name for p in paths]
+    return [f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
+
+
+def check_same_labels(main: RunData, other: RunData) -> None:
+    if main.label_names != other.label_names:
+        raise FashionStyleError(
+            f"cannot compare runs with different labels: {main.run.path} has {main.label_names}, "
+            f"{other.run.path} has {other.label_names}")
+
+
+def image_mismatches(runs: Sequence[RunData]) -> list[str]:
+    """One sentence per run scored on other images than the first (validation, or test where both have it)."""
+    main, lines = runs[0], []
+    for other in runs[1:]:
+        pairs = [("validation", main.val, other.val)]
+        if main.test is not None and other.test is not None:
+            pairs.append(("test", main.test, other.test))
+        splits = [name for name, a, b in pairs if a.ids != b.ids or not np.array_equal(a.targets, b.targets)]
+        if splits:
+            lines.append(f"{other.name} was scored on other {' and '.join(splits)} images than {main.name}: "
+                         "its scores are not comparable side by side")
+    return lines
+
+
+def training_split(data: RunData, labels: LabelTable | None) -> tuple[LabelTable, str] | None:
+    """The label file's rows the run trained on (split as training splits them) and a phrase naming them."""
+    if labels is None or labels.targets is None:
+        return None
+    source = f"<code>{html.escape(labels.source)}</code>"
+    if "val_fraction" not in data.config:
+        return labels, (f"all {len(labels)} images of {source} (the run has no config.yaml to split them "
+                        "as its training did)")
+    from fashionstyle.data.pipeline import train_val_split  # torch
+
+    train, _ = train_val_split(labels, float(data.config["val_fraction"]), int(data.config.get("seed", 0)))
+    return train, f"the {len(train)} training images of {source} (the run's own train/validation split)"
+
+
+def stats_targets(data: RunData, stats_table: LabelTable | None, train_targets: np.ndarray | None,
+                  train: tuple[LabelTable, str] | None = None) -> tuple[np.ndarray, str]:
+    """Targets for the label statistics and a phrase naming where they come from."""
+    if train_targets is not None:
+        targets, source = np.asarray(train_targets), "the training labels"
+    elif stats_table is not None:
+        if list(stats_table.label_names) != data.label_names:
+            raise FashionStyleError(f"{stats_table.source}: labels {stats_table.label_names} differ "
+                                    f"from the run's {data.label_names}")
+        targets, source = stats_table.require_targets(), f"<code>{html.escape(stats_table.source)}</code>"
+    elif train is not None:
+        targets, source = train[0].require_targets(), train[1]
+    else:
+        return data.val.targets, "the validation split (no training labels were given)"
+    if targets.ndim != 2 or targets.shape[1] != len(data.label_names):
+        raise FashionStyleError(f"training targets must have shape (N, {len(data.label_names)}), "
+                                f"got {targets.shape}")
+    return targets, source
+
+
+def tuned_scores(data: RunData, split: Split) -> dict[str, np.ndarray]:
+    """Per-label precision, recall, F-beta and support at the tuned thresholds."""
+    return per_label_scores(split.targets, data.tuner.predict(split.probs), data.tuner.beta)
+
+
+def split_scores(data: RunData, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label F-beta at 0.5 and at the tuned thresholds."""
+    beta = data.tuner.beta
+    at_half = per_label_scores(split.targets, (split.probs >= 0.5).astype(np.uint8), beta)["fbeta"]
+    tuned = per_label_scores(split.targets, data.tuner.predict(split.probs), beta)["fbeta"]
+    return at_half, tuned
