@@ -88,7 +88,7 @@ def _value(loss: torch.nn.Module) -> float:
 
 
 def test_every_loss_of_the_table_is_built_with_the_configs_defaults() -> None:
-    assert LOSSES.names == ("weighted_bce", "bce", "focal", "asl")
+    assert LOSSES.names[:4] == ("weighted_bce", "bce", "focal", "asl")  # the report's first, the default
     for name in LOSSES:
         assert isinstance(create_loss(name, TRAIN), torch.nn.Module)
     default = TrainConfig().weight_power

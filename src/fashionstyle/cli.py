@@ -611,10 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recursive_arg(p)
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
-                   help="jd: the contest's submission lines; csv: probabilities and the predicted labels; json: "
-                        "labels and probabilities per image; parquet: id, a float32 column per label and the "
-                        "predicted labels, for millions of rows (needs pyarrow) (default: from --out's extension, "
-                        ".csv, .json, .parquet; else jd)")
+                   help=f"{OUTPUT_FORMATS.help()} (default: from --out's extension, "
+                        f"{', '.join(c.value for c in OUTPUT_FORMATS.values())}; else jd)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
                         "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")

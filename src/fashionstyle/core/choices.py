@@ -89,13 +89,15 @@ RUNTIMES = Registry(
     Choice("onnx", "ONNX Runtime on the fp32 export (made on first use)", value="fp32"),
     Choice("onnx-int8", "ONNX Runtime on the int8 export (made on first use)", value="int8"))
 
-OUTPUT_FORMATS = Registry(
+OUTPUT_FORMATS = Registry(  # value: the file name suffix that picks the format (predict --out)
     "output format",
-    Choice("jd", "the contest's submission: id,label,label,...", "fashionstyle.inference.outputs:JdWriter"),
-    Choice("csv", "one row per image: a probability per label, the decisions and a labels column",
-           "fashionstyle.inference.outputs:CsvWriter"),
-    Choice("json", "a list of {image, probabilities, labels}", "fashionstyle.inference.outputs:JsonWriter"),
-    Choice("parquet", "a table as csv's, typed (needs pyarrow)", "fashionstyle.inference.outputs:ParquetWriter"))
+    Choice("jd", "the contest's submission lines, id and a 0/1 flag per label",
+           "fashionstyle.inference.outputs:JdWriter", value=".txt"),
+    Choice("csv", "a probability per label and the predicted labels, a row per image",
+           "fashionstyle.inference.outputs:CsvWriter", value=".csv"),
+    Choice("json", "labels and probabilities per image", "fashionstyle.inference.outputs:JsonWriter", value=".json"),
+    Choice("parquet", "id, a float32 column per label and the predicted labels, for millions of rows "
+           "(needs pyarrow)", "fashionstyle.inference.outputs:ParquetWriter", value=".parquet"))
 
 BAD_IMAGE_POLICIES = Registry(
     "bad-image policy",

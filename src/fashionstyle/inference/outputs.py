@@ -56,12 +56,12 @@ def output_format(out: str | Path, fmt: str | None) -> str:
     """`fmt`, or the one `out`'s extension names (.txt jd, .csv, .json, .parquet; others: jd); a format
     that contradicts the extension (csv into .parquet, json into .csv, ...) is refused."""
     suffix = Path(out).suffix.lower()
-    by_name = {writer(name).suffix: name for name in OUTPUT_FORMATS}.get(suffix)
+    by_name = {choice.value: name for name, choice in OUTPUT_FORMATS.items()}.get(suffix)
     if fmt is None:
         return check_format(by_name or "jd")
     if by_name is not None and by_name != fmt and not {fmt, by_name} <= COMMA_TEXT:
         raise FashionStyleError(f"--format {fmt} contradicts --out {out} (a {suffix} file holds {by_name}); "
-                                f"drop --format or use a {writer(fmt).suffix} name")
+                                f"drop --format or use a {OUTPUT_FORMATS[fmt].value} name")
     return check_format(fmt)
 
 
@@ -150,7 +150,6 @@ class Writer:
     """One output format. Text formats are a head, the rows (written in parts) and a tail; merging
     parts copies them between head and tail, so that parts merged give the file written at once."""
 
-    suffix = ""
     separator = ""  # between the rows of two parts (JSON's comma)
 
     def check(self) -> None:
@@ -196,16 +195,12 @@ class Writer:
 class JdWriter(Writer):
     """The contest's submission: `id,l1,...,lL` with 0/1 flags, no header, ids unescaped."""
 
-    suffix = ".txt"
-
     def rows(self, rows: Rows) -> str:
         return csv_text([i, *map(str, row)] for i, row in zip(rows.ids, rows.predictions.astype(int)))
 
 
 class CsvWriter(Writer):
     """`id,<labels>,labels`: probabilities with 6 decimals, the predicted names joined by ";"."""
-
-    suffix = ".csv"
 
     def head(self, label_names: Sequence[str]) -> str:
         return csv_text([["id", *map(spreadsheet_safe, label_names), "labels"]])
@@ -218,7 +213,6 @@ class CsvWriter(Writer):
 class JsonWriter(Writer):
     """A list of {id, labels, probs} (indent 1)."""
 
-    suffix = ".json"
     separator = ",\n"
 
     def rows(self, rows: Rows) -> str:  # the records, without the list's brackets
@@ -235,8 +229,6 @@ class JsonWriter(Writer):
 class ParquetWriter(Writer):
     """Columns id, one float32 probability column per label, labels (list of names); thresholds in
     the metadata. Parts are Parquet files too; the merge streams their row groups."""
-
-    suffix = ".parquet"
 
     def check(self) -> None:
         _pyarrow()
@@ -263,8 +255,6 @@ class ParquetWriter(Writer):
 
 class NpzWriter(Writer):
     """Parts of ids and probabilities (evaluate's), merged by read_npz_parts, not into a file."""
-
-    suffix = ".npz"
 
     def write_part(self, path: Path, rows: Rows) -> Path:
         return atomic.write_npz(path, ids=np.array(rows.ids, dtype=str), probs=np.asarray(rows.probs, np.float32))

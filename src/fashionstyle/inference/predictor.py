@@ -43,8 +43,11 @@ class PredictSettings:
     tta: str | None = None    # None: the one the run's thresholds were tuned with
 
     def identity(self, run: RunDir) -> dict[str, Any]:
-        """The settings as a streamed job's parts record them (the TTA resolved against the run)."""
-        return {**asdict(self), "tta": check_tta(run, self.tta)}
+        """The settings as a streamed job's parts record them: the TTA resolved against the run, and a
+        setting left at its default left out (so that a new setting keeps older parts resumable)."""
+        defaults = asdict(PredictSettings())
+        given = {k: v for k, v in asdict(self).items() if k in ("runtime", "tta") or v != defaults[k]}
+        return {**given, "tta": check_tta(run, self.tta)}
 
 
 class BasePredictor(ABC):
