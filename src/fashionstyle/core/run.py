@@ -4,7 +4,7 @@
       manifest.json      format version, kind, complete flag
       config.yaml        the resolved TrainConfig
       labels.json        label names, in output order
-      model.pt           weights + preprocessing (models.save_model)
+      model.pt           weights + preprocessing (network.save_model)
       members.json       composite runs only: which model files give which labels, with weights
       thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict)
       tta.json           the test-time augmentation they were tuned with (absent: none)

@@ -4,7 +4,7 @@
     views = tta_views(224, mean, std, "flip")(image)           # (T, 3, 224, 224) float32
 
 `tta_views` gives exactly what torchvision's transforms give for a PIL image, and
-PyTorch's uint8 pipeline (data.EvalViews, resized by torch) to within one grey
+PyTorch's uint8 pipeline (pipeline.EvalViews, resized by torch) to within one grey
 level, so the ONNX runtime predicts without PyTorch installed.
 """
 from __future__ import annotations
@@ -252,7 +252,7 @@ def tta_views(image_size: int, mean: Sequence[float], std: Sequence[float],
               tta: str = "none") -> Callable[[Image.Image], np.ndarray]:
     """Test-time views of one RGB PIL image, stacked: (T, 3, H, W) float32 with T = 1, 2, 5 or 10.
 
-    Resize the shorter side to size/0.875 (Pillow, bilinear), then crop as data.EvalViews does
+    Resize the shorter side to size/0.875 (Pillow, bilinear), then crop as pipeline.EvalViews does
     (flip: the centre crop and its mirror; five-crop; ten-crop: the five and those
     of the mirrored image), scale to 0..1 and normalise by `mean` and `std`.
     """

@@ -11,7 +11,7 @@ uint8. Device side (after a pinned copy): to float, normalise, flip the training
 images drawn for it, channels-last when asked. Training (TrainCrop), validation,
 prediction, evaluate, explain and the service all go this way; eval_transform and
 tta_transform give the same views normalised on the host, for CPU-only users.
-Decoding and listing are in images.py (torch-free, re-exported here).
+Decoding and listing files are in images.py (torch-free).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """OnnxPredictor: the predictor interface on ONNX Runtime, reading a run's ONNX export folder.
 
-    predictor = OnnxPredictor.from_export("runs/x/onnx")        # a folder written by export.export_onnx
+    predictor = OnnxPredictor.from_export("runs/x/onnx")        # a folder written by onnx_export.export_onnx
     predictor = OnnxPredictor.from_run("runs/x", precision="int8")   # RUN/onnx-int8, with the run's thresholds
     probs = predictor.predict_proba(["a.jpg", "b.jpg"])           # (N, L), as Predictor's
 
@@ -17,7 +17,7 @@ predict without PyTorch models:
 
 Each label's probability is the weighted mean of the members that give it,
 averaged over the test-time views, exactly as in Predictor; preprocessing is
-images.tta_views, numpy's equal of Predictor's uint8 views (data.EvalViews, within
+images.tta_views, numpy's equal of Predictor's uint8 views (pipeline.EvalViews, within
 one grey level of rounding: probabilities within 1e-4 on the tests' run). No torch
 anywhere: `pip install 'fashionstyle[serve]'` serves an exported run.
 """

@@ -3,7 +3,7 @@
     predictor = load_predictor("runs/x", "onnx-int8")   # a predictors.BasePredictor, whatever the runtime
 
 Torch-free at import time; an ONNX runtime imports torch only to make a
-missing or stale export (export.py).
+missing or stale export (onnx_export.py).
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ class LoaderSettings:
     on_bad: str = "skip"
     chunk_size: int = DEFAULT_CHUNK
     progress: bool = True
-    decode: str = "auto"  # where JPEGs are decoded (predict.DECODERS): the torch runtime's choice
+    decode: str = "auto"  # where JPEGs are decoded (config.DECODERS): the torch runtime's choice
 
 
 class Written(NamedTuple):
@@ -54,7 +54,7 @@ class Written(NamedTuple):
 
 @dataclass
 class StreamJob:
-    """Predict every image of `source` into `out` (format `fmt`, outputs.FORMATS), chunk by chunk."""
+    """Predict every image of `source` into `out` (format `fmt`, choices.OUTPUT_FORMATS), chunk by chunk."""
 
     source: ImageSource | ListSource
     out: Path

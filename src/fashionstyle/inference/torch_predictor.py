@@ -9,7 +9,7 @@ member model; single-label, label-wise-epoch and fused runs have several, and
 each label's probability is the weighted mean of the members that give it.
 The interface (predictors.BasePredictor) is shared with onnx_predictor.OnnxPredictor.
 
-Input (data.py): DataLoader workers decode and crop to uint8 view stacks; the
+Input (data/pipeline.py): DataLoader workers decode and crop to uint8 view stacks; the
 device normalises them; on CUDA the models run in bf16 autocast and channels-last
 (fp32 on the CPU). With decode="gpu" the workers only read plain JPEGs and the
 GPU decodes them in one batched nvJPEG call per batch (other files as before).

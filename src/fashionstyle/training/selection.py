@@ -3,7 +3,7 @@
     selected = select_runs(["runs/d201", "runs/r101", "runs/r152"], "runs/selected")
     print(selection_table(selected))
 
-Fusion (ensemble.py) averages every run for every label. Selection instead
+Fusion (fusion.py) averages every run for every label. Selection instead
 picks, for each label separately, the runs whose average predicts that label
 best on the validation split: Caruana et al.'s (2004) greedy forward
 selection with replacement, scored by the label's F-beta at its tuned
