@@ -30,6 +30,10 @@ def test_soft_targets_mix_labels_and_teacher_and_keep_labels_where_the_teacher_c
                          [0.0, 0.0]], np.float32)                 # unlabelled and unreadable
     np.testing.assert_allclose(targets, expected, rtol=1e-6)
     assert isinstance(targets, np.memmap) and not targets.flags.writeable
+    decided = soft_targets(tmp_path / "h.npy", hard, probs, columns=[1, 0], hard_weight=0.25,
+                           thresholds=np.array([0.5, 0.25]))
+    np.testing.assert_allclose(decided[3:], [[1.0, 1.0], [0.0, 0.0]])  # 0.7 >= 0.5, 0.3 >= 0.25; NaN: 0
+    np.testing.assert_allclose(decided[0], [0.25 + 0.75 * 1.0, 0.75 * 0.0])  # 0.9 >= 0.5; 0.2 < 0.25
 
 
 def test_mixup_blends_images_and_targets_by_one_weight() -> None:

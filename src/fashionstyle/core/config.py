@@ -50,6 +50,10 @@ AUGMENTATIONS = Registry(  # on each uint8 training crop, after the random resiz
     Choice("trivialaugment", "TrivialAugmentWide: one random op of random strength per image",
            "torchvision.transforms.v2:TrivialAugmentWide"),
     Choice("randaugment", "RandAugment: two random ops at strength 9 of 31", "torchvision.transforms.v2:RandAugment"))
+PSEUDO_LABELS = Registry(  # what a student learns from the teacher's probabilities
+    "pseudo-label kind",
+    Choice("soft", "the teacher's probabilities as they are"),
+    Choice("hard", "the teacher's 0/1 decisions at its tuned thresholds"))
 DECODERS = Registry(  # where JPEGs are decoded (train, evaluate, predict: --decode)
     "decoder", Choice("auto", "cpu until measured otherwise"), Choice("cpu", "loader workers, libjpeg-turbo"),
     Choice("gpu", "nvJPEG, batched; CUDA only"))
@@ -169,6 +173,7 @@ class TrainConfig:
                                                    "too: a folder, a list or a CSV (as `predict --images`)")
     hard_weight: float = _option("distillation", 0.5, "weight of the given labels in a labelled image's target "
                                                       "(1 - it: the teacher's probability), in [0, 1]")
+    pseudo: str = _option("distillation", "soft", PSEUDO_LABELS.help(), PSEUDO_LABELS)
     rounds: int = _option("distillation", 1, "self-training rounds: each student is the next round's teacher "
                                              "(OUT.round1, ...; the last is OUT)")
 

@@ -68,13 +68,14 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
     probs = stored_probs(teacher, [*train_table.ids, *ids], [*train_table.images, *images], folder / "probs.npy",
                          resume, loader=loader)
+    decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
     targets = soft_targets(folder / "targets.npy", train_table.require_targets(), probs, columns,
-                           config.hard_weight)
+                           config.hard_weight, decide_at)
     student = LabelTable(train_table.label_names, [*train_table.ids, *ids], [*train_table.images, *images],
                          targets, source=train_table.source)
     run = train_multi(config, out, train_resume, tables=(student, val_table, bad))
     if RunDir(out).manifest().get("complete"):
-        record(run, teacher, round_number, train_table, val_table, len(ids), config.hard_weight)
+        record(run, teacher, round_number, train_table, val_table, len(ids), config)
     return run
 
 
@@ -99,13 +100,17 @@ def unlabelled_images(source: str, labelled: list[Path]) -> tuple[list[str], lis
     return [UNLABELLED_ID + i for i, _ in kept], [Path(p) for _, p in kept]
 
 
-def soft_targets(path: Path, hard: np.ndarray, probs: np.ndarray, columns: list[int], hard_weight: float) -> np.ndarray:
+def soft_targets(path: Path, hard: np.ndarray, probs: np.ndarray, columns: list[int], hard_weight: float,
+                 thresholds: np.ndarray | None = None) -> np.ndarray:
     """(N, L) float32 targets into `path` (a memory map back): the labelled rows (the first len(hard))
-    mix labels and the teacher's probabilities by `hard_weight`; the rest are the teacher's. A row the
-    teacher could not read (NaN) keeps its labels, or 0 for an unlabelled image (it is skipped too)."""
+    mix labels and the teacher's probabilities by `hard_weight`; the rest are the teacher's. With
+    `thresholds` (pseudo "hard") the teacher's decisions at them stand for its probabilities. A row
+    the teacher could not read (NaN) keeps its labels, or 0 for an unlabelled image (it is skipped too)."""
     def blocks():
         for start in range(0, len(probs), CHUNK):
             teacher = np.asarray(probs[start:start + CHUNK][:, columns], np.float32)
+            if thresholds is not None:
+                teacher = np.where(np.isnan(teacher), np.nan, (teacher >= thresholds).astype(np.float32))
             labels = np.asarray(hard[start:start + CHUNK], np.float32)
             labelled = teacher[:len(labels)]
             mixed = hard_weight * labels + (1 - hard_weight) * labelled
@@ -117,10 +122,11 @@ def soft_targets(path: Path, hard: np.ndarray, probs: np.ndarray, columns: list[
 
 
 def record(run: RunDir, teacher: RunDir, round_number: int, train: LabelTable, val: LabelTable,
-           unlabelled: int, hard_weight: float) -> None:
+           unlabelled: int, config: TrainConfig) -> None:
     """RUN/distillation.json, and the card's data counts: the labelled images' own labels."""
     atomic.write_json(run / "distillation.json", {
         "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
-        "labelled_images": len(train), "unlabelled_images": unlabelled, "hard_weight": hard_weight})
+        "labelled_images": len(train), "unlabelled_images": unlabelled, "hard_weight": config.hard_weight,
+        "pseudo": config.pseudo})
     write_data_counts(run, {"train": train.require_targets(), "val": val.require_targets()})
     write_model_card(run)
