@@ -6,6 +6,9 @@ semi-supervised table, and the table itself.
         #    /tmp/g30/unlabelled.csv (the other 70% of train, an `image` column of absolute paths)
     python bench/semi_supervised.py table RUN [RUN ...]
         # -> val and test macro F2 (tuned) of each run, from RUN/val_probs.npz and RUN/eval_test.json
+    python bench/semi_supervised.py plot --out docs/semi_supervised.png --supervised 10=runs/sup10 30=runs/sup30 \
+        --self-trained 10=runs/st10 30=runs/st30 --plain 10=plain10.json 30=plain30.json
+        # -> test macro F2 against the labelled fraction (%), one line per method
 
 The kept rows are chosen as `train` chooses its validation rows (labels.stratified_split: every label
 keeps about `fraction` of its positives), with a fixed seed, so the subsets are the same every time.
@@ -58,6 +61,35 @@ def scores(run: Path) -> tuple[float, float]:
     return float(val), float(test)
 
 
+def test_score(source: str) -> float:
+    """Test macro F2 (tuned) of a run folder, or of bench/plain_loop.py's --json file."""
+    path = Path(source)
+    if path.suffix == ".json":
+        return float(json.loads(path.read_text())["test_f2_tuned"])
+    return scores(path)[1]
+
+
+def plot(out: Path, lines: dict[str, list[str]]) -> Path:
+    """Test macro F2 against the labelled share of the train split, one line per method."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    for (name, points), marker in zip(lines.items(), "osv^"):
+        pairs = sorted((float(p.split("=", 1)[0]), test_score(p.split("=", 1)[1])) for p in points)
+        ax.plot([x for x, _ in pairs], [y for _, y in pairs], marker=marker, label=name)
+        for x, y in pairs:
+            ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xticks([10, 30, 100], ["10%", "30%", "100%"])
+    ax.set_xlabel("labelled share of the train split (the rest: unlabelled)")
+    ax.set_ylabel("test macro F2 (thresholds tuned on val)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,7 +100,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p = sub.add_parser("table")
     p.add_argument("runs", type=Path, nargs="+")
+    p = sub.add_parser("plot")
+    p.add_argument("--out", type=Path, required=True)
+    for flag in ("--supervised", "--self-trained", "--plain"):
+        p.add_argument(flag, nargs="+", default=[], metavar="PERCENT=RUN")
     args = parser.parse_args(argv)
+    if args.command == "plot":
+        names = {"fashionstyle train, labelled images only": args.supervised,
+                 "fashionstyle distill, + unlabelled images": args.self_trained,
+                 "bench/plain_loop.py, labelled images only": args.plain}
+        print(plot(args.out, {name: points for name, points in names.items() if points}))
+        return 0
     if args.command == "split":
         kept, unlabelled = split(args.labels, args.fraction, args.out, args.seed)
         print(f"{args.out}: {kept} labelled train images, {unlabelled} unlabelled")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TRAIN
+from conftest import TINY_TRAIN, make_image_set
 from fashionstyle.cli import main
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
@@ -88,7 +88,9 @@ def test_a_teacher_without_the_students_labels_is_refused_before_anything_is_wri
 
 @pytest.mark.slow
 def test_distill_trains_a_student_on_the_teachers_probabilities_with_unlabelled_images(shared_run, tmp_path) -> None:
-    extra = shared_run.labels.parent / "img"  # all 32: the 16 train and 8 val images among them are left out
+    extra = make_image_set(tmp_path / "extra", n=12, seed=5).parent / "img"
+    for labelled in shared_run.images:  # the label file's images (train, val and test) are left out
+        (extra / f"labelled_{labelled.name}").symlink_to(labelled)
     out = tmp_path / "student"
     args = ["distill", str(shared_run.run), "--labels", str(shared_run.labels), "--out", str(out),
             "--unlabelled", str(extra), "--hard-weight", "0.5", *TINY_TRAIN, "--epochs", "1",
@@ -96,10 +98,10 @@ def test_distill_trains_a_student_on_the_teachers_probabilities_with_unlabelled_
     assert main(args) == 0
     record = json.loads((out / "distillation.json").read_text())
     train = read_labels(shared_run.labels).split("train")
-    assert record["labelled_images"] == len(train) == 16 and record["unlabelled_images"] == 8  # the test split
+    assert record["labelled_images"] == len(train) == 16 and record["unlabelled_images"] == 12
     probs = np.load(Path(f"{out}.teacher") / "probs.npy")
     targets = np.load(Path(f"{out}.teacher") / "targets.npy")
-    assert probs.shape == targets.shape == (16 + 8, 3)
+    assert probs.shape == targets.shape == (16 + 12, 3)
     np.testing.assert_allclose(targets[:len(train)], 0.5 * train.targets + 0.5 * probs[:len(train)], rtol=1e-6)
     np.testing.assert_allclose(targets[len(train):], probs[len(train):], rtol=1e-6)
     assert "Distilled (round 1)" in (out / "MODEL_CARD.md").read_text()

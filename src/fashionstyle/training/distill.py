@@ -15,8 +15,8 @@ unlabelled images (`fashionstyle distill TEACHER_RUN`, or `train --teacher`).
    labelled validation split, and is an ordinary run directory (predict, serve, export, report).
 With `rounds` K > 1, each student teaches the next (OUT.round1, ..., the last is OUT).
 
-Unlabelled images that are labelled images (train or validation) are left out: validation stays
-unseen. RUN/distillation.json records the teacher, its TTA and the counts.
+Unlabelled images that the label file names (any split: train, validation or test) are left out,
+so that validation and test stay unseen. RUN/distillation.json records the teacher, its TTA and the counts.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.model_card import write_data_counts, write_model_card
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.labels import LabelTable
+from fashionstyle.data.labels import LabelTable, read_labels
 from fashionstyle.inference.jobs import stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings
@@ -63,7 +63,8 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     teacher = RunDir.open(teacher_path)
     train_table, val_table, bad = prepare_tables(config)
     columns = teacher_columns(teacher, train_table.label_names)
-    ids, images = unlabelled_images(config.unlabelled, [*train_table.images, *val_table.images])
+    listed = read_labels(config.labels, config.images or None, config.label_names).images  # every split
+    ids, images = unlabelled_images(config.unlabelled, listed)
     folder = Path(f"{out}.teacher")
     loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
     probs = stored_probs(teacher, [*train_table.ids, *ids], [*train_table.images, *images], folder / "probs.npy",
