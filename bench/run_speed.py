@@ -20,9 +20,6 @@ from fashionstyle.core.choices import TTA_MODES  # noqa: E402
 from fashionstyle.data.images import list_images  # noqa: E402
 from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
 
-VIEWS = {"none": 1, "flip": 2, "five-crop": 5, "ten-crop": 10}  # forward passes per member
-
-
 def images_per_second(predictor: Predictor, images: list[Path], batch_size: int) -> float:
     start = time.perf_counter()
     predictor.predict_proba(images, batch_size=batch_size)
@@ -49,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
           f"best of {args.rounds} alternating rounds\n")
     print("| run | members x views | images/s | vs the first |\n|---|---|---|---|")
     for run, predictor in predictors.items():
-        assert predictor.tta in TTA_MODES
-        passes = f"{len(predictor.members)} x {VIEWS[predictor.tta]}"
+        passes = f"{len(predictor.members)} x {TTA_MODES[predictor.tta].value}"
         print(f"| {run.name} | {passes} | {best[run]:.1f} | {best[run] / first:.2f}x |")
     return 0
 

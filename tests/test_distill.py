@@ -3,6 +3,9 @@ TrivialAugment, RandAugment)."""
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +109,35 @@ def test_distill_trains_a_student_on_the_teachers_probabilities_with_unlabelled_
     np.testing.assert_allclose(targets[len(train):], probs[len(train):], rtol=1e-6)
     assert "Distilled (round 1)" in (out / "MODEL_CARD.md").read_text()
     assert main(["predict", str(out), "--images", str(extra), "--out", str(tmp_path / "tags.csv")]) == 0
-    # the teacher's probabilities are computed once: a second student reuses them
+    # the teacher's probabilities are computed once: another student, at another batch size, reuses them
+    other = tmp_path / "other"
+    shutil.copytree(Path(f"{out}.teacher"), Path(f"{other}.teacher"))
+    before = (Path(f"{other}.teacher") / "probs.npy").stat().st_mtime_ns
+    assert main([*args[:5], str(other), *args[6:], "--batch-size", "4"]) == 0
+    assert (Path(f"{other}.teacher") / "probs.npy").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_a_distill_stopped_after_the_teacher_pass_resumes_from_the_stored_probabilities(shared_run, tmp_path,
+                                                                                        monkeypatch, capsys) -> None:
+    from fashionstyle.core.run import RunInterrupted
+    from fashionstyle.training import distill
+
+    def stopped(config, out, resume, tables):
+        raise RunInterrupted(signal.SIGTERM, Path(out))
+
+    out = tmp_path / "student"
+    args = ["distill", str(shared_run.run), "--labels", str(shared_run.labels), "--out", str(out), *TINY_TRAIN,
+            "--epochs", "1"]
+    with monkeypatch.context() as patched:
+        patched.setattr(distill, "train_multi", stopped)
+        assert main(args) == 143
+    again = shlex.split(capsys.readouterr().err.strip().splitlines()[-1].split("resume it with: ")[1])
+    assert again == ["fashionstyle", "distill", str(shared_run.run), "--out", str(out), "--resume"]
     before = (Path(f"{out}.teacher") / "probs.npy").stat().st_mtime_ns
-    assert main([*args[:5], str(out), "--resume", *args[6:]]) == 0  # a finished run resumes to itself
+    assert main([*again[1:], "--labels", str(shared_run.labels), *TINY_TRAIN, "--epochs", "1"]) == 0
     assert (Path(f"{out}.teacher") / "probs.npy").stat().st_mtime_ns == before
+    assert json.loads((out / "distillation.json").read_text())["round"] == 1
 
 
 @pytest.mark.slow

@@ -97,13 +97,25 @@ def _train_config(args: argparse.Namespace):
     from fashionstyle.core import config as config_lib
 
     overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
-    if args.resume:
-        from fashionstyle.core.run import RunDir
-
-        saved = RunDir(args.out).require_resumable() / "config.yaml"
-        if saved.is_file():  # the run's own config: a setting given that differs from it is refused
-            return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, args.recipe))
+    saved = _saved_config(args) if args.resume else None
+    if saved is not None:  # the run's own config: a setting given that differs from it is refused
+        return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, args.recipe))
     return config_lib.load(args.config, overrides, recipe=args.recipe)
+
+
+def _saved_config(args: argparse.Namespace) -> Path | None:
+    """The config.yaml a --resume continues with: the run's, or for distill a round's (OUT.roundK); None
+    for a run without one, or a distill stopped in its teacher pass; refuses when nothing was started."""
+    from fashionstyle.core.run import RunDir
+
+    out = Path(args.out)
+    rounds = sorted(out.parent.glob(f"{out.name}.round*")) if args.command == "distill" else []
+    found = [run / "config.yaml" for run in (out, *rounds) if (run / "config.yaml").is_file()]
+    if found:
+        return found[0]
+    if args.command != "distill" or not any(out.parent.glob(f"{out.name}*.teacher")):
+        RunDir(out).require_resumable()
+    return None
 
 
 @command
@@ -589,8 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="predict validation again with this TTA and tune on that (default: keep the run's)")
     p.add_argument("--rule", choices=THRESHOLD_RULES, default="exact",
-                   help="exact: each label's F-beta maximum on val; smooth: the maximum of the curve averaged "
-                        "over +-0.05; bootstrap: of the curve averaged over 200 resamples of val (default: exact)")
+                   help=f"{THRESHOLD_RULES.help()} (default: exact)")
     _add_label_args(p, required=False)
 
     p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
@@ -614,8 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{OUTPUT_FORMATS.help()} (default: from --out's extension, "
                         f"{', '.join(c.value for c in OUTPUT_FORMATS.values())}; else jd)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                   help="onnx: ONNX Runtime on the CPU (exports into RUN/onnx/ on first use); "
-                        "onnx-int8: its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little")
+                   help=f"{RUNTIMES.help()} (default: torch)")
     _add_decode_arg(p)
     _add_tta_arg(p)
     _add_loader_args(p)
@@ -672,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most requests decoding images at once; each adds about one --max-pixels image "
                         "(4 bytes a pixel) to peak memory (default: 2)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
-                   help="torch, or onnx / onnx-int8: ONNX Runtime on the run's export (default: torch)")
+                   help=f"{RUNTIMES.help()} (default: torch)")
     p.add_argument("--header-timeout", type=float, default=10.0,
                    help="seconds a connection may take to send a request's line and headers, from its opening "
                         "or its previous response; then it is closed (default: 10)")
@@ -686,12 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize int8)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
-                   help="int8: static quantisation calibrated on real images, with its fidelity measured on "
-                        "others; refused (nothing written) when it keeps under 99%% of the label decisions "
-                        "(quantises RUN/onnx, exporting it first when missing or stale) (default: none, fp32)")
+                   help=f"{QUANTIZATIONS.help()}; refused (nothing written) when it keeps under 99%% of the "
+                        "label decisions (quantises RUN/onnx, exporting it first when missing or stale) "
+                        "(default: none)")
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx",
-                   help="onnx (default): ONNX Runtime files; hub: a Hugging Face style folder (config.json, "
-                        "model.safetensors, backbone.safetensors for timm, README.md model card), default --out RUN/hub")
+                   help=f"{EXPORT_FORMATS.help()} (default: onnx)")
     p.add_argument("--calibration", default=None,
                    help="int8: a folder of images to calibrate and check on (default: the run's validation images)")
     p.add_argument("--force", action="store_true",

@@ -82,7 +82,7 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
 
 def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) -> str:
     names, thresholds = explainer.label_names, explainer.predictor.thresholds
-    predicted = explainer.predictor.decided_names(shown.probs[None])[0]
+    predicted = [n for n, on in zip(names, explainer.predictor.decide(shown.probs[None])[0]) if on]
     rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
                    f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
     figures = "".join(f'<figure><img src="{folder}/{map_file(names, n)}" alt="{html.escape(n)}">'

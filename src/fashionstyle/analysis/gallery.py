@@ -5,7 +5,7 @@ Predictions (fastai's `show_results` / `plot_top_losses`): test images (else val
 their true and predicted label sets at the tuned thresholds, the most wrong first (most wrong
 labels, then the highest binary cross-entropy). Augmented training images (as Ultralytics shows
 training batches): a few training images beside the crops and flips the run's own training
-transform (data.TrainCrop through data.ImageDataset, seeded as in training) drew in its first
+transform (pipeline.TrainCrop through pipeline.ImageDataset, seeded as in training) drew in its first
 epochs. Error gallery: per label, the most confident true positives (highest probability), false
 positives (highest) and false negatives (lowest) at the label's tuned threshold. Thumbnails are
 small JPEGs in `thumbs/` beside index.html; an image that is missing or unreadable is skipped
@@ -153,7 +153,7 @@ def prediction_grid(label_names: list[str], ids: list[str], probs: np.ndarray, t
 def display_pixels(sample: Any, mean: Sequence[float] = IMAGENET_MEAN,
                    std: Sequence[float] = IMAGENET_STD) -> np.ndarray:
     """(H, W, 3) uint8 of what a training transform returned: an (image, flip) pair or a (3, H, W)
-    tensor, uint8 (data.TrainCrop: the flip is applied later, on the device) or normalised float."""
+    tensor, uint8 (pipeline.TrainCrop: the flip is applied later, on the device) or normalised float."""
     image, flip = (sample[0], bool(sample[1])) if isinstance(sample, tuple) else (sample, False)
     pixels = image.detach().cpu().numpy()
     if pixels.dtype != np.uint8:  # normalised on the host: undo (x - mean) / std
@@ -181,7 +181,7 @@ def augmentation_blocks(train: LabelTable, config: dict[str, Any], thumbs: Thumb
     from fashionstyle.data.pipeline import ImageDataset, TrainCrop, decode_image  # torch: only for this section
 
     augment = TrainCrop(int(config["image_size"]), float(config.get("crop_scale", 0.35)),
-                        bool(config.get("hflip", True)))
+                        bool(config.get("hflip", True)), str(config.get("augment", "none")))
     seed = int(config.get("seed", 0))
     dataset = ImageDataset(train.images, None, augment, seed=seed,  # rows and seed as training's
                            opener=partial(decode_image, min_side=augment.min_side()))

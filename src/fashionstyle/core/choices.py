@@ -41,6 +41,11 @@ class Registry(Mapping[str, Choice]):
         self.what = what
         self._choices = {c.name: c for c in choices}
 
+    @classmethod
+    def of(cls, what: str, helps: Mapping[str, str]) -> "Registry":
+        """Choices that are a name and a help line alone: {name: help}."""
+        return cls(what, *(Choice(name, help) for name, help in helps.items()))
+
     def __getitem__(self, name: str) -> Choice:
         return self._choices[name]
 
@@ -68,26 +73,27 @@ class Registry(Mapping[str, Choice]):
         return "; ".join(f"{c.name}: {c.help}" for c in self._choices.values())
 
 
-TTA_MODES = Registry(
+TTA_MODES = Registry(  # value: the views (forward passes) per image
     "TTA",
-    Choice("none", "the centre crop alone"),
-    Choice("flip", "the centre crop and its mirror image, averaged"),
-    Choice("five-crop", "four corner crops and the centre crop"),
-    Choice("ten-crop", "the five crops and their mirror images"))
+    Choice("none", "the centre crop alone", value=1),
+    Choice("flip", "the centre crop and its mirror image, averaged", value=2),
+    Choice("five-crop", "four corner crops and the centre crop", value=5),
+    Choice("ten-crop", "the five crops and their mirror images", value=10))
 
 THRESHOLD_RULES = Registry(
     "threshold rule",
-    Choice("exact", "the F-beta maximum on validation"),
-    Choice("smooth", "the maximum of the F-beta curve smoothed by +-0.05",
+    Choice("exact", "each label's F-beta maximum on val"),
+    Choice("smooth", "the maximum of the F-beta curve averaged over +-0.05",
            "fashionstyle.core.thresholds:smoothed_curve"),
-    Choice("bootstrap", "the maximum of the F-beta curve averaged over bootstrap resamples",
+    Choice("bootstrap", "the maximum of the F-beta curve averaged over 200 resamples of val",
            "fashionstyle.core.thresholds:bootstrap_curve"))
 
 RUNTIMES = Registry(
     "runtime",
-    Choice("torch", "PyTorch on the run's checkpoint", value=None),
-    Choice("onnx", "ONNX Runtime on the fp32 export (made on first use)", value="fp32"),
-    Choice("onnx-int8", "ONNX Runtime on the int8 export (made on first use)", value="int8"))
+    Choice("torch", "PyTorch on the run's model files", value=None),
+    Choice("onnx", "ONNX Runtime on the CPU (exports into RUN/onnx/ on first use)", value="fp32"),
+    Choice("onnx-int8", "its int8 quantisation (RUN/onnx-int8/), faster, probabilities differ a little",
+           value="int8"))
 
 OUTPUT_FORMATS = Registry(  # value: the file name suffix that picks the format (predict --out)
     "output format",
@@ -99,26 +105,16 @@ OUTPUT_FORMATS = Registry(  # value: the file name suffix that picks the format 
     Choice("parquet", "id, a float32 column per label and the predicted labels, for millions of rows "
            "(needs pyarrow)", "fashionstyle.inference.outputs:ParquetWriter", value=".parquet"))
 
-BAD_IMAGE_POLICIES = Registry(
-    "bad-image policy",
-    Choice("skip", "leave the image out with a warning, and list it"),
-    Choice("fail", "stop at the first unreadable image"))
-
-LABEL_FIXES = Registry(
-    "fix",
-    Choice("flip", "flip the listed pairs' labels"),
-    Choice("drop", "drop the images the listed pairs name"))
-
-EXPORT_FORMATS = Registry(
-    "export format",
-    Choice("onnx", "ONNX Runtime files"),
-    Choice("hub", "a Hugging Face style folder: config.json, model.safetensors, backbone.safetensors, README.md"))
-
-QUANTIZATIONS = Registry(
-    "quantisation",
-    Choice("none", "float32"),
-    Choice("int8", "static quantisation calibrated on real images, with its fidelity measured"))
-
+BAD_IMAGE_POLICIES = Registry.of("bad-image policy", {
+    "skip": "leave the image out with a warning, and list it", "fail": "stop at the first unreadable image"})
+LABEL_FIXES = Registry.of("fix", {"flip": "flip the listed pairs' labels",
+                                  "drop": "drop the images the listed pairs name"})
+EXPORT_FORMATS = Registry.of("export format", {
+    "onnx": "ONNX Runtime files (RUN/onnx)",
+    "hub": "a Hugging Face style folder: config.json, model.safetensors, backbone.safetensors for timm, "
+           "README.md model card (default --out RUN/hub)"})
+QUANTIZATIONS = Registry.of("quantisation", {
+    "none": "float32", "int8": "static quantisation calibrated on real images, with its fidelity measured"})
 
 
 class WheelWeights(NamedTuple):

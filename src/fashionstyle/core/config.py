@@ -31,10 +31,10 @@ LOSSES = Registry(
            {"focal_gamma": "gamma", "focal_alpha": "alpha"}),
     Choice("asl", "asymmetric loss", "fashionstyle.model.losses:asymmetric",
            {"asl_gamma_pos": "gamma_pos", "asl_gamma_neg": "gamma_neg", "asl_clip": "clip"}))
-SCHEDULES = Registry("schedule", *(Choice(n, "") for n in ("plateau", "constant", "cosine", "onecycle")))
-MODES = Registry("mode", *(Choice(n, "") for n in ("multi", "single")))
-SELECTIONS = Registry("selection", *(Choice(n, "") for n in ("best", "per-label")))
-OPTIMIZERS = Registry("optimizer", *(Choice(n, "") for n in ("adam", "adamw")))
+SCHEDULES = Registry.of("schedule", dict.fromkeys(("plateau", "constant", "cosine", "onecycle"), ""))
+MODES = Registry.of("mode", dict.fromkeys(("multi", "single"), ""))
+SELECTIONS = Registry.of("selection", dict.fromkeys(("best", "per-label"), ""))
+OPTIMIZERS = Registry.of("optimizer", dict.fromkeys(("adam", "adamw"), ""))
 TRACKERS = Registry(
     "logger",
     Choice("csv", "RUN/logs/csv", "fashionstyle.training.trackers:csv_logger"),
@@ -50,13 +50,12 @@ AUGMENTATIONS = Registry(  # on each uint8 training crop, after the random resiz
     Choice("trivialaugment", "TrivialAugmentWide: one random op of random strength per image",
            "torchvision.transforms.v2:TrivialAugmentWide"),
     Choice("randaugment", "RandAugment: two random ops at strength 9 of 31", "torchvision.transforms.v2:RandAugment"))
-PSEUDO_LABELS = Registry(  # what a student learns from the teacher's probabilities
-    "pseudo-label kind",
-    Choice("soft", "the teacher's probabilities as they are"),
-    Choice("hard", "the teacher's 0/1 decisions at its tuned thresholds"))
-DECODERS = Registry(  # where JPEGs are decoded (train, evaluate, predict: --decode)
-    "decoder", Choice("auto", "cpu until measured otherwise"), Choice("cpu", "loader workers, libjpeg-turbo"),
-    Choice("gpu", "nvJPEG, batched; CUDA only"))
+PSEUDO_LABELS = Registry.of("pseudo-label kind", {  # what a student learns from the teacher's probabilities
+    "soft": "the teacher's probabilities as they are", "hard": "the teacher's 0/1 decisions at its tuned thresholds"})
+DECODERS = Registry.of("decoder", {  # where JPEGs are decoded (train, evaluate, predict: --decode)
+    "auto": "cpu until measured otherwise", "cpu": "loader workers, libjpeg-turbo", "gpu": "nvJPEG, batched; CUDA only"})
+TEACHER_HELP = ("a run whose probabilities (with its own TTA, computed once into OUT.teacher/) are the "
+                "student's targets")
 # Named starting points: a recipe's values replace the defaults; YAML and flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
@@ -160,22 +159,16 @@ class TrainConfig:
                                                     "of the weights, in [0, 1)")
 
     augment: str = _option("augmentation", "none", AUGMENTATIONS.help(), AUGMENTATIONS)
-    mixup: float = _option("augmentation", 0.0, "> 0: mixup, each batch blended with itself shuffled, weight "
-                                                "~ Beta(alpha, alpha), targets blended the same (multi-label)")
-    cutmix: float = _option("augmentation", 0.0, "> 0: cutmix, a box of the shuffled batch pasted in, area ~ "
-                                                 "Beta(alpha, alpha), targets blended by area (with mixup: "
-                                                 "one of the two per batch)")
+    mixup: float = _option("augmentation", 0.0, "mixup's Beta alpha (0: off): images and targets blended")
+    cutmix: float = _option("augmentation", 0.0, "cutmix's Beta alpha (0: off): a pasted box, targets by area")
 
-    teacher: str = _option("distillation", "", "a run whose probabilities (with its own TTA, computed once "
-                                                "into OUT.teacher/) are the targets; the labelled images' "
-                                                "targets mix in their labels by --hard-weight")
-    unlabelled: str = _option("distillation", "", "images without labels the student learns from the teacher "
-                                                   "too: a folder, a list or a CSV (as `predict --images`)")
-    hard_weight: float = _option("distillation", 0.5, "weight of the given labels in a labelled image's target "
-                                                      "(1 - it: the teacher's probability), in [0, 1]")
+    teacher: str = _option("distillation", "", TEACHER_HELP)
+    unlabelled: str = _option("distillation", "", "unlabelled images the student learns the teacher's "
+                                                   "probabilities on: a folder, a list or a CSV (as predict's)")
+    hard_weight: float = _option("distillation", 0.5, "a labelled image's target: this x its labels + the rest "
+                                                      "x the teacher's probabilities, in [0, 1]")
     pseudo: str = _option("distillation", "soft", PSEUDO_LABELS.help(), PSEUDO_LABELS)
-    rounds: int = _option("distillation", 1, "self-training rounds: each student is the next round's teacher "
-                                             "(OUT.round1, ...; the last is OUT)")
+    rounds: int = _option("distillation", 1, "self-training rounds, each student the next teacher (OUT.roundK)")
 
     beta: float = _option("thresholds", 2.0, "F-beta the per-label thresholds are tuned for and the best "
                                              "epoch is chosen by (2: recall weighs more, as in the contest)")
@@ -288,7 +281,7 @@ def requested(path: str | Path | None = None, overrides: Mapping[str, Any] | Non
 RESUME_FREE = ("num_workers", "progress", "logger", "mlflow_uri")
 # A resumed run may train more epochs (--epochs) on a schedule that does not depend on their number.
 GROWABLE_SCHEDULES = ("constant", "plateau")
-PATH_KEYS = ("labels", "images", "cache", "weights")  # equal when they name the same file
+PATH_KEYS = ("labels", "images", "cache", "weights", "teacher", "unlabelled")  # equal when they name the same file
 
 
 def resume_config(saved: Path, values: Mapping[str, Any]) -> TrainConfig:

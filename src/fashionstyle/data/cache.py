@@ -65,12 +65,12 @@ def _fingerprint(path: str) -> list[int]:
 
 def square(image: torch.Tensor, size: int) -> np.ndarray:
     """(size, size, 3) uint8 of a decoded (3, H, W) uint8 image: shorter side resized to `size`, centre-cropped
-    (the input pipeline's resize, data.shorter_side_to)."""
+    (the input pipeline's resize, pipeline.shorter_side_to)."""
     return center_crop(shorter_side_to(image, size).permute(1, 2, 0), size).numpy()
 
 
 class ImageCache:
-    """A built cache; `decode(path)` gives the cached image as data.decode_image does, `open(path)` as a
+    """A built cache; `decode(path)` gives the cached image as pipeline.decode_image does, `open(path)` as a
     PIL image (like images.open_rgb)."""
 
     def __init__(self, folder: str | Path):
@@ -129,7 +129,7 @@ class ImageCache:
         return Image.fromarray(self._square(path))
 
     def decode(self, path: str | Path) -> torch.Tensor:
-        """(3, S, S) uint8, in (S, S, 3) memory, as data.decode_image gives files."""
+        """(3, S, S) uint8, in (S, S, 3) memory, as pipeline.decode_image gives files."""
         return torch.from_numpy(self._square(path)).permute(2, 0, 1)
 
 
@@ -230,7 +230,7 @@ def wait_for_cache(folder: str | Path, images: Sequence[str | Path], image_size:
 def image_opener(cache: str | None, image_size: int, images: Sequence[str | Path] | None = None,
                  num_workers: int = 2, progress: bool = True,
                  secondary: bool = False) -> Callable[[str | Path], torch.Tensor]:
-    """data.decode_image, or the cache's `decode` when a cache folder is given (built over `images` if
+    """pipeline.decode_image, or the cache's `decode` when a cache folder is given (built over `images` if
     needed; a `secondary` distributed process waits for rank 0 to build it)."""
     if not cache:
         return decode_image

@@ -49,7 +49,7 @@ class LabelTable:
     label_names: list[str]
     ids: list[str]
     images: list[Path]
-    targets: np.ndarray | None = None  # (N, L) uint8; None for an unlabelled list
+    targets: np.ndarray | None = None  # (N, L) uint8 (float32 soft targets for distillation); None: unlabelled
     splits: list[str] | None = None
     source: str = ""
     line_numbers: list[int] = field(default_factory=list)

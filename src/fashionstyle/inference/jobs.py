@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -72,27 +73,38 @@ def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: Predict
 
 
 def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, resume: bool = False,
-                 settings: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None) -> np.ndarray:
+                 settings: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None,
+                 placement: Placement | None = None) -> np.ndarray:
     """Probabilities (N, L) of `images` into `out` (.npy, float32, NaN rows: unreadable), returned as a
-    read-only memory map: streamed in resumable parts (OUT.parts/, as `predict`'s), merged part by part,
-    so neither the images nor the probabilities are ever held whole in memory. An `out` made with the
-    same run, settings and images is reused; `resume` keeps the parts a killed run finished."""
+    read-only memory map: streamed in resumable parts (OUT.parts/, as `predict`'s, on every rank),
+    merged by global rank 0 part by part, so neither the images nor the probabilities are ever held
+    whole in memory. An `out` of the same run, models, settings and images is reused (whatever the
+    batch size); `resume` keeps the parts a killed run finished."""
     digest = hashlib.sha256(json.dumps([ids, [str(p) for p in images]]).encode("utf-8")).hexdigest()[:16]
     job = _job(run, ListSource(ids, list(images), {"images_sha256": digest}), out, "npz", settings,
                loader or LoaderSettings())
-    record = out.with_suffix(".json")
-    if out.is_file() and record.is_file() and atomic.read_json(record) == job.settings():
+    record, key = out.with_suffix(".json"), _probs_key(job)
+    if out.is_file() and record.is_file() and atomic.read_json(record) == key:
         return np.load(out, mmap_mode="r")
-    if not resume:
-        job.folder.remove()
-    done = job.prepare(resume)
-    if done:
-        print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-    _run(job, run, settings, Placement())
+    if not is_secondary_process():
+        if not resume:
+            job.folder.remove()
+        done = job.prepare(resume)
+        if done:
+            print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
+    if _run(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
+        while not (record.is_file() and atomic.read_json(record) == key):
+            time.sleep(1)
+        return np.load(out, mmap_mode="r")
     write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
-    atomic.write_json(record, job.settings())
+    atomic.write_json(record, key)
     job.folder.remove()
     return np.load(out, mmap_mode="r")
+
+
+def _probs_key(job: StreamJob) -> dict[str, Any]:
+    """What stored probabilities depend on: the run, its models, runtime and TTA, the images, the labels."""
+    return {k: v for k, v in job.settings().items() if k not in ("format", "chunk_size", "batch_size", "thresholds")}
 
 
 def _even_chunk(images: int, placement: Placement) -> int:

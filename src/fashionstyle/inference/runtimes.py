@@ -1,6 +1,6 @@
 """Which engine predicts: PyTorch, ONNX Runtime, or ONNX Runtime on the int8 export.
 
-    predictor = load_predictor("runs/x", "onnx-int8")   # a predictors.BasePredictor, whatever the runtime
+    predictor = load_predictor("runs/x", "onnx-int8")   # a predictor.BasePredictor, whatever the runtime
 
 Torch-free at import time; an ONNX runtime imports torch only to make a
 missing or stale export (onnx_export.py).

@@ -7,7 +7,7 @@
 Every kind of run predicts through this one class: a multi-label run has one
 member model; single-label, label-wise-epoch and fused runs have several, and
 each label's probability is the weighted mean of the members that give it.
-The interface (predictors.BasePredictor) is shared with onnx_predictor.OnnxPredictor.
+The interface (predictor.BasePredictor) is shared with onnx_predictor.OnnxPredictor.
 
 Input (data/pipeline.py): DataLoader workers decode and crop to uint8 view stacks; the
 device normalises them; on CUDA the models run in bf16 autocast and channels-last

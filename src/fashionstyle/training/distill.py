@@ -27,15 +27,17 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.model_card import write_data_counts, write_model_card
+from fashionstyle.core.model_card import DATA_COUNTS, write_data_counts, write_model_card
+from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource
 from fashionstyle.data.labels import LabelTable, read_labels
-from fashionstyle.inference.jobs import stored_probs
+from fashionstyle.inference.jobs import Placement, stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings
 from fashionstyle.training.loop import prepare_tables, train_multi
 
+RECORD = "distillation.json"  # the teacher and the counts, in OUT.teacher/ and then in the run
 UNLABELLED_ID = "unlabelled/"  # prefix of an unlabelled image's id in the student's table
 CHUNK = 65536  # rows of targets written at a time
 
@@ -50,6 +52,8 @@ def train_distilled(config: TrainConfig, out: str | Path, resume: bool = False) 
         target = out if k == config.rounds else Path(f"{out}.round{k}")
         done = resume and (target / "manifest.json").is_file() and RunDir(target).manifest().get("complete")
         run = RunDir(target) if done else distill_round(config, teacher, target, resume, k)
+        if done and not (target / RECORD).is_file():  # stopped between the student's end and its record
+            finish(run)
         teacher = run.path
     return run
 
@@ -58,7 +62,7 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     """One student trained on `teacher_path`'s probabilities (see the module docstring). `resume`
     keeps the teacher's finished parts, and continues the student's training when it had started."""
     train_resume = resume and (out / "manifest.json").is_file()
-    if not train_resume:
+    if not train_resume and not is_secondary_process():
         RunDir.create(out)  # refuses a non-empty --out before the teacher's long pass
     teacher = RunDir.open(teacher_path)
     train_table, val_table, bad = prepare_tables(config)
@@ -67,16 +71,23 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     ids, images = unlabelled_images(config.unlabelled, listed)
     folder = Path(f"{out}.teacher")
     loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
+    placement = Placement(config.accelerator, config.devices, config.num_nodes)
     probs = stored_probs(teacher, [*train_table.ids, *ids], [*train_table.images, *images], folder / "probs.npy",
-                         resume, loader=loader)
+                         resume, loader=loader, placement=placement)
     decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
     targets = soft_targets(folder / "targets.npy", train_table.require_targets(), probs, columns,
                            config.hard_weight, decide_at)
     student = LabelTable(train_table.label_names, [*train_table.ids, *ids], [*train_table.images, *images],
                          targets, source=train_table.source)
+    if not is_secondary_process():
+        atomic.write_json(folder / RECORD, {
+            "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
+            "labelled_images": len(train_table), "unlabelled_images": len(ids), "hard_weight": config.hard_weight,
+            "pseudo": config.pseudo})
+        write_data_counts(RunDir(folder), {"train": train_table.require_targets(), "val": val_table.require_targets()})
     run = train_multi(config, out, train_resume, tables=(student, val_table, bad))
-    if RunDir(out).manifest().get("complete"):
-        record(run, teacher, round_number, train_table, val_table, len(ids), config)
+    if not is_secondary_process() and run.manifest().get("complete"):
+        finish(run)
     return run
 
 
@@ -122,12 +133,10 @@ def soft_targets(path: Path, hard: np.ndarray, probs: np.ndarray, columns: list[
     return np.load(path, mmap_mode="r")
 
 
-def record(run: RunDir, teacher: RunDir, round_number: int, train: LabelTable, val: LabelTable,
-           unlabelled: int, config: TrainConfig) -> None:
-    """RUN/distillation.json, and the card's data counts: the labelled images' own labels."""
-    atomic.write_json(run / "distillation.json", {
-        "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
-        "labelled_images": len(train), "unlabelled_images": unlabelled, "hard_weight": config.hard_weight,
-        "pseudo": config.pseudo})
-    write_data_counts(run, {"train": train.require_targets(), "val": val.require_targets()})
+def finish(run: RunDir) -> None:
+    """RUN/distillation.json and the card's data counts (the labelled images' own labels), from the
+    OUT.teacher/ copies written before training, then the model card."""
+    folder = Path(f"{run.path}.teacher")
+    for name in (RECORD, DATA_COUNTS):
+        atomic.write_json(run / name, atomic.read_json(folder / name, str(folder)))
     write_model_card(run)
