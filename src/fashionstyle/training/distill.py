@@ -31,11 +31,11 @@ from fashionstyle.core.model_card import DATA_COUNTS, write_data_counts, write_m
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.labels import LabelTable, read_labels
+from fashionstyle.data.labels import LabelTable
 from fashionstyle.inference.jobs import Placement, stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings
-from fashionstyle.training.loop import prepare_tables, train_multi
+from fashionstyle.training.loop import prepare_tables, read_label_file, train_multi
 
 RECORD = "distillation.json"  # the teacher and the counts, in OUT.teacher/ and then in the run
 UNLABELLED_ID = "unlabelled/"  # prefix of an unlabelled image's id in the student's table
@@ -65,24 +65,23 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     if not train_resume and not is_secondary_process():
         RunDir.create(out)  # refuses a non-empty --out before the teacher's long pass
     teacher = RunDir.open(teacher_path)
-    train_table, val_table, bad = prepare_tables(config)
+    table = read_label_file(config)
+    train_table, val_table, bad = prepare_tables(config, table)
     columns = teacher_columns(teacher, train_table.label_names)
-    listed = read_labels(config.labels, config.images or None, config.label_names).images  # every split
-    ids, images = unlabelled_images(config.unlabelled, listed)
+    ids, images = unlabelled_images(config.unlabelled, table.images)  # less every split's images
+    ids, images = [*train_table.ids, *ids], [*train_table.images, *images]
     folder = Path(f"{out}.teacher")
     loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
     placement = Placement(config.accelerator, config.devices, config.num_nodes)
-    probs = stored_probs(teacher, [*train_table.ids, *ids], [*train_table.images, *images], folder / "probs.npy",
-                         resume, loader=loader, placement=placement)
+    probs = stored_probs(teacher, ids, images, folder / "probs.npy", resume, loader=loader, placement=placement)
     decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
     targets = soft_targets(folder / "targets.npy", train_table.require_targets(), probs, columns,
                            config.hard_weight, decide_at)
-    student = LabelTable(train_table.label_names, [*train_table.ids, *ids], [*train_table.images, *images],
-                         targets, source=train_table.source)
+    student = LabelTable(train_table.label_names, ids, images, targets, source=train_table.source)
     if not is_secondary_process():
         atomic.write_json(folder / RECORD, {
             "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
-            "labelled_images": len(train_table), "unlabelled_images": len(ids), "hard_weight": config.hard_weight,
+            "labelled_images": len(train_table), "unlabelled_images": len(ids) - len(train_table), "hard_weight": config.hard_weight,
             "pseudo": config.pseudo})
         write_data_counts(RunDir(folder), {"train": train_table.require_targets(), "val": val_table.require_targets()})
     run = train_multi(config, out, train_resume, tables=(student, val_table, bad))

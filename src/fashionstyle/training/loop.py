@@ -342,15 +342,14 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
         log_every_n_steps=10, enable_model_summary=False)
 
 
-def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable, list[tuple[str, str]]]:
+def prepare_tables(config: TrainConfig, table: LabelTable | None = None
+                   ) -> tuple[LabelTable, LabelTable, list[tuple[str, str]]]:
     """Train and val tables without unreadable images, and the (path, reason) of those left out.
 
     Missing train images are dropped here, unreadable ones while training;
     validation images are all decoded once now, so every epoch scores the same rows.
     """
-    if not config.labels:
-        raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
-    table = read_labels(config.labels, config.images or None, config.label_names)
+    table = read_label_file(config) if table is None else table
     train_table, val_table = train_val_split(table, config.val_fraction, config.seed)
     for line in label_warnings(train_table):
         print(f"warning: {line}", file=sys.stderr)
@@ -363,6 +362,13 @@ def prepare_tables(config: TrainConfig) -> tuple[LabelTable, LabelTable, list[tu
         if len(part) == 0:
             raise FashionStyleError(f"{config.labels}: no readable {name} images")
     return train_table, val_table, bad_train + bad_val
+
+
+def read_label_file(config: TrainConfig) -> LabelTable:
+    """The config's label file, every split."""
+    if not config.labels:
+        raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
+    return read_labels(config.labels, config.images or None, config.label_names)
 
 
 def write_bad_images(run: RunDir, bad: list[tuple[str, str]]) -> None:
