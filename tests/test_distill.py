@@ -18,14 +18,14 @@ from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import read_labels
 from fashionstyle.data.pipeline import TrainCrop
-from fashionstyle.training.distill import soft_targets
+from fashionstyle.training.distill import labelled_teacher_probs, soft_targets
 from fashionstyle.training.mixing import mix_batch
 
 
 def test_soft_targets_mix_labels_and_teacher_and_keep_labels_where_the_teacher_could_not_read(tmp_path) -> None:
     hard = np.array([[1, 0], [0, 1], [1, 1]], np.uint8)
     probs = np.array([[0.2, 0.9, 0.5], [0.6, 0.1, 0.5], [np.nan] * 3, [0.3, 0.7, 0.5], [np.nan] * 3], np.float32)
-    targets = soft_targets(tmp_path / "t.npy", hard, probs, columns=[1, 0], hard_weight=0.25)
+    targets = soft_targets(tmp_path / "t.npy", hard, probs[:3], probs[3:], columns=[1, 0], hard_weight=0.25)
     expected = np.array([[0.25 + 0.75 * 0.9, 0.75 * 0.2],        # labelled: mixed, columns reordered
                          [0.75 * 0.1, 0.25 + 0.75 * 0.6],
                          [1.0, 1.0],                              # labelled, teacher NaN: the labels
@@ -33,10 +33,18 @@ def test_soft_targets_mix_labels_and_teacher_and_keep_labels_where_the_teacher_c
                          [0.0, 0.0]], np.float32)                 # unlabelled and unreadable
     np.testing.assert_allclose(targets, expected, rtol=1e-6)
     assert isinstance(targets, np.memmap) and not targets.flags.writeable
-    decided = soft_targets(tmp_path / "h.npy", hard, probs, columns=[1, 0], hard_weight=0.25,
+    decided = soft_targets(tmp_path / "h.npy", hard, probs[:3], probs[3:], columns=[1, 0], hard_weight=0.25,
                            thresholds=np.array([0.5, 0.25]))
     np.testing.assert_allclose(decided[3:], [[1.0, 1.0], [0.0, 0.0]])  # 0.7 >= 0.5, 0.3 >= 0.25; NaN: 0
     np.testing.assert_allclose(decided[0], [0.25 + 0.75 * 1.0, 0.75 * 0.0])  # 0.9 >= 0.5; 0.2 < 0.25
+
+
+def test_labelled_images_take_the_held_out_row_where_there_is_one_and_the_predicted_rows_in_order() -> None:
+    held_out = {"b": np.array([0.5, 0.5], np.float32)}
+    predicted = np.array([[0.1, 0.2], [0.3, 0.4]], np.float32)
+    rows = labelled_teacher_probs(["a", "b", "c"], held_out, predicted)
+    np.testing.assert_allclose(rows, [[0.1, 0.2], [0.5, 0.5], [0.3, 0.4]])
+    assert labelled_teacher_probs(["b"], held_out, predicted[:0]).shape == (1, 2)
 
 
 def test_mixup_blends_images_and_targets_by_one_weight() -> None:
@@ -149,3 +157,30 @@ def test_self_training_rounds_make_each_student_the_next_teacher(shared_run, tmp
     second = json.loads((out / "distillation.json").read_text())
     assert first["teacher"] == str(shared_run.run.resolve()) and first["round"] == 1
     assert second["teacher"] == str(Path(f"{out}.round1").resolve()) and second["round"] == 2
+
+
+@pytest.mark.slow
+def test_a_cv_teacher_gives_its_out_of_fold_probabilities_for_the_labelled_images(shared_run, tmp_path,
+                                                                                  capsys) -> None:
+    teacher = tmp_path / "cv"
+    assert main(["cv", "--labels", str(shared_run.labels), "--out", str(teacher), "--folds", "2",
+                 *TINY_TRAIN, "--epochs", "1"]) == 0
+    fused = tmp_path / "fused"
+    assert main(["fuse", str(teacher), "--out", str(fused)]) == 0
+    for run in (teacher, fused):  # re-predicting out-of-fold images with every fold's models: refused
+        before = (run / "thresholds.json").read_bytes()
+        assert main(["tune", str(run), "--tta", "flip", "--labels", str(shared_run.labels)]) != 0
+        assert "out-of-fold" in capsys.readouterr().err and (run / "thresholds.json").read_bytes() == before
+    out = tmp_path / "student"
+    assert main(["distill", str(teacher), "--labels", str(shared_run.labels), "--out", str(out),
+                 *TINY_TRAIN, "--epochs", "1"]) == 0
+    record = json.loads((out / "distillation.json").read_text())
+    train = read_labels(shared_run.labels).split("train")
+    assert record["held_out_images"] == record["labelled_images"] == len(train)
+    assert not (Path(f"{out}.teacher") / "probs.npy").exists()  # nothing predicted: every image held out
+    assert "held out" in (out / "MODEL_CARD.md").read_text()
+    with np.load(teacher / "val_probs.npz") as stored:
+        oof = dict(zip(stored["ids"].tolist(), stored["probs"]))
+    targets = np.load(Path(f"{out}.teacher") / "targets.npy")
+    expected = 0.5 * train.targets + 0.5 * np.array([oof[i] for i in train.ids])
+    np.testing.assert_allclose(targets, expected, rtol=1e-6)

@@ -91,7 +91,7 @@ def rank_pairs(scores: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.
 def held_out_probs(run: RunDir) -> tuple[list[str], np.ndarray, str | None]:
     """(ids, probs (N, L), a note or None): a cv run's out-of-fold probabilities, else its val ones."""
     ids, probs, _ = run.val_probs()
-    if run.manifest().get("kind") == "cv":
+    if run.out_of_fold():
         return ids, probs, None
     return ids, probs, (f"{run.path} is not a cv run: its validation probabilities are held out but cover "
                         f"only its {len(ids)} validation images; `fashionstyle cv` covers every labelled image")

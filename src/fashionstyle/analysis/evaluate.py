@@ -25,6 +25,11 @@ def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
     """
     ids, probs, targets = run.val_probs()
     if tta is not None and tta != run.tta():
+        if run.out_of_fold():
+            raise FashionStyleError(
+                f"{run.path}: its thresholds are tuned on out-of-fold probabilities (cv); predicting those "
+                f"images again with --tta {tta} would use the folds' models that trained on them. "
+                f"Tune it without --tta, or tune --tta on a run with a validation split")
         images = val_images(run, ids, table)
         predictor = Predictor.from_run(run, tta=tta, retune=True)
         probs = predictor.predict_proba(images, progress=True)

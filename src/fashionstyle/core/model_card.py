@@ -98,7 +98,9 @@ def _distillation(run: RunDir) -> str:
     return (f"\nDistilled (round {d['round']}) from the run `{d['teacher']}` (its TTA: {d['teacher_tta']}): "
             f"targets mix the labels of {d['labelled_images']} images with the teacher's probabilities "
             f"(label weight {d['hard_weight']}), and {d['unlabelled_images']} unlabelled images learn the "
-            f"teacher's alone ({d.get('pseudo', 'soft')} targets).\n")
+            f"teacher's alone ({d.get('pseudo', 'soft')} targets)."
+            + (f" For {d['held_out_images']} labelled images the teacher's probabilities are held out "
+               f"(of models that did not train on them)." if d.get("held_out_images") else "") + "\n")
 
 
 def _data(run: RunDir, names: list[str]) -> str:

@@ -103,6 +103,11 @@ class RunDir:
             raise FashionStyleError(f"{self.path}: not a fashionstyle run (no manifest.json)")
         return atomic.read_json(path)
 
+    def out_of_fold(self) -> bool:
+        """Whether the validation probabilities are out-of-fold ones (a cv run, or runs combined from one)."""
+        manifest = self.manifest()
+        return manifest.get("kind") == "cv" or bool(manifest.get("out_of_fold"))
+
     def write_manifest(self, kind: str, complete: bool, **extra: Any) -> None:
         atomic.write_json(self / "manifest.json", {
             "format": RUN_FORMAT, "kind": kind, "complete": complete,

@@ -4,9 +4,12 @@ unlabelled images (`fashionstyle distill TEACHER_RUN`, or `train --teacher`).
     run = train_distilled(TrainConfig(labels="labels.csv", teacher="runs/fused3", unlabelled="catalogue/"),
                           "runs/student")
 
-1. The teacher (any run: one model, a fusion, a selection; with the TTA its thresholds were tuned
-   with) predicts the labelled training images and the unlabelled ones, once, streamed and
-   resumable, into OUT.teacher/probs.npy (inference.jobs.stored_probs).
+1. The teacher (any run: one model, a fusion, a selection, a cv run; with the TTA its thresholds
+   were tuned with) predicts the labelled training images and the unlabelled ones, once, streamed
+   and resumable, into OUT.teacher/probs.npy (inference.jobs.stored_probs). Labelled images the
+   teacher holds stored validation probabilities for are not predicted: those (of images its models
+   did not train on) are taken. A `cv` teacher run on the train split thus gives out-of-fold
+   probabilities for every labelled image, where predicting them would give back their labels.
 2. Each image's target: for a labelled one, hard_weight x its labels + (1 - hard_weight) x the
    teacher's probabilities; for an unlabelled one, the teacher's probabilities. Written to
    OUT.teacher/targets.npy and read through a memory map.
@@ -68,21 +71,27 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     table = read_label_file(config)
     train_table, val_table, bad = prepare_tables(config, table)
     columns = teacher_columns(teacher, train_table.label_names)
-    ids, images = unlabelled_images(config.unlabelled, table.images)  # less every split's images
-    ids, images = [*train_table.ids, *ids], [*train_table.images, *images]
+    unlabelled_ids, unlabelled_paths = unlabelled_images(config.unlabelled, table.images)  # less every split's images
+    held_out = held_out_probs(teacher, train_table.ids)
+    to_predict = [i for i, image_id in enumerate(train_table.ids) if image_id not in held_out]
     folder = Path(f"{out}.teacher")
     loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
     placement = Placement(config.accelerator, config.devices, config.num_nodes)
-    probs = stored_probs(teacher, ids, images, folder / "probs.npy", resume, loader=loader, placement=placement)
+    predict_ids = [*(train_table.ids[i] for i in to_predict), *unlabelled_ids]
+    probs = (stored_probs(teacher, predict_ids, [*(train_table.images[i] for i in to_predict), *unlabelled_paths],
+                          folder / "probs.npy", resume, loader=loader, placement=placement) if predict_ids
+             else np.empty((0, len(teacher.label_names())), np.float32))  # every labelled image held out
+    labelled = labelled_teacher_probs(train_table.ids, held_out, probs[:len(to_predict)])
     decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
-    targets = soft_targets(folder / "targets.npy", train_table.require_targets(), probs, columns,
-                           config.hard_weight, decide_at)
-    student = LabelTable(train_table.label_names, ids, images, targets, source=train_table.source)
+    targets = soft_targets(folder / "targets.npy", train_table.require_targets(), labelled,
+                           probs[len(to_predict):], columns, config.hard_weight, decide_at)
+    student = LabelTable(train_table.label_names, [*train_table.ids, *unlabelled_ids],
+                         [*train_table.images, *unlabelled_paths], targets, source=train_table.source)
     if not is_secondary_process():
         atomic.write_json(folder / RECORD, {
             "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
-            "labelled_images": len(train_table), "unlabelled_images": len(ids) - len(train_table), "hard_weight": config.hard_weight,
-            "pseudo": config.pseudo})
+            "labelled_images": len(train_table), "unlabelled_images": len(unlabelled_ids),
+            "held_out_images": len(held_out), "hard_weight": config.hard_weight, "pseudo": config.pseudo})
         write_data_counts(RunDir(folder), {"train": train_table.require_targets(), "val": val_table.require_targets()})
     run = train_multi(config, out, train_resume, tables=(student, val_table, bad))
     if not is_secondary_process() and run.manifest().get("complete"):
@@ -111,24 +120,46 @@ def unlabelled_images(source: str, labelled: list[Path]) -> tuple[list[str], lis
     return [UNLABELLED_ID + i for i, _ in kept], [Path(p) for _, p in kept]
 
 
-def soft_targets(path: Path, hard: np.ndarray, probs: np.ndarray, columns: list[int], hard_weight: float,
-                 thresholds: np.ndarray | None = None) -> np.ndarray:
-    """(N, L) float32 targets into `path` (a memory map back): the labelled rows (the first len(hard))
-    mix labels and the teacher's probabilities by `hard_weight`; the rest are the teacher's. With
-    `thresholds` (pseudo "hard") the teacher's decisions at them stand for its probabilities. A row
-    the teacher could not read (NaN) keeps its labels, or 0 for an unlabelled image (it is skipped too)."""
-    def blocks():
-        for start in range(0, len(probs), CHUNK):
-            teacher = np.asarray(probs[start:start + CHUNK][:, columns], np.float32)
-            if thresholds is not None:
-                teacher = np.where(np.isnan(teacher), np.nan, (teacher >= thresholds).astype(np.float32))
-            labels = np.asarray(hard[start:start + CHUNK], np.float32)
-            labelled = teacher[:len(labels)]
-            mixed = hard_weight * labels + (1 - hard_weight) * labelled
-            teacher[:len(labels)] = np.where(np.isnan(mixed), labels, mixed)
-            yield np.nan_to_num(teacher, nan=0.0)
+def held_out_probs(teacher: RunDir, ids: list[str]) -> dict[str, np.ndarray]:
+    """The teacher's stored validation probabilities of those `ids` it has them for, by id. They are
+    of images its models did not train on (a cv run's are out-of-fold for its whole pool), so they
+    stand for predicting those images again, which would give back what the models learnt."""
+    stored_ids, probs, _ = teacher.val_probs()
+    wanted = set(ids)
+    return {image_id: row for image_id, row in zip(stored_ids, probs) if image_id in wanted}
 
-    write_npy_rows(path, (len(probs), len(columns)), blocks())
+
+def labelled_teacher_probs(ids: list[str], held_out: dict[str, np.ndarray], predicted: np.ndarray) -> np.ndarray:
+    """(N, teacher's L) for the labelled images: the held-out row where there is one, else the next
+    predicted row (`predicted` holds the others, in order)."""
+    rows, taken = [], iter(range(len(predicted)))
+    for image_id in ids:
+        rows.append(held_out[image_id] if image_id in held_out else predicted[next(taken)])
+    return np.array(rows, np.float32).reshape(len(ids), predicted.shape[1])
+
+
+def soft_targets(path: Path, hard: np.ndarray, labelled: np.ndarray, unlabelled: np.ndarray, columns: list[int],
+                 hard_weight: float, thresholds: np.ndarray | None = None) -> np.ndarray:
+    """(N, L) float32 targets into `path` (a memory map back): the labelled rows mix the labels `hard`
+    and the teacher's probabilities `labelled` by `hard_weight`; then the `unlabelled` rows, the
+    teacher's alone. With `thresholds` (pseudo "hard") the teacher's decisions at them stand for its
+    probabilities. A row the teacher could not read (NaN) keeps its labels, or 0 for an unlabelled
+    image (it is skipped too)."""
+    def teacher_rows(rows: np.ndarray) -> np.ndarray:
+        teacher = np.asarray(rows[:, columns], np.float32)
+        if thresholds is None:
+            return teacher
+        return np.where(np.isnan(teacher), np.nan, (teacher >= thresholds).astype(np.float32))
+
+    def blocks():
+        for start in range(0, len(hard), CHUNK):
+            labels = np.asarray(hard[start:start + CHUNK], np.float32)
+            mixed = hard_weight * labels + (1 - hard_weight) * teacher_rows(labelled[start:start + CHUNK])
+            yield np.where(np.isnan(mixed), labels, mixed)
+        for start in range(0, len(unlabelled), CHUNK):
+            yield np.nan_to_num(teacher_rows(unlabelled[start:start + CHUNK]), nan=0.0)
+
+    write_npy_rows(path, (len(hard) + len(unlabelled), len(columns)), blocks())
     return np.load(path, mmap_mode="r")
 
 

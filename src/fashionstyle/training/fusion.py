@@ -100,6 +100,6 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     fused.write_tta(runs[0].tta())
     atomic.write_json(fused / "fusion.json", {"runs": [str(r.path.resolve()) for r in runs],
                                                "weights": w.tolist()})
-    fused.write_manifest("fused", complete=True)
+    fused.write_manifest("fused", complete=True, out_of_fold=any(run.out_of_fold() for run in runs))
     write_model_card(fused)
     return fused

@@ -173,7 +173,7 @@ def select_runs(run_paths: Sequence[str | Path], out: str | Path, beta: float = 
         result.write_tta(tta)
     atomic.write_json(result / "selection.json", {"beta": beta, "max_rounds": max_rounds,
                                                    "runs": paths, "labels": report})
-    result.write_manifest("selected", complete=True)
+    result.write_manifest("selected", complete=True, out_of_fold=any(run.out_of_fold() for run in runs))
     write_model_card(result)
     return result
 
