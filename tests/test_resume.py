@@ -170,6 +170,8 @@ class SendSignal(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
         if trainer.current_epoch == self.epoch and not self.sent:
             self.sent = True
+            if self.signum == signal.SIGINT:  # what Python's SIGINT handler raises; a real signal can land
+                raise KeyboardInterrupt       # in a finaliser under load, where the interpreter drops it
             os.kill(os.getpid(), self.signum)
 
 

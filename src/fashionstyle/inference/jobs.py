@@ -26,7 +26,7 @@ from fashionstyle.core.ranks import is_secondary_process, launch_ranks
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource, ListSource
 from fashionstyle.data.labels import LabelTable
-from fashionstyle.inference.outputs import read_npz_parts, read_npz_rows, write_npy_rows
+from fashionstyle.inference.outputs import read_npz_rows, write_npy_rows
 from fashionstyle.inference.predictor import PredictSettings
 from fashionstyle.inference.runtimes import ensure_export, predictor_for
 from fashionstyle.inference.streaming import DEFAULT_CHUNK, LoaderSettings, StreamJob, Written
@@ -67,7 +67,8 @@ def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: Predict
         job.prepare(resume=False)
     if _run(job, run, settings, placement) is None:
         return None
-    _, probs = read_npz_parts(job.folder.parts(job.chunks), len(job.label_names))
+    empty = np.zeros((0, len(job.label_names)), np.float32)
+    probs = np.concatenate([empty, *read_npz_rows(job.folder.parts(job.chunks))])
     job.folder.remove()
     return probs
 

@@ -90,17 +90,6 @@ def merge_parts(parts: Sequence[Path], path: str | Path, fmt: str, label_names: 
     return writer(fmt).merge(parts, Path(path), label_names, thresholds)
 
 
-def read_npz_parts(parts: Sequence[Path], n_labels: int) -> tuple[list[str], np.ndarray]:
-    """Ids and probabilities (N, L) of "npz" parts, in order."""
-    ids: list[str] = []
-    probs = [np.zeros((0, n_labels), np.float32)]
-    for part in parts:
-        with np.load(part) as data:
-            ids += data["ids"].tolist()
-            probs.append(data["probs"])
-    return ids, np.concatenate(probs)
-
-
 def read_npz_rows(parts: Sequence[Path]) -> Iterator[np.ndarray]:
     """The probabilities (n, L) of "npz" parts, one part at a time, in order."""
     for part in parts:
@@ -254,7 +243,7 @@ class ParquetWriter(Writer):
 
 
 class NpzWriter(Writer):
-    """Parts of ids and probabilities (evaluate's), merged by read_npz_parts, not into a file."""
+    """Parts of ids and probabilities (evaluate's and stored_probs'), read back by read_npz_rows, not merged into a file."""
 
     def write_part(self, path: Path, rows: Rows) -> Path:
         return atomic.write_npz(path, ids=np.array(rows.ids, dtype=str), probs=np.asarray(rows.probs, np.float32))
