@@ -184,3 +184,22 @@ def test_a_cv_teacher_gives_its_out_of_fold_probabilities_for_the_labelled_image
     targets = np.load(Path(f"{out}.teacher") / "targets.npy")
     expected = 0.5 * train.targets + 0.5 * np.array([oof[i] for i in train.ids])
     np.testing.assert_allclose(targets, expected, rtol=1e-6)
+
+
+def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_ranks(shared_run, tmp_path,
+                                                                                     monkeypatch) -> None:
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.inference import jobs
+
+    def disk_full(path, shape, rows):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(jobs, "write_npy_rows", disk_full)
+    out = tmp_path / "probs.npy"
+    images = shared_run.images[:3]
+    with pytest.raises(OSError, match="No space left"):
+        jobs.stored_probs(RunDir.open(shared_run.run), [p.stem for p in images], images, out)
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["failed"] == "No space left on device" and not out.exists()
+    with pytest.raises(FashionStyleError, match="rank 0 could not merge the probabilities: No space left"):
+        jobs.await_merge(out, record["key"], poll_s=0.01)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from fashionstyle import FashionStyleError, read_labels
 from fashionstyle.cli import main
 from fashionstyle.data.image_source import ImageSource
 from fashionstyle.core.choices import OUTPUT_FORMATS
+from fashionstyle.core import atomic
+from fashionstyle.inference.jobs import await_merge
 from fashionstyle.inference.outputs import merge_parts, output_format, write_part, write_predictions
 from fashionstyle.inference.parts import PartsFolder
 from fashionstyle.inference.predictor import BasePredictor
@@ -433,3 +436,17 @@ def test_progress_moves_per_batch_within_a_chunk(tmp_path: Path, monkeypatch, ca
     job.run(_Constant())
     done = [int(line.split()[1].split("/")[0]) for line in capsys.readouterr().out.splitlines()]
     assert done[:4] == [3, 6, 9, 10]
+
+
+def test_a_rank_waiting_for_the_merge_gets_the_file_or_rank_0s_failure_as_a_refusal(tmp_path) -> None:
+    out, key = tmp_path / "probs.npy", {"run": "r", "images": 2}
+    atomic.write_json(out.with_suffix(".json"), {"failed": "disk full", "key": {"run": "another"}})
+    stale = threading.Timer(0.05, lambda: atomic.write_json(out.with_suffix(".json"), {"failed": "disk full",
+                                                                                      "key": key}))
+    stale.start()  # another job's failure is not this one's: it waits on for its own record
+    with pytest.raises(FashionStyleError, match="rank 0 could not merge the probabilities: disk full"):
+        await_merge(out, key, poll_s=0.01)
+    np.save(out, np.ones((2, 3), np.float32))
+    atomic.write_json(out.with_suffix(".json"), key)
+    merged = await_merge(out, key, poll_s=0.01)
+    assert merged.shape == (2, 3) and isinstance(merged, np.memmap)

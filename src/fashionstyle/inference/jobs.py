@@ -88,19 +88,34 @@ def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, res
     if out.is_file() and record.is_file() and atomic.read_json(record) == key:
         return np.load(out, mmap_mode="r")
     if not is_secondary_process():
+        record.unlink(missing_ok=True)  # another job's record, or a failed merge's
         if not resume:
             job.folder.remove()
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
     if _run(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
-        while not (record.is_file() and atomic.read_json(record) == key):
-            time.sleep(1)
-        return np.load(out, mmap_mode="r")
-    write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
+        return await_merge(out, key)
+    try:
+        write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
+    except BaseException as error:  # the other ranks, waiting for the merge, stop with it
+        atomic.write_json(record, {"failed": str(error) or type(error).__name__, "key": key})
+        raise
     atomic.write_json(record, key)
     job.folder.remove()
     return np.load(out, mmap_mode="r")
+
+
+def await_merge(out: Path, key: dict[str, Any], poll_s: float = 1.0) -> np.ndarray:
+    """On a rank other than 0: `out` once rank 0 has merged it, or rank 0's failure to merge as a refusal."""
+    record = out.with_suffix(".json")
+    while True:
+        found = atomic.read_json(record) if record.is_file() else None
+        if found == key:
+            return np.load(out, mmap_mode="r")
+        if isinstance(found, dict) and found.get("key") == key and "failed" in found:
+            raise FashionStyleError(f"{out}: rank 0 could not merge the probabilities: {found['failed']}")
+        time.sleep(poll_s)
 
 
 def _probs_key(job: StreamJob) -> dict[str, Any]:
