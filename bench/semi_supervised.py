@@ -7,7 +7,8 @@ semi-supervised table, and the table itself.
     python bench/semi_supervised.py table RUN [RUN ...]
         # -> val and test macro F2 (tuned) of each run, from RUN/val_probs.npz and RUN/eval_test.json
     python bench/semi_supervised.py plot --out docs/semi_supervised.png --supervised 10=runs/sup10 30=runs/sup30 \
-        --self-trained 10=runs/st10 30=runs/st30 --plain 10=plain10.json 30=plain30.json
+        --self-trained 10=runs/st10 30=runs/st30 --fusion-taught 10=runs/st10_f3 30=runs/st30_f3 \
+        --plain 10=plain10.json 30=plain30.json
         # -> test macro F2 against the labelled fraction (%), one line per method
 
 The kept rows are chosen as `train` chooses its validation rows (labels.stratified_split: every label
@@ -69,13 +70,21 @@ def test_score(source: str) -> float:
     return scores(path)[1]
 
 
+LINES = {  # plot's flags and the lines they draw
+    "plain": "bench/plain_loop.py, labelled images only",
+    "supervised": "fashionstyle train, labelled images only",
+    "self-trained": "fashionstyle distill (teacher: that model), + unlabelled",
+    "fusion-taught": "fashionstyle distill (teacher: a fusion of three), + unlabelled",
+}
+
+
 def plot(out: Path, lines: dict[str, list[str]]) -> Path:
     """Test macro F2 against the labelled share of the train split, one line per method."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
-    for (name, points), marker in zip(lines.items(), "osv^"):
+    for (name, points), marker in zip(lines.items(), "osvD^"):
         pairs = sorted((float(p.split("=", 1)[0]), test_score(p.split("=", 1)[1])) for p in points)
         ax.plot([x for x, _ in pairs], [y for _, y in pairs], marker=marker, label=name)
         for x, y in pairs:
@@ -102,14 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", type=Path, nargs="+")
     p = sub.add_parser("plot")
     p.add_argument("--out", type=Path, required=True)
-    for flag in ("--supervised", "--self-trained", "--plain"):
-        p.add_argument(flag, nargs="+", default=[], metavar="PERCENT=RUN")
+    for flag in LINES:
+        p.add_argument(f"--{flag}", nargs="+", default=[], metavar="PERCENT=RUN")
     args = parser.parse_args(argv)
     if args.command == "plot":
-        names = {"fashionstyle train, labelled images only": args.supervised,
-                 "fashionstyle distill, + unlabelled images": args.self_trained,
-                 "bench/plain_loop.py, labelled images only": args.plain}
-        print(plot(args.out, {name: points for name, points in names.items() if points}))
+        chosen = {name: getattr(args, flag.replace("-", "_")) for flag, name in LINES.items()}
+        print(plot(args.out, {name: points for name, points in chosen.items() if points}))
         return 0
     if args.command == "split":
         kept, unlabelled = split(args.labels, args.fraction, args.out, args.seed)
