@@ -203,3 +203,15 @@ def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_
     assert record["failed"] == "No space left on device" and not out.exists()
     with pytest.raises(FashionStyleError, match="rank 0 could not merge the probabilities: No space left"):
         jobs.await_merge(out, record["key"], poll_s=0.01)
+
+
+def test_a_teacher_without_stored_validation_probabilities_has_no_held_out_rows(shared_run, tmp_path) -> None:
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.training.distill import held_out_probs
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(shared_run.run, teacher)
+    val_ids = RunDir(teacher).val_probs()[0]
+    assert set(held_out_probs(RunDir(teacher), ["elsewhere", *val_ids[:2]])) == set(val_ids[:2])
+    (teacher / "val_probs.npz").unlink()  # as a run rebuilt from a hub folder
+    assert held_out_probs(RunDir(teacher), val_ids) == {}

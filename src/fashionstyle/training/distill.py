@@ -123,7 +123,10 @@ def unlabelled_images(source: str, labelled: list[Path]) -> tuple[list[str], lis
 def held_out_probs(teacher: RunDir, ids: list[str]) -> dict[str, np.ndarray]:
     """The teacher's stored validation probabilities of those `ids` it has them for, by id. They are
     of images its models did not train on (a cv run's are out-of-fold for its whole pool), so they
-    stand for predicting those images again, which would give back what the models learnt."""
+    stand for predicting those images again, which would give back what the models learnt. None for
+    a teacher without them (one loaded from a hub folder)."""
+    if not (teacher / "val_probs.npz").is_file():
+        return {}
     stored_ids, probs, _ = teacher.val_probs()
     wanted = set(ids)
     return {image_id: row for image_id, row in zip(stored_ids, probs) if image_id in wanted}
