@@ -82,19 +82,21 @@ def plot(out: Path, lines: dict[str, list[str]]) -> Path:
     """Test macro F2 against the labelled share of the train split, one line per method."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = Figure(figsize=(6.5, 4.2), layout="constrained")
     ax = fig.subplots()
-    for (name, points), marker in zip(lines.items(), "osvD^"):
+    for i, ((name, points), marker) in enumerate(zip(lines.items(), "osvD^")):
         pairs = sorted((float(p.split("=", 1)[0]), test_score(p.split("=", 1)[1])) for p in points)
-        ax.plot([x for x, _ in pairs], [y for _, y in pairs], marker=marker, label=name)
-        for x, y in pairs:
-            ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(4, -12), fontsize=8)
+        line, = ax.plot([x for x, _ in pairs], [y for _, y in pairs], marker=marker, label=name)
+        for x, y in pairs:  # each line's values a step higher, so that close ones do not overlap
+            ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(6, -16 + 9 * i), fontsize=7,
+                        color=line.get_color())
     ax.set_xscale("log")
     ax.set_xticks([10, 30, 100], ["10%", "30%", "100%"])
     ax.set_xlabel("labelled share of the train split (the rest: unlabelled)")
     ax.set_ylabel("test macro F2 (thresholds tuned on val)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.margins(x=0.12, y=0.08)
     fig.savefig(out, dpi=110)
     return out
 
