@@ -73,18 +73,12 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     columns = teacher_columns(teacher, train_table.label_names)
     unlabelled_ids, unlabelled_paths = unlabelled_images(config.unlabelled, table.images)  # less every split's images
     held_out = held_out_probs(teacher, train_table.ids)
-    to_predict = [i for i, image_id in enumerate(train_table.ids) if image_id not in held_out]
     folder = Path(f"{out}.teacher")
-    loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
-    placement = Placement(config.accelerator, config.devices, config.num_nodes)
-    predict_ids = [*(train_table.ids[i] for i in to_predict), *unlabelled_ids]
-    probs = (stored_probs(teacher, predict_ids, [*(train_table.images[i] for i in to_predict), *unlabelled_paths],
-                          folder / "probs.npy", resume, loader=loader, placement=placement) if predict_ids
-             else np.empty((0, len(teacher.label_names())), np.float32))  # every labelled image held out
-    labelled = labelled_teacher_probs(train_table.ids, held_out, probs[:len(to_predict)])
+    labelled, unlabelled = teacher_probs(config, teacher, train_table, held_out, (unlabelled_ids, unlabelled_paths),
+                                         folder / "probs.npy", resume)
     decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
-    targets = soft_targets(folder / "targets.npy", train_table.require_targets(), labelled,
-                           probs[len(to_predict):], columns, config.hard_weight, decide_at)
+    targets = soft_targets(folder / "targets.npy", train_table.require_targets(), labelled, unlabelled, columns,
+                           config.hard_weight, decide_at)
     student = LabelTable(train_table.label_names, [*train_table.ids, *unlabelled_ids],
                          [*train_table.images, *unlabelled_paths], targets, source=train_table.source)
     if not is_secondary_process():
@@ -120,11 +114,28 @@ def unlabelled_images(source: str, labelled: list[Path]) -> tuple[list[str], lis
     return [UNLABELLED_ID + i for i, _ in kept], [Path(p) for _, p in kept]
 
 
+def teacher_probs(config: TrainConfig, teacher: RunDir, train_table: LabelTable, held_out: dict[str, np.ndarray],
+                  unlabelled: tuple[list[str], list[Path]], out: Path, resume: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's probabilities of the labelled images (in memory: held-out rows, else predicted)
+    and of the unlabelled ones (a memory map). Only the images without a held-out row are predicted,
+    into `out`, streamed and resumable."""
+    to_predict = [i for i, image_id in enumerate(train_table.ids) if image_id not in held_out]
+    ids = [*(train_table.ids[i] for i in to_predict), *unlabelled[0]]
+    if not ids:  # every labelled image held out, and no unlabelled ones
+        probs = np.empty((0, len(teacher.label_names())), np.float32)
+    else:
+        loader = LoaderSettings(config.batch_size, config.num_workers, config.on_bad_image, progress=config.progress)
+        probs = stored_probs(teacher, ids, [*(train_table.images[i] for i in to_predict), *unlabelled[1]], out,
+                             resume, loader=loader, placement=Placement(config.accelerator, config.devices,
+                                                                        config.num_nodes))
+    return labelled_teacher_probs(train_table.ids, held_out, probs[:len(to_predict)]), probs[len(to_predict):]
+
+
 def held_out_probs(teacher: RunDir, ids: list[str]) -> dict[str, np.ndarray]:
     """The teacher's stored validation probabilities of those `ids` it has them for, by id. They are
     of images its models did not train on (a cv run's are out-of-fold for its whole pool), so they
-    stand for predicting those images again, which would give back what the models learnt. None for
-    a teacher without them (one loaded from a hub folder)."""
+    stand for predicting those images again, which would give back what the models learnt. Empty for
+    a teacher without them (one rebuilt from a hub folder)."""
     if not (teacher / "val_probs.npz").is_file():
         return {}
     stored_ids, probs, _ = teacher.val_probs()
