@@ -32,6 +32,8 @@ from fashionstyle.data.labels import read_labels, stratified_split  # noqa: E402
 
 def split(labels: Path, fraction: float, out: Path, seed: int = 0) -> tuple[int, int]:
     """Write out/labels.csv (kept train rows + val + test) and out/unlabelled.csv; (kept, unlabelled)."""
+    if (out / "labels.csv").resolve() == labels.resolve():
+        raise SystemExit(f"--out {out}: would overwrite the label file it reads; choose another folder")
     table = read_labels(labels)
     train = np.array([s == "train" for s in table.splits])
     keep = np.zeros(len(table), bool)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
+
 from conftest import load_bench, make_image_set
 
 
@@ -34,3 +36,12 @@ def test_plot_draws_one_line_per_method_given(tmp_path):
         "plot", "--out", str(out), "--plain", f"10={scores['p10']}", f"30={scores['p30']}",
         "--fusion-taught", f"10={scores['f10']}", f"30={scores['f30']}"]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_split_refuses_to_write_over_the_label_file_it_reads(tmp_path):
+    labels = make_image_set(tmp_path / "data", n=8)
+    before = labels.read_bytes()
+    with pytest.raises(SystemExit, match="would overwrite the label file it reads"):
+        load_bench("semi_supervised").main(["split", "--labels", str(labels), "--fraction", "0.5",
+                                            "--out", str(labels.parent)])
+    assert labels.read_bytes() == before
