@@ -174,6 +174,7 @@ def test_a_cv_teacher_gives_its_out_of_fold_probabilities_for_the_labelled_image
     out = tmp_path / "student"
     assert main(["distill", str(teacher), "--labels", str(shared_run.labels), "--out", str(out),
                  *TINY_TRAIN, "--epochs", "1"]) == 0
+    assert "trained on 8 of the 8 validation images" in capsys.readouterr().err  # its cv pool took them
     record = json.loads((out / "distillation.json").read_text())
     train = read_labels(shared_run.labels).split("train")
     assert record["held_out_images"] == record["labelled_images"] == len(train)
@@ -204,14 +205,28 @@ def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_
     with pytest.raises(FashionStyleError, match="rank 0 could not merge the probabilities: No space left"):
         jobs.await_merge(out, record["key"], poll_s=0.01)
 
+    def prediction_failed(*args):
+        raise RuntimeError("CUDA out of memory")
 
-def test_a_teacher_without_stored_validation_probabilities_has_no_held_out_rows(shared_run, tmp_path) -> None:
+    monkeypatch.setattr(jobs, "_run", prediction_failed)  # rank 0 failing before the merge: recorded too
+    with pytest.raises(RuntimeError, match="out of memory"):
+        jobs.stored_probs(RunDir.open(shared_run.run), [p.stem for p in images], images, out)
+    assert json.loads(out.with_suffix(".json").read_text())["failed"] == "CUDA out of memory"
+
+
+def test_held_out_rows_match_by_id_and_labels_and_a_teacher_without_them_has_none(shared_run, tmp_path) -> None:
     from fashionstyle.core.run import RunDir
+    from fashionstyle.data.labels import LabelTable
     from fashionstyle.training.distill import held_out_probs
 
     teacher = tmp_path / "teacher"
     shutil.copytree(shared_run.run, teacher)
-    val_ids = RunDir(teacher).val_probs()[0]
-    assert set(held_out_probs(RunDir(teacher), ["elsewhere", *val_ids[:2]])) == set(val_ids[:2])
+    val = read_labels(shared_run.labels).split("val")  # the photos the teacher holds probabilities for
+    columns = list(range(len(val.label_names)))
+    assert set(held_out_probs(RunDir(teacher), val, columns)) == set(val.ids)
+    other = val.targets.copy()
+    other[0] = 1 - other[0]  # the same file name, other labels: another data set's photo
+    elsewhere = LabelTable(val.label_names, val.ids, val.images, other)
+    assert set(held_out_probs(RunDir(teacher), elsewhere, columns)) == set(val.ids[1:])
     (teacher / "val_probs.npz").unlink()  # as a run rebuilt from a hub folder
-    assert held_out_probs(RunDir(teacher), val_ids) == {}
+    assert held_out_probs(RunDir(teacher), val, columns) == {}

@@ -11,6 +11,7 @@ rank 0 merges them in input order.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -94,12 +95,14 @@ def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, res
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-    if _run(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
-        return await_merge(out, key)
     try:
+        if _run(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
+            return await_merge(out, key)
         write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
-    except BaseException as error:  # the other ranks, waiting for the merge, stop with it
-        atomic.write_json(record, {"failed": str(error) or type(error).__name__, "key": key})
+    except BaseException as error:  # rank 0's failure: the other ranks, waiting for the merge, stop with it
+        if not is_secondary_process():
+            with contextlib.suppress(OSError):
+                atomic.write_json(record, {"failed": str(error) or type(error).__name__, "key": key})
         raise
     atomic.write_json(record, key)
     job.folder.remove()
