@@ -104,9 +104,16 @@ class RunDir:
         return atomic.read_json(path)
 
     def out_of_fold(self) -> bool:
-        """Whether the validation probabilities are out-of-fold ones (a cv run, or runs combined from one)."""
+        """Whether the validation probabilities are out-of-fold ones (a cv run, or runs combined from one;
+        for a fusion or selection written before the manifest said so, its source runs where they exist)."""
         manifest = self.manifest()
-        return manifest.get("kind") == "cv" or bool(manifest.get("out_of_fold"))
+        if manifest.get("kind") == "cv" or manifest.get("out_of_fold"):
+            return True
+        sources = next((self / name for name in ("fusion.json", "selection.json") if (self / name).is_file()), None)
+        if "out_of_fold" in manifest or sources is None:
+            return False
+        return any((Path(run) / "manifest.json").is_file() and RunDir(run).out_of_fold()
+                   for run in atomic.read_json(sources).get("runs", []))
 
     def write_manifest(self, kind: str, complete: bool, **extra: Any) -> None:
         atomic.write_json(self / "manifest.json", {
