@@ -12,7 +12,6 @@ contrast and saturation each scaled by 0.7-1.3; seeded, so the copies are the sa
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import sys
 from pathlib import Path
@@ -21,7 +20,9 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from fashionstyle.core import atomic  # noqa: E402
 from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.inference.outputs import csv_text  # noqa: E402
 
 
 def random_crop_box(width: int, height: int, rng: np.random.Generator, scale: tuple[float, float] = (0.35, 1.0),
@@ -58,12 +59,10 @@ def write_copies(labels: Path, copies: int, out: Path, seed: int = 0) -> int:
             photo = photo.convert("RGB")
             for k in range(copies):
                 path = (out / "img" / f"{image_id}_copy{k}.jpg").resolve()
-                augmented(photo, rng).save(path, quality=90)
+                view = augmented(photo, rng)
+                atomic.write_atomic(path, lambda f, view=view: view.save(f, format="JPEG", quality=90))
                 paths.append(path)
-    with (out / "unlabelled.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image"])
-        writer.writerows([p] for p in paths)
+    atomic.write_text(out / "unlabelled.csv", csv_text([["image"], *([str(p)] for p in paths)]))  # last, whole
     return len(paths)
 
 
