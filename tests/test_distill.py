@@ -220,16 +220,16 @@ def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_
 def test_held_out_rows_match_by_id_and_labels_and_a_teacher_without_them_has_none(shared_run, tmp_path) -> None:
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.labels import LabelTable
-    from fashionstyle.training.distill import held_out_probs
+    from fashionstyle.training.distill import held_out_probs, stored_validation
 
     teacher = tmp_path / "teacher"
     shutil.copytree(shared_run.run, teacher)
     val = read_labels(shared_run.labels).split("val")  # the photos the teacher holds probabilities for
     columns = list(range(len(val.label_names)))
-    assert set(held_out_probs(RunDir(teacher), val, columns)) == set(val.ids)
+    assert set(held_out_probs(stored_validation(RunDir(teacher)), val, columns)) == set(val.ids)
     other = val.targets.copy()
     other[0] = 1 - other[0]  # the same file name, other labels: another data set's photo
     elsewhere = LabelTable(val.label_names, val.ids, val.images, other)
-    assert set(held_out_probs(RunDir(teacher), elsewhere, columns)) == set(val.ids[1:])
+    assert set(held_out_probs(stored_validation(RunDir(teacher)), elsewhere, columns)) == set(val.ids[1:])
     (teacher / "val_probs.npz").unlink()  # as a run rebuilt from a hub folder
-    assert held_out_probs(RunDir(teacher), val, columns) == {}
+    assert held_out_probs(stored_validation(RunDir(teacher)), val, columns) == {}

@@ -73,8 +73,9 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     train_table, val_table, bad = prepare_tables(config, table)
     columns = teacher_columns(teacher, train_table.label_names)
     unlabelled_ids, unlabelled_paths = unlabelled_images(config.unlabelled, table.images)  # less every split's images
-    held_out = held_out_probs(teacher, train_table, columns)
-    warn_if_validation_seen(teacher, val_table.ids)
+    stored = stored_validation(teacher)
+    held_out = held_out_probs(stored, train_table, columns)
+    warn_if_validation_seen(teacher, stored[0], val_table.ids)
     folder = Path(f"{out}.teacher")
     labelled, unlabelled = teacher_probs(config, teacher, train_table, held_out, (unlabelled_ids, unlabelled_paths),
                                          folder / "probs.npy", resume)
@@ -133,27 +134,32 @@ def teacher_probs(config: TrainConfig, teacher: RunDir, train_table: LabelTable,
     return labelled_teacher_probs(train_table.ids, held_out, probs[:len(to_predict)]), probs[len(to_predict):]
 
 
-def held_out_probs(teacher: RunDir, table: LabelTable, columns: list[int]) -> dict[str, np.ndarray]:
-    """The teacher's stored validation probabilities of the images of `table` it has them for, by id.
+def stored_validation(teacher: RunDir) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The teacher's stored validation (ids, probs, targets), read once; empty for a teacher without
+    them (one rebuilt from a hub folder)."""
+    if not (teacher / "val_probs.npz").is_file():
+        return [], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.uint8)
+    return teacher.val_probs()
+
+
+def held_out_probs(stored: tuple[list[str], np.ndarray, np.ndarray], table: LabelTable,
+                   columns: list[int]) -> dict[str, np.ndarray]:
+    """The teacher's `stored` validation probabilities of the images of `table` it has them for, by id.
     They are of images its models did not train on (a cv run's are out-of-fold for its whole pool), so
     they stand for predicting those images again, which would give back what the models learnt. An id
     counts only where the teacher stored the same labels for it (ids are file names: another data
-    set's `0001.jpg` is another photo). Empty for a teacher without them (rebuilt from a hub folder)."""
-    if not (teacher / "val_probs.npz").is_file():
-        return {}
-    stored_ids, probs, stored_targets = teacher.val_probs()
+    set's `0001.jpg` is another photo)."""
     labels = dict(zip(table.ids, table.require_targets()))
-    return {image_id: row for image_id, row, targets in zip(stored_ids, probs, stored_targets)
+    return {image_id: row for image_id, row, targets in zip(*stored)
             if image_id in labels and np.array_equal(targets[columns], labels[image_id])}
 
 
-def warn_if_validation_seen(teacher: RunDir, val_ids: list[str]) -> None:
-    """A warning when an out-of-fold teacher trained on some of the student's validation images (a cv
-    run over train and validation): the student's validation scores then flatter it."""
-    if not teacher.out_of_fold() or not (teacher / "val_probs.npz").is_file():
-        return
-    seen = set(teacher.val_probs()[0]) & set(val_ids)
-    if seen and not is_secondary_process():
+def warn_if_validation_seen(teacher: RunDir, stored_ids: list[str], val_ids: list[str]) -> None:
+    """A warning when an out-of-fold teacher (its `stored_ids`: its whole pool) trained on some of the
+    student's validation images (a cv run over train and validation): the student's validation scores
+    then flatter it."""
+    seen = set(stored_ids) & set(val_ids)
+    if seen and teacher.out_of_fold() and not is_secondary_process():
         print(f"warning: the teacher {teacher.path} trained on {len(seen)} of the {len(val_ids)} validation "
               f"images (a cv run over them): the student's validation scores will flatter it; run the cv "
               f"on the train split alone", file=sys.stderr)
