@@ -19,7 +19,10 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import read_labels
 from fashionstyle.data.pipeline import TrainCrop
 from fashionstyle.training.distill import labelled_teacher_probs, soft_targets
+from fashionstyle.training.loop import labelled_rows
 from fashionstyle.training.mixing import mix_batch
+from fashionstyle.training.online_teacher import OnlineTeacher, TeacherModel
+from fashionstyle.data.images import Preprocessing
 
 
 def test_soft_targets_mix_labels_and_teacher_and_keep_labels_where_the_teacher_could_not_read(tmp_path) -> None:
@@ -45,6 +48,46 @@ def test_labelled_images_take_the_held_out_row_where_there_is_one_and_the_predic
     rows = labelled_teacher_probs(["a", "b", "c"], held_out, predicted)
     np.testing.assert_allclose(rows, [[0.1, 0.2], [0.5, 0.5], [0.3, 0.4]])
     assert labelled_teacher_probs(["b"], held_out, predicted[:0]).shape == (1, 2)
+
+
+class _MeanOfInput(torch.nn.Module):
+    """Logits: each label's logit is the mean of the normalised input, plus a per-label offset; it
+    records the input's side."""
+
+    def __init__(self, offsets: list[float]):
+        super().__init__()
+        self.offsets, self.sides = torch.tensor(offsets), []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sides.append(x.shape[-1])
+        return x.mean(dim=(1, 2, 3))[:, None] + self.offsets
+
+
+def test_an_online_teacher_mixes_labels_with_its_probabilities_and_alone_where_labels_are_unknown() -> None:
+    half = Preprocessing(16, (0.5,) * 3, (0.5,) * 3)  # 0.5-grey pixels -> input 0
+    a, b = _MeanOfInput([0.0, 1.0, -1.0]), _MeanOfInput([2.0, 0.0, 0.0])
+    models = [TeacherModel(a, half, [([0, 1, 2], [0, 1, 2], 1.0)]),
+              TeacherModel(b, Preprocessing(8, (0.5,) * 3, (0.5,) * 3), [([0], [0], 3.0)])]  # another size
+    teacher = OnlineTeacher(models, 3, columns=[2, 0], hard_weight=0.25)  # the student's labels: teacher's 2 and 0
+    pixels = torch.full((3, 3, 16, 16), 0.5)
+    probs = teacher.probs(pixels)
+    sigmoid = torch.sigmoid(torch.tensor([0.0, -1.0, 2.0]))
+    expected = torch.stack([sigmoid[1], (sigmoid[0] + 3 * sigmoid[2]) / 4]).expand(3, 2)  # weighted per label
+    torch.testing.assert_close(probs, expected)
+    assert a.sides == [16] and b.sides == [8]  # each member at its own size
+    labels = torch.tensor([[1.0, 0.0], [float("nan"), float("nan")], [0.5, float("nan")]])  # a mix with an unknown
+    targets = teacher.targets(pixels, labels)
+    torch.testing.assert_close(targets[0], 0.25 * labels[0] + 0.75 * expected[0])
+    torch.testing.assert_close(targets[1:], expected[1:])  # unknown labels: the teacher's alone
+    hard = OnlineTeacher(models, 3, columns=[2, 0], hard_weight=0.0, thresholds=np.array([0.2, 0.9], np.float32))
+    torch.testing.assert_close(hard.probs(pixels), torch.tensor([[1.0, 0.0]] * 3))  # pseudo hard: decisions
+
+
+def test_the_loss_statistics_come_from_the_rows_with_known_labels() -> None:
+    targets = np.array([[1, 0], [np.nan, np.nan], [0, 1]], np.float32)
+    np.testing.assert_array_equal(labelled_rows(targets), [[1, 0], [0, 1]])
+    ints = np.array([[1, 0]], np.uint8)
+    assert labelled_rows(ints) is ints
 
 
 def test_mixup_blends_images_and_targets_by_one_weight() -> None:
@@ -126,12 +169,44 @@ def test_distill_trains_a_student_on_the_teachers_probabilities_with_unlabelled_
 
 
 @pytest.mark.slow
+def test_online_teaching_predicts_each_step_of_the_students_crops_with_unlabelled_images(shared_run, tmp_path,
+                                                                                      monkeypatch) -> None:
+    extra = make_image_set(tmp_path / "extra", n=6, seed=5).parent / "img"
+    seen: list[tuple[float, float, bool]] = []  # each step's pixel range, and whether a row had unknown labels
+    original = OnlineTeacher.targets
+
+    def spy(self, pixels, targets):
+        seen.append((float(pixels.min()), float(pixels.max()), bool(torch.isnan(targets).any())))
+        made = original(self, pixels, targets)
+        assert not torch.isnan(made).any()
+        return made
+
+    monkeypatch.setattr(OnlineTeacher, "targets", spy)
+    out = tmp_path / "student"
+    assert main(["distill", str(shared_run.run), "--labels", str(shared_run.labels), "--out", str(out),
+                 "--unlabelled", str(extra), "--teaching", "online", "--mixup", "0.2", *TINY_TRAIN, "--epochs", "1"]) == 0
+    assert seen and all(-1e-4 <= low and high <= 1 + 1e-4 for low, high, _ in seen)  # the student's input as 0..1
+    assert any(unknown for _, _, unknown in seen)
+    train = read_labels(shared_run.labels).split("train")
+    targets = np.load(Path(f"{out}.teacher") / "targets.npy")
+    np.testing.assert_array_equal(targets[:len(train)], train.targets)
+    assert targets.shape == (len(train) + 6, 3) and np.isnan(targets[len(train):]).all()
+    assert not (Path(f"{out}.teacher") / "probs.npy").exists()  # no pass before training
+    assert json.loads((out / "distillation.json").read_text())["teaching"] == "online"
+    assert "online teaching" in (out / "MODEL_CARD.md").read_text()
+    counts = json.loads((out / "data_counts.json").read_text())
+    assert counts["train"]["positives"] == train.targets.sum(0).tolist()  # the labelled images' own labels
+    checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["state_dict"] and all(k.startswith(("model.", "loss.")) for k in checkpoint["state_dict"])
+
+
+@pytest.mark.slow
 def test_a_distill_stopped_after_the_teacher_pass_resumes_from_the_stored_probabilities(shared_run, tmp_path,
                                                                                         monkeypatch, capsys) -> None:
     from fashionstyle.core.run import RunInterrupted
     from fashionstyle.training import distill
 
-    def stopped(config, out, resume, tables):
+    def stopped(config, out, resume, tables, teacher=None):
         raise RunInterrupted(signal.SIGTERM, Path(out))
 
     out = tmp_path / "student"
@@ -174,6 +249,9 @@ def test_a_cv_teacher_gives_its_out_of_fold_probabilities_for_the_labelled_image
         before = (run / "thresholds.json").read_bytes()
         assert main(["tune", str(run), "--tta", "flip", "--labels", str(shared_run.labels)]) != 0
         assert "out-of-fold" in capsys.readouterr().err and (run / "thresholds.json").read_bytes() == before
+    online = ["distill", str(teacher), "--labels", str(shared_run.labels), "--out", str(tmp_path / "online"),
+              "--teaching", "online", *TINY_TRAIN]
+    assert main(online) == 2 and "use --teaching stored" in capsys.readouterr().err
     out = tmp_path / "student"
     assert main(["distill", str(teacher), "--labels", str(shared_run.labels), "--out", str(out),
                  *TINY_TRAIN, "--epochs", "1"]) == 0

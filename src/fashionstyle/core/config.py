@@ -52,6 +52,10 @@ AUGMENTATIONS = Registry(  # on each uint8 training crop, after the random resiz
     Choice("randaugment", "RandAugment: two random ops at strength 9 of 31", "torchvision.transforms.v2:RandAugment"))
 PSEUDO_LABELS = Registry.of("pseudo-label kind", {  # what a student learns from the teacher's probabilities
     "soft": "the teacher's probabilities as they are", "hard": "the teacher's 0/1 decisions at its tuned thresholds"})
+TEACHING = Registry.of("teaching", {  # when the teacher predicts the student's images
+    "stored": "once, before training: each image's evaluation views (the teacher's TTA), stored in OUT.teacher/",
+    "online": "every step, on the student's own crop and mix (consistent teaching; no pass before, "
+              "a teacher forward per step)"})
 DECODERS = Registry.of("decoder", {  # where JPEGs are decoded (train, evaluate, predict: --decode)
     "auto": "cpu until measured otherwise", "cpu": "loader workers, libjpeg-turbo", "gpu": "nvJPEG, batched; CUDA only"})
 TEACHER_HELP = ("a run whose probabilities (with its own TTA, computed once into OUT.teacher/) are the "
@@ -168,6 +172,7 @@ class TrainConfig:
     hard_weight: float = _option("distillation", 0.5, "a labelled image's target: this x its labels + the rest "
                                                       "x the teacher's probabilities, in [0, 1]")
     pseudo: str = _option("distillation", "soft", PSEUDO_LABELS.help(), PSEUDO_LABELS)
+    teaching: str = _option("distillation", "stored", TEACHING.help(), TEACHING)
     rounds: int = _option("distillation", 1, "self-training rounds, each student the next teacher (OUT.roundK)")
 
     beta: float = _option("thresholds", 2.0, "F-beta the per-label thresholds are tuned for and the best "

@@ -25,7 +25,7 @@ FEW_POSITIVES = 20  # a label with fewer positives in train or val is named unde
 
 def write_data_counts(run: RunDir, targets: Mapping[str, np.ndarray]) -> None:
     """RUN/data_counts.json: images and positives per label for each split seen in training."""
-    atomic.write_json(run / DATA_COUNTS, {split: {"images": int(len(t)), "positives": np.asarray(t).sum(0).tolist()}
+    atomic.write_json(run / DATA_COUNTS, {split: {"images": int(len(t)), "positives": np.nansum(t, axis=0).tolist()}
                                            for split, t in targets.items()})
 
 
@@ -99,6 +99,8 @@ def _distillation(run: RunDir) -> str:
             f"targets mix the labels of {d['labelled_images']} images with the teacher's probabilities "
             f"(label weight {d['hard_weight']}), and {d['unlabelled_images']} unlabelled images learn the "
             f"teacher's alone ({d.get('pseudo', 'soft')} targets)."
+            + (" The teacher predicted the student's own crops and mixes at every step (online teaching)."
+               if d.get("teaching") == "online" else "")
             + (f" For {d['held_out_images']} labelled images the teacher's probabilities are held out "
                f"(of models that did not train on them)." if d.get("held_out_images") else "") + "\n")
 

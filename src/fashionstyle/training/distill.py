@@ -40,6 +40,7 @@ from fashionstyle.inference.jobs import Placement, stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings
 from fashionstyle.training.loop import prepare_tables, read_label_file, train_multi
+from fashionstyle.training.online_teacher import OnlineTeacher
 
 RECORD = "distillation.json"  # the teacher and the counts, in OUT.teacher/ and then in the run
 UNLABELLED_ID = "unlabelled/"  # prefix of an unlabelled image's id in the student's table
@@ -73,27 +74,44 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     train_table, val_table, bad = prepare_tables(config, table)
     columns = teacher_columns(teacher, train_table.label_names)
     unlabelled_ids, unlabelled_paths = unlabelled_images(config.unlabelled, table.images)  # less every split's images
-    stored = stored_validation(teacher)
-    held_out = held_out_probs(stored, train_table, columns)
-    warn_if_validation_seen(teacher, stored[0], val_table.ids)
     folder = Path(f"{out}.teacher")
-    labelled, unlabelled = teacher_probs(config, teacher, train_table, held_out, (unlabelled_ids, unlabelled_paths),
-                                         folder / "probs.npy", resume)
     decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
-    targets = soft_targets(folder / "targets.npy", train_table.require_targets(), labelled, unlabelled, columns,
-                           config.hard_weight, decide_at)
+    online = None
+    if config.teaching == "online":
+        online = online_teacher(teacher, columns, config.hard_weight, decide_at)
+        held_out: dict[str, np.ndarray] = {}
+        targets = unknown_targets(folder / "targets.npy", train_table.require_targets(), len(unlabelled_ids))
+    else:
+        targets, held_out = stored_targets(config, teacher, (train_table, val_table), (unlabelled_ids, unlabelled_paths),
+                                           columns, folder, resume, decide_at)
     student = LabelTable(train_table.label_names, [*train_table.ids, *unlabelled_ids],
                          [*train_table.images, *unlabelled_paths], targets, source=train_table.source)
     if not is_secondary_process():
         atomic.write_json(folder / RECORD, {
             "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
             "labelled_images": len(train_table), "unlabelled_images": len(unlabelled_ids),
-            "held_out_images": len(held_out), "hard_weight": config.hard_weight, "pseudo": config.pseudo})
+            "held_out_images": len(held_out), "hard_weight": config.hard_weight, "pseudo": config.pseudo,
+            "teaching": config.teaching})
         write_data_counts(RunDir(folder), {"train": train_table.require_targets(), "val": val_table.require_targets()})
-    run = train_multi(config, out, train_resume, tables=(student, val_table, bad))
+    run = train_multi(config, out, train_resume, tables=(student, val_table, bad), teacher=online)
     if not is_secondary_process() and run.manifest().get("complete"):
         finish(run)
     return run
+
+
+def stored_targets(config: TrainConfig, teacher: RunDir, tables: tuple[LabelTable, LabelTable],
+                   unlabelled: tuple[list[str], list[Path]], columns: list[int], folder: Path, resume: bool,
+                   decide_at: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Stored teaching: the targets (a memory map in `folder`) from the teacher's held-out rows and
+    its predictions of the other images, made once; and the held-out rows taken."""
+    train_table, val_table = tables
+    stored = stored_validation(teacher)
+    held_out = held_out_probs(stored, train_table, columns)
+    warn_if_validation_seen(teacher, stored[0], val_table.ids)
+    labelled, unlabelled_probs = teacher_probs(config, teacher, train_table, held_out, unlabelled,
+                                               folder / "probs.npy", resume)
+    return soft_targets(folder / "targets.npy", train_table.require_targets(), labelled, unlabelled_probs, columns,
+                        config.hard_weight, decide_at), held_out
 
 
 def teacher_columns(teacher: RunDir, names: list[str]) -> list[int]:
@@ -196,6 +214,30 @@ def soft_targets(path: Path, hard: np.ndarray, labelled: np.ndarray, unlabelled:
             yield np.nan_to_num(teacher_rows(unlabelled[start:start + CHUNK]), nan=0.0)
 
     write_npy_rows(path, (len(hard) + len(unlabelled), len(columns)), blocks())
+    return np.load(path, mmap_mode="r")
+
+
+def online_teacher(teacher: RunDir, columns: list[int], hard_weight: float,
+                   decide_at: np.ndarray | None) -> OnlineTeacher:
+    """The teacher's models for online teaching, or a refusal for an out-of-fold teacher (its fold
+    models trained on most of the student's images: online, every model predicts every crop)."""
+    if teacher.out_of_fold():
+        raise FashionStyleError(f"{teacher.path}: an out-of-fold teacher (a cv run, or a fusion or selection of "
+                                "cv runs) teaches through its stored held-out probabilities; use --teaching stored")
+    return OnlineTeacher.from_run(teacher, columns, hard_weight, decide_at)
+
+
+def unknown_targets(path: Path, hard: np.ndarray, n_unlabelled: int) -> np.ndarray:
+    """(N, L) float32 targets into `path` (a memory map back) for online teaching: the labelled rows'
+    labels, then NaN (unknown: the teacher's alone) for each unlabelled image."""
+    def blocks():
+        for start in range(0, len(hard), CHUNK):
+            yield np.asarray(hard[start:start + CHUNK], np.float32)
+        for start in range(0, n_unlabelled, CHUNK):
+            yield np.full((min(CHUNK, n_unlabelled - start), hard.shape[1]), np.nan, np.float32)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_npy_rows(path, (len(hard) + n_unlabelled, hard.shape[1]), blocks())
     return np.load(path, mmap_mode="r")
 
 

@@ -71,16 +71,20 @@ from fashionstyle.model.network import (
 )
 from fashionstyle.training import labelwise
 from fashionstyle.training.mixing import mix_batch
+from fashionstyle.training.online_teacher import OnlineTeacher
 from fashionstyle.training.trackers import log_results, make_loggers
 
 
 class StyleModule(L.LightningModule):
     """Loss, optimiser, schedule and per-epoch validation metrics around a StyleNet."""
 
-    def __init__(self, model: StyleNet, loss: torch.nn.Module, config: TrainConfig):
+    def __init__(self, model: StyleNet, loss: torch.nn.Module, config: TrainConfig,
+                 teacher: OnlineTeacher | None = None):
         super().__init__()
         self.model, self.loss, self.config = model, loss, config
-        self.to_input = DeviceInput(*default_normalisation(model), config.channels_last)  # uint8 -> model input
+        self.normalisation = default_normalisation(model)
+        self.to_input = DeviceInput(*self.normalisation, config.channels_last)  # uint8 -> model input
+        self.teacher = teacher  # online teaching: not a submodule, so never checkpointed
         self.ema = make_ema(model, config.ema_decay)  # a submodule: checkpointed and resumed with the rest
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
@@ -102,6 +106,8 @@ class StyleModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.config.channels_last:
             self.to(memory_format=torch.channels_last)
+        if self.teacher is not None:
+            self.teacher.to(self.device)
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         if self.ema is not None and batch.images is not None:
@@ -129,9 +135,16 @@ class StyleModule(L.LightningModule):
         if batch.images is None:
             return None  # every image of this batch was unreadable: no step
         images, targets = mix_batch(batch.images, batch.targets, self.config.mixup, self.config.cutmix)
+        if self.teacher is not None:
+            targets = self.teacher.targets(self.pixels(images), targets)
         loss = self.loss(self.model(images), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
+
+    def pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """The model's input back as 0..1 images (for the online teacher, which normalises its own way)."""
+        mean, std = (torch.tensor(v, device=images.device).view(1, 3, 1, 1) for v in self.normalisation)
+        return images * std + mean
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         images, targets, index = batch.images, batch.targets, batch.index
@@ -384,8 +397,10 @@ def write_bad_images(run: RunDir, bad: list[tuple[str, str]]) -> None:
 
 
 def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
-                tables: tuple[LabelTable, LabelTable, list] | None = None) -> RunDir:
-    """Train one model over all labels of `tables` (default: read from the config)."""
+                tables: tuple[LabelTable, LabelTable, list] | None = None,
+                teacher: OnlineTeacher | None = None) -> RunDir:
+    """Train one model over all labels of `tables` (default: read from the config), with an online
+    `teacher` making the targets of each step when given (rows of unknown labels: NaN)."""
     check_backbone(config.backbone)  # before any label file is read: a typo fails first, alone
     decode_on_device = training_decodes_on_gpu(config)
     run = RunDir(out)
@@ -406,9 +421,9 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         write_config(run, config)
         run.write_label_names(train_table.label_names)
     loaders = make_loaders(config, train_table, val_table, decode_on_device)
-    loss = create_loss(config.loss, train_table.targets,
+    loss = create_loss(config.loss, labelled_rows(train_table.targets),
                        **{field: getattr(config, field) for field in LOSSES[config.loss].params})
-    module = StyleModule(model, loss, config)
+    module = StyleModule(model, loss, config, teacher)
     with quiet_lightning():
         trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
         loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
@@ -422,6 +437,14 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         write_model_card(run)
         log_results(trainer.loggers, run)
     return run
+
+
+def labelled_rows(targets: np.ndarray) -> np.ndarray:
+    """The rows of `targets` with known labels (no NaN: an online-taught unlabelled image has none),
+    for the loss's label statistics."""
+    if not np.issubdtype(targets.dtype, np.floating):
+        return targets
+    return targets[~np.isnan(targets).any(axis=1)]
 
 
 def data_fingerprint(train: LabelTable, val: LabelTable) -> dict[str, Any]:
