@@ -17,7 +17,6 @@ keeps about `fraction` of its positives), with a fixed seed, so the subsets are 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -25,9 +24,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from fashionstyle.core import atomic  # noqa: E402
 from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
 from fashionstyle.data.labels import read_labels, stratified_split  # noqa: E402
+from fashionstyle.inference.outputs import csv_text  # noqa: E402
 
 
 def split(labels: Path, fraction: float, out: Path, seed: int = 0) -> tuple[int, int]:
@@ -40,16 +41,12 @@ def split(labels: Path, fraction: float, out: Path, seed: int = 0) -> tuple[int,
     rows = np.flatnonzero(train)
     keep[rows] = stratified_split(table.targets[rows], fraction, seed) if fraction < 1 else True
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "labels.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image", "split", *table.label_names])
-        for i in range(len(table)):
-            if keep[i] or not train[i]:
-                writer.writerow([table.images[i].resolve(), table.splits[i], *table.targets[i].tolist()])
-    with (out / "unlabelled.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image"])
-        writer.writerows([table.images[i].resolve()] for i in np.flatnonzero(train & ~keep))
+    kept_rows = ([str(table.images[i].resolve()), table.splits[i], *map(str, table.targets[i].tolist())]
+                 for i in range(len(table)) if keep[i] or not train[i])
+    # each file whole or not at all; the label file last, so a stopped split leaves no half pair
+    atomic.write_text(out / "unlabelled.csv", csv_text([["image"], *([str(table.images[i].resolve())]
+                                                                      for i in np.flatnonzero(train & ~keep))]))
+    atomic.write_text(out / "labels.csv", csv_text([["image", "split", *table.label_names], *kept_rows]))
     return int(keep.sum()), int((train & ~keep).sum())
 
 
