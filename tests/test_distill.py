@@ -121,8 +121,12 @@ def test_augmentations_keep_a_uint8_crop_of_the_size(augment: str) -> None:
 
 
 def test_distillation_settings_are_checked_in_one_line() -> None:
-    with pytest.raises(FashionStyleError, match="unlabelled and rounds need a teacher"):
+    with pytest.raises(FashionStyleError, match="unlabelled, rounds and teaching need a teacher"):
         TrainConfig(unlabelled="photos/").validate()
+    with pytest.raises(FashionStyleError, match="teaching need a teacher"):
+        TrainConfig(teaching="online").validate()
+    with pytest.raises(FashionStyleError, match="unknown value 'live'; valid: stored, online"):
+        TrainConfig(teacher="runs/x", teaching="live").validate()
     with pytest.raises(FashionStyleError, match="hard_weight must be in"):
         TrainConfig(teacher="runs/x", hard_weight=1.5).validate()
     with pytest.raises(FashionStyleError, match="unknown value 'autoaugment'; valid: none, trivialaugment"):

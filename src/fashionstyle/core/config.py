@@ -206,8 +206,9 @@ class TrainConfig:
             raise FashionStyleError(f"config mixup and cutmix must be >= 0 (0: off), got {self.mixup}, {self.cutmix}")
         if not 0.0 <= self.hard_weight <= 1.0:
             raise FashionStyleError(f"config hard_weight must be in [0, 1], got {self.hard_weight}")
-        if (self.unlabelled or self.rounds != 1) and not self.teacher:
-            raise FashionStyleError("config unlabelled and rounds need a teacher: `fashionstyle distill TEACHER_RUN`")
+        if (self.unlabelled or self.rounds != 1 or self.teaching != "stored") and not self.teacher:
+            raise FashionStyleError("config unlabelled, rounds and teaching need a teacher: "
+                                    "`fashionstyle distill TEACHER_RUN`")
         if not 0.0 <= self.ema_decay < 1.0:
             raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("epochs", "batch_size", "image_size", "hidden", "rounds"):

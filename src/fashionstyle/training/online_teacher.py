@@ -56,6 +56,8 @@ class OnlineTeacher:
     def to(self, device: torch.device) -> "OnlineTeacher":
         for t in self.models:
             t.model.to(device).eval().requires_grad_(False)
+            if device.type == "cuda":
+                t.model.to(memory_format=torch.channels_last)
         return self
 
     @torch.no_grad()
