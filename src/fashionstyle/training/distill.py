@@ -17,6 +17,8 @@ unlabelled images (`fashionstyle distill TEACHER_RUN`, or `train --teacher`).
    that the teacher did not see: a noisy student), validates and tunes its thresholds on the
    labelled validation split, and is an ordinary run directory (predict, serve, export, report).
 With `rounds` K > 1, each student teaches the next (OUT.round1, ..., the last is OUT).
+With `teaching` "online" steps 1-2 give way to online_teacher.py: the targets file holds the labels
+(NaN for the unlabelled images) and the teacher predicts each step's own crops and mixes.
 
 Unlabelled images that the label file names (any split: train, validation or test) are left out,
 so that validation and test stay unseen. RUN/distillation.json records the teacher, its TTA and the counts.
