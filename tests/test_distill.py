@@ -21,7 +21,7 @@ from fashionstyle.data.pipeline import TrainCrop
 from fashionstyle.training.distill import labelled_teacher_probs, soft_targets
 from fashionstyle.training.loop import labelled_rows
 from fashionstyle.training.mixing import mix_batch
-from fashionstyle.training.online_teacher import OnlineTeacher, TeacherModel
+from fashionstyle.training.online_teacher import OnlineTeacher, TeacherModel, unnormalise, with_known_mass
 from fashionstyle.data.images import Preprocessing
 
 
@@ -63,29 +63,45 @@ class _MeanOfInput(torch.nn.Module):
         return x.mean(dim=(1, 2, 3))[:, None] + self.offsets
 
 
-def test_an_online_teacher_mixes_labels_with_its_probabilities_and_alone_where_labels_are_unknown() -> None:
-    half = Preprocessing(16, (0.5,) * 3, (0.5,) * 3)  # 0.5-grey pixels -> input 0
+def test_an_online_teacher_mixes_labels_with_its_probabilities_by_the_labelled_share() -> None:
+    own = Preprocessing(16, (0.2, 0.3, 0.4), (0.5, 0.25, 0.1))  # 0.8 pixels -> (1.2, 2, 4): mean 2.4
     a, b = _MeanOfInput([0.0, 1.0, -1.0]), _MeanOfInput([2.0, 0.0, 0.0])
-    models = [TeacherModel(a, half, [([0, 1, 2], [0, 1, 2], 1.0)]),
-              TeacherModel(b, Preprocessing(8, (0.5,) * 3, (0.5,) * 3), [([0], [0], 3.0)])]  # another size
+    models = [TeacherModel(a, own, [([0, 1, 2], [0, 1, 2], 1.0)]),
+              TeacherModel(b, Preprocessing(8, (0.5,) * 3, (0.5,) * 3), [([0], [0], 3.0)])]  # 0.8 -> 0.6, side 8
     teacher = OnlineTeacher(models, 3, columns=[2, 0], hard_weight=0.25)  # the student's labels: teacher's 2 and 0
-    pixels = torch.full((3, 3, 16, 16), 0.5)
+    pixels = torch.full((3, 3, 16, 16), 0.8)
     probs = teacher.probs(pixels)
-    sigmoid = torch.sigmoid(torch.tensor([0.0, -1.0, 2.0]))
-    expected = torch.stack([sigmoid[1], (sigmoid[0] + 3 * sigmoid[2]) / 4]).expand(3, 2)  # weighted per label
-    torch.testing.assert_close(probs, expected)
+    sig = torch.sigmoid
+    expected = torch.tensor([sig(torch.tensor(2.4 - 1.0)), (sig(torch.tensor(2.4)) + 3 * sig(torch.tensor(2.6))) / 4])
+    torch.testing.assert_close(probs, expected.expand(3, 2))  # each member normalised its own way, weighted per label
     assert a.sides == [16] and b.sides == [8]  # each member at its own size
-    labels = torch.tensor([[1.0, 0.0], [float("nan"), float("nan")], [0.5, float("nan")]])  # a mix with an unknown
-    targets = teacher.targets(pixels, labels)
-    torch.testing.assert_close(targets[0], 0.25 * labels[0] + 0.75 * expected[0])
-    torch.testing.assert_close(targets[1:], expected[1:])  # unknown labels: the teacher's alone
-    hard = OnlineTeacher(models, 3, columns=[2, 0], hard_weight=0.0, thresholds=np.array([0.2, 0.9], np.float32))
-    torch.testing.assert_close(hard.probs(pixels), torch.tensor([[1.0, 0.0]] * 3))  # pseudo hard: decisions
+    labels = torch.tensor([[1.0, 0.0], [float("nan"), float("nan")], [0.0, 1.0]])
+    labelled = with_known_mass(labels)
+    torch.testing.assert_close(labelled, torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+    targets = teacher.targets(pixels, labelled)
+    torch.testing.assert_close(targets[0], 0.25 * labels[0] + 0.75 * expected)
+    torch.testing.assert_close(targets[1], expected)  # unlabelled: the teacher's alone
+    blend = 0.7 * labelled[0] + 0.3 * labelled[1]  # 70% a labelled image, 30% an unlabelled one
+    torch.testing.assert_close(teacher.targets(pixels[:1], blend[None])[0],
+                               0.25 * 0.7 * labels[0] + (1 - 0.25 * 0.7) * expected)
+    hard = OnlineTeacher(models, 3, columns=[2, 0], hard_weight=0.0, thresholds=np.array([0.9, 0.5], np.float32))
+    torch.testing.assert_close(hard.probs(pixels), torch.tensor([[0.0, 1.0]] * 3))  # pseudo hard: decisions
+
+
+def test_the_students_input_goes_back_to_its_pixels_for_the_teacher() -> None:
+    from fashionstyle.data.pipeline import DeviceInput
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    flip = torch.tensor([True, False])
+    stats = [torch.tensor(v).view(1, 3, 1, 1) for v in (mean, std)]
+    back = unnormalise(DeviceInput(mean, std, channels_last=True)(images, flip), *stats)
+    torch.testing.assert_close(back, torch.stack([images[0].flip(-1), images[1]]).float() / 255, atol=1e-5, rtol=0)
 
 
 def test_the_loss_statistics_come_from_the_rows_with_known_labels() -> None:
     targets = np.array([[1, 0], [np.nan, np.nan], [0, 1]], np.float32)
     np.testing.assert_array_equal(labelled_rows(targets), [[1, 0], [0, 1]])
+    np.testing.assert_array_equal(labelled_rows(targets, chunk=2), [[1, 0], [0, 1]])  # across chunks
     ints = np.array([[1, 0]], np.uint8)
     assert labelled_rows(ints) is ints
 
@@ -176,12 +192,12 @@ def test_distill_trains_a_student_on_the_teachers_probabilities_with_unlabelled_
 def test_online_teaching_predicts_each_step_of_the_students_crops_with_unlabelled_images(shared_run, tmp_path,
                                                                                       monkeypatch) -> None:
     extra = make_image_set(tmp_path / "extra", n=6, seed=5).parent / "img"
-    seen: list[tuple[float, float, bool]] = []  # each step's pixel range, and whether a row had unknown labels
+    seen: list[tuple[float, float, bool]] = []  # each step's pixel range, and whether a row was part unlabelled
     original = OnlineTeacher.targets
 
-    def spy(self, pixels, targets):
-        seen.append((float(pixels.min()), float(pixels.max()), bool(torch.isnan(targets).any())))
-        made = original(self, pixels, targets)
+    def spy(self, pixels, labelled):
+        seen.append((float(pixels.min()), float(pixels.max()), bool((labelled[:, -1] < 1).any())))
+        made = original(self, pixels, labelled)
         assert not torch.isnan(made).any()
         return made
 
@@ -196,12 +212,29 @@ def test_online_teaching_predicts_each_step_of_the_students_crops_with_unlabelle
     np.testing.assert_array_equal(targets[:len(train)], train.targets)
     assert targets.shape == (len(train) + 6, 3) and np.isnan(targets[len(train):]).all()
     assert not (Path(f"{out}.teacher") / "probs.npy").exists()  # no pass before training
-    assert json.loads((out / "distillation.json").read_text())["teaching"] == "online"
+    record = json.loads((out / "distillation.json").read_text())
+    assert record["teaching"] == "online" and record["teacher_tta"] == "none (online)"
+    assert [f["path"] for f in record["teacher_files"]] == [str((shared_run.run / "model.pt").resolve())]
     assert "online teaching" in (out / "MODEL_CARD.md").read_text()
     counts = json.loads((out / "data_counts.json").read_text())
     assert counts["train"]["positives"] == train.targets.sum(0).tolist()  # the labelled images' own labels
     checkpoint = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["state_dict"] and all(k.startswith(("model.", "loss.")) for k in checkpoint["state_dict"])
+
+
+def test_an_online_student_resumes_only_with_the_teacher_it_started_with(shared_run, tmp_path) -> None:
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.training.distill import check_same_teacher, teacher_files
+
+    files = teacher_files(RunDir(shared_run.run), with_thresholds=True)
+    assert [Path(f["path"]).name for f in files] == ["model.pt", "thresholds.json"]
+    folder = tmp_path / "student.teacher"
+    folder.mkdir()
+    (folder / "distillation.json").write_text(json.dumps({"teacher_files": files}))
+    check_same_teacher(folder, files)  # unchanged: resumes
+    retuned = [files[0], dict(files[1], mtime_ns=files[1]["mtime_ns"] + 1)]
+    with pytest.raises(FashionStyleError, match="the teacher's models changed since this student started"):
+        check_same_teacher(folder, retuned)
 
 
 @pytest.mark.slow

@@ -78,8 +78,11 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
     unlabelled_ids, unlabelled_paths = unlabelled_images(config.unlabelled, table.images)  # less every split's images
     folder = Path(f"{out}.teacher")
     decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
-    online = None
+    online, files = None, []
     if config.teaching == "online":
+        files = teacher_files(teacher, with_thresholds=decide_at is not None)
+        if train_resume:
+            check_same_teacher(folder, files)
         online = online_teacher(teacher, columns, config.hard_weight, decide_at)
         held_out: dict[str, np.ndarray] = {}
         targets = unknown_targets(folder / "targets.npy", train_table.require_targets(), len(unlabelled_ids))
@@ -90,10 +93,11 @@ def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bo
                          [*train_table.images, *unlabelled_paths], targets, source=train_table.source)
     if not is_secondary_process():
         atomic.write_json(folder / RECORD, {
-            "teacher": str(teacher.path.resolve()), "teacher_tta": teacher.tta(), "round": round_number,
+            "teacher": str(teacher.path.resolve()), "round": round_number,
+            "teacher_tta": teacher.tta() if online is None else "none (online)",
             "labelled_images": len(train_table), "unlabelled_images": len(unlabelled_ids),
             "held_out_images": len(held_out), "hard_weight": config.hard_weight, "pseudo": config.pseudo,
-            "teaching": config.teaching})
+            "teaching": config.teaching, **({"teacher_files": files} if files else {})})
         write_data_counts(RunDir(folder), {"train": train_table.require_targets(), "val": val_table.require_targets()})
     run = train_multi(config, out, train_resume, tables=(student, val_table, bad), teacher=online)
     if not is_secondary_process() and run.manifest().get("complete"):
@@ -227,6 +231,23 @@ def online_teacher(teacher: RunDir, columns: list[int], hard_weight: float,
         raise FashionStyleError(f"{teacher.path}: an out-of-fold teacher (a cv run, or a fusion or selection of "
                                 "cv runs) teaches through its stored held-out probabilities; use --teaching stored")
     return OnlineTeacher.from_run(teacher, columns, hard_weight, decide_at)
+
+
+def teacher_files(teacher: RunDir, with_thresholds: bool) -> list[dict[str, object]]:
+    """The teacher's model files (and thresholds, for pseudo "hard") by path, size and time: what an
+    online-taught student's resume must find unchanged."""
+    files = sorted({m.model for m in teacher.members()}) + ([teacher / "thresholds.json"] if with_thresholds else [])
+    return [{"path": str(Path(f).resolve()), "size": Path(f).stat().st_size, "mtime_ns": Path(f).stat().st_mtime_ns}
+            for f in files]
+
+
+def check_same_teacher(folder: Path, files: list[dict[str, object]]) -> None:
+    """Refuse to resume an online-taught student whose teacher's files changed since it started."""
+    record = folder / RECORD
+    then = atomic.read_json(record).get("teacher_files") if record.is_file() else None
+    if then is not None and then != files:
+        raise FashionStyleError(f"{folder}: the teacher's models changed since this student started (online "
+                                "teaching predicts with them at every step); train a new student into another --out")
 
 
 def unknown_targets(path: Path, hard: np.ndarray, n_unlabelled: int) -> np.ndarray:

@@ -71,7 +71,7 @@ from fashionstyle.model.network import (
 )
 from fashionstyle.training import labelwise
 from fashionstyle.training.mixing import mix_batch
-from fashionstyle.training.online_teacher import OnlineTeacher
+from fashionstyle.training.online_teacher import OnlineTeacher, unnormalise, with_known_mass
 from fashionstyle.training.trackers import log_results, make_loggers
 
 
@@ -85,6 +85,7 @@ class StyleModule(L.LightningModule):
         self.normalisation = default_normalisation(model)
         self.to_input = DeviceInput(*self.normalisation, config.channels_last)  # uint8 -> model input
         self.teacher = teacher  # online teaching: not a submodule, so never checkpointed
+        self.input_stats: tuple[torch.Tensor, ...] = ()  # the input's (mean, std) on the device, for the teacher
         self.ema = make_ema(model, config.ema_decay)  # a submodule: checkpointed and resumed with the rest
         self._outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.val_probs: np.ndarray | None = None  # (N, L) of the last validation, in row order
@@ -106,8 +107,9 @@ class StyleModule(L.LightningModule):
     def on_fit_start(self) -> None:
         if self.config.channels_last:
             self.to(memory_format=torch.channels_last)
-        if self.teacher is not None:
+        if self.teacher is not None:  # it sees the student's input as 0..1 pixels, normalised its own way
             self.teacher.to(self.device)
+            self.input_stats = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1) for v in self.normalisation)
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         if self.ema is not None and batch.images is not None:
@@ -134,17 +136,13 @@ class StyleModule(L.LightningModule):
         self.bad_train.update(batch.bad)
         if batch.images is None:
             return None  # every image of this batch was unreadable: no step
-        images, targets = mix_batch(batch.images, batch.targets, self.config.mixup, self.config.cutmix)
+        targets = batch.targets if self.teacher is None else with_known_mass(batch.targets)
+        images, targets = mix_batch(batch.images, targets, self.config.mixup, self.config.cutmix)
         if self.teacher is not None:
-            targets = self.teacher.targets(self.pixels(images), targets)
+            targets = self.teacher.targets(unnormalise(images, *self.input_stats), targets)
         loss = self.loss(self.model(images), targets)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
-
-    def pixels(self, images: torch.Tensor) -> torch.Tensor:
-        """The model's input back as 0..1 images (for the online teacher, which normalises its own way)."""
-        mean, std = (torch.tensor(v, device=images.device).view(1, 3, 1, 1) for v in self.normalisation)
-        return images * std + mean
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         images, targets, index = batch.images, batch.targets, batch.index
@@ -421,7 +419,8 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         write_config(run, config)
         run.write_label_names(train_table.label_names)
     loaders = make_loaders(config, train_table, val_table, decode_on_device)
-    loss = create_loss(config.loss, labelled_rows(train_table.targets),
+    statistics = labelled_rows(train_table.targets) if teacher is not None else train_table.targets
+    loss = create_loss(config.loss, statistics,
                        **{field: getattr(config, field) for field in LOSSES[config.loss].params})
     module = StyleModule(model, loss, config, teacher)
     with quiet_lightning():
@@ -439,12 +438,13 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     return run
 
 
-def labelled_rows(targets: np.ndarray) -> np.ndarray:
+def labelled_rows(targets: np.ndarray, chunk: int = 65536) -> np.ndarray:
     """The rows of `targets` with known labels (no NaN: an online-taught unlabelled image has none),
-    for the loss's label statistics."""
+    for the loss's label statistics; a memory map is scanned in chunks, and only those rows read."""
     if not np.issubdtype(targets.dtype, np.floating):
         return targets
-    return targets[~np.isnan(targets).any(axis=1)]
+    known = [~np.isnan(targets[start:start + chunk]).any(axis=1) for start in range(0, len(targets), chunk)]
+    return targets[np.concatenate(known)] if known else targets
 
 
 def data_fingerprint(train: LabelTable, val: LabelTable) -> dict[str, Any]:
