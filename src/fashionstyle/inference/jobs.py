@@ -134,7 +134,7 @@ def _even_chunk(images: int, placement: Placement) -> int:
 
 def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
          loader: LoaderSettings) -> StreamJob:
-    identity = {"run": str(run.path.resolve()), "models": _model_files(run), **settings.identity(run)}
+    identity = {"run": str(run.path.resolve()), "models": model_files(run), **settings.identity(run)}
     return StreamJob(source, out, fmt, run.label_names(), run.thresholds().thresholds_, loader, identity)
 
 
@@ -157,7 +157,8 @@ def _run(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Plac
     return job.merge()
 
 
-def _model_files(run: RunDir) -> list[dict[str, Any]]:
+def model_files(run: RunDir) -> list[dict[str, Any]]:
+    """The run's model files by path, size and time (what a stored or resumed job must find unchanged)."""
     files = sorted({m.model for m in run.members()})
     missing = [f for f in files if not f.is_file()]
     if missing:

@@ -38,7 +38,7 @@ from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource
 from fashionstyle.data.labels import LabelTable
-from fashionstyle.inference.jobs import Placement, stored_probs
+from fashionstyle.inference.jobs import Placement, model_files, stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings
 from fashionstyle.training.loop import prepare_tables, read_label_file, train_multi
@@ -236,9 +236,11 @@ def online_teacher(teacher: RunDir, columns: list[int], hard_weight: float,
 def teacher_files(teacher: RunDir, with_thresholds: bool) -> list[dict[str, object]]:
     """The teacher's model files (and thresholds, for pseudo "hard") by path, size and time: what an
     online-taught student's resume must find unchanged."""
-    files = sorted({m.model for m in teacher.members()}) + ([teacher / "thresholds.json"] if with_thresholds else [])
-    return [{"path": str(Path(f).resolve()), "size": Path(f).stat().st_size, "mtime_ns": Path(f).stat().st_mtime_ns}
-            for f in files]
+    files = model_files(teacher)
+    if with_thresholds:
+        path = (teacher / "thresholds.json").resolve()
+        files.append({"path": str(path), "size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns})
+    return files
 
 
 def check_same_teacher(folder: Path, files: list[dict[str, object]]) -> None:

@@ -82,8 +82,7 @@ class StyleModule(L.LightningModule):
                  teacher: OnlineTeacher | None = None):
         super().__init__()
         self.model, self.loss, self.config = model, loss, config
-        self.normalisation = default_normalisation(model)
-        self.to_input = DeviceInput(*self.normalisation, config.channels_last)  # uint8 -> model input
+        self.to_input = DeviceInput(*default_normalisation(model), config.channels_last)  # uint8 -> model input
         self.teacher = teacher  # online teaching: not a submodule, so never checkpointed
         self.input_stats: tuple[torch.Tensor, ...] = ()  # the input's (mean, std) on the device, for the teacher
         self.ema = make_ema(model, config.ema_decay)  # a submodule: checkpointed and resumed with the rest
@@ -109,7 +108,8 @@ class StyleModule(L.LightningModule):
             self.to(memory_format=torch.channels_last)
         if self.teacher is not None:  # it sees the student's input as 0..1 pixels, normalised its own way
             self.teacher.to(self.device)
-            self.input_stats = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1) for v in self.normalisation)
+            self.input_stats = tuple(torch.tensor(v, device=self.device).view(1, 3, 1, 1)
+                                     for v in default_normalisation(self.model))
 
     def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
         if self.ema is not None and batch.images is not None:
