@@ -137,6 +137,36 @@ def save_model(path: str | Path, record: dict[str, Any]) -> Path:
 
 def load_model(path: str | Path) -> tuple[StyleNet, dict[str, Any]]:
     """Rebuild a saved model (random init, then its weights); returns (model, record)."""
+    record = read_record(path)
+    model = create_model(record["backbone"], len(record["label_names"]),
+                         hidden=record["hidden"], dropout=record["dropout"])
+    model.load_state_dict(record["state_dict"])
+    return model.eval(), record
+
+
+def start_from(model: StyleNet, source: str | Path, backbone: str, label_names: list[str]) -> None:
+    """Copy the weights (backbone and head) of a saved run, or its model file, into `model`.
+
+    The saved model must have the same backbone, labels (in order) and layer shapes.
+    """
+    path = Path(source) / "model.pt" if Path(source).is_dir() else Path(source)
+    record = read_record(path)
+    if record["backbone"] != backbone:
+        raise FashionStyleError(f"{path}: --init-from needs a {backbone} model, this one is {record['backbone']}")
+    if list(record["label_names"]) != list(label_names):
+        raise FashionStyleError(f"{path}: --init-from needs the labels {label_names}, "
+                                f"this model has {record['label_names']}")
+    wanted = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = {k: tuple(v.shape) for k, v in record["state_dict"].items()}
+    if wanted != saved:
+        differ = sorted(k for k in wanted.keys() | saved.keys() if wanted.get(k) != saved.get(k))
+        raise FashionStyleError(f"{path}: --init-from layers differ from this model's (e.g. {differ[:2]}; "
+                                "is --hidden the same?)")
+    model.load_state_dict(record["state_dict"])
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """A saved model file's record (its weights and how to rebuild and preprocess)."""
     path = Path(path)
     if not path.is_file():
         raise FashionStyleError(f"{path}: model file not found")
@@ -146,7 +176,4 @@ def load_model(path: str | Path) -> tuple[StyleNet, dict[str, Any]]:
         raise FashionStyleError(f"{path}: not a readable model file ({type(err).__name__})") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
         raise FashionStyleError(f"{path}: not a fashionstyle model of format {MODEL_FORMAT}")
-    model = create_model(record["backbone"], len(record["label_names"]),
-                         hidden=record["hidden"], dropout=record["dropout"])
-    model.load_state_dict(record["state_dict"])
-    return model.eval(), record
+    return record
