@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import numpy as np
 from conftest import load_bench
 
 
 def test_threshold_bench_small() -> None:
     assert load_bench("threshold_speed").main(["--n", "2000", "--labels", "3"]) == 0
+
+
+def test_threshold_rules_bench_chooses_on_val_halves_and_reports_test(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        parts = {}
+        for split in ("val", "test"):
+            targets = (rng.random((200, 3)) < [0.3, 0.1, 0.02]).astype(int)
+            parts[split] = np.clip(0.4 * targets + 0.6 * rng.random((200, 3)), 0, 1)
+            parts[f"{split}_targets"] = targets
+        paths.append(tmp_path / f"run{i}.npz")
+        np.savez(paths[-1], **parts)
+    assert load_bench("threshold_rules").main([*map(str, paths), "--splits", "2"]) == 0
+    out = capsys.readouterr().out
+    assert sum(line.startswith(str(tmp_path)) for line in out.splitlines()) == 6
+    for rule in ("smooth", "bootstrap", "pooled"):
+        assert f"{rule}: val (split halves) mean" in out and "over 6 runs ->" in out

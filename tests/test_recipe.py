@@ -17,13 +17,13 @@ from fashionstyle.model.weights import bundled_weights, read_state, to_timm_keys
 def test_defaults_fine_tune_the_offline_backbone() -> None:
     config = config_lib.load()
     assert (config.backbone, config.pretrained, config.lr_schedule) == ("tf_efficientnet_lite0", True, "onecycle")
-    assert config.lr == 1e-3 and config.weight_power == 0.5
+    assert config.lr == 1e-3 and config.weight_power == 0.5 and config.threshold_rule == "pooled"
 
 
 def test_report_recipe_is_one_option_away_and_flags_still_win() -> None:
     config = config_lib.load(None, {"epochs": 3}, recipe="report")
     assert (config.backbone, config.lr, config.lr_schedule, config.batch_size) == ("densenet201", 1e-5, "plateau", 46)
-    assert config.weight_power == 1.0 and config.epochs == 3
+    assert config.weight_power == 1.0 and config.epochs == 3 and config.threshold_rule == "exact"  # the report's
     with pytest.raises(FashionStyleError, match="recipe: unknown value 'paper'; valid: finetune, report"):
         config_lib.load(recipe="paper")
 
@@ -75,3 +75,20 @@ def test_ema_backbone_rate_and_adamw_train_and_keep_the_average(image_set: Path,
 
 def test_train_config_dataclass_defaults_match_load() -> None:
     assert TrainConfig() == config_lib.load()
+
+
+def test_the_runs_thresholds_follow_its_rule_and_the_card_names_it(run_copy, tmp_path: Path) -> None:
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.core.thresholds import ThresholdTuner
+
+    run = RunDir.open(run_copy.run)
+    _, probs, targets = run.val_probs()
+    assert run.thresholds().rule == "pooled"
+    assert run.thresholds().thresholds_ == pytest.approx(ThresholdTuner(rule="pooled").fit(probs, targets).thresholds_)
+    assert "(rule: pooled)" in (run.path / "MODEL_CARD.md").read_text()
+    assert main(["train", "--labels", str(run_copy.labels), *TINY_TRAIN, "--epochs", "1", "--threshold-rule",
+                 "exact", "--out", str(tmp_path / "exact")]) == 0
+    exact = RunDir.open(tmp_path / "exact")
+    _, probs, targets = exact.val_probs()
+    assert exact.thresholds().rule == "exact"
+    assert exact.thresholds().thresholds_ == pytest.approx(ThresholdTuner(rule="exact").fit(probs, targets).thresholds_)

@@ -214,3 +214,41 @@ def test_rule_travels_with_the_thresholds_and_old_files_read_as_exact() -> None:
     assert restored.rule == "smooth" and restored.thresholds_ == pytest.approx(smooth.thresholds_)
     old = {k: v for k, v in smooth.to_dict().items() if k != "rule"}
     assert ThresholdTuner.from_dict(old).rule == "exact"
+
+
+def test_pooled_rule_pulls_a_rare_labels_threshold_toward_the_others_and_keeps_a_common_ones() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    common = (rng.random((n, 3)) < 0.3).astype(int)  # scores well separated around 0.5
+    common_scores = np.clip(np.where(common, 0.55, 0.35) + rng.normal(0, 0.08, (n, 3)), 0, 1)
+    rare = np.zeros(n, dtype=int)
+    rare[:3] = 1  # three positives, all scored 0.95: exact puts the threshold just below 0.95
+    rare_scores = rng.random(n) * 0.9
+    rare_scores[:3] = 0.95
+    probs = np.column_stack([common_scores, rare_scores])
+    targets = np.column_stack([common, rare])
+    pooled = ThresholdTuner(rule="pooled").fit(probs, targets)
+    smooth = ThresholdTuner(rule="smooth").fit(probs, targets)
+    exact = ThresholdTuner(rule="exact").fit(probs, targets)
+    assert exact.thresholds_[3] > 0.9
+    assert pooled.thresholds_[3] < 0.8  # three positives weigh 3 / (3 + 100) of its own curve
+    assert pooled.thresholds_[:3] == pytest.approx(smooth.thresholds_[:3], abs=0.03)  # ~600 positives each
+    assert pooled.best_fbeta_[3] < exact.best_fbeta_[3]  # its F-beta on val is the one at its threshold
+
+
+def test_pooled_rule_alone_is_the_smooth_rule_and_the_default() -> None:
+    from fashionstyle.core.thresholds import rule_threshold
+
+    rng = np.random.default_rng(1)
+    targets = (rng.random(400) < 0.1).astype(int)
+    scores = np.clip(0.3 * targets + rng.random(400) * 0.7, 0, 1)
+    assert rule_threshold(scores, targets, rule="pooled") == rule_threshold(scores, targets, rule="smooth")
+    tuner = ThresholdTuner().fit(np.column_stack([scores, scores]), np.column_stack([targets, targets]))
+    assert tuner.rule == "pooled" and tuner.to_dict()["rule"] == "pooled"
+
+
+def test_pooled_rule_leaves_labels_without_positives_at_the_default() -> None:
+    probs = np.array([[0.9, 0.2], [0.1, 0.8], [0.8, 0.3]])
+    targets = np.array([[1, 0], [0, 0], [1, 0]])
+    tuner = ThresholdTuner(rule="pooled", default=0.4).fit(probs, targets)
+    assert tuner.tuned_.tolist() == [True, False] and tuner.thresholds_[1] == 0.4

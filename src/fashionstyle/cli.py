@@ -20,6 +20,7 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from fashionstyle.core.choices import (
     BAD_IMAGE_POLICIES,
+    DEFAULT_RULE,
     EXPORT_FORMATS,
     LABEL_FIXES,
     OUTPUT_FORMATS,
@@ -600,8 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=2.0, help="F-beta to tune the thresholds for (default: 2)")
     p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="predict validation again with this TTA and tune on that (default: keep the run's)")
-    p.add_argument("--rule", choices=THRESHOLD_RULES, default="exact",
-                   help=f"{THRESHOLD_RULES.help()} (default: exact)")
+    p.add_argument("--rule", choices=THRESHOLD_RULES, default=DEFAULT_RULE,
+                   help=f"{THRESHOLD_RULES.help()} (default: {DEFAULT_RULE})")
     _add_label_args(p, required=False)
 
     p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import DEFAULT_RULE
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import format_table, macro_fbeta, per_label_scores
 from fashionstyle.core.run import RunDir
@@ -16,7 +17,7 @@ from fashionstyle.inference.torch_predictor import Predictor
 
 
 def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
-             table: LabelTable | None = None, rule: str = "exact") -> ThresholdTuner:
+             table: LabelTable | None = None, rule: str = DEFAULT_RULE) -> ThresholdTuner:
     """Re-tune the thresholds from the stored validation probabilities.
 
     With a `tta` other than the run's, the validation images (found by id in

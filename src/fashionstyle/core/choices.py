@@ -84,9 +84,12 @@ THRESHOLD_RULES = Registry(
     "threshold rule",
     Choice("exact", "each label's F-beta maximum on val"),
     Choice("smooth", "the maximum of the F-beta curve averaged over +-0.05",
-           "fashionstyle.core.thresholds:smoothed_curve"),
+           "fashionstyle.core.thresholds:smoothed_curves"),
     Choice("bootstrap", "the maximum of the F-beta curve averaged over 200 resamples of val",
-           "fashionstyle.core.thresholds:bootstrap_curve"))
+           "fashionstyle.core.thresholds:bootstrap_curves"),
+    Choice("pooled", "each label's smoothed F-beta curve pulled toward all labels' mean curve, the more the "
+           "fewer its positives", "fashionstyle.core.thresholds:pooled_curves"))
+DEFAULT_RULE = "pooled"  # every run's thresholds; `tune --rule` re-tunes with another
 
 RUNTIMES = Registry(
     "runtime",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from fashionstyle.core.choices import BAD_IMAGE_POLICIES, Choice, Registry
+from fashionstyle.core.choices import BAD_IMAGE_POLICIES, DEFAULT_RULE, THRESHOLD_RULES, Choice, Registry
 from fashionstyle.core.errors import FashionStyleError
 
 # The choices of TrainConfig's fields (choices.py has the others). A loss names its factory, called as
@@ -64,7 +64,8 @@ TEACHER_HELP = ("a run whose probabilities (with its own TTA, computed once into
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
     "report": {"backbone": "densenet201", "lr": 1e-5, "lr_schedule": "plateau", "batch_size": 46,
-               "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224},
+               "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224,
+               "threshold_rule": "exact"},
 }
 # The sections of TrainConfig, in order: `train --help` shows one argument group per section.
 GROUPS = {
@@ -130,6 +131,8 @@ class TrainConfig:
     pretrained: bool = _option("model", True, "start from ImageNet weights (bundled for EfficientNet-Lite, "
                                               "else downloaded); --no-pretrained: from scratch")
     weights: str | None = _option("model", None, "a local backbone weights file instead of a download")
+    init_from: str = _option("model", "", "a run (or its model.pt) to start from: its backbone and head, "
+                                          "same backbone, labels and hidden size (e.g. a teacher's member)")
     hidden: int = _option("model", 1024, "units of the head's hidden FC layer")
     dropout: float = _option("model", 0.5, "dropout before the last FC layer, in [0, 1)")
 
@@ -177,6 +180,9 @@ class TrainConfig:
 
     beta: float = _option("thresholds", 2.0, "F-beta the per-label thresholds are tuned for and the best "
                                              "epoch is chosen by (2: recall weighs more, as in the contest)")
+    threshold_rule: str = _option("thresholds", DEFAULT_RULE, "how the run's thresholds are tuned on val: "
+                                  + THRESHOLD_RULES.help() + " (each epoch is judged at exact ones)",
+                                  THRESHOLD_RULES)
 
     seed: int = _option("engine", 0, "seed of the split, initialisation, shuffling and augmentation")
     accelerator: str = _option("engine", "auto", "Lightning accelerator: auto, cpu, gpu, ...")
@@ -209,6 +215,8 @@ class TrainConfig:
         if (self.unlabelled or self.rounds != 1 or self.teaching != "stored") and not self.teacher:
             raise FashionStyleError("config unlabelled, rounds and teaching need a teacher: "
                                     "`fashionstyle distill TEACHER_RUN`")
+        if self.init_from and self.mode != "multi":
+            raise FashionStyleError("config init_from needs mode multi (one model over all labels)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
         for name in ("epochs", "batch_size", "image_size", "hidden", "rounds"):
@@ -287,7 +295,7 @@ def requested(path: str | Path | None = None, overrides: Mapping[str, Any] | Non
 RESUME_FREE = ("num_workers", "progress", "logger", "mlflow_uri")
 # A resumed run may train more epochs (--epochs) on a schedule that does not depend on their number.
 GROWABLE_SCHEDULES = ("constant", "plateau")
-PATH_KEYS = ("labels", "images", "cache", "weights", "teacher", "unlabelled")  # equal when they name the same file
+PATH_KEYS = ("labels", "images", "cache", "weights", "init_from", "teacher", "unlabelled")  # equal when they name the same file
 
 
 def resume_config(saved: Path, values: Mapping[str, Any]) -> TrainConfig:

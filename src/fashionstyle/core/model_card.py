@@ -60,7 +60,7 @@ def _overview(run: RunDir, config: dict[str, Any], names: list[str]) -> str:
                                         if config.get("pretrained") else "none (trained from scratch)")
     intro = (f"Says which of {len(names)} styles a clothing photo shows ({', '.join(names)}): one probability "
              f"per style, and a decision at a per-style threshold tuned on the validation split for "
-             f"F{_beta(run):g}.\n\n- kind: {manifest.get('kind', 'model')}\n")
+             f"F{_beta(run):g}{_rule(run)}.\n\n- kind: {manifest.get('kind', 'model')}\n")
     if not config:  # fused or selected: the members' own runs say what they are
         return intro + _members(run) + f"- test-time augmentation: {run.tta()}\n"
     return (intro + f"- backbone: `{config.get('backbone', '?')}` (timm), head: pooling, "
@@ -134,6 +134,11 @@ def _data_counts(run: RunDir) -> dict[str, dict[str, Any]]:
 def _evaluation(run: RunDir, split: str) -> dict[str, Any] | None:
     path = run / f"eval_{split}.json"
     return atomic.read_json(path) if path.is_file() else None
+
+
+def _rule(run: RunDir) -> str:
+    """' (rule: pooled)', how the thresholds were tuned; '' before they are."""
+    return f" (rule: {run.thresholds().rule})" if (run / "thresholds.json").is_file() else ""
 
 
 def _beta(run: RunDir) -> float:

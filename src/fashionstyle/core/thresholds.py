@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fashionstyle.core.choices import THRESHOLD_RULES
+from fashionstyle.core.choices import DEFAULT_RULE, THRESHOLD_RULES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import as_binary, check_beta, check_label_pair, fbeta_from_counts
 
@@ -23,8 +23,12 @@ __all__ = ["ThresholdTuner", "best_threshold", "fbeta_curve", "rule_threshold"]
 #   exact      the argmax of F-beta over every distinct score (best_threshold)
 #   smooth     the argmax of the F-beta curve averaged over +-SMOOTH_WIDTH
 #   bootstrap  the argmax of the F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows
+#   pooled     the argmax of the smooth curve pulled toward the mean smooth curve of all labels
+#              (weight POOL_STRENGTH / (POOL_STRENGTH + the label's positives)); chosen on validation,
+#              docs/results.md "Threshold rules"
 SMOOTH_WIDTH = 0.05
 BOOTSTRAP_SAMPLES = 200
+POOL_STRENGTH = 100.0
 _GRID = np.linspace(0.0, 1.0, 1001)
 
 # F-beta values closer than this to the maximum count as ties.
@@ -111,30 +115,35 @@ def fbeta_curve(
 
 def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, default: float = 0.5,
                    rule: str = "exact", seed: int = 0) -> tuple[float, float]:
-    """(threshold, F-beta on these scores at it) chosen by `rule` (see choices.THRESHOLD_RULES).
-
-    The smooth and bootstrap rules pick from a 1001-point grid on [0, 1]: flatter
-    choices that trade a little validation F-beta for less over-fitting to it.
-    """
-    choice = THRESHOLD_RULES.check(rule)
-    exact = best_threshold(scores, targets, beta, default)
-    if not choice.target or math.isnan(exact[1]):  # exact: no curve of its own
-        return exact
-    scores, y = _check_scores_targets(scores, targets)
-    curve = choice.load()(scores, y, beta, seed)  # F-beta on _GRID
-    t = float(_GRID[int(np.argmax(curve))])
-    return t, float(fbeta_curve(scores, y, beta, np.array([t]))[1][0])
+    """(threshold, F-beta on these scores at it) of one label chosen by `rule` (see choices.THRESHOLD_RULES);
+    the pooled rule, alone with one label, is the smooth one."""
+    tuner = ThresholdTuner(beta, default, rule, seed).fit(np.asarray(scores)[:, None], np.asarray(targets)[:, None])
+    return float(tuner.thresholds_[0]), float(tuner.best_fbeta_[0])
 
 
-def smoothed_curve(scores: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
-    """The F-beta curve on the grid, averaged over +-SMOOTH_WIDTH (the smooth rule)."""
-    return _moving_average(fbeta_curve(scores, y, beta, _GRID)[1], SMOOTH_WIDTH)
+def smoothed_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
+    """(L, grid) each label's F-beta curve averaged over +-SMOOTH_WIDTH (the smooth rule)."""
+    return np.array([_moving_average(fbeta_curve(probs[:, j], y[:, j], beta, _GRID)[1], SMOOTH_WIDTH)
+                     for j in range(probs.shape[1])])
 
 
-def bootstrap_curve(scores: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
-    """The F-beta curve on the grid, averaged over BOOTSTRAP_SAMPLES resamples (the bootstrap rule)."""
+def bootstrap_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
+    """(L, grid) each label's F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows (the bootstrap
+    rule)."""
     rows = np.random.default_rng(seed).integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
-    return np.mean([fbeta_curve(scores[r], y[r], beta, _GRID)[1] for r in rows], axis=0)
+    return np.array([np.mean([fbeta_curve(probs[r, j], y[r, j], beta, _GRID)[1] for r in rows], axis=0)
+                     for j in range(probs.shape[1])])
+
+
+def pooled_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
+    """(L, grid) each label's smoothed curve pulled toward the mean smoothed curve of the labels with positives,
+    by POOL_STRENGTH / (POOL_STRENGTH + its positives) (the pooled rule): a rare label's few positives
+    decide little of its threshold, a common label's most of it."""
+    curves = smoothed_curves(probs, y, beta, seed)
+    positives = y.sum(axis=0)
+    mean = curves[positives > 0].mean(axis=0)
+    own = (positives / (positives + POOL_STRENGTH))[:, None]
+    return own * curves + (1 - own) * mean
 
 
 def _moving_average(values: np.ndarray, width: float) -> np.ndarray:
@@ -151,22 +160,31 @@ class ThresholdTuner:
     without positives) and ``tuned_`` (L,, bool). Untuned labels use ``default``.
     """
 
-    def __init__(self, beta: float = 2.0, default: float = 0.5, rule: str = "exact") -> None:
+    def __init__(self, beta: float = 2.0, default: float = 0.5, rule: str = DEFAULT_RULE, seed: int = 0) -> None:
         self.beta = beta
         self.default = default
         self.rule = rule
+        self.seed = seed
 
     def fit(self, probs: np.ndarray, targets: np.ndarray) -> ThresholdTuner:
-        """Tune one threshold per label on (N, L) scores and 0/1 targets."""
+        """Tune one threshold per label on (N, L) scores and 0/1 targets, by the rule."""
+        choice = THRESHOLD_RULES.check(self.rule)
         probs, targets = check_label_pair(probs, targets, ("probs", "targets"))
-        found = [
-            rule_threshold(probs[:, j], targets[:, j], self.beta, self.default, self.rule)
-            for j in range(probs.shape[1])
-        ]
+        found = [best_threshold(probs[:, j], targets[:, j], self.beta, self.default) for j in range(probs.shape[1])]
         self.thresholds_ = np.array([t for t, _ in found], dtype=np.float64)
         self.best_fbeta_ = np.array([f for _, f in found], dtype=np.float64)
         self.tuned_ = ~np.isnan(self.best_fbeta_)
+        if choice.target and self.tuned_.any():  # exact: no curve of its own
+            self._from_curves(choice.load(), probs.astype(np.float64), as_binary(targets, "targets"))
         return self
+
+    def _from_curves(self, curves_of: Any, probs: np.ndarray, y: np.ndarray) -> None:
+        """Each tuned label's threshold: the grid point where the rule's F-beta curve (L, grid) peaks."""
+        curves = curves_of(probs, y, self.beta, self.seed)
+        for j in np.flatnonzero(self.tuned_):
+            t = float(_GRID[int(np.argmax(curves[j]))])
+            self.thresholds_[j] = t
+            self.best_fbeta_[j] = fbeta_curve(probs[:, j], y[:, j], self.beta, np.array([t]))[1][0]
 
     def predict(self, probs: np.ndarray) -> np.ndarray:
         """0/1 (uint8) predictions of shape (N, L): ``probs >= thresholds_``."""
@@ -204,7 +222,7 @@ class ThresholdTuner:
                 "thresholds, best_fbeta and tuned must have the same length, got "
                 f"{n}, {len(d['best_fbeta'])} and {len(d['tuned'])}"
             )
-        tuner = cls(beta=float(d["beta"]), default=float(d["default"]), rule=d.get("rule", "exact"))
+        tuner = cls(beta=float(d["beta"]), default=float(d["default"]), rule=d.get("rule", "exact"))  # before rules
         tuner.thresholds_ = np.array(d["thresholds"], dtype=np.float64)
         tuner.best_fbeta_ = np.array(
             [math.nan if f is None else f for f in d["best_fbeta"]], dtype=np.float64

@@ -84,7 +84,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
         members.append(Member(fold_run / "model.pt", pool.label_names))
     run.write_members(members)
     run.write_val_probs(pool.ids, oof, pool.targets)
-    run.write_thresholds(ThresholdTuner(beta=config.beta).fit(oof, pool.targets))
+    run.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(oof, pool.targets))
     run.write_manifest("cv", complete=True, folds=folds)
     write_model_card(run)
     return run

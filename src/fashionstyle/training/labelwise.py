@@ -74,6 +74,6 @@ def write_best_epoch_run(run: RunDir, config: TrainConfig, val_table: LabelTable
     plain.write_label_names(val_table.label_names)
     plain.write_val_probs(val_table.ids, probs, val_table.require_targets())
     atomic.write_text(plain / "history.csv", (run / "history.csv").read_text(encoding="utf-8"))
-    plain.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
+    plain.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(probs, val_table.targets))
     plain.write_manifest("model", complete=True, select="best", parent=str(run.path.resolve()))
     return plain

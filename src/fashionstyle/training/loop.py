@@ -68,6 +68,7 @@ from fashionstyle.model.network import (
     default_normalisation,
     model_record,
     save_model,
+    start_from,
 )
 from fashionstyle.training import labelwise
 from fashionstyle.training.mixing import mix_batch
@@ -157,7 +158,7 @@ class StyleModule(L.LightningModule):
         self._outputs.clear()
         probs, targets = gather_in_order(self, probs, targets, index)
         at_half = macro_fbeta(targets, (probs >= 0.5).astype(np.uint8), self.config.beta)
-        tuner = ThresholdTuner(beta=self.config.beta).fit(probs, targets)
+        tuner = ThresholdTuner(beta=self.config.beta, rule="exact").fit(probs, targets)  # the epochs' yardstick
         self.val_fbeta = per_label_scores(targets, tuner.predict(probs), self.config.beta)["fbeta"]
         self.val_probs = probs
         # Every rank holds the same gathered outputs, so these agree across ranks.
@@ -411,8 +412,10 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     if checks:
         check_same_run(run, config, data)
     L.seed_everything(config.seed, workers=True, verbose=False)  # reproducible initialisation
-    model = create_model(config.backbone, len(train_table.label_names), config.pretrained,
+    model = create_model(config.backbone, len(train_table.label_names), config.pretrained and not config.init_from,
                          config.weights, config.hidden, config.dropout)
+    if config.init_from:
+        start_from(model, config.init_from, config.backbone, train_table.label_names)
     if not is_secondary_process():
         run = RunDir.create(out, resume=resume)
         run.write_manifest("model", complete=False, data=data)
@@ -535,7 +538,7 @@ def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: Lab
         members, probs = labelwise.compose(run, run.label_names(), read_history(run))
         run.write_members(members)
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())
-    run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
+    run.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(probs, val_table.targets))
     run.write_manifest("model", complete=True, best_epoch=best_epoch, epochs=config.epochs,
                        select=config.select, data=run.manifest().get("data"))
 

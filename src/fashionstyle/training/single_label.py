@@ -66,7 +66,7 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     probs = np.stack(columns, axis=1)  # (N, L)
     run.write_members(members)
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())
-    run.write_thresholds(ThresholdTuner(beta=config.beta).fit(probs, val_table.targets))
+    run.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(probs, val_table.targets))
     run.write_manifest("single", complete=True, epochs=config.epochs)
     write_model_card(run)
     return run
