@@ -87,8 +87,9 @@ THRESHOLD_RULES = Registry(
            "fashionstyle.core.thresholds:smoothed_curves"),
     Choice("bootstrap", "the maximum of the F-beta curve averaged over 200 resamples of val",
            "fashionstyle.core.thresholds:bootstrap_curves"),
-    Choice("pooled", "each label's smoothed F-beta curve pulled toward all labels' mean curve, the more the "
-           "fewer its positives", "fashionstyle.core.thresholds:pooled_curves"))
+    Choice("pooled", "among the thresholds within 0.02 of a label's best smoothed F-beta, the one where its curve "
+           "pulled toward all labels' mean curve (the more, the fewer its positives) peaks",
+           "fashionstyle.core.thresholds:pooled_curves"))
 DEFAULT_RULE = "pooled"  # every run's thresholds; `tune --rule` re-tunes with another
 
 RUNTIMES = Registry(

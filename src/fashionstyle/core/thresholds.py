@@ -23,12 +23,14 @@ __all__ = ["ThresholdTuner", "best_threshold", "fbeta_curve", "rule_threshold"]
 #   exact      the argmax of F-beta over every distinct score (best_threshold)
 #   smooth     the argmax of the F-beta curve averaged over +-SMOOTH_WIDTH
 #   bootstrap  the argmax of the F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows
-#   pooled     the argmax of the smooth curve pulled toward the mean smooth curve of all labels
-#              (weight POOL_STRENGTH / (POOL_STRENGTH + the label's positives)); chosen on validation,
-#              docs/results.md "Threshold rules"
+#   pooled     among the thresholds whose smooth F-beta is within NEAR_BEST of the label's best, the
+#              argmax of its smooth curve pulled toward the mean smooth curve of all labels (weight
+#              POOL_STRENGTH / (POOL_STRENGTH + the label's positives)); both chosen by split-half
+#              cross-validation on val (docs/results.md, "Threshold rules")
 SMOOTH_WIDTH = 0.05
 BOOTSTRAP_SAMPLES = 200
 POOL_STRENGTH = 100.0
+NEAR_BEST = 0.02
 _GRID = np.linspace(0.0, 1.0, 1001)
 
 # F-beta values closer than this to the maximum count as ties.
@@ -136,14 +138,17 @@ def bootstrap_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -
 
 
 def pooled_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
-    """(L, grid) each label's smoothed curve pulled toward the mean smoothed curve of the labels with positives,
-    by POOL_STRENGTH / (POOL_STRENGTH + its positives) (the pooled rule): a rare label's few positives
-    decide little of its threshold, a common label's most of it."""
+    """(L, grid) the pooled rule's curves: where a label's own smoothed F-beta is within NEAR_BEST of its best,
+    that curve pulled toward the mean smoothed curve of the labels with positives, by
+    POOL_STRENGTH / (POOL_STRENGTH + its positives); -1 elsewhere. A rare label's few positives decide little
+    of where its threshold sits among its near-best ones, a common label's most of it; and no label leaves
+    the thresholds its own validation scores support."""
     curves = smoothed_curves(probs, y, beta, seed)
     positives = y.sum(axis=0)
     mean = curves[positives > 0].mean(axis=0)
     own = (positives / (positives + POOL_STRENGTH))[:, None]
-    return own * curves + (1 - own) * mean
+    near_best = curves >= curves.max(axis=1, keepdims=True) - NEAR_BEST
+    return np.where(near_best, own * curves + (1 - own) * mean, -1.0)
 
 
 def _moving_average(values: np.ndarray, width: float) -> np.ndarray:
