@@ -92,3 +92,26 @@ def test_the_runs_thresholds_follow_its_rule_and_the_card_names_it(run_copy, tmp
     _, probs, targets = exact.val_probs()
     assert exact.thresholds().rule == "exact"
     assert exact.thresholds().thresholds_ == pytest.approx(ThresholdTuner(rule="exact").fit(probs, targets).thresholds_)
+
+
+def test_tune_and_fuse_keep_the_rule_of_the_runs_they_start_from(run_copy, tmp_path: Path, capsys) -> None:
+    from fashionstyle.core.run import RunDir
+
+    run = run_copy.run
+    assert main(["tune", str(run), "--rule", "exact"]) == 0
+    assert main(["tune", str(run), "--beta", "1"]) == 0  # another beta: the run's own rule still
+    assert RunDir.open(run).thresholds().rule == "exact" and "rule exact" in capsys.readouterr().out
+    assert main(["fuse", str(run), str(run), "--out", str(tmp_path / "fused")]) == 0
+    assert RunDir.open(tmp_path / "fused").thresholds().rule == "exact"
+    assert main(["tune", str(run), "--rule", "pooled"]) == 0
+    assert RunDir.open(run).thresholds().rule == "pooled"
+
+
+def test_init_from_a_run_without_one_model_and_cv_init_from_are_refused(run_copy, tmp_path: Path, capsys) -> None:
+    assert main(["fuse", str(run_copy.run), "--out", str(tmp_path / "fused")]) == 0
+    args = ["--labels", str(run_copy.labels), *TINY_TRAIN, "--epochs", "1", "--init-from"]
+    assert main(["train", *args, str(tmp_path / "fused"), "--out", str(tmp_path / "a")]) == 2
+    assert "needs a run of one model" in capsys.readouterr().err
+    assert main(["cv", *args, str(run_copy.run), "--folds", "2", "--out", str(tmp_path / "b")]) == 2
+    assert "cv does not take --init-from" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

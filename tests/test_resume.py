@@ -218,3 +218,29 @@ def test_sigterm_to_the_process_group_with_loader_workers_exits_143_without_a_tr
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert [r["epoch"] for r in read_history(RunDir.open(run))] == ["1", "2", "3", "4"]
+
+
+def test_a_run_older_than_the_threshold_rule_resumes_with_the_exact_rule_it_had(finished, tmp_path: Path) -> None:
+    import shutil
+
+    run = Path(shutil.copytree(finished[0], tmp_path / "old"))
+    yaml_text = (run / "config.yaml").read_text()
+    old_yaml = "".join(line for line in yaml_text.splitlines(keepends=True) if not line.startswith("threshold_rule:"))
+    assert old_yaml != yaml_text
+    (run / "config.yaml").write_text(old_yaml)  # as a run of an earlier version wrote it
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert RunDir.open(run).thresholds().rule == "exact"
+    assert (run / "config.yaml").read_text() == old_yaml  # kept as it was
+    assert main(["train", "--out", str(run), "--resume", "--threshold-rule", "exact"]) == 0
+    assert main(["train", "--out", str(run), "--resume", "--threshold-rule", "pooled"]) == 2  # another setting
+
+
+def test_init_from_is_not_needed_again_to_resume(finished, tmp_path: Path) -> None:
+    import shutil
+
+    source = Path(shutil.copytree(finished[0], tmp_path / "source"))
+    labels = finished[1]
+    warm = tmp_path / "warm"
+    assert main(["train", "--labels", str(labels), "--out", str(warm), *ONE_CYCLE, "--init-from", str(source)]) == 0
+    shutil.rmtree(source)
+    assert main(["train", "--out", str(warm), "--resume"]) == 0  # the checkpoint holds the weights

@@ -253,3 +253,12 @@ def test_pooled_rule_leaves_labels_without_positives_at_the_default() -> None:
     targets = np.array([[1, 0], [0, 0], [1, 0]])
     tuner = ThresholdTuner(rule="pooled", default=0.4).fit(probs, targets)
     assert tuner.tuned_.tolist() == [True, False] and tuner.thresholds_[1] == 0.4
+
+
+def test_rule_threshold_refuses_bad_shapes_in_one_line() -> None:
+    from fashionstyle.core.thresholds import rule_threshold
+
+    with pytest.raises(FashionStyleError, match="1-D arrays of the same length"):
+        rule_threshold(np.zeros((3, 2)), np.zeros((3, 2)))
+    with pytest.raises(FashionStyleError, match="1-D arrays of the same length"):
+        rule_threshold(np.float64(0.3), np.int64(1))

@@ -151,9 +151,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     run = RunDir.open(args.run)
     table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
-    tune_run(run, args.beta, args.tta, table, args.rule)
+    tuner = tune_run(run, args.beta, args.tta, table, args.rule)
     write_model_card(run)  # the card shows the new thresholds
-    print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run.tta()}, rule {args.rule}) and written to {run / 'thresholds.json'}")
+    print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run.tta()}, rule {tuner.rule}) and written to "
+          f"{run / 'thresholds.json'}")
     return _print_validation(run)
 
 
@@ -601,8 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=2.0, help="F-beta to tune the thresholds for (default: 2)")
     p.add_argument("--tta", choices=TTA_MODES, default=None,
                    help="predict validation again with this TTA and tune on that (default: keep the run's)")
-    p.add_argument("--rule", choices=THRESHOLD_RULES, default=DEFAULT_RULE,
-                   help=f"{THRESHOLD_RULES.help()} (default: {DEFAULT_RULE})")
+    p.add_argument("--rule", choices=THRESHOLD_RULES, default=None,
+                   help=f"{THRESHOLD_RULES.help()} (default: the run's own, as its thresholds.json says; "
+                        f"{DEFAULT_RULE} for a run without)")
     _add_label_args(p, required=False)
 
     p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")

@@ -6,7 +6,6 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core import atomic
-from fashionstyle.core.choices import DEFAULT_RULE
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import format_table, macro_fbeta, per_label_scores
 from fashionstyle.core.run import RunDir
@@ -17,8 +16,8 @@ from fashionstyle.inference.torch_predictor import Predictor
 
 
 def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
-             table: LabelTable | None = None, rule: str = DEFAULT_RULE) -> ThresholdTuner:
-    """Re-tune the thresholds from the stored validation probabilities.
+             table: LabelTable | None = None, rule: str | None = None) -> ThresholdTuner:
+    """Re-tune the thresholds from the stored validation probabilities, by `rule` (default: the run's own).
 
     With a `tta` other than the run's, the validation images (found by id in
     `table`, by default the run's own label file) are predicted again with it
@@ -35,7 +34,7 @@ def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
         predictor = Predictor.from_run(run, tta=tta, retune=True)
         probs = predictor.predict_proba(images, progress=True)
         run.write_val_probs(ids, probs, targets)
-    tuner = ThresholdTuner(beta=beta, rule=rule).fit(probs, targets)
+    tuner = ThresholdTuner(beta=beta, rule=rule or run.threshold_rule()).fit(probs, targets)
     run.write_thresholds(tuner)
     if tta is not None:
         run.write_tta(tta)

@@ -298,10 +298,19 @@ GROWABLE_SCHEDULES = ("constant", "plateau")
 PATH_KEYS = ("labels", "images", "cache", "weights", "init_from", "teacher", "unlabelled")  # equal when they name the same file
 
 
+# Keys newer than some saved runs, with the value such a run had (not today's default).
+PREDATED = {"threshold_rule": "exact"}
+
+
+def read_saved(path: Path) -> TrainConfig:
+    """A run's config.yaml; a key that the run predates takes the value of its time (PREDATED)."""
+    return from_mapping({**PREDATED, **read_yaml(path)}, str(path))
+
+
 def resume_config(saved: Path, values: Mapping[str, Any]) -> TrainConfig:
     """The run's own config (`saved`: its config.yaml) for a resume, with the settings a resume may
     change taken from `values`; any other value that differs from the run's is refused."""
-    run = from_mapping(read_yaml(saved), str(saved))
+    run = read_saved(saved)
     asked = from_mapping({**run.to_dict(), **values}, "command line")
     check_resume(run, asked, sorted(values), str(saved.parent))
     return dataclasses.replace(run, epochs=asked.epochs, **{k: getattr(asked, k) for k in RESUME_FREE})

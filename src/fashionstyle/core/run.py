@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import DEFAULT_RULE
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.thresholds import ThresholdTuner
 
@@ -150,6 +151,10 @@ class RunDir:
 
     def thresholds(self) -> ThresholdTuner:
         return ThresholdTuner.from_dict(atomic.read_json(self / "thresholds.json"))
+
+    def threshold_rule(self) -> str:
+        """The rule its thresholds were tuned by (the default before they are)."""
+        return self.thresholds().rule if (self / "thresholds.json").is_file() else DEFAULT_RULE
 
     def write_thresholds(self, tuner: ThresholdTuner) -> None:
         atomic.write_json(self / "thresholds.json", tuner.to_dict())

@@ -116,10 +116,11 @@ def fbeta_curve(
 
 
 def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, default: float = 0.5,
-                   rule: str = "exact", seed: int = 0) -> tuple[float, float]:
+                   rule: str = DEFAULT_RULE, seed: int = 0) -> tuple[float, float]:
     """(threshold, F-beta on these scores at it) of one label chosen by `rule` (see choices.THRESHOLD_RULES);
     the pooled rule, alone with one label, is the smooth one."""
-    tuner = ThresholdTuner(beta, default, rule, seed).fit(np.asarray(scores)[:, None], np.asarray(targets)[:, None])
+    scores, targets = _check_scores_targets(scores, targets)
+    tuner = ThresholdTuner(beta, default, rule, seed).fit(scores[:, None], targets[:, None])
     return float(tuner.thresholds_[0]), float(tuner.best_fbeta_[0])
 
 

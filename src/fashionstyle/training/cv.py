@@ -61,6 +61,9 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     if config.teacher:
         raise FashionStyleError("cv does not distill: drop --teacher (distil from the cv run instead: "
                                 "`fashionstyle distill CV_RUN ...`)")
+    if config.init_from:
+        raise FashionStyleError("cv does not take --init-from: a model trained on a fold's held-out images would "
+                                "make its out-of-fold probabilities optimistic")
     training_decodes_on_gpu(config)  # refused before anything is written
     if resume:
         check_same_folds(RunDir(out), folds)  # before anything is read or written

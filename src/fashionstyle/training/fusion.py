@@ -96,7 +96,7 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     fused.write_label_names(names)
     fused.write_members(members)
     fused.write_val_probs(ids, probs, targets)
-    fused.write_thresholds(ThresholdTuner(beta=beta).fit(probs, targets))
+    fused.write_thresholds(ThresholdTuner(beta=beta, rule=runs[0].threshold_rule()).fit(probs, targets))
     fused.write_tta(runs[0].tta())
     atomic.write_json(fused / "fusion.json", {"runs": [str(r.path.resolve()) for r in runs],
                                                "weights": w.tolist()})

@@ -414,7 +414,7 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     L.seed_everything(config.seed, workers=True, verbose=False)  # reproducible initialisation
     model = create_model(config.backbone, len(train_table.label_names), config.pretrained and not config.init_from,
                          config.weights, config.hidden, config.dropout)
-    if config.init_from:
+    if config.init_from and not (resume and last.is_file()):  # a checkpoint holds the weights of a resume
         start_from(model, config.init_from, config.backbone, train_table.label_names)
     if not is_secondary_process():
         run = RunDir.create(out, resume=resume)
@@ -466,8 +466,7 @@ def check_same_run(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> No
     """Refuse to resume `run` with another config or other data than it was trained with."""
     saved = run / "config.yaml"
     if saved.is_file():
-        config_lib.check_resume(config_lib.from_mapping(config_lib.read_yaml(saved), str(saved)), config,
-                                where=str(run.path))
+        config_lib.check_resume(config_lib.read_saved(saved), config, where=str(run.path))
     then = run.manifest().get("data")  # absent in runs of older versions
     if then is not None and then != data:
         raise FashionStyleError(
@@ -480,7 +479,7 @@ def write_config(run: RunDir, config: TrainConfig) -> None:
     """RUN/config.yaml; a resumed run keeps its own byte for byte, unless it grew its epochs."""
     path = run / "config.yaml"
     if path.is_file():
-        saved = config_lib.from_mapping(config_lib.read_yaml(path), str(path))
+        saved = config_lib.read_saved(path)
         config = dataclasses.replace(config, **{k: getattr(saved, k) for k in config_lib.RESUME_FREE})
         if config == saved:
             return

@@ -168,7 +168,7 @@ def select_runs(run_paths: Sequence[str | Path], out: str | Path, beta: float = 
     result.write_label_names(names)
     result.write_members(_selected_members(runs, names, counts, result))
     result.write_val_probs(ids, selected, targets)
-    result.write_thresholds(ThresholdTuner(beta=beta).fit(selected, targets))
+    result.write_thresholds(ThresholdTuner(beta=beta, rule=runs[0].threshold_rule()).fit(selected, targets))
     if tta != "none":
         result.write_tta(tta)
     atomic.write_json(result / "selection.json", {"beta": beta, "max_rounds": max_rounds,
