@@ -262,3 +262,12 @@ def test_rule_threshold_refuses_bad_shapes_in_one_line() -> None:
         rule_threshold(np.zeros((3, 2)), np.zeros((3, 2)))
     with pytest.raises(FashionStyleError, match="1-D arrays of the same length"):
         rule_threshold(np.float64(0.3), np.int64(1))
+
+
+def test_grid_rules_refuse_scores_outside_0_1_and_exact_takes_them() -> None:
+    logits = np.array([[-2.0], [0.5], [3.0]])
+    targets = np.array([[0], [1], [1]])
+    for rule in ("pooled", "smooth", "bootstrap"):
+        with pytest.raises(FashionStyleError, match=f"threshold rule {rule} searches \\[0, 1\\]: it needs probabilities"):
+            ThresholdTuner(rule=rule).fit(logits, targets)
+    assert ThresholdTuner(rule="exact").fit(logits, targets).thresholds_[0] == pytest.approx(-0.75)

@@ -180,6 +180,9 @@ class ThresholdTuner:
         self.thresholds_ = np.array([t for t, _ in found], dtype=np.float64)
         self.best_fbeta_ = np.array([f for _, f in found], dtype=np.float64)
         self.tuned_ = ~np.isnan(self.best_fbeta_)
+        if choice.target and (probs.min(initial=0.0) < 0.0 or probs.max(initial=1.0) > 1.0):
+            raise FashionStyleError(f"threshold rule {self.rule} searches [0, 1]: it needs probabilities, got "
+                                    f"scores in [{probs.min():g}, {probs.max():g}]; use rule 'exact' for other scores")
         if choice.target and self.tuned_.any():  # exact: no curve of its own
             self._from_curves(choice.load(), probs.astype(np.float64), as_binary(targets, "targets"))
         return self
