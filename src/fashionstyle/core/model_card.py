@@ -138,7 +138,7 @@ def _evaluation(run: RunDir, split: str) -> dict[str, Any] | None:
 
 def _rule(run: RunDir) -> str:
     """' (rule: pooled)', how the thresholds were tuned; '' before they are."""
-    return f" (rule: {run.thresholds().rule})" if (run / "thresholds.json").is_file() else ""
+    return f" (rule: {run.threshold_rule()})" if (run / "thresholds.json").is_file() else ""
 
 
 def _beta(run: RunDir) -> float:

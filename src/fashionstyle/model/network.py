@@ -149,8 +149,9 @@ def start_from(model: StyleNet, source: str | Path, backbone: str, label_names: 
 
     The saved model must have the same backbone, labels (in order) and layer shapes.
     """
-    path = Path(source) / "model.pt" if Path(source).is_dir() else Path(source)
-    if Path(source).is_dir() and not path.is_file():
+    given = Path(source)
+    path = given / "model.pt" if given.is_dir() else given
+    if given.is_dir() and not path.is_file():
         raise FashionStyleError(f"{source}: --init-from needs a run of one model; this one has none (a fusion, cv "
                                 "or per-label run?): pass one of its model files (RUN/members/*.pt, RUN/folds/K/model.pt)")
     record = read_record(path)
