@@ -192,7 +192,7 @@ def test_a_resume_with_another_image_folder_is_refused(tmp_path: Path, made, cap
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--chunk-size", "0"], "--chunk-size and --batch-size must be at least 1"),
+    (["--chunk-size", "0"], "--chunk-size: must be at least 1, got 0"),
     (["--strategy", "dpp"], "invalid choice: 'dpp'"),
     (["--accelerator", "tpu9"], "invalid choice: 'tpu9'"),
 ])

@@ -150,6 +150,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from fashionstyle.data.labels import read_labels
 
     run = RunDir.open(args.run)
+    if args.labels and args.tta in (None, run.tta()):
+        raise FashionStyleError(f"--labels {args.labels} is read only to find the validation images that --tta "
+                                f"predicts again (the run's TTA is {run.tta()}); without it tune re-tunes on "
+                                f"the stored validation probabilities: drop --labels")
     table = read_labels(args.labels, args.images, args.label_names or run.label_names()) if args.labels else None
     tuner = tune_run(run, args.beta, args.tta, table, args.rule)
     write_model_card(run)  # the card shows the new thresholds
@@ -160,7 +164,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from fashionstyle.analysis.evaluate import evaluate_run, format_scores
+    from fashionstyle.analysis.evaluate import evaluate_run, evaluation_split, format_scores
     from fashionstyle.core.model_card import write_model_card
     from fashionstyle.core.ranks import needs_launch
     from fashionstyle.core.run import RunDir
@@ -171,7 +175,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run = RunDir.open(args.run)
     loader = _loader(args)  # --decode gpu checked before anything is read
     table = read_labels(args.labels, args.images, args.label_names or run.label_names())
-    split = args.split if table.splits is not None else "all"
+    split = evaluation_split(run, table, args.split)
     part = table.split(split)
     suffix = "" if args.runtime == "torch" else f"_{args.runtime}"  # keep each runtime's scores
     probs = None
@@ -327,10 +331,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
-    from fashionstyle.core.overwrite import refuse_overwriting_inputs
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.images import list_images
-    from fashionstyle.inference.onnx_export import EXPORT_DIRS, export_run
+    from fashionstyle.inference.onnx_export import EXPORT_DIRS, OPSET, export_run
     from fashionstyle.inference.quantize import fidelity_problem, format_fidelity, read_fidelity
 
     if args.format == "hub":
@@ -343,8 +347,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run / EXPORT_DIRS[precision]
     fp32_export = run / EXPORT_DIRS["fp32"] if precision == "int8" else None  # int8 quantises it
     refuse_overwriting_inputs({"--out": out}, {"run": run.path, "fp32 export": fp32_export})
+    refuse_run_folder(out)
     calibration = list_images(args.calibration) if args.calibration else None
-    files = export_run(run, out, precision, opset=args.opset, calibration_images=calibration, force=args.force)
+    files = export_run(run, out, precision, opset=args.opset or OPSET, calibration_images=calibration,
+                       force=args.force)
     print(f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
     if precision == "int8":
         fidelity = read_fidelity(out)
@@ -356,15 +362,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _export_hub(args: argparse.Namespace) -> int:
-    from fashionstyle.core.overwrite import refuse_overwriting_inputs
+    from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
     from fashionstyle.core.run import RunDir
     from fashionstyle.inference.hub import export_hub
 
-    if args.quantize != "none" or args.calibration or args.force:
-        raise FashionStyleError("--quantize, --calibration and --force apply to --format onnx only")
+    if args.quantize != "none" or args.calibration or args.force or args.opset is not None:
+        raise FashionStyleError("--quantize, --calibration, --force and --opset apply to --format onnx only")
     run = RunDir.open(args.run)
     out = Path(args.out) if args.out else run / "hub"
     refuse_overwriting_inputs({"--out": out}, {"run": run.path})
+    refuse_run_folder(out)
     export_hub(run, out)
     print(f"hub folder written to {out}; load it with fashionstyle.load({str(out)!r}) or publish it with "
           f"`huggingface-cli upload USER/NAME {out}`")
@@ -498,8 +505,8 @@ def _add_decode_arg(p: argparse.ArgumentParser) -> None:
 def _add_loader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--on-bad-image", choices=BAD_IMAGE_POLICIES, default="skip",
                    help="unreadable images: leave out with a warning (default) or stop")
-    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default: 64)")
-    p.add_argument("--num-workers", type=int, default=0,
+    p.add_argument("--batch-size", type=int_in(1), default=64, help="images per batch (default: 64)")
+    p.add_argument("--num-workers", type=int_in(0), default=0,
                    help="data-loading processes (default: 0, decode in the main process)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -515,6 +522,20 @@ def _add_placement_args(p: argparse.ArgumentParser) -> None:
 
 def _add_recursive_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recursive", action="store_true", help="read the sub-folders of a folder of images too")
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (no upper bound without `high`)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {f'in {low}..{high}' if high is not None else f'at least {low}'}"
+                                             f", got {value}")
+        return value
+    return parse
 
 
 def _add_run_arg(p: argparse.ArgumentParser) -> None:
@@ -573,9 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recursive_arg(p)
     p.add_argument("--images", default=None, help=_config_help("images"))
     p.add_argument("--label-names", nargs="+", default=None, help=_config_help("label_names"))
-    p.add_argument("--image-size", type=int, required=True, help="the training image size it serves")
+    p.add_argument("--image-size", type=int_in(1), required=True, help="the training image size it serves")
     p.add_argument("--out", required=True, help="cache folder")
-    p.add_argument("--num-workers", type=int, default=2, help="decoding processes (default: 2)")
+    p.add_argument("--num-workers", type=int_in(0), default=2, help="decoding processes (default: 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     for name, about in (("train", "train a model (or one per label) into a run directory"),
@@ -610,7 +631,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="per-label precision/recall/F2 at 0.5 and tuned thresholds")
     _add_run_arg(p)
     _add_label_args(p)
-    p.add_argument("--split", default="test", help="train, val, test or all (default: test)")
+    p.add_argument("--split", default=None,
+                   help="train, val, test or all (default: test; all rows of a file without a split column)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch",
                    help="score another runtime's predictions (eval_<split>_<runtime>.json)")
     _add_decode_arg(p)
@@ -632,7 +654,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decode_arg(p)
     _add_tta_arg(p)
     _add_loader_args(p)
-    p.add_argument("--chunk-size", type=int, default=10_000,
+    p.add_argument("--chunk-size", type=int_in(1), default=10_000,
                    help="images per part file: the output is written chunk by chunk into OUT.parts/, then "
                         "merged (default: 10000)")
     p.add_argument("--resume", action="store_true",
@@ -674,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="HTTP API and web page for a run (POST /predict, GET /docs)")
     _add_run_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--port", type=int_in(0, 65535), default=8000, help="port (default: 8000)")
     p.add_argument("--max-bytes", type=int, default=10_000_000, help="largest request body (default: 10 MB)")
     p.add_argument("--max-images", type=int, default=16, help="most images per request (default: 16)")
     p.add_argument("--max-pixels", type=int, default=50_000_000,
@@ -697,7 +719,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a run's models to ONNX (+ labels, thresholds, members)")
     _add_run_arg(p)
     p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize int8)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset of --format onnx (default: 17)")
     p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
                    help=f"{QUANTIZATIONS.help()}; refused (nothing written) when it keeps under 99%% of the "
                         "label decisions (quantises RUN/onnx, exporting it first when missing or stale) "
@@ -714,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("list", help="JD id,url list (train or test file)")
     p.add_argument("--out", required=True, help="image folder (<id>.jpg); images already there are skipped, so a "
                    "second run resumes; failures go to download_failures.csv")
-    p.add_argument("--num-workers", type=int, default=16, help="parallel downloads (default: 16)")
+    p.add_argument("--num-workers", type=int_in(1), default=16, help="parallel downloads (default: 16)")
     p.add_argument("--retries", type=int, default=4, help="retries of a transient failure, with backoff (default: 4)")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds for one attempt at one file, connecting and reading the whole body, so a stalled "
@@ -808,6 +830,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Errors of the file system a user can cause, and how they are said.
 OS_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
              errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+             errno.EISDIR: "is a folder, not a file", errno.ENOTDIR: "a file stands where a folder is needed",
+             errno.EEXIST: "exists and is not a folder",
              **({errno.EDQUOT: "disk quota exceeded"} if hasattr(errno, "EDQUOT") else {})}
 
 

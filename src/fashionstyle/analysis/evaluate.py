@@ -1,13 +1,15 @@
 """Post-training steps on a run directory: label statistics, re-tuning, evaluation."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from fashionstyle.core import atomic
+from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.metrics import format_table, macro_fbeta, per_label_scores
+from fashionstyle.core.metrics import check_beta, format_table, macro_fbeta, per_label_scores
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.labels import LabelTable, val_images
@@ -23,8 +25,10 @@ def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
     `table`, by default the run's own label file) are predicted again with it
     first, so that thresholds and predictions use the same TTA.
     """
+    check_beta(beta)  # before a long prediction
     ids, probs, targets = run.val_probs()
-    if tta is not None and tta != run.tta():
+    predict_again = tta is not None and tta != run.tta()
+    if predict_again:
         if run.out_of_fold():
             raise FashionStyleError(
                 f"{run.path}: its thresholds are tuned on out-of-fold probabilities (cv); predicting those "
@@ -33,12 +37,34 @@ def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
         images = val_images(run, ids, table)
         predictor = Predictor.from_run(run, tta=tta, retune=True)
         probs = predictor.predict_proba(images, progress=True)
-        run.write_val_probs(ids, probs, targets)
     tuner = ThresholdTuner(beta=beta, rule=rule or run.threshold_rule()).fit(probs, targets)
+    if predict_again:  # written only once the thresholds that go with them are found
+        run.write_val_probs(ids, probs, targets)
     run.write_thresholds(tuner)
     if tta is not None:
         run.write_tta(tta)
     return tuner
+
+
+def evaluation_split(run: RunDir, table: LabelTable, split: str | None) -> str:
+    """The split to score: `split` as given (LabelTable.split checks it), else `test`, or every row of a
+    file without a split column, unless that file is the one the run trained on (its images are in it)."""
+    if split is not None or table.splits is not None:
+        return split or "test"
+    config = run / "config.yaml"
+    trained_on = config_lib.read_yaml(config).get("labels") if config.is_file() else None
+    if trained_on and _same_file(trained_on, table.source):
+        raise FashionStyleError(f"{table.source}: the label file {run.path} trained on, without a split column: "
+                                "every row would be scored, the training images too; pass --labels with "
+                                "photos held out of training (or --split all to score them anyway)")
+    return "all"
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them is gone
+        return False
 
 
 def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.images import open_rgb
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 def safe_name(name: str) -> str:
@@ -71,9 +74,9 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
         shown = explainer.explain(open_rgb(path, min_side), requested, labels_to_show)
         folder = out / f"{i:03d}_{safe_name(Path(path).stem)}"
         folder.mkdir(parents=True, exist_ok=True)
-        shown.photo.save(folder / "photo.png")
+        _save_png(shown.photo, folder / "photo.png")
         for label in shown.labels:
-            overlay(shown.photo, shown.maps[label]).save(folder / map_file(explainer.label_names, label))
+            _save_png(overlay(shown.photo, shown.maps[label]), folder / map_file(explainer.label_names, label))
         sections.append(_section(Path(path), folder.name, shown, explainer))
     page = out / "index.html"
     return atomic.write_text(page, _PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections),
@@ -116,3 +119,8 @@ region holds, the redder and the more opaque its colour; the photo shows through
 {sections}
 </body></html>
 """
+
+
+def _save_png(image: "Image.Image", path: Path) -> None:
+    """Whole or not at all: a page shown again after an interrupted rerun finds no truncated picture."""
+    atomic.write_atomic(path, lambda f: image.save(f, format="PNG"))

@@ -222,6 +222,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size", "hidden", "rounds"):
             if getattr(self, name) < 1:
                 raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise FashionStyleError(f"config num_workers must be >= 0 (0: load in the main process), "
+                                    f"got {self.num_workers}")
         if not 0.0 <= self.dropout < 1.0:
             raise FashionStyleError(f"config dropout must be in [0, 1), got {self.dropout}")
         if self.lr <= 0 or self.beta <= 0:

@@ -188,7 +188,8 @@ def _limits(run: RunDir, names: list[str]) -> str:
              "curation. Decisions favour recall (F2); read the probabilities where precision matters.",
              "Not for judging people: the styles describe clothes, not the person wearing them.",
              "The thresholds were tuned on the validation split: photos from another source (other cameras, "
-             "studios, crops) may need `fashionstyle tune` on a validation set of their own."]
+             "studios, crops) may need a run fine-tuned on labelled photos of their own (`fashionstyle train "
+             "--init-from RUN`), whose thresholds are tuned on those photos' validation split."]
     counts = _data_counts(run)
     few = sorted({n for split in ("train", "val") if split in counts
                   for n, p in zip(names, counts[split]["positives"]) if p < FEW_POSITIVES})

@@ -55,3 +55,11 @@ RUN_FILES = ("manifest.json", "config.yaml", "labels.json", "thresholds.json", "
 def run_inputs(run: Any) -> list[Path]:
     """The files of a run directory (a RunDir) that predicting from it reads, its model files included."""
     return [run / name for name in RUN_FILES] + [member.model for member in run.members()]
+
+
+def refuse_run_folder(out: PathLike) -> None:
+    """Raise FashionStyleError when the folder `out` holds a run (its manifest.json): writing an export
+    there would replace that run's labels, thresholds and members."""
+    if (Path(out) / "manifest.json").is_file():
+        raise FashionStyleError(f"{out}: holds a run (manifest.json); writing there would replace its files; "
+                                "choose another --out")

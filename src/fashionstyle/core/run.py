@@ -56,18 +56,25 @@ class RunDir:
 
     # -- creation and checks -------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, resume: bool = False) -> "RunDir":
-        """A new run directory; an existing one is kept unless resuming it."""
+    def create(cls, path: str | Path, resume: bool = False, resumable: bool = True) -> "RunDir":
+        """A new run directory; an existing one is kept unless resuming it (for a command that can)."""
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()) and not resume:
-            raise FashionStyleError(f"{run.path}: already exists and is not empty; "
-                                    "choose another --out or pass --resume to continue it")
+        if not resume:
+            run.refuse_taken(resumable)
         if resume:
             run.require_resumable()
         run.path.mkdir(parents=True, exist_ok=True)
         if resume:
             atomic.remove_leftovers(run.path)  # a kill during a checkpoint write leaves one
         return run
+
+    def refuse_taken(self, resumable: bool = True) -> None:
+        """Refuse a new run here: a file, or a folder with something in it (checked again by create)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise FashionStyleError(f"{self.path}: is a file; --out names the folder of a new run")
+        if self.path.exists() and any(self.path.iterdir()):
+            raise FashionStyleError(f"{self.path}: already exists and is not empty; choose another --out"
+                                    + (" or pass --resume to continue it" if resumable else ""))
 
     def require_resumable(self) -> "RunDir":
         """This run, or a refusal: a folder without a manifest holds nothing to resume."""

@@ -75,7 +75,8 @@ class LabelTable:
         if name == "all":
             return self
         if self.splits is None:
-            raise FashionStyleError(f"{self.source}: has no split column; use --split all")
+            raise FashionStyleError(f"{self.source}: has no split column to take {name!r} from; use --split all "
+                                    "(every row) or a file with a split column")
         if name not in SPLITS:
             raise FashionStyleError(f"unknown split {name!r}; valid: all, {', '.join(SPLITS)}")
         rows = [i for i, s in enumerate(self.splits) if s == name]

@@ -136,7 +136,7 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
     from fashionstyle.inference.quantize import quantize_export
 
     fp32 = run / EXPORT_DIRS["fp32"]
-    if not export_is_current(run, fp32):
+    if not export_is_current(run, fp32, opset=opset):
         export_onnx(run, fp32, opset)
     if calibration_images is None:
         if not (run / "config.yaml").is_file():  # fused and selected runs keep no label file

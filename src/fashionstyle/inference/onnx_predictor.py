@@ -57,14 +57,17 @@ def source_fingerprint(path: Path) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def export_is_current(run: RunDir, out_dir: str | Path, precision: str = "fp32") -> bool:
-    """Whether `out_dir` holds a complete `precision` export of the run's current member models."""
+def export_is_current(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int | None = None) -> bool:
+    """Whether `out_dir` holds a complete `precision` export of the run's current member models
+    (at ONNX `opset`, when given)."""
     out = Path(out_dir)
     try:
         meta = json.loads((out / "members.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
     if meta.get("format") != EXPORT_FORMAT or meta.get("precision", "fp32") != precision:
+        return False
+    if opset is not None and meta.get("opset") != opset:
         return False
     members = run.members()
     records = meta.get("members", [])

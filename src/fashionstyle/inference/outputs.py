@@ -33,6 +33,7 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core.choices import OUTPUT_FORMATS
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.images import IMAGE_SUFFIXES
 
 PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula
@@ -56,6 +57,9 @@ def output_format(out: str | Path, fmt: str | None) -> str:
     """`fmt`, or the one `out`'s extension names (.txt jd, .csv, .json, .parquet; others: jd); a format
     that contradicts the extension (csv into .parquet, json into .csv, ...) is refused."""
     suffix = Path(out).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:  # a typo that would write text over a photo
+        raise FashionStyleError(f"--out {out} names an image; predictions go to a "
+                                f"{', '.join(c.value for c in OUTPUT_FORMATS.values())} file")
     by_name = {choice.value: name for name, choice in OUTPUT_FORMATS.items()}.get(suffix)
     if fmt is None:
         return check_format(by_name or "jd")

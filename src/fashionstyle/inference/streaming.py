@@ -107,8 +107,13 @@ class StreamJob:
     def merge(self) -> Written:
         """Global rank 0: wait for every part, write `out` (and OUT.skipped.txt)."""
         self.wait_for_parts()
-        merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
         unreadable = self.folder.skipped_rows(self.chunks)
+        if unreadable and len(unreadable) == len(self.source):
+            self.folder.remove()
+            raise FashionStyleError(f"none of the {len(unreadable)} images could be read, e.g. "
+                                    f"{unreadable[0][1]}; nothing written to {self.out} (a list's "
+                                    "relative paths are read from --image-dir)")
+        merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
         skipped_file = skipped_path(self.out)
         own = [self.out, skipped_file, self.folder.path]  # an output written into the folder it predicts
         left_out = [("", path, why) for path, why in self.source.left_out() if not _is_inside(path, own)]

@@ -23,7 +23,7 @@ from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.cache import image_opener
 from fashionstyle.data.labels import LabelTable, rarest_label_groups, read_labels
 from fashionstyle.data.pipeline import drop_bad_images
-from fashionstyle.training.loop import train_multi, training_decodes_on_gpu
+from fashionstyle.training.loop import check_same_run, data_fingerprint, train_multi, training_decodes_on_gpu
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -67,10 +67,15 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     training_decodes_on_gpu(config)  # refused before anything is written
     if resume:
         check_same_folds(RunDir(out), folds)  # before anything is read or written
+    elif not is_secondary_process():
+        RunDir(out).refuse_taken()
     pool = labelled_pool(config)
     fold = stratified_folds(pool.targets, folds, config.seed)
+    data = data_fingerprint(pool, pool.subset([]))
+    if resume:  # finished folds are kept: the settings and images must be theirs
+        check_same_run(RunDir(out), config, data)
     run = RunDir.create(out, resume=resume)
-    run.write_manifest("cv", complete=False, folds=folds)
+    run.write_manifest("cv", complete=False, folds=folds, data=data)
     atomic.write_text(run / "config.yaml", config_lib.dump(config))
     run.write_label_names(pool.label_names)
     oof = np.full(pool.targets.shape, np.nan, np.float32)
@@ -88,7 +93,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     run.write_members(members)
     run.write_val_probs(pool.ids, oof, pool.targets)
     run.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(oof, pool.targets))
-    run.write_manifest("cv", complete=True, folds=folds)
+    run.write_manifest("cv", complete=True, folds=folds, data=data)
     write_model_card(run)
     return run
 

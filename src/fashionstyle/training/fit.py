@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 
 
@@ -19,6 +20,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
 
     config.validate()
     training_decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
+    if not resume and not is_secondary_process():  # DDP's other ranks start once rank 0 has written
+        RunDir(out).refuse_taken()  # before the images are read
     if config.teacher:
         from fashionstyle.training.distill import train_distilled
 

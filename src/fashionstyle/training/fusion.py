@@ -85,7 +85,8 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     w = fusion_weights(len(runs), weights)
     probs = fused_probs(runs, w)
     beta = beta if beta is not None else runs[0].thresholds().beta
-    fused = RunDir.create(out)
+    tuner = ThresholdTuner(beta=beta, rule=runs[0].threshold_rule()).fit(probs, targets)  # before writing
+    fused = RunDir.create(out, resumable=False)
     fused.write_manifest("fused", complete=False)
     members = []
     for k, (run, weight) in enumerate(zip(runs, w)):
@@ -96,7 +97,7 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     fused.write_label_names(names)
     fused.write_members(members)
     fused.write_val_probs(ids, probs, targets)
-    fused.write_thresholds(ThresholdTuner(beta=beta, rule=runs[0].threshold_rule()).fit(probs, targets))
+    fused.write_thresholds(tuner)
     fused.write_tta(runs[0].tta())
     atomic.write_json(fused / "fusion.json", {"runs": [str(r.path.resolve()) for r in runs],
                                                "weights": w.tolist()})

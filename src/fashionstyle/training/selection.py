@@ -163,12 +163,13 @@ def select_runs(run_paths: Sequence[str | Path], out: str | Path, beta: float = 
             "single_fbeta": {p: _nan_to_none(f) for p, f in zip(paths, singles)},
         }
 
-    result = RunDir.create(out)
+    tuner = ThresholdTuner(beta=beta, rule=runs[0].threshold_rule()).fit(selected, targets)
+    result = RunDir.create(out, resumable=False)
     result.write_manifest("selected", complete=False)
     result.write_label_names(names)
     result.write_members(_selected_members(runs, names, counts, result))
     result.write_val_probs(ids, selected, targets)
-    result.write_thresholds(ThresholdTuner(beta=beta, rule=runs[0].threshold_rule()).fit(selected, targets))
+    result.write_thresholds(tuner)
     if tta != "none":
         result.write_tta(tta)
     atomic.write_json(result / "selection.json", {"beta": beta, "max_rounds": max_rounds,

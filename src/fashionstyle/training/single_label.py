@@ -21,12 +21,22 @@ from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.labels import unknown_label_message
-from fashionstyle.training.loop import prepare_tables, train_multi
+from fashionstyle.training.loop import check_same_run, data_fingerprint, prepare_tables, train_multi
 
 
 def label_folder(name: str) -> str:
     """A file-system-safe folder name for a label."""
     return re.sub(r"[^\w.-]+", "_", name, flags=re.UNICODE) or "label"
+
+
+def check_label_folders(names: list[str]) -> None:
+    """Refuse labels whose model folders would be one (same safe name, or case apart)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(label_folder(name).lower(), name)
+        if other != name:
+            raise FashionStyleError(f"labels {other!r} and {name!r} would share the model folder "
+                                    f"labels/{label_folder(name)}; rename one for --mode single")
 
 
 def label_config(config: TrainConfig, name: str) -> TrainConfig:
@@ -49,8 +59,12 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     train_table, val_table, bad = prepare_tables(config)
     names = train_table.label_names
     check_label_keys(config, names)
+    check_label_folders(names)
+    data = data_fingerprint(train_table, val_table)
+    if resume:  # finished labels are kept: the settings and images must be theirs
+        check_same_run(RunDir(out), config, data)
     run = RunDir.create(out, resume=resume)
-    run.write_manifest("single", complete=False)
+    run.write_manifest("single", complete=False, data=data)
     atomic.write_text(run / "config.yaml", config_lib.dump(config))
     run.write_label_names(names)
     members, columns = [], []
@@ -67,6 +81,6 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     run.write_members(members)
     run.write_val_probs(val_table.ids, probs, val_table.require_targets())
     run.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(probs, val_table.targets))
-    run.write_manifest("single", complete=True, epochs=config.epochs)
+    run.write_manifest("single", complete=True, epochs=config.epochs, data=data)
     write_model_card(run)
     return run

@@ -1,0 +1,164 @@
+"""What a user can get wrong is refused in one line (exit 2) before anything is written or lost:
+wrong paths, numbers out of range, a flag that would be ignored, a resume with other data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_TRAIN, fingerprint, make_image_set
+from fashionstyle.cli import main
+from fashionstyle.core import atomic
+from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.run import RunDir
+from test_overwrite import minimal_run, refused
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+# -- tune ------------------------------------------------------------------------------
+def test_tune_refuses_labels_it_would_not_read(run_copy, capsys) -> None:
+    before = fingerprint(run_copy.run)
+    err = one_line_error(["tune", str(run_copy.run), "--labels", str(run_copy.labels)], capsys)
+    assert "--labels" in err and "drop --labels" in err
+    assert fingerprint(run_copy.run) == before
+
+
+def test_tune_with_a_bad_beta_fails_before_predicting_or_writing(run_copy, capsys) -> None:
+    before = fingerprint(run_copy.run)
+    err = one_line_error(["tune", str(run_copy.run), "--tta", "flip", "--beta", "0"], capsys)
+    assert "beta must be a finite number > 0" in err
+    assert fingerprint(run_copy.run) == before  # no flip probabilities under the old TTA
+
+
+# -- evaluate --------------------------------------------------------------------------
+def test_evaluate_refuses_to_score_the_training_file_without_a_split_column(tmp_path: Path) -> None:
+    from fashionstyle.analysis.evaluate import evaluation_split
+    from fashionstyle.data.labels import read_labels
+
+    labels = make_image_set(tmp_path / "data", n=4, with_split=False)
+    held_out = make_image_set(tmp_path / "other", n=4, with_split=False)
+    with_splits = make_image_set(tmp_path / "split", n=4)
+    run = RunDir(minimal_run(tmp_path / "run"))
+    atomic.write_text(run / "config.yaml", f"labels: {labels}\n")
+    with pytest.raises(FashionStyleError, match="every row would be scored, the training images too"):
+        evaluation_split(run, read_labels(str(labels)), None)
+    assert evaluation_split(run, read_labels(str(labels)), "all") == "all"  # asked for: scored
+    assert evaluation_split(run, read_labels(str(held_out)), None) == "all"
+    assert evaluation_split(run, read_labels(str(with_splits)), None) == "test"
+    with pytest.raises(FashionStyleError, match="unknown split 'tset'"):
+        read_labels(str(with_splits)).split(evaluation_split(run, read_labels(str(with_splits)), "tset"))
+
+
+# -- predict ---------------------------------------------------------------------------
+def test_predict_refuses_an_out_that_names_an_image(tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=2)
+    photo = tmp_path / "data" / "img" / "000.jpg"
+    run = minimal_run(tmp_path / "run")
+    err = refused(["predict", str(run), "--images", str(labels.parent / "img"), "--out", str(photo)], photo,
+                  capsys)
+    assert "names an image" in err and ".csv" in err
+
+
+def test_predict_writes_nothing_when_no_image_can_be_read(shared_run, tmp_path: Path, capsys) -> None:
+    listed = tmp_path / "list.csv"
+    listed.write_text("a,img/missing_a.jpg\nb,img/missing_b.jpg\n")
+    out = tmp_path / "preds.txt"
+    err = one_line_error(["predict", str(shared_run.run), "--images", str(listed), "--out", str(out),
+                          "--quiet"], capsys)
+    assert "none of the 2 images could be read" in err and "--image-dir" in err
+    assert not out.exists() and not list(tmp_path.glob("*.parts"))
+
+
+# -- export ----------------------------------------------------------------------------
+def test_export_refuses_to_write_into_another_run(tmp_path: Path, capsys) -> None:
+    run, other = minimal_run(tmp_path / "run"), minimal_run(tmp_path / "other")
+    before = fingerprint(other)
+    for extra in ([], ["--format", "hub"]):
+        err = one_line_error(["export", str(run), "--out", str(other), *extra], capsys)
+        assert "holds a run (manifest.json)" in err
+    assert fingerprint(other) == before
+
+
+def test_export_refuses_an_opset_the_hub_format_would_ignore(tmp_path: Path, capsys) -> None:
+    run = minimal_run(tmp_path / "run")
+    err = one_line_error(["export", str(run), "--format", "hub", "--opset", "13", "--out", str(tmp_path / "h")],
+                         capsys)
+    assert "--opset apply to --format onnx only" in err and not (tmp_path / "h").exists()
+
+
+# -- fuse / select ---------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["fuse", "select"])
+def test_fuse_and_select_check_beta_before_writing(command, shared_run, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    err = one_line_error([command, str(shared_run.run), "--beta", "0", "--out", str(out)], capsys)
+    assert "beta must be" in err and not out.exists()
+
+
+def test_a_command_without_resume_does_not_suggest_it(shared_run, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x").write_text("mine")
+    err = one_line_error(["fuse", str(shared_run.run), "--out", str(out)], capsys)
+    assert "already exists and is not empty; choose another --out" in err and "--resume" not in err
+
+
+# -- file system errors and numbers ----------------------------------------------------
+def test_out_that_is_a_file_or_a_folder_is_one_line(tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=16)
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine")
+    err = one_line_error(["train", "--labels", str(labels), "--out", str(taken), *TINY_TRAIN], capsys)
+    assert "is a file; --out names the folder of a new run" in err and taken.read_text() == "mine"
+    err = one_line_error(["download", str(tmp_path / "data"), "--out", str(tmp_path / "imgs"), "--quiet"], capsys)
+    assert "is a folder, not a file" in err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["predict", "RUN", "--images", "x", "--out", "p.csv", "--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["evaluate", "RUN", "--labels", "x", "--num-workers", "-1"], "--num-workers: must be at least 0"),
+    (["cache", "x", "--image-size", "0", "--out", "c"], "--image-size: must be at least 1"),
+    (["serve", "RUN", "--port", "70000"], "--port: must be in 0..65535, got 70000"),
+    (["predict", "RUN", "--images", "x", "--out", "p.csv", "--chunk-size", "ten"], "not a whole number: 'ten'"),
+])
+def test_numbers_out_of_range_are_refused_by_the_parser(argv, says, capsys) -> None:
+    assert says in one_line_error(argv, capsys)
+
+
+def test_config_refuses_negative_loader_workers() -> None:
+    with pytest.raises(FashionStyleError, match="num_workers must be >= 0"):
+        TrainConfig(labels="x.csv", num_workers=-1).validate()
+
+
+# -- single-label models and resumes ---------------------------------------------------
+def test_single_mode_refuses_labels_that_would_share_a_folder() -> None:
+    from fashionstyle.training.single_label import check_label_folders
+
+    check_label_folders(["Casual", "Smart casual", "Street"])
+    for names in (["Smart casual", "Smart_casual"], ["Casual", "casual"]):
+        with pytest.raises(FashionStyleError, match="would share the model folder"):
+            check_label_folders(names)
+
+
+@pytest.mark.slow
+def test_cv_resume_refuses_changed_labels_even_when_folds_are_finished(tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=24)
+    out = tmp_path / "cv"
+    argv = ["cv", "--labels", str(labels), "--out", str(out), "--folds", "2", *TINY_TRAIN, "--epochs", "1"]
+    assert main(argv) == 0
+    lines = labels.read_text().splitlines()
+    first = lines[1].split(",")
+    first[-1] = "0" if first[-1] == "1" else "1"  # one label of one photo changed
+    labels.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    before = fingerprint(out)
+    err = one_line_error([*argv, "--resume"], capsys)
+    assert "--resume needs the data the run was trained on, and it changed" in err
+    assert fingerprint(out) == before
+    assert np.isfinite(RunDir(out).val_probs()[1]).all()
