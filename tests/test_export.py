@@ -186,3 +186,12 @@ def test_members_sharing_a_model_file_share_its_export(shared_run, tmp_path) -> 
     predictor = OnnxPredictor.from_export(tmp_path / "onnx")
     assert len({id(m.session) for m in predictor.members}) == 1  # one session, run once per batch
     assert_same_predictions(predictor, fused.path, images[:8])
+
+
+def test_an_export_at_another_opset_is_not_current(run_copy) -> None:
+    from fashionstyle.inference.onnx_predictor import export_is_current
+
+    run = RunDir(run_copy.run)
+    export_onnx(run, run / "onnx", opset=17)
+    assert export_is_current(run, run / "onnx") and export_is_current(run, run / "onnx", opset=17)
+    assert not export_is_current(run, run / "onnx", opset=16)  # int8 re-exports its fp32 source at --opset
