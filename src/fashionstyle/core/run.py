@@ -59,10 +59,10 @@ class RunDir:
     def create(cls, path: str | Path, resume: bool = False, resumable: bool = True) -> "RunDir":
         """A new run directory; an existing one is kept unless resuming it (for a command that can)."""
         run = cls(path)
-        if not resume:
-            run.refuse_taken(resumable)
         if resume:
             run.require_resumable()
+        else:
+            run.refuse_taken(resumable)
         run.path.mkdir(parents=True, exist_ok=True)
         if resume:
             atomic.remove_leftovers(run.path)  # a kill during a checkpoint write leaves one

@@ -74,11 +74,11 @@ class LabelTable:
         """Rows of one split (`train`, `val`, `test`), or all rows for `all`."""
         if name == "all":
             return self
+        if name not in SPLITS:
+            raise FashionStyleError(f"unknown split {name!r}; valid: all, {', '.join(SPLITS)}")
         if self.splits is None:
             raise FashionStyleError(f"{self.source}: has no split column to take {name!r} from; use --split all "
                                     "(every row) or a file with a split column")
-        if name not in SPLITS:
-            raise FashionStyleError(f"unknown split {name!r}; valid: all, {', '.join(SPLITS)}")
         rows = [i for i, s in enumerate(self.splits) if s == name]
         if not rows:
             raise FashionStyleError(f"{self.source}: no rows in split {name!r}")
