@@ -15,7 +15,7 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 import onnx  # noqa: E402
 
-from conftest import LABELS, load_bench  # noqa: E402
+from conftest import LABELS, int8_bar_off, load_bench  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor, RunDir  # noqa: E402
 from fashionstyle.training.fusion import fuse_runs  # noqa: E402
 from fashionstyle.inference.onnx_export import export_onnx  # noqa: E402
@@ -188,10 +188,22 @@ def test_members_sharing_a_model_file_share_its_export(shared_run, tmp_path) -> 
     assert_same_predictions(predictor, fused.path, images[:8])
 
 
-def test_an_export_at_another_opset_is_not_current(run_copy) -> None:
-    from fashionstyle.inference.onnx_predictor import export_is_current
+@pytest.mark.slow
+def test_int8_keeps_the_fp32_exports_opset_unless_one_is_given(run_copy) -> None:
+    from fashionstyle.cli import main
 
-    run = RunDir(run_copy.run)
-    export_onnx(run, run / "onnx", opset=17)
-    assert export_is_current(run, run / "onnx") and export_is_current(run, run / "onnx", opset=17)
-    assert not export_is_current(run, run / "onnx", opset=16)  # int8 re-exports its fp32 source at --opset
+    run, fp32 = run_copy.run, run_copy.run / "onnx" / "members.json"
+    calibration = ["--calibration", str(run_copy.images[0].parent)]
+    assert main(["export", str(run), "--opset", "16"]) == 0
+    with int8_bar_off():
+        assert main(["export", str(run), "--quantize", "int8", *calibration]) == 0
+        assert json.loads(fp32.read_text())["opset"] == 16  # the user's own export is kept
+        assert main(["export", str(run), "--quantize", "int8", "--opset", "17", *calibration]) == 0
+    assert json.loads(fp32.read_text())["opset"] == 17  # re-exported at the opset asked for
+
+
+def test_opset_below_7_is_refused(shared_run, capsys) -> None:
+    from fashionstyle.cli import main
+
+    assert main(["export", str(shared_run.run), "--opset", "0"]) == 2  # 0 read as "not given" before
+    assert "--opset: must be at least 7, got 0" in capsys.readouterr().err

@@ -53,8 +53,26 @@ def test_evaluate_refuses_to_score_the_training_file_without_a_split_column(tmp_
     assert evaluation_split(run, read_labels(str(labels)), "all") == "all"  # asked for: scored
     assert evaluation_split(run, read_labels(str(held_out)), None) == "all"
     assert evaluation_split(run, read_labels(str(with_splits)), None) == "test"
-    with pytest.raises(FashionStyleError, match="unknown split 'tset'"):
-        read_labels(str(with_splits)).split(evaluation_split(run, read_labels(str(with_splits)), "tset"))
+    for table in (read_labels(str(with_splits)), read_labels(str(held_out))):  # a typo named first, split column or not
+        with pytest.raises(FashionStyleError, match="unknown split 'tset'"):
+            table.split(evaluation_split(run, table, "tset"))
+
+
+def test_evaluate_reads_a_relative_label_path_as_a_resume_does_and_checks_the_validation_ids(
+        tmp_path: Path, monkeypatch) -> None:
+    from fashionstyle.analysis.evaluate import evaluation_split
+    from fashionstyle.data.labels import read_labels
+
+    run = RunDir(minimal_run(tmp_path / "run"))
+    atomic.write_text(run / "config.yaml", "labels: labels.csv\n")  # as given where training ran
+    here = make_image_set(tmp_path / "elsewhere", n=4, with_split=False)  # another folder's labels.csv
+    monkeypatch.chdir(here.parent)
+    table = read_labels("labels.csv")
+    run.write_val_probs(["photos/a.jpg"], np.zeros((1, 3)), np.zeros((1, 3)))  # not among this file's rows
+    assert evaluation_split(run, table, None) == "all"
+    run.write_val_probs(table.ids[:2], np.zeros((2, 3)), np.zeros((2, 3)))  # the run's validation rows are here
+    with pytest.raises(FashionStyleError, match="every row would be scored"):
+        evaluation_split(run, table, None)
 
 
 # -- predict ---------------------------------------------------------------------------
@@ -75,6 +93,14 @@ def test_predict_writes_nothing_when_no_image_can_be_read(shared_run, tmp_path: 
                           "--quiet"], capsys)
     assert "none of the 2 images could be read" in err and "--image-dir" in err
     assert not out.exists() and not list(tmp_path.glob("*.parts"))
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (folder / name).write_bytes(b"not a photo")
+    err = one_line_error(["predict", str(shared_run.run), "--images", str(folder), "--out", str(out), "--quiet"],
+                         capsys)
+    assert "none of the 2 images could be read" in err and "--image-dir" not in err  # the hint is a list's
+    assert not out.exists()
 
 
 # -- export ----------------------------------------------------------------------------
@@ -102,6 +128,15 @@ def test_fuse_and_select_check_beta_before_writing(command, shared_run, tmp_path
     assert "beta must be" in err and not out.exists()
 
 
+def test_a_new_run_may_go_into_an_empty_folder_or_a_new_path(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for free in (tmp_path / "empty", tmp_path / "new" / "run"):
+        RunDir(free).refuse_taken()  # no refusal
+    (tmp_path / "empty" / "x").write_text("mine")
+    with pytest.raises(FashionStyleError, match="already exists and is not empty"):
+        RunDir(tmp_path / "empty").refuse_taken()
+
+
 def test_a_command_without_resume_does_not_suggest_it(shared_run, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -127,6 +162,12 @@ def test_out_that_is_a_file_or_a_folder_is_one_line(tmp_path: Path, capsys) -> N
     (["cache", "x", "--image-size", "0", "--out", "c"], "--image-size: must be at least 1"),
     (["serve", "RUN", "--port", "70000"], "--port: must be in 0..65535, got 70000"),
     (["predict", "RUN", "--images", "x", "--out", "p.csv", "--chunk-size", "ten"], "not a whole number: 'ten'"),
+    (["predict", "RUN", "--images", "x", "--out", "p.csv", "--devices", "0"], "--devices: must be at least 1"),
+    (["evaluate", "RUN", "--labels", "x", "--num-nodes", "0"], "--num-nodes: must be at least 1"),
+    (["download", "l.txt", "--out", "d", "--retries", "-1"], "--retries: must be at least 0"),
+    (["demo", "--n-images", "0"], "--n-images: must be at least 50"),
+    (["explain", "RUN", "--images", "x", "--out", "o", "--labels-to-show", "0"],
+     "--labels-to-show: must be at least 1"),
 ])
 def test_numbers_out_of_range_are_refused_by_the_parser(argv, says, capsys) -> None:
     assert says in one_line_error(argv, capsys)
@@ -135,6 +176,12 @@ def test_numbers_out_of_range_are_refused_by_the_parser(argv, says, capsys) -> N
 def test_config_refuses_negative_loader_workers() -> None:
     with pytest.raises(FashionStyleError, match="num_workers must be >= 0"):
         TrainConfig(labels="x.csv", num_workers=-1).validate()
+
+
+@pytest.mark.parametrize("name", ["devices", "num_nodes"])
+def test_config_refuses_no_devices_or_nodes(name: str) -> None:  # Lightning's traceback, a half-made run before
+    with pytest.raises(FashionStyleError, match=f"config {name} must be at least 1, got 0"):
+        TrainConfig(labels="x.csv", **{name: 0}).validate()
 
 
 # -- single-label models and resumes ---------------------------------------------------
@@ -148,11 +195,15 @@ def test_single_mode_refuses_labels_that_would_share_a_folder() -> None:
 
 
 @pytest.mark.slow
-def test_cv_resume_refuses_changed_labels_even_when_folds_are_finished(tmp_path: Path, capsys) -> None:
+def test_cv_resume_refuses_changed_labels_or_epochs_once_folds_are_finished(tmp_path: Path, capsys) -> None:
     labels = make_image_set(tmp_path / "data", n=24)
     out = tmp_path / "cv"
     argv = ["cv", "--labels", str(labels), "--out", str(out), "--folds", "2", *TINY_TRAIN, "--epochs", "1"]
     assert main(argv) == 0
+    assert main([*argv, "--resume"]) == 0  # the same settings and data: resumed (nothing left to train)
+    before = fingerprint(out)
+    err = one_line_error([*argv[:-1], "2", "--resume"], capsys)  # a constant schedule: a plain run may grow
+    assert "keeps the 1 epochs its finished folds trained, not 2" in err and fingerprint(out) == before
     lines = labels.read_text().splitlines()
     first = lines[1].split(",")
     first[-1] = "0" if first[-1] == "1" else "1"  # one label of one photo changed

@@ -334,7 +334,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.images import list_images
-    from fashionstyle.inference.onnx_export import EXPORT_DIRS, OPSET, export_run
+    from fashionstyle.inference.onnx_export import EXPORT_DIRS, export_run
     from fashionstyle.inference.quantize import fidelity_problem, format_fidelity, read_fidelity
 
     if args.format == "hub":
@@ -349,7 +349,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs({"--out": out}, {"run": run.path, "fp32 export": fp32_export})
     refuse_run_folder(out)
     calibration = list_images(args.calibration) if args.calibration else None
-    files = export_run(run, out, precision, opset=args.opset or OPSET, calibration_images=calibration,
+    files = export_run(run, out, precision, opset=args.opset, calibration_images=calibration,
                        force=args.force)
     print(f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
     if precision == "int8":
@@ -514,8 +514,8 @@ def _add_loader_args(p: argparse.ArgumentParser) -> None:
 def _add_placement_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("many devices or nodes (as train; torchrun and SLURM launches work too)")
     g.add_argument("--accelerator", default="auto", choices=ACCELERATORS, help="default: auto")
-    g.add_argument("--devices", type=int, default=1, help="processes per node, one device each (default: 1)")
-    g.add_argument("--num-nodes", type=int, default=1, help="nodes (default: 1)")
+    g.add_argument("--devices", type=int_in(1), default=1, help="processes per node, one device each (default: 1)")
+    g.add_argument("--num-nodes", type=int_in(1), default=1, help="nodes (default: 1)")
     g.add_argument("--strategy", default="ddp", choices=STRATEGIES,
                    help="how the ranks are started (default: ddp)")
 
@@ -672,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="candidate run directories with the same labels")
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--beta", type=float, default=2.0, help="F-beta to maximise and tune thresholds for (default: 2)")
-    p.add_argument("--max-rounds", type=int, default=10,
+    p.add_argument("--max-rounds", type=int_in(0), default=10,
                    help="most additions per label after its best single run (default: 10)")
 
     p = sub.add_parser("report", help="an HTML page: headline scores, figures and, with --labels, image grids")
@@ -688,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "image; a train run's cover its validation split only)")
     _add_label_args(p)
     p.add_argument("--out", required=True, help="CSV of suspect (image, label) pairs, most suspect first")
-    p.add_argument("--top", type=int, default=None,
+    p.add_argument("--top", type=int_in(1), default=None,
                    help="list the K most suspect pairs, flagged or not (default: the pairs cleanlab flags)")
     p.add_argument("--fix", choices=LABEL_FIXES, default=None,
                    help="with --cleaned: flip the listed pairs' labels, or drop the images they name")
@@ -720,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a run's models to ONNX (+ labels, thresholds, members)")
     _add_run_arg(p)
     p.add_argument("--out", default=None, help="folder (default: RUN/onnx, or RUN/onnx-int8 with --quantize int8)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset of --format onnx (default: 17)")
+    p.add_argument("--opset", type=int_in(7), default=None,
+                   help="ONNX opset of --format onnx (default: 17; --quantize int8 keeps RUN/onnx's own)")
     p.add_argument("--quantize", choices=QUANTIZATIONS, default="none",
                    help=f"{QUANTIZATIONS.help()}; refused (nothing written) when it keeps under 99%% of the "
                         "label decisions (quantises RUN/onnx, exporting it first when missing or stale) "
@@ -738,7 +739,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="image folder (<id>.jpg); images already there are skipped, so a "
                    "second run resumes; failures go to download_failures.csv")
     p.add_argument("--num-workers", type=int_in(1), default=16, help="parallel downloads (default: 16)")
-    p.add_argument("--retries", type=int, default=4, help="retries of a transient failure, with backoff (default: 4)")
+    p.add_argument("--retries", type=int_in(0), default=4,
+                   help="retries of a transient failure, with backoff (default: 4)")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds for one attempt at one file, connecting and reading the whole body, so a stalled "
                         "or trickling server is cut off; a file takes at most (retries + 1) x timeout plus backoff "
@@ -747,8 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="synthetic outfits: train, tune, evaluate on the CPU")
     p.add_argument("--out", default="demo_run", help="folder for the data and the run (default: demo_run)")
-    p.add_argument("--n-images", type=int, default=1500, help="synthetic images (default: 1500)")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs (default: 8)")
+    p.add_argument("--n-images", type=int_in(50), default=1500, help="synthetic images (default: 1500)")
+    p.add_argument("--epochs", type=int_in(1), default=8, help="training epochs (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the training (default: 0)")
 
     p = sub.add_parser("explain", help="Grad-CAM heat maps: where each style's evidence lies in images")
@@ -756,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", required=True, help="image files or folders of images to explain")
     _add_recursive_arg(p)
     p.add_argument("--out", required=True, help="folder for index.html and the overlay PNGs")
-    p.add_argument("--labels-to-show", type=int, default=3,
+    p.add_argument("--labels-to-show", type=int_in(1), default=3,
                    help="most labels per image: the --label ones, then the predicted ones (default: 3)")
     p.add_argument("--label", action="append", help="a label to show whether predicted or not (repeatable)")
     _add_examples(sub)

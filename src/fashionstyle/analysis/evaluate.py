@@ -51,13 +51,23 @@ def evaluation_split(run: RunDir, table: LabelTable, split: str | None) -> str:
     file without a split column, unless that file is the one the run trained on (its images are in it)."""
     if split is not None or table.splits is not None:
         return split or "test"
-    config = run / "config.yaml"
-    trained_on = config_lib.read_yaml(config).get("labels") if config.is_file() else None
-    if trained_on and _same_file(trained_on, table.source):
+    if _trained_on(run, table):
         raise FashionStyleError(f"{table.source}: the label file {run.path} trained on, without a split column: "
                                 "every row would be scored, the training images too; pass --labels with "
                                 "photos held out of training (or --split all to score them anyway)")
     return "all"
+
+
+def _trained_on(run: RunDir, table: LabelTable) -> bool:
+    """Whether `table` is the run's label file: the path its config names (relative paths read from here,
+    as a resume reads them) and, where the run kept them, all of its validation ids."""
+    config = run / "config.yaml"
+    trained_on = config_lib.read_yaml(config).get("labels") if config.is_file() else None
+    if not trained_on or not _same_file(trained_on, table.source):
+        return False
+    if not (run / "val_probs.npz").is_file():
+        return True
+    return set(run.val_probs()[0]) <= set(table.ids)  # another folder's file of the same name holds others
 
 
 def _same_file(a: str, b: str) -> bool:

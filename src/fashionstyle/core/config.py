@@ -219,7 +219,7 @@ class TrainConfig:
             raise FashionStyleError("config init_from needs mode multi (one model over all labels)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("epochs", "batch_size", "image_size", "hidden", "rounds"):
+        for name in ("epochs", "batch_size", "image_size", "hidden", "rounds", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
         if self.num_workers < 0:

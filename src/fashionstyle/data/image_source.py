@@ -60,6 +60,10 @@ class ImageSource:
     def chunks(self, size: int) -> Iterator[list[tuple[str, Path]]]:
         return _chunks(iter(self), size)
 
+    def is_list(self) -> bool:
+        """A list file (its relative paths read from image_dir), not a folder or one image."""
+        return self.listing is None and self.path.suffix.lower() not in IMAGE_SUFFIXES
+
     def left_out(self) -> list[tuple[str, str]]:
         """(path, why) of the folder's entries that are not images (scan_folder's rule); none for a list."""
         return [(str(self.path / name), why) for name, why in self.listing.left_out] if self.listing else []
@@ -96,9 +100,9 @@ class ImageSource:
         """(line number, or file name in a folder; id; path) of every image."""
         if self.listing is not None:
             return ((name, str(PurePosixPath(name).with_suffix("")), self.path / name) for name in self.listing.images)
-        if self.path.suffix.lower() in IMAGE_SUFFIXES:  # one image, not a list
-            return iter([(self.path.name, self.path.stem, self.path)])
-        return self._rows()
+        if self.is_list():
+            return self._rows()
+        return iter([(self.path.name, self.path.stem, self.path)])  # one image
 
     def _rows(self) -> Iterator[tuple[int, str, Path]]:
         lines = iter_csv_rows(self.path)

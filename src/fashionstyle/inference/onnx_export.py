@@ -123,21 +123,22 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     return written
 
 
-def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int = OPSET,
+def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int | None = None,
                calibration_images: Sequence[str | Path] | None = None, force: bool = False) -> list[Path]:
-    """Export a run at `precision`: fp32 as export_onnx; int8 quantises the run's fp32 export
-    (RUN/onnx/, refreshed if stale), calibrated on `calibration_images` (default: its validation images),
-    and is refused below quantize.MIN_LABEL_AGREEMENT unless `force`.
+    """Export a run at `precision`: fp32 as export_onnx (at `opset`, default OPSET); int8 quantises the
+    run's fp32 export (RUN/onnx/: kept at whatever opset it has unless `opset` is given, refreshed if
+    stale), calibrated on `calibration_images` (default: its validation images), and is refused below
+    quantize.MIN_LABEL_AGREEMENT unless `force`.
     """
     out = Path(out_dir)
     if check_precision(precision) == "fp32":
-        return export_onnx(run, out, opset)
+        return export_onnx(run, out, OPSET if opset is None else opset)
     from fashionstyle.data.labels import val_images
     from fashionstyle.inference.quantize import quantize_export
 
     fp32 = run / EXPORT_DIRS["fp32"]
     if not export_is_current(run, fp32, opset=opset):
-        export_onnx(run, fp32, opset)
+        export_onnx(run, fp32, OPSET if opset is None else opset)
     if calibration_images is None:
         if not (run / "config.yaml").is_file():  # fused and selected runs keep no label file
             raise FashionStyleError(f"{run.path}: no config.yaml to find validation images to calibrate "

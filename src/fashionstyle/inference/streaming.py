@@ -110,9 +110,10 @@ class StreamJob:
         unreadable = self.folder.skipped_rows(self.chunks)
         if unreadable and len(unreadable) == len(self.source):
             self.folder.remove()
+            listed = isinstance(self.source, ImageSource) and self.source.is_list()
+            hint = " (a list's relative paths are read from --image-dir)" if listed else ""
             raise FashionStyleError(f"none of the {len(unreadable)} images could be read, e.g. "
-                                    f"{unreadable[0][1]}; nothing written to {self.out} (a list's "
-                                    "relative paths are read from --image-dir)")
+                                    f"{unreadable[0][1]}; nothing written to {self.out}{hint}")
         merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
         skipped_file = skipped_path(self.out)
         own = [self.out, skipped_file, self.folder.path]  # an output written into the folder it predicts

@@ -72,8 +72,8 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     pool = labelled_pool(config)
     fold = stratified_folds(pool.targets, folds, config.seed)
     data = data_fingerprint(pool, pool.subset([]))
-    if resume:  # finished folds are kept: the settings and images must be theirs
-        check_same_run(RunDir(out), config, data)
+    if resume and not is_secondary_process():  # finished folds are kept: the settings and images must be theirs
+        check_same_run(RunDir(out), config, data, parts="folds")
     run = RunDir.create(out, resume=resume)
     run.write_manifest("cv", complete=False, folds=folds, data=data)
     atomic.write_text(run / "config.yaml", config_lib.dump(config))

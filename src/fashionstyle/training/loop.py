@@ -462,11 +462,17 @@ def data_fingerprint(train: LabelTable, val: LabelTable) -> dict[str, Any]:
     return {"train_images": len(train), "val_images": len(val), "sha256": digest.hexdigest()[:16]}
 
 
-def check_same_run(run: RunDir, config: TrainConfig, data: dict[str, Any]) -> None:
-    """Refuse to resume `run` with another config or other data than it was trained with."""
+def check_same_run(run: RunDir, config: TrainConfig, data: dict[str, Any], parts: str | None = None) -> None:
+    """Refuse to resume `run` with another config or other data than it was trained with; a run of
+    finished `parts` (cv's folds, single mode's labels) keeps its epochs too, as those parts did."""
     saved = run / "config.yaml"
     if saved.is_file():
-        config_lib.check_resume(config_lib.read_saved(saved), config, where=str(run.path))
+        then = config_lib.read_saved(saved)
+        if parts and config.epochs != then.epochs:
+            raise FashionStyleError(f"{run.path}: --resume keeps the {then.epochs} epochs its finished {parts} "
+                                    f"trained, not {config.epochs}; drop --epochs, or train a new run into "
+                                    "another --out")
+        config_lib.check_resume(then, config, where=str(run.path))
     then = run.manifest().get("data")  # absent in runs of older versions
     if then is not None and then != data:
         raise FashionStyleError(

@@ -18,6 +18,7 @@ from fashionstyle.core import config as config_lib
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.model_card import write_model_card
+from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.labels import unknown_label_message
@@ -61,8 +62,8 @@ def train_single(config: TrainConfig, out: str | Path, resume: bool = False) -> 
     check_label_keys(config, names)
     check_label_folders(names)
     data = data_fingerprint(train_table, val_table)
-    if resume:  # finished labels are kept: the settings and images must be theirs
-        check_same_run(RunDir(out), config, data)
+    if resume and not is_secondary_process():  # finished labels are kept: the settings and images must be theirs
+        check_same_run(RunDir(out), config, data, parts="labels")
     run = RunDir.create(out, resume=resume)
     run.write_manifest("single", complete=False, data=data)
     atomic.write_text(run / "config.yaml", config_lib.dump(config))
