@@ -130,15 +130,15 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
     stale), calibrated on `calibration_images` (default: its validation images), and is refused below
     quantize.MIN_LABEL_AGREEMENT unless `force`.
     """
-    out = Path(out_dir)
+    out, fresh_opset = Path(out_dir), OPSET if opset is None else opset
     if check_precision(precision) == "fp32":
-        return export_onnx(run, out, OPSET if opset is None else opset)
+        return export_onnx(run, out, fresh_opset)
     from fashionstyle.data.labels import val_images
     from fashionstyle.inference.quantize import quantize_export
 
     fp32 = run / EXPORT_DIRS["fp32"]
     if not export_is_current(run, fp32, opset=opset):
-        export_onnx(run, fp32, OPSET if opset is None else opset)
+        export_onnx(run, fp32, fresh_opset)
     if calibration_images is None:
         if not (run / "config.yaml").is_file():  # fused and selected runs keep no label file
             raise FashionStyleError(f"{run.path}: no config.yaml to find validation images to calibrate "
