@@ -12,6 +12,7 @@ import time
 import pytest
 
 from fashionstyle import cli
+from fashionstyle.cli.parser import UsageError
 from fashionstyle.core import config
 from fashionstyle.core.config import TrainConfig
 
@@ -142,7 +143,7 @@ def test_train_and_cv_group_their_options_by_section_with_choices_from_the_code(
         options = options_in(text)
         given = cli.build_parser().parse_args([name, "--out", "x"])
         for f in dataclasses.fields(TrainConfig):
-            flag = "--" + f.name.replace("_", "-")
+            flag = "--image-dir" if f.name == "images" else "--" + f.name.replace("_", "-")
             if not f.metadata["flag"]:
                 assert cli.main([name, "--out", "x", flag, "1"]) == 2
                 assert f"unrecognized arguments: {flag} 1" in capsys.readouterr().err, f.name
@@ -170,7 +171,7 @@ def test_train_flags_become_typed_config_values(tmp_path) -> None:
     args = cli.build_parser().parse_args(
         ["train", "--out", str(tmp_path / "run"), "--recipe", "report", "--lr", "0.01", "--focal-alpha", "0.3",
          "--label-names", "A", "B", "--no-hflip", "--loss", "focal"])
-    cfg = cli._train_config(args)
+    cfg = cli.train.train_config(args)
     assert (cfg.backbone, cfg.lr, cfg.focal_alpha, cfg.label_names, cfg.hflip, cfg.loss) == (
         "densenet201", 0.01, 0.3, ["A", "B"], False, "focal")
     assert cfg.epochs == config.RECIPES["report"]["epochs"]  # not given: the recipe's
@@ -187,7 +188,7 @@ def test_the_old_hidden_flag_names_are_gone() -> None:
     parser = cli.build_parser()
     assert parser.parse_args(["download", "l.txt", "--out", "d", "--num-workers", "3"]).num_workers == 3
     for argv in (["download", "l.txt", "--out", "d", "--workers", "5"], ["export", "runs/x", "--precision", "int8"]):
-        with pytest.raises(cli.UsageError):
+        with pytest.raises(UsageError):
             parser.parse_args(argv)
 
 
@@ -216,14 +217,14 @@ def test_a_flag_typo_gets_a_suggestion_in_one_line(capsys) -> None:
 def test_every_command_help_ends_with_an_example(capsys) -> None:
     for name in cli.COMMANDS:
         lines = help_text(capsys, name).rstrip().splitlines()
-        assert lines[-2 - cli.EXAMPLES[name].count("\n")] == "example:", name
+        assert lines[-2 - cli.COMMANDS[name].example.count("\n")] == "example:", name
         assert lines[-1].strip().startswith("fashionstyle "), name
 
 
 def test_every_help_example_parses() -> None:
     parser = cli.build_parser()
-    for name, text in cli.EXAMPLES.items():
-        for line in text.splitlines():
+    for name, command in cli.COMMANDS.items():
+        for line in command.example.splitlines():
             assert parser.parse_args(line.split()[1:]).command == name, line
 
 
@@ -245,3 +246,46 @@ def test_train_decode_gpu_without_cuda_fails_in_one_line_before_writing(command,
     err = capsys.readouterr().err.strip()
     assert "--decode gpu needs a CUDA device" in err and len(err.splitlines()) == 1
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_version_prints_the_package_version(capsys) -> None:
+    from fashionstyle.core.version import __version__
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fashionstyle {__version__}"
+
+
+def test_a_misspelt_command_gets_a_suggestion(capsys) -> None:
+    assert cli.main(["trian", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'trian' (did you mean train?)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_old_images_flag_still_names_the_folder_with_a_note(capsys) -> None:
+    args = cli.build_parser().parse_args(["train", "--out", "x", "--images", "photos"])
+    assert args.images == "photos"
+    assert "--image-dir" in capsys.readouterr().err
+    assert cli.build_parser().parse_args(["evaluate", "r", "--labels", "l.csv", "--image-dir", "p"]).images == "p"
+
+
+def test_a_library_warning_is_one_line_without_its_source(capsys, monkeypatch) -> None:
+    import warnings
+
+    def warn_twice(args) -> int:
+        warnings.warn("first line\nsecond line", UserWarning)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "stats", cli.COMMANDS["stats"]._replace(run=warn_twice))
+    assert cli.main(["stats", "labels.csv"]) == 0
+    assert capsys.readouterr().err == "warning: first line\n"
+
+
+def test_each_command_module_keeps_its_parser_beside_its_handler() -> None:
+    import inspect
+
+    for name, command in cli.COMMANDS.items():
+        assert inspect.getmodule(command.run) is inspect.getmodule(command.add_parser.func
+                                                                   if hasattr(command.add_parser, "func")
+                                                                   else command.add_parser), name

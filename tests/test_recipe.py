@@ -30,8 +30,8 @@ def test_report_recipe_is_one_option_away_and_flags_still_win() -> None:
 
 @pytest.mark.parametrize("key, value, message", [
     ("optimizer", "sgd", "optimizer: unknown value 'sgd'; valid: adam, adamw"),
-    ("backbone_lr_scale", 0.0, "backbone_lr_scale must be in"),
-    ("ema_decay", 1.0, "ema_decay must be in"),
+    ("backbone_lr_scale", 0.0, "--backbone-lr-scale must be a finite number in"),
+    ("ema_decay", 1.0, "--ema-decay must be a finite number in"),
 ])
 def test_bad_lever_values_are_refused(key: str, value, message: str) -> None:
     with pytest.raises(FashionStyleError, match=message):

@@ -1,0 +1,83 @@
+"""`fashionstyle train`, `cv` and `distill`: one parser shape (the TrainConfig flags), three trainers."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fashionstyle.cli.args import add_config_args, config_help, int_in
+from fashionstyle.cli.settings import print_validation
+
+ABOUT = {"train": "train a model (or one per label) into a run directory",
+         "cv": "K-fold cross-validation: K models, thresholds tuned out of fold",
+         "distill": "train a student on a teacher run's probabilities, with unlabelled images too "
+                    "(self-training with --rounds)"}
+EXAMPLE = {"train": "fashionstyle train --labels labels.csv --out runs/lite0\n"
+                    "fashionstyle train --labels labels.csv --out runs/d201 --recipe report --logger mlflow",
+           "cv": "fashionstyle cv --labels labels.csv --folds 5 --out runs/cv5",
+           "distill": "fashionstyle distill runs/fused --labels labels.csv --out runs/student\n"
+                      "fashionstyle distill runs/lite0 --labels labels.csv --unlabelled catalogue/ --rounds 2 "
+                      "--out runs/noisy"}
+RESUME_HELP = ("continue the run in --out from its last checkpoint, with its own settings: an option that differs "
+               "from them is refused (except --num-workers, --progress, and more --epochs on a constant or "
+               "plateau schedule)")
+
+
+def add_parser(sub: argparse._SubParsersAction, name: str = "train") -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=ABOUT[name], description=ABOUT[name])
+    if name == "distill":
+        p.add_argument("teacher", help=config_help("teacher"))
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--config", default=None, help="YAML file of config keys (the options below, with _)")
+    if name == "cv":
+        p.add_argument("--folds", type=int_in(2), default=5, help="folds, one model each (default: 5)")
+        p.add_argument("--resume", action="store_true", help="continue the folds not yet finished")
+    else:
+        p.add_argument("--resume", action="store_true", help=RESUME_HELP)
+    add_config_args(p, skip=("teacher",) if name == "distill" else ())
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from fashionstyle.core.ranks import is_secondary_process
+    from fashionstyle.training.train import train
+
+    run_dir = train(train_config(args), args.out, resume=args.resume)
+    if is_secondary_process():
+        return 0  # rank 0 reports
+    print(f"run written to {run_dir.path}")
+    return print_validation(run_dir)
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from fashionstyle.training.cv import train_cv
+
+    run_dir = train_cv(train_config(args), args.out, folds=args.folds, resume=args.resume)
+    print(f"cross-validated run ({args.folds} folds) written to {run_dir.path}; out-of-fold scores:")
+    return print_validation(run_dir)
+
+
+def train_config(args: argparse.Namespace):
+    """The TrainConfig the flags, --config and --recipe give; on --resume, the run's own (checked)."""
+    from fashionstyle.core import config as config_lib
+
+    overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
+    saved = saved_config(args) if args.resume else None
+    if saved is not None:  # the run's own config: a setting given that differs from it is refused
+        return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, args.recipe))
+    return config_lib.load(args.config, overrides, recipe=args.recipe)
+
+
+def saved_config(args: argparse.Namespace) -> Path | None:
+    """The config.yaml a --resume continues with: the run's (for distill, training.distill knows its
+    folders); refuses when nothing was started."""
+    from fashionstyle.core.run import RunDir
+
+    if args.command == "distill":
+        from fashionstyle.training.distill import saved_student_config
+
+        return saved_student_config(args.out)
+    out = Path(args.out)
+    if (out / "config.yaml").is_file():
+        return out / "config.yaml"
+    RunDir(out).require_resumable()
+    return None
