@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionstyle.analysis.audit import audit_run, given_labels, held_out_probs
+from fashionstyle.analysis.audit import audit_run, given_labels, audit_probs
 from fashionstyle.data.labels import read_labels
 from fashionstyle.core.run import RunDir
 
@@ -48,7 +48,7 @@ def hits(order: np.ndarray, truth: np.ndarray, k: int) -> int:
 def rankings(run: RunDir, table, ids: list[str], names: list[str], k: int, seeds: int) -> dict:
     """method -> (k, hits per seed); every ranking is of flat pair indices."""
     given = given_labels(table, ids, names)[0]
-    probs = held_out_probs(run)[1]
+    probs = audit_probs(run)[1]
     row_of = {image_id: r for r, image_id in enumerate(ids)}
     issues = audit_run(run, table, top=given.size)[0]
     cleanlab = np.array([row_of[i.id] * len(names) + names.index(i.label) for i in issues])
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     run = RunDir.open(args.run)
     names = run.label_names()
     table = read_labels(args.labels, None, names)
-    ids = held_out_probs(run)[0]
+    ids = audit_probs(run)[0]
     truth, outside = answer_key(args.flips, table, ids, names)
     k = int(truth.sum())
     print(f"{run.path}: {len(ids)} images x {len(names)} labels, {k} flipped pairs"

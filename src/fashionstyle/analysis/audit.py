@@ -26,7 +26,7 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.labels import LabelTable
+from fashionstyle.data.label_table import LabelTable
 
 ISSUE_COLUMNS = ("image", "label", "given", "probability", "score", "flagged", "id")
 
@@ -88,7 +88,7 @@ def rank_pairs(scores: np.ndarray, flagged: np.ndarray) -> tuple[np.ndarray, np.
     return np.unravel_index(order, scores.shape)
 
 
-def held_out_probs(run: RunDir) -> tuple[list[str], np.ndarray, str | None]:
+def audit_probs(run: RunDir) -> tuple[list[str], np.ndarray, str | None]:
     """(ids, probs (N, L), a note or None): a cv run's out-of-fold probabilities, else its val ones."""
     ids, probs, _ = run.val_probs()
     if run.out_of_fold():
@@ -117,7 +117,7 @@ def audit_run(run: RunDir, table: LabelTable, top: int | None = None) -> tuple[l
     """
     if top is not None and top < 1:
         raise FashionStyleError(f"--top must be at least 1, got {top}")
-    ids, probs, coverage = held_out_probs(run)
+    ids, probs, coverage = audit_probs(run)
     names = run.label_names()
     given, rows = given_labels(table, ids, names)
     scores, flagged = label_scores(given, probs)

@@ -2,35 +2,39 @@
 text and the implementation alike. Pure Python: `fashionstyle --help` imports it.
 
     OUTPUT_FORMATS.check("csv")           # the Choice, or FashionStyleError naming the valid ones
-    OUTPUT_FORMATS["csv"].load()          # its implementation, imported on first use
+    OUTPUT_FORMATS.implementation("csv")  # what its module registered for it (None: a plain choice)
     RUNTIMES.names                        # ("torch", "onnx", "onnx-int8")
+
+An implementation registers itself beside its code, as timm's @register_model does:
+
+    @OUTPUT_FORMATS.implements("csv")
+    class CsvWriter(Writer): ...
+
+so the names and help lines stay here (light: `--help` reads them) while every arrow runs downward:
+the implementing module imports this table, never the other way round.
 
 The tables of prediction live here; those of `TrainConfig`'s fields (losses, schedules, trackers,
 ...) live beside the fields in config.py, so that a loss and its parameters' defaults are one
-place. Adding an output format or a loss is one entry plus its implementation.
+place. Adding an output format or a loss is one entry plus its registered implementation.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, TypeVar
 
 from fashionstyle.core.errors import FashionStyleError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Choice:
-    """One valid value: its name, a help line, and where its implementation lives."""
+    """One valid value: its name and a help line (its implementation registers with the Registry)."""
 
     name: str
     help: str
-    target: str = ""  # "package.module:attribute", imported by load()
-    params: Mapping[str, str] = field(default_factory=dict)  # TrainConfig field -> the target's keyword
+    params: Mapping[str, str] = field(default_factory=dict)  # TrainConfig field -> the implementation's keyword
     value: Any = None  # a plain value the implementation needs (runtimes: the ONNX precision)
-
-    def load(self) -> Any:
-        module, _, attribute = self.target.partition(":")
-        return getattr(importlib.import_module(module), attribute)
 
 
 class Registry(Mapping[str, Choice]):
@@ -40,6 +44,7 @@ class Registry(Mapping[str, Choice]):
     def __init__(self, what: str, *choices: Choice):
         self.what = what
         self._choices = {c.name: c for c in choices}
+        self._implementations: dict[str, Any] = {}
 
     @classmethod
     def of(cls, what: str, helps: Mapping[str, str]) -> "Registry":
@@ -68,6 +73,19 @@ class Registry(Mapping[str, Choice]):
             raise FashionStyleError(f"unknown {self.what} {name!r}; valid: {', '.join(self._choices)}")
         return self._choices[name]
 
+    def implements(self, name: str) -> Callable[[T], T]:
+        """A decorator: what follows implements choice `name`."""
+        def register(implementation: T) -> T:
+            self.check(name)
+            self._implementations[name] = implementation
+            return implementation
+        return register
+
+    def implementation(self, name: str) -> Any:
+        """What was registered for choice `name` (its module imported), None for a plain choice."""
+        self.check(name)
+        return self._implementations.get(name)
+
     def help(self) -> str:
         """'a: what a does; b: what b does', for a --help text."""
         return "; ".join(f"{c.name}: {c.help}" for c in self._choices.values())
@@ -83,13 +101,10 @@ TTA_MODES = Registry(  # value: the views (forward passes) per image
 THRESHOLD_RULES = Registry(
     "threshold rule",
     Choice("exact", "each label's F-beta maximum on val"),
-    Choice("smooth", "the maximum of the F-beta curve averaged over +-0.05",
-           "fashionstyle.core.thresholds:smoothed_curves"),
-    Choice("bootstrap", "the maximum of the F-beta curve averaged over 200 resamples of val",
-           "fashionstyle.core.thresholds:bootstrap_curves"),
+    Choice("smooth", "the maximum of the F-beta curve averaged over +-0.05"),
+    Choice("bootstrap", "the maximum of the F-beta curve averaged over 200 resamples of val"),
     Choice("pooled", "among the thresholds within 0.02 of a label's best smoothed F-beta, the one where its curve "
-           "pulled toward all labels' mean curve (the more, the fewer its positives) peaks",
-           "fashionstyle.core.thresholds:pooled_curves"))
+           "pulled toward all labels' mean curve (the more, the fewer its positives) peaks"))
 DEFAULT_RULE = "pooled"  # every run's thresholds; `tune --rule` re-tunes with another
 
 RUNTIMES = Registry(
@@ -101,13 +116,11 @@ RUNTIMES = Registry(
 
 OUTPUT_FORMATS = Registry(  # value: the file name suffix that picks the format (predict --out)
     "output format",
-    Choice("jd", "the contest's submission lines, id and a 0/1 flag per label",
-           "fashionstyle.inference.outputs:JdWriter", value=".txt"),
-    Choice("csv", "a probability per label and the predicted labels, a row per image",
-           "fashionstyle.inference.outputs:CsvWriter", value=".csv"),
-    Choice("json", "labels and probabilities per image", "fashionstyle.inference.outputs:JsonWriter", value=".json"),
+    Choice("jd", "the contest's submission lines, id and a 0/1 flag per label", value=".txt"),
+    Choice("csv", "a probability per label and the predicted labels, a row per image", value=".csv"),
+    Choice("json", "labels and probabilities per image", value=".json"),
     Choice("parquet", "id, a float32 column per label and the predicted labels, for millions of rows "
-           "(needs pyarrow)", "fashionstyle.inference.outputs:ParquetWriter", value=".parquet"))
+           "(needs pyarrow)", value=".parquet"))
 
 BAD_IMAGE_POLICIES = Registry.of("bad-image policy", {
     "skip": "leave the image out with a warning, and list it", "fail": "stop at the first unreadable image"})

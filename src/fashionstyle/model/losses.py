@@ -146,20 +146,24 @@ def _check_nonneg(name: str, value: float) -> float:
     return value
 
 
+@LOSSES.implements("weighted_bce")
 def weighted_bce(train_targets: np.ndarray, power: float) -> WeightedBCE:
     """The report's loss: weights A, B per label from the training labels' odds."""
     return WeightedBCE(*loss_weights(train_targets, power))
 
 
+@LOSSES.implements("bce")
 def plain_bce(train_targets: np.ndarray) -> WeightedBCE:
     ones = np.ones(train_targets.shape[1])
     return WeightedBCE(ones, ones)
 
 
+@LOSSES.implements("focal")
 def focal(train_targets: np.ndarray, gamma: float, alpha: float | None) -> FocalLoss:
     return FocalLoss(gamma, alpha)
 
 
+@LOSSES.implements("asl")
 def asymmetric(train_targets: np.ndarray, gamma_pos: float, gamma_neg: float, clip: float) -> AsymmetricLoss:
     return AsymmetricLoss(gamma_pos, gamma_neg, clip)
 
@@ -177,4 +181,4 @@ def create_loss(name: str, train_targets: np.ndarray, **settings: Any) -> nn.Mod
     choice = LOSSES.check(name)
     defaults = TrainConfig()
     keywords = {keyword: settings.get(field, getattr(defaults, field)) for field, keyword in choice.params.items()}
-    return choice.load()(train_targets, **keywords)  # every loss's factory: (train_targets, **its parameters)
+    return LOSSES.implementation(name)(train_targets, **keywords)  # every loss's factory: (train_targets, **its parameters)
