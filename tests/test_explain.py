@@ -214,3 +214,16 @@ def test_explain_decodes_a_huge_jpeg_reduced(run, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) < 60, done.stdout
     assert (tmp_path / "maps" / "index.html").is_file()
+
+
+def test_explain_never_writes_over_a_folder_it_did_not_make(run, tmp_path, capsys) -> None:
+    run_dir, images = run
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "index.html").write_text("a report")
+    assert main(["explain", str(run_dir), "--images", str(images[0]), "--out", str(report)]) == 2
+    assert "holds files fashionstyle did not write" in capsys.readouterr().err
+    assert [p.name for p in report.iterdir()] == ["index.html"] and (report / "index.html").read_text() == "a report"
+    out = tmp_path / "maps"
+    for _ in range(2):  # its own folder: written again
+        assert main(["explain", str(run_dir), "--images", str(images[0]), "--out", str(out)]) == 0

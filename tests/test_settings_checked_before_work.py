@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import TINY_TRAIN, make_image_set
+
 from fashionstyle.cli import main
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.config_ranges import RANGES, Range
@@ -44,3 +46,22 @@ def test_beta_too_large_to_square_is_refused() -> None:
     with pytest.raises(FashionStyleError, match=r"beta must be a finite number in \(0, 100\], got 1e\+300"):
         check_beta(1e300)
     assert check_beta(2) == 2.0
+
+
+def test_too_few_training_images_are_refused_before_the_run_folder(tmp_path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=12, with_split=False)
+    out = tmp_path / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(out), *TINY_TRAIN, "--val-fraction", "0.95"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "readable train image" in err and "2 needed (--val-fraction 0.95)" in err and "--image-dir" not in err
+    assert not out.exists()
+
+
+def test_images_that_are_not_found_get_a_hint_at_image_dir(tmp_path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=12)
+    moved = tmp_path / "elsewhere.csv"
+    moved.write_text(labels.read_text())  # its relative paths now point nowhere
+    assert main(["train", "--labels", str(moved), "--out", str(tmp_path / "run"), *TINY_TRAIN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "pass --image-dir DIR" in err[-1]
+    assert all(line.startswith(("warning: ", "fashionstyle train: error: ")) for line in err), err

@@ -27,6 +27,7 @@ from fashionstyle.analysis.explain import (
 )
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.output_folder import claim_folder
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.images import open_rgb
 
@@ -62,13 +63,13 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
         raise FashionStyleError("no images to explain: pass --images FILE ...")
     run = open_torch_run(run)
     check_labels(requested, run.label_names())
+    out = claim_folder(out, "explain")  # never over a user's files or a report
     explainer = Explainer.from_run(run, device)
     # a large JPEG decoded reduced, as `predict` decodes it; every image readable before any map is
     # made, decoded again in the loop so that a folder of photos is never held in memory at once
     min_side = explainer.predictor.min_side
     for path in images:
         open_rgb(path, min_side)
-    out = Path(out)
     sections = []
     for i, path in enumerate(images):
         shown = explainer.explain(open_rgb(path, min_side), requested, labels_to_show)
