@@ -85,3 +85,8 @@ def test_format_table() -> None:
 def test_format_table_length_mismatch() -> None:
     with pytest.raises(FashionStyleError, match="label_names"):
         format_table(["a", "b"], {"f2": [0.1]})
+
+
+def test_format_table_prints_counts_as_whole_numbers_and_their_total() -> None:
+    table = format_table(["a", "b"], {"support": [2, 3], "F2": [0.5, 0.25]}).splitlines()
+    assert table[2].split() == ["a", "2", "0.500"] and table[-1].split() == ["macro", "5", "0.375"]

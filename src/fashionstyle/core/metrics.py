@@ -24,11 +24,14 @@ __all__ = [
 ]
 
 
+MAX_BETA = 100.0  # F-100 is recall alone in all but name; beyond, beta squared overflows soon
+
+
 def check_beta(beta: float) -> float:
-    """Return beta as a float, raising FashionStyleError unless finite and > 0."""
+    """Return beta as a float, raising FashionStyleError unless in (0, 100] (beta squared must stay finite)."""
     beta = float(beta)
-    if not np.isfinite(beta) or beta <= 0:
-        raise FashionStyleError(f"beta must be a finite number > 0, got {beta}")
+    if not np.isfinite(beta) or not 0 < beta <= MAX_BETA:
+        raise FashionStyleError(f"beta must be a finite number in (0, {MAX_BETA:g}], got {beta}")
     return beta
 
 
@@ -122,13 +125,15 @@ def format_table(
 ) -> str:
     """Plain-text table: one row per label, one column per key, then a 'macro' row.
 
-    Values are printed with 3 decimals; the macro row holds each column's mean
-    (nan propagates, so a column with a nan shows 'nan' there).
+    Values are printed with 3 decimals, counts (an integer column: support) as whole numbers; the macro
+    row holds each column's mean (nan propagates, so a column with a nan shows 'nan' there) and a count
+    column's total.
     """
     names = [str(n) for n in label_names]
     if not names:
         raise FashionStyleError("format_table needs at least one label")
     values: dict[str, np.ndarray] = {}
+    counts = {key for key, col in columns.items() if np.asarray(col).dtype.kind in "iu"}
     for key, col in columns.items():
         arr = np.asarray(col, dtype=np.float64)
         if arr.shape != (len(names),):
@@ -138,8 +143,9 @@ def format_table(
             )
         values[key] = arr
 
-    rows = [[n, *(f"{values[k][i]:.3f}" for k in values)] for i, n in enumerate(names)]
-    macro = ["macro", *(f"{values[k].mean():.3f}" for k in values)]
+    rows = [[n, *(f"{values[k][i]:.0f}" if k in counts else f"{values[k][i]:.3f}" for k in values)]
+            for i, n in enumerate(names)]
+    macro = ["macro", *(f"{values[k].sum():.0f}" if k in counts else f"{values[k].mean():.3f}" for k in values)]
     header = ["label", *values]
     widths = [max(len(r[j]) for r in (header, macro, *rows)) for j in range(len(header))]
 
