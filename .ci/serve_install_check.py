@@ -94,13 +94,13 @@ def check_server(bin_dir: Path, run: Path, image: Path, log: Path) -> None:
         status, page = get(f"{base}/")
         assert status == 200 and b"<html" in page.lower(), "GET / gave no page"
         labels = [item["name"] for item in json.loads(get(f"{base}/labels")[1])["labels"]]
-        result = post_image(f"{base}/predict", image)["results"][0]
-        assert result["filename"] == image.name and set(result["labels"]) <= set(labels)
-        assert list(result["probs"]) == labels and all(0 <= p <= 1 for p in result["probs"].values())
+        result = post_image(f"{base}/predict", image)["predictions"][0]
+        assert result["image"] == image.name and result["error"] is None and set(result["labels"]) <= set(labels)
+        assert list(result["scores"]) == labels and all(0 <= p <= 1 for p in result["scores"].values())
         from fashionstyle.inference.onnx_predictor import OnnxPredictor  # the same image here, with torch installed
 
         expected = OnnxPredictor.from_run(run).predict_proba([image])[0]
-        got = [result["probs"][name] for name in labels]
+        got = [result["scores"][name] for name in labels]
         assert max(abs(g - e) for g, e in zip(got, expected)) < 1e-5, (got, expected)
         step(f"serve --runtime onnx: page, labels and /predict OK ({result['labels']})")
     finally:

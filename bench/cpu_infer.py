@@ -45,7 +45,7 @@ try:
 except ImportError:  # run without PYTHONPATH=src or an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fashionstyle.data.pipeline import eval_transform  # noqa: E402
+from fashionstyle.data.transforms import eval_transform  # noqa: E402
 from fashionstyle.inference.onnx_export import export_model  # noqa: E402
 from fashionstyle.model.network import create_model, default_normalisation  # noqa: E402
 from fashionstyle.inference.onnx_predictor import session_options, sigmoid  # noqa: E402

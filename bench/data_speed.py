@@ -48,7 +48,8 @@ except ImportError:  # run without PYTHONPATH=src or an install
 
 from fashionstyle.data.cache import build_cache  # noqa: E402
 from fashionstyle.data.images import list_images, open_rgb  # noqa: E402
-from fashionstyle.data.pipeline import DeviceInput, EvalViews, TrainCrop, decode_image  # noqa: E402
+from fashionstyle.data.decode import decode_image  # noqa: E402
+from fashionstyle.data.transforms import DeviceInput, EvalViews, TrainCrop  # noqa: E402
 from fashionstyle.data.images import resize_size  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -3,7 +3,7 @@
     python bench/heatmap_mass.py                                   # trains the demo model first (~3-10 min CPU)
     python bench/heatmap_mass.py --run demo_run/run --labels demo_run/data/labels.csv
 
-synthetic.draw_outfit_regions redraws every test image of a `fashionstyle demo`
+synthetic_outfit.draw_outfit_regions redraws every test image of a `fashionstyle demo`
 (or synthetic.make_dataset) label file with, per style shown, the region that
 carries its cue. For each (image, true style) the style's map (explain.Explainer)
 is compared with its region, both on the centre crop the model sees:
@@ -29,7 +29,7 @@ from fashionstyle.analysis.explain import DISPLAY, Explainer, crop_box  # noqa: 
 from fashionstyle.data.images import open_rgb  # noqa: E402
 from fashionstyle.data.labels import read_labels  # noqa: E402
 from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
-from fashionstyle.data.synthetic import STYLE_NAMES, draw_outfit_regions  # noqa: E402
+from fashionstyle.data.synthetic_outfit import STYLE_NAMES, draw_outfit_regions  # noqa: E402
 
 MAX_REDRAW_ERROR = 12.0  # mean |redrawn - file| in grey levels; above it the seed or size is wrong (JPEG: ~2)
 

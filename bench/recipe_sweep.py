@@ -45,7 +45,7 @@ VARIANTS: dict[str, dict] = {
 def run_variant(name: str, overrides: dict, seed: int, args: argparse.Namespace) -> dict:
     from fashionstyle.analysis.evaluate import evaluate_run
     from fashionstyle.data.labels import read_labels
-    from fashionstyle.training.fit import train
+    from fashionstyle.training.train import train
 
     out = args.out / f"{name}_s{seed}"
     shutil.rmtree(out, ignore_errors=True)

@@ -11,7 +11,7 @@ semi-supervised table, and the table itself.
         --plain 10=plain10.json 30=plain30.json
         # -> test macro F2 against the labelled fraction (%), one line per method
 
-The kept rows are chosen as `train` chooses its validation rows (labels.stratified_split: every label
+The kept rows are chosen as `train` chooses its validation rows (label_table.stratified_split: every label
 keeps about `fraction` of its positives), with a fixed seed, so the subsets are the same every time.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fashionstyle.core import atomic  # noqa: E402
 from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
-from fashionstyle.data.labels import read_labels, stratified_split  # noqa: E402
+from fashionstyle.data.label_table import stratified_split  # noqa: E402
+from fashionstyle.data.labels import read_labels  # noqa: E402
 from fashionstyle.inference.outputs import csv_text  # noqa: E402
 
 

@@ -9,7 +9,7 @@ Run from the repository root:
 
 Without --run it builds a tiny random-init run (no training) in a temporary
 folder: --backbone resnet18 at --model-size 112 px with the 13 JD style labels.
-The service starts in a subprocess (`python -m fashionstyle.serving.app`) on a free
+The service starts in a subprocess (`fashionstyle serve`, as python -m fashionstyle.cli) on a free
 port of 127.0.0.1; once /health answers, a pool of --concurrency threads sends
 --requests multipart POST /predict requests (the same generated --photo-size
 JPEG each time), after a few warm-up requests that are not counted.
@@ -58,7 +58,7 @@ except ImportError:  # run without PYTHONPATH=src or an install
 
 import httpx  # noqa: E402
 
-from fashionstyle.data.labels import JD_STYLES  # noqa: E402
+from fashionstyle.data.label_names import JD_STYLES  # noqa: E402
 from fashionstyle.model.network import create_model, model_record, save_model  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
 from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
@@ -205,10 +205,11 @@ def run_hostile(url: str, files: list, requests: int, concurrency: int) -> Count
 
 def start_service(run: Path, port: int, runtime: str, timeout: float, log: Path,
                   limits: list[str] = ()) -> subprocess.Popen:
-    """`python -m fashionstyle.serving.app` in a subprocess, its output in `log`, once /health answers."""
+    """`fashionstyle serve` (python -m fashionstyle.cli) in a subprocess, its output in `log`, once /health
+    answers."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
-    command = [sys.executable, "-m", "fashionstyle.serving.app", str(run), "--host", HOST, "--port", str(port),
-               "--runtime", runtime, "--log-level", "warning", *limits]
+    command = [sys.executable, "-m", "fashionstyle.cli", "serve", str(run), "--host", HOST, "--port", str(port),
+               "--runtime", runtime, *limits]
     with open(log, "wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
@@ -251,8 +252,9 @@ def run_load(url: str, payload: bytes, n_images: int, requests: int, concurrency
             elapsed = time.perf_counter() - start
             if response.status_code != 200:
                 return elapsed, f"HTTP {response.status_code}: {response.text[:200]}"
-            if len(response.json().get("results", [])) != n_images:
-                return elapsed, "wrong number of results"
+            records = response.json().get("predictions", [])
+            if len(records) != n_images or any(r["error"] for r in records):
+                return elapsed, "wrong number of records, or a record with an error"
             return elapsed, None
 
         with ThreadPoolExecutor(concurrency) as pool:

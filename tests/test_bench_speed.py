@@ -19,8 +19,8 @@ RATIO = re.compile(r"\|\s+\d+\.\d\dx \|")
 
 def table_row(out: str, backbone: str) -> str:
     rows = [line for line in out.splitlines() if line.startswith("|") and backbone in line]
-    assert len(rows) == 1, out
-    return rows[0]
+    assert rows, out
+    return rows[0]  # the speed table's (infer_speed's decoder agreement table follows it)
 
 
 def test_train_speed_bench_tiny(tmp_path: Path, capsys) -> None:

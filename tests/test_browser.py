@@ -218,14 +218,17 @@ def test_api_errors_are_shown_in_the_page(service, browser, tmp_path) -> None:
     expect(page.locator("article.result")).to_have_count(0)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_error.png"))
-    page.set_input_files("#files", [str(files[0]), str(broken)])  # with a good one: its result stays
-    expect(page.locator("#status")).to_contain_text("1 photo(s) done", timeout=20_000)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo either")
+    page.set_input_files("#files", [str(files[0]), str(broken), str(notes)])  # with a good one: its result stays
+    expect(page.locator("#status")).to_contain_text("1 photo done", timeout=20_000)
     cards = page.locator("article.result")
     expect(cards).to_have_count(1)
     expect(cards.first).to_contain_text(files[0].name)
     expect(cards.first.locator(".bars .fill")).to_have_count(len(LABELS))
     expect(box).to_be_visible()
     expect(box).to_contain_text("broken.jpg: not a readable image")
+    expect(box).to_contain_text("1 file skipped (not images): notes.txt")  # named, and one "file"
     assert all(is_local(u) for u in requests), [u for u in requests if not is_local(u)]
     page.close()
 

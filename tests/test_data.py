@@ -11,9 +11,11 @@ from PIL import Image
 from torchvision import transforms as T
 
 from fashionstyle import FashionStyleError
-from fashionstyle.data.pipeline import (Batch, DeviceCrops, DeviceInput, EncodedJpeg, EvalViews, ImageDataset, PlannedCrop,
-                               TrainCrop, collate_skipping, collate_unstacked, decode_image, decode_jpegs_or_none,
-                               pil_to_uint8, read_for_device, read_plain_jpeg)
+from fashionstyle.data.batches import Batch, collate_skipping, collate_unstacked
+from fashionstyle.data.dataset import ImageDataset
+from fashionstyle.data.decode import EncodedJpeg, decode_image, pil_to_uint8, read_for_device, read_plain_jpeg
+from fashionstyle.data.device_decode import DeviceCrops, DeviceDecoder
+from fashionstyle.data.transforms import DeviceInput, EvalViews, PlannedCrop, TrainCrop
 from fashionstyle.data.images import open_rgb
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -82,7 +84,7 @@ def test_a_batch_of_jpegs_decodes_at_once_and_a_bad_one_alone_gives_none(tmp_pat
     paths = [oriented(tmp_path / f"{o}.jpg", o) for o in (1, 6, 3)]
     jpegs = [read_plain_jpeg(p) for p in paths]
     broken = EncodedJpeg(jpegs[0].data[:200].clone(), 1, "broken.jpg")
-    decoded = decode_jpegs_or_none([jpegs[0], broken, jpegs[1], jpegs[2]], "cpu")
+    decoded = DeviceDecoder("cpu")([jpegs[0], broken, jpegs[1], jpegs[2]])
     assert decoded[1] is None
     for image, path in zip([decoded[0], *decoded[2:]], paths):
         np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), np.asarray(open_rgb(path)))

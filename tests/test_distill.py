@@ -17,7 +17,7 @@ from fashionstyle.cli import main
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import read_labels
-from fashionstyle.data.pipeline import TrainCrop
+from fashionstyle.data.transforms import TrainCrop
 from fashionstyle.training.distill import labelled_teacher_probs, soft_targets
 from fashionstyle.training.loop import labelled_rows
 from fashionstyle.training.mixing import mix_batch
@@ -89,7 +89,7 @@ def test_an_online_teacher_mixes_labels_with_its_probabilities_by_the_labelled_s
 
 
 def test_the_students_input_goes_back_to_its_pixels_for_the_teacher() -> None:
-    from fashionstyle.data.pipeline import DeviceInput
+    from fashionstyle.data.transforms import DeviceInput
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
     flip = torch.tensor([True, False])
@@ -143,7 +143,7 @@ def test_distillation_settings_are_checked_in_one_line() -> None:
         TrainConfig(teaching="online").validate()
     with pytest.raises(FashionStyleError, match="unknown value 'live'; valid: stored, online"):
         TrainConfig(teacher="runs/x", teaching="live").validate()
-    with pytest.raises(FashionStyleError, match="hard_weight must be in"):
+    with pytest.raises(FashionStyleError, match="--hard-weight must be a finite number in"):
         TrainConfig(teacher="runs/x", hard_weight=1.5).validate()
     with pytest.raises(FashionStyleError, match="unknown value 'autoaugment'; valid: none, trivialaugment"):
         TrainConfig(augment="autoaugment").validate()
@@ -157,7 +157,7 @@ def test_a_teacher_without_the_students_labels_is_refused_before_anything_is_wri
     out = tmp_path / "student"
     assert main(["distill", str(shared_run.run), "--labels", str(other), "--out", str(out), *TINY_TRAIN]) == 2
     assert "the teacher does not predict Plaid" in capsys.readouterr().err
-    assert not Path(f"{out}.teacher").exists() and not any(out.iterdir())
+    assert not Path(f"{out}.teacher").exists() and [p.name for p in out.iterdir()] in ([], [".lock"])
 
 
 @pytest.mark.slow
@@ -334,7 +334,7 @@ def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_
 
 def test_held_out_rows_match_by_id_and_labels_and_a_teacher_without_them_has_none(shared_run, tmp_path) -> None:
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import LabelTable
+    from fashionstyle.data.label_table import LabelTable
     from fashionstyle.training.distill import held_out_probs, stored_validation
 
     teacher = tmp_path / "teacher"
@@ -348,3 +348,62 @@ def test_held_out_rows_match_by_id_and_labels_and_a_teacher_without_them_has_non
     assert set(held_out_probs(stored_validation(RunDir(teacher)), elsewhere, columns)) == set(val.ids[1:])
     (teacher / "val_probs.npz").unlink()  # as a run rebuilt from a hub folder
     assert held_out_probs(stored_validation(RunDir(teacher)), val, columns) == {}
+
+
+@pytest.mark.slow
+def test_distill_resumes_on_its_stored_targets_when_the_teacher_run_was_deleted(run_copy, tmp_path, monkeypatch,
+                                                                             capsys) -> None:
+    from fashionstyle.core.run import RunInterrupted
+    from fashionstyle.training import distill
+
+    def stopped(config, out, resume, tables, teacher=None):
+        raise RunInterrupted(signal.SIGTERM, Path(out))
+
+    out = tmp_path / "student"
+    args = ["distill", str(run_copy.run), "--labels", str(run_copy.labels), "--out", str(out), *TINY_TRAIN,
+            "--epochs", "1"]
+    with monkeypatch.context() as patched:
+        patched.setattr(distill, "train_multi", stopped)
+        assert main(args) == 143  # stopped after the teacher pass stored every target
+    record = json.loads((Path(f"{out}.teacher") / "distillation.json").read_text())
+    targets = np.load(Path(f"{out}.teacher") / "targets.npy")
+    shutil.rmtree(run_copy.run)  # the teacher run is gone
+    capsys.readouterr()
+    assert main([*args[:5], str(out), "--resume", *args[6:]]) == 0
+    assert f"the teacher run {run_copy.run} is gone: resuming on the targets" in capsys.readouterr().err
+    assert json.loads((out / "distillation.json").read_text()) == record  # the pass's own record kept
+    np.testing.assert_array_equal(np.load(Path(f"{out}.teacher") / "targets.npy"), targets)
+    assert (out / "model.pt").is_file() and json.loads((out / "manifest.json").read_text())["complete"]
+
+
+def test_a_resume_without_the_teacher_and_without_its_stored_targets_is_refused_in_one_line(tmp_path) -> None:
+    from fashionstyle.training.distill import kept_targets
+
+    folder = tmp_path / "student.teacher"
+    folder.mkdir()
+    with pytest.raises(FashionStyleError, match="the teacher run is gone and .* does not hold every target"):
+        kept_targets(folder, tmp_path / "teacher", rows=4, labels=3)
+    np.save(folder / "targets.npy", np.zeros((5, 3), np.float32))
+    (folder / "distillation.json").write_text("{}")
+    with pytest.raises(FashionStyleError, match="holds 5 x 3 targets, the student needs 4 x 3"):
+        kept_targets(folder, tmp_path / "teacher", rows=4, labels=3)
+    assert kept_targets(folder, tmp_path / "teacher", rows=5, labels=3).shape == (5, 3)
+
+
+def test_the_distill_folder_layout_has_one_home(tmp_path) -> None:
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.training.distill import round_folder, saved_student_config, teacher_folder
+
+    out = tmp_path / "noisy"
+    assert [round_folder(out, k, 3) for k in (1, 2, 3)] == [tmp_path / "noisy.round1", tmp_path / "noisy.round2", out]
+    assert teacher_folder(tmp_path / "noisy.round1") == tmp_path / "noisy.round1.teacher"
+    with pytest.raises(FashionStyleError):  # nothing started: refused as any --resume of nothing
+        saved_student_config(out)
+    teacher_folder(out).mkdir()  # stopped in the first teacher pass: no config yet
+    assert saved_student_config(out) is None
+    (tmp_path / "noisy.round1").mkdir()
+    (tmp_path / "noisy.round1" / "config.yaml").write_text("epochs: 1\n")
+    assert saved_student_config(out) == tmp_path / "noisy.round1" / "config.yaml"
+    RunDir.create(out)
+    (out / "config.yaml").write_text("epochs: 1\n")
+    assert saved_student_config(out) == out / "config.yaml"

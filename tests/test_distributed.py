@@ -11,7 +11,7 @@ import pytest
 
 from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import Predictor, RunDir, ThresholdTuner, macro_fbeta
-from fashionstyle.training.loop import read_history
+from fashionstyle.core.history import MONITOR, read_history
 
 
 @pytest.mark.slow
@@ -32,7 +32,7 @@ def test_two_process_ddp_tunes_on_all_validation_images(tmp_path: Path) -> None:
     np.testing.assert_allclose(probs, single, atol=1e-5)
     tuner = ThresholdTuner(beta=2).fit(single, targets)
     np.testing.assert_allclose(run.thresholds().thresholds_, tuner.thresholds_, atol=1e-6)
-    logged = float(read_history(run)[0]["val_fbeta_tuned"])  # each epoch is judged at exact thresholds
+    logged = float(read_history(run)[0][MONITOR])  # each epoch is judged at exact thresholds
     exact = ThresholdTuner(beta=2, rule="exact").fit(single, targets)
     assert abs(logged - macro_fbeta(targets, exact.predict(single))) < 1e-6
 

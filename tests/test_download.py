@@ -20,8 +20,8 @@ from fashionstyle.data.download import (
     DownloadSummary,
     download_images,
     format_summary,
-    read_url_list,
 )
+from fashionstyle.data.url_list import read_url_list
 from fashionstyle.core.errors import FashionStyleError
 
 TIMEOUT = 0.5  # client time-out used in the tests
@@ -352,18 +352,18 @@ def test_retry_after_as_seconds_or_as_an_http_date():
     from email.message import Message
     from email.utils import formatdate
 
-    from fashionstyle.data.download import MAX_DELAY, _retry_after
+    from fashionstyle.data.http_get import MAX_DELAY, retry_after
 
     def header(value: str) -> Message:
         message = Message()
         message["Retry-After"] = value
         return message
 
-    assert _retry_after(header("7")) == 7.0
-    assert 15.0 <= _retry_after(header(formatdate(time.time() + 20, usegmt=True))) <= 20.0
-    assert _retry_after(header(formatdate(time.time() + 3600, usegmt=True))) == MAX_DELAY
-    assert _retry_after(header(formatdate(time.time() - 60, usegmt=True))) == 0.0
-    assert _retry_after(header("soon")) == 0.0 and _retry_after(Message()) == 0.0
+    assert retry_after(header("7")) == 7.0
+    assert 15.0 <= retry_after(header(formatdate(time.time() + 20, usegmt=True))) <= 20.0
+    assert retry_after(header(formatdate(time.time() + 3600, usegmt=True))) == MAX_DELAY
+    assert retry_after(header(formatdate(time.time() - 60, usegmt=True))) == 0.0
+    assert retry_after(header("soon")) == 0.0 and retry_after(Message()) == 0.0
 
 
 def test_junk_after_the_image_is_not_kept(server, tmp_path):

@@ -136,7 +136,7 @@ def test_stale_export_is_redone(composite_run) -> None:
     load_predictor(composite_run, "onnx")
     first = (Path(composite_run) / "onnx" / "member_2.onnx").read_bytes()
     make_member(Path(composite_run) / "m" / "c.pt", ["Dotted"], 32, seed=9)  # the member model changed
-    with pytest.raises(FashionStyleError, match="older than its models"):
+    with pytest.raises(FashionStyleError, match="made from another c.pt"):
         OnnxPredictor.from_run(composite_run)
     load_predictor(composite_run, "onnx")
     assert (Path(composite_run) / "onnx" / "member_2.onnx").read_bytes() != first
@@ -207,3 +207,68 @@ def test_opset_below_7_is_refused(shared_run, capsys) -> None:
 
     assert main(["export", str(shared_run.run), "--opset", "0"]) == 2  # 0 read as "not given" before
     assert "--opset: must be at least 7, got 0" in capsys.readouterr().err
+
+
+def plain_run(path: Path, seed: int, outputs: tuple[str, ...] = LABELS) -> Path:
+    """A complete single-model run of a tiny random model (no training)."""
+    run = RunDir.create(path)
+    run.write_label_names(list(outputs))
+    make_member(run / "model.pt", list(outputs), 32, seed)
+    rng = np.random.default_rng(seed)
+    run.write_thresholds(ThresholdTuner().fit(rng.random((40, len(outputs))), rng.random((40, len(outputs))) < 0.4))
+    run.write_manifest("model", complete=True)
+    return run.path
+
+
+@pytest.mark.slow
+def test_another_runs_export_copied_in_is_refused_and_redone_saying_so(tmp_path, shared_run, capsys) -> None:
+    import shutil
+
+    from fashionstyle.cli import main
+
+    mine, other = plain_run(tmp_path / "mine", 1), plain_run(tmp_path / "other", 2)
+    load_predictor(other, "onnx")
+    shutil.copytree(other / "onnx", mine / "onnx")  # same labels, another model
+    with pytest.raises(FashionStyleError, match="made from another model.pt"):
+        OnnxPredictor.from_run(mine)
+    capsys.readouterr()
+    out = tmp_path / "tags.csv"
+    assert main(["predict", str(mine), "--images", str(shared_run.images[0].parent), "--runtime", "onnx",
+                 "--out", str(out), "--quiet"]) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "exporting" in line]
+    assert len(said) == 1 and "made from another model.pt" in said[0] and "again" in said[0]
+    assert_same_predictions(OnnxPredictor.from_run(mine), mine, shared_run.images[:6])
+
+
+@pytest.mark.slow
+def test_a_swapped_onnx_file_is_refused_even_with_the_same_size(tmp_path) -> None:
+    import shutil
+
+    mine, other = plain_run(tmp_path / "mine", 1), plain_run(tmp_path / "other", 2)
+    export_onnx(mine, mine / "onnx")
+    export_onnx(other, other / "onnx")
+    assert (mine / "onnx" / "model.onnx").stat().st_size == (other / "onnx" / "model.onnx").stat().st_size
+    shutil.copy2(other / "onnx" / "model.onnx", mine / "onnx" / "model.onnx")
+    with pytest.raises(FashionStyleError, match="model.onnx is not the file exported"):
+        OnnxPredictor.from_run(mine)
+    with pytest.raises(FashionStyleError, match="not the file this export wrote"):
+        OnnxPredictor.from_export(mine / "onnx")
+
+
+@pytest.mark.slow
+def test_an_onnx_file_of_another_label_count_is_refused_by_its_output_width(tmp_path) -> None:
+    import shutil
+
+    mine, other = plain_run(tmp_path / "mine", 1), plain_run(tmp_path / "other", 2, outputs=("Red", "Striped"))
+    export_onnx(mine, mine / "onnx")
+    export_onnx(other, other / "onnx")
+    meta = json.loads((mine / "onnx" / "members.json").read_text())
+    assert meta["members"][0]["output_width"] == 3 and meta["sources"]["labels.json"]["sha256"]
+    for record in meta["members"]:
+        del record["file_fingerprint"]  # as an export without fingerprints: the width still tells
+    (mine / "onnx" / "members.json").write_text(json.dumps(meta))
+    shutil.copy2(other / "onnx" / "model.onnx", mine / "onnx" / "model.onnx")
+    with pytest.raises(FashionStyleError, match="gives 2 outputs, members.json names 3"):
+        OnnxPredictor.from_export(mine / "onnx")
+    with pytest.raises(FashionStyleError, match="no current fp32 ONNX export"):
+        OnnxPredictor.from_run(mine)

@@ -2,6 +2,10 @@
 wrong paths, numbers out of range, a flag that would be ignored, a resume with other data."""
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +38,7 @@ def test_tune_refuses_labels_it_would_not_read(run_copy, capsys) -> None:
 def test_tune_with_a_bad_beta_fails_before_predicting_or_writing(run_copy, capsys) -> None:
     before = fingerprint(run_copy.run)
     err = one_line_error(["tune", str(run_copy.run), "--tta", "flip", "--beta", "0"], capsys)
-    assert "beta must be a finite number > 0" in err
+    assert "beta must be a finite number in (0, 100]" in err
     assert fingerprint(run_copy.run) == before  # no flip probabilities under the old TTA
 
 
@@ -174,13 +178,13 @@ def test_numbers_out_of_range_are_refused_by_the_parser(argv, says, capsys) -> N
 
 
 def test_config_refuses_negative_loader_workers() -> None:
-    with pytest.raises(FashionStyleError, match="num_workers must be >= 0"):
+    with pytest.raises(FashionStyleError, match="--num-workers must be a finite number in"):
         TrainConfig(labels="x.csv", num_workers=-1).validate()
 
 
 @pytest.mark.parametrize("name", ["devices", "num_nodes"])
 def test_config_refuses_no_devices_or_nodes(name: str) -> None:  # Lightning's traceback, a half-made run before
-    with pytest.raises(FashionStyleError, match=f"config {name} must be at least 1, got 0"):
+    with pytest.raises(FashionStyleError, match=f"must be a finite number in .*, got 0 \\(config {name}\\)"):
         TrainConfig(labels="x.csv", **{name: 0}).validate()
 
 
@@ -213,3 +217,54 @@ def test_cv_resume_refuses_changed_labels_or_epochs_once_folds_are_finished(tmp_
     assert "--resume needs the data the run was trained on, and it changed" in err
     assert fingerprint(out) == before
     assert np.isfinite(RunDir(out).val_probs()[1]).all()
+
+
+def test_export_hub_refuses_a_folder_of_someone_elses_files(tmp_path: Path, capsys) -> None:
+    run, out = minimal_run(tmp_path / "run"), tmp_path / "mine"
+    out.mkdir()
+    (out / "README.md").write_text("my own notes")
+    (out / "config.json").write_text("{}")
+    before = fingerprint(out)
+    err = one_line_error(["export", str(run), "--format", "hub", "--out", str(out)], capsys)
+    assert "not empty and not a hub folder written by fashionstyle" in err
+    assert fingerprint(out) == before
+
+
+# -- a lock per run ----------------------------------------------------------------------
+HOLD_LOCK = ("import sys, time\nfrom fashionstyle.core.run import RunDir\nRunDir(sys.argv[1]).lock()\n"
+             "print('held', flush=True)\ntime.sleep(120)\n")
+
+
+@contextlib.contextmanager
+def locked_by_another_process(run: Path) -> Iterator[int]:
+    """`run`'s lock held by a child process (as a first `train --resume` holds it) until the block ends."""
+    child = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_second_train_resume_of_one_run_is_refused_in_one_line(run_copy, capsys) -> None:
+    run = RunDir(run_copy.run)
+    manifest = run.manifest()
+    atomic.write_json(run / "manifest.json", {**manifest, "complete": False})  # stopped: resumable
+    with locked_by_another_process(run.path) as pid:
+        before = fingerprint(run.path)
+        assert main(["train", "--labels", str(run_copy.labels), "--out", str(run.path), *TINY_TRAIN,
+                     "--epochs", "1", "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "ValueError" not in err
+        assert f"the run is in use by another process (pid {pid})" in err and "wait for it" in err
+        assert fingerprint(run.path) == before
+    RunDir.create(run.path, resume=True).unlock()  # free again once the first writer is gone
+
+
+def test_the_lock_does_not_make_a_new_run_folder_look_taken(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path / "run")
+    assert (run / ".lock").is_file()
+    RunDir.create(tmp_path / "run")  # the same process again (distill makes its --out before the student)
+    run.unlock()
+    run.refuse_taken()

@@ -10,7 +10,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from fashionstyle import FashionStyleError
-from fashionstyle.data.pipeline import tta_transform
+from fashionstyle.data.transforms import tta_transform
 from fashionstyle.core.choices import TTA_MODES
 from fashionstyle.data.images import draft_scale, open_rgb, resize_shorter, tta_views
 from fashionstyle.data.images import gather_images, list_images, scan_folder  # the listing rule

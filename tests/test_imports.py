@@ -23,7 +23,7 @@ PACKAGE = ROOT / "src" / "fashionstyle"
 HEAVY = {"torch", "torchvision", "lightning", "timm"}
 ONNX_SERVING = ["cli", "serving.app", "inference.runtimes", "inference.predictor", "inference.onnx_predictor",
                 "data.images"]  # `fashionstyle serve --runtime onnx`
-LAYERS = ["core", "data", "model", "inference", "training", "analysis", "serving"]  # bottom to top; the rest on top
+LAYERS = ["core", "data", "model", "inference", "training", "analysis", "serving", "labelstudio", "cli"]  # bottom to top; the rest on top
 MAP_ROW = re.compile(r"^\| `(\w+)/` \| [^|]+ \| (.+) \|$", re.M)  # the README's Development map
 
 
@@ -96,10 +96,11 @@ def import_graph(package_dir: Path = PACKAGE) -> dict[str, list[Import]]:
     return {name: module_imports(path, package_dir, set(files)) for name, path in files.items()}
 
 
-def layer(module: str) -> int:
-    """The floor of a module: its subpackage's place in LAYERS; top-level modules above them all."""
+def layer(module: str) -> float:
+    """The floor of a module: its subpackage's place in LAYERS; top-level modules (api, demo) above every
+    stage but the command line, which stands on them all."""
     top = module.split(".")[0]
-    return LAYERS.index(top) if top in LAYERS else len(LAYERS)
+    return LAYERS.index(top) if top in LAYERS else LAYERS.index("cli") - 0.5
 
 
 def upward_imports(graph: dict[str, list[Import]]) -> list[str]:

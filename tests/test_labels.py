@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fashionstyle import JD_STYLES, FashionStyleError, read_labels
-from fashionstyle.data.labels import read_submission, stratified_split
+from fashionstyle.data.label_table import stratified_split
+from fashionstyle.data.labels import read_submission
 from fashionstyle.inference.outputs import write_predictions
 
 
@@ -140,10 +141,10 @@ def test_probability_writers(tmp_path: Path) -> None:
     probs = np.array([[0.9, 0.1], [0.2, 0.7]])
     preds = (probs > 0.5).astype(np.uint8)
     csv_text = write_predictions(tmp_path / "p.csv", "csv", ["a", "b"], probs, preds, ["X", "Y"]).read_text()
-    assert csv_text.splitlines()[:2] == ["id,X,Y,labels", "a,0.900000,0.100000,X"]
+    assert csv_text.splitlines()[:2] == ["image,labels,X,Y,error", "a,X,0.900000,0.100000,"]
     import json
-    records = json.loads(write_predictions(tmp_path / "p.json", "json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
-    assert records[1] == {"id": "b", "labels": ["Y"], "probs": {"X": 0.2, "Y": 0.7}}
+    found = json.loads(write_predictions(tmp_path / "p.json", "json", ["a", "b"], probs, preds, ["X", "Y"]).read_text())
+    assert found["predictions"][1] == {"image": "b", "labels": ["Y"], "scores": {"X": 0.2, "Y": 0.7}, "error": None}
 
 
 def test_label_names_pick_a_subset_of_a_csvs_columns(tmp_path: Path) -> None:
@@ -216,7 +217,7 @@ def test_nul_byte_in_a_line_is_refused(tmp_path: Path, content: str, line: int) 
 
 
 def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Path) -> None:
-    from fashionstyle.data.labels import label_warnings
+    from fashionstyle.data.label_stats import label_warnings
     (tmp_path / "c.csv").write_text("image,split,A,B,C\n"
                                     "a.jpg,train,1,0,0\nb.jpg,train,0,0,0\nc.jpg,train,0,0,0\n"
                                     "d.jpg,val,0,1,0\ne.jpg,val,1,0,0\n")
@@ -240,7 +241,7 @@ def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
 
 def test_an_all_positive_label_is_warned_about_and_marked_as_an_all_negative_one(tmp_path: Path) -> None:
     from fashionstyle.data.label_stats import label_stats
-    from fashionstyle.data.labels import label_warnings
+    from fashionstyle.data.label_stats import label_warnings
 
     (tmp_path / "c.csv").write_text("image,split,A,Bee\na.jpg,train,1,1\nb.jpg,train,0,1\nc.jpg,val,1,0\n"
                                     "d.jpg,val,0,1\n")

@@ -76,10 +76,10 @@ def test_predict_formats_agree_with_predictor(trained_run, tmp_path: Path) -> No
     ids, flags = read_submission(tmp_path / "sub.txt", LABELS)
     assert ids == [p.stem for p in files]
     np.testing.assert_array_equal(flags, expected)
-    probs = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, usecols=(1, 2, 3))
+    probs = np.loadtxt(tmp_path / "p.csv", delimiter=",", skiprows=1, usecols=(2, 3, 4))  # image,labels,<labels>
     np.testing.assert_allclose(probs, predictor.predict_proba(files), atol=1e-5)
-    records = json.loads((tmp_path / "p.json").read_text())
-    assert len(records) == 48 and set(records[0]["probs"]) == set(LABELS)
+    records = json.loads((tmp_path / "p.json").read_text())["predictions"]
+    assert len(records) == 48 and set(records[0]["scores"]) == set(LABELS)
 
 
 @pytest.mark.slow
@@ -178,7 +178,7 @@ def test_a_log_gets_one_line_per_epoch_and_no_progress_bar(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
-    assert all("train_loss" in line and "tuned" in line and "lr " in line for line in lines)
+    assert all("train_loss" in line and "at exact thresholds" in line and "lr " in line for line in lines)
     assert "\r" not in done.stdout + done.stderr  # no progress-bar frames in a log
 
 
@@ -189,7 +189,7 @@ def test_training_batches_stay_uint8_until_the_module_normalises_them(tmp_path: 
 
     from conftest import make_image_set
     from fashionstyle.core.config import TrainConfig
-    from fashionstyle.data.pipeline import train_val_split
+    from fashionstyle.data.splits import train_val_split
     from fashionstyle.data.labels import read_labels
     from fashionstyle.model.losses import create_loss
     from fashionstyle.model.network import create_model
@@ -221,7 +221,8 @@ def test_training_loader_with_decoding_on_the_device_gives_the_host_loaders_batc
 
     from conftest import make_image_set
     from fashionstyle.core.config import TrainConfig
-    from fashionstyle.data.pipeline import PlannedCrop, train_val_split
+    from fashionstyle.data.splits import train_val_split
+    from fashionstyle.data.transforms import PlannedCrop
     from fashionstyle.data.labels import read_labels
     from fashionstyle.model.losses import create_loss
     from fashionstyle.model.network import create_model

@@ -213,7 +213,7 @@ def test_decoding_on_the_device_gives_the_host_pipelines_probabilities(trained, 
 
 
 def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(trained) -> None:
-    from fashionstyle.data.pipeline import decodes_on_gpu
+    from fashionstyle.data.device_decode import decodes_on_gpu
     from fashionstyle.inference.torch_predictor import uses_bf16
 
     run, _, images = trained

@@ -22,7 +22,7 @@ from fashionstyle import FashionStyleError, RunDir
 from fashionstyle.core import config as config_lib
 from fashionstyle.training import loop as training
 from fashionstyle.cli import main
-from fashionstyle.training.fit import train
+from fashionstyle.training.train import train
 from fashionstyle.core.history import read_history
 
 EPOCHS = 5

@@ -1,4 +1,5 @@
-"""The HTTP service on a tiny trained run: endpoints, agreement with Predictor, limits, concurrency."""
+"""The HTTP service on a tiny trained run: endpoints, the prediction record, agreement with `predict`,
+limits, time limits, concurrency."""
 from __future__ import annotations
 
 import io
@@ -21,9 +22,13 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from conftest import LABELS, TinyRun, load_bench  # noqa: E402
 from fashionstyle import FashionStyleError, Predictor  # noqa: E402
-from fashionstyle.cli import main  # noqa: E402
 import fashionstyle.serving.app as serve_module  # noqa: E402
-from fashionstyle.serving.app import create_app, decode_image  # noqa: E402
+import fashionstyle.serving.predict as predict_module  # noqa: E402
+from fashionstyle.core.prediction import FIELDS  # noqa: E402
+from fashionstyle.data.images import open_rgb  # noqa: E402
+from fashionstyle.serving.app import create_app  # noqa: E402
+from fashionstyle.serving.limits import LIMIT_SPECS, ServiceLimits  # noqa: E402
+from fashionstyle.serving.protocol import timed_protocol  # noqa: E402
 
 
 
@@ -42,6 +47,10 @@ def client(trained_run) -> TestClient:
 
 def upload(paths, field: str = "files") -> list:
     return [(field, (Path(p).name, Path(p).read_bytes(), "image/jpeg")) for p in paths]
+
+
+def scores(record: dict) -> list[float]:
+    return [record["scores"][n] for n in LABELS]
 
 
 def png_bomb(width: int, height: int) -> bytes:
@@ -97,6 +106,30 @@ def test_page_and_docs_are_served(client) -> None:
 
 
 @pytest.mark.slow
+def test_head_on_the_page_and_health_answers_200_without_a_body(client) -> None:
+    for path in ("/", "/health"):
+        response = client.head(path)
+        assert response.status_code == 200, (path, response.status_code)
+        assert response.content == b""
+    assert "text/html" in client.head("/").headers["content-type"]
+
+
+@pytest.mark.slow
+def test_docs_show_the_predict_answer_schema_with_the_record_fields_and_an_example(client) -> None:
+    spec = client.get("/openapi.json").json()
+    answer = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    schemas = spec["components"]["schemas"]
+    body = schemas[answer["$ref"].rsplit("/", 1)[-1]]
+    assert {"run", "label_names", "thresholds", "predictions", "inference_ms"} <= set(body["properties"])
+    record = schemas[body["properties"]["predictions"]["items"]["$ref"].rsplit("/", 1)[-1]]
+    assert set(FIELDS) <= set(record["properties"]) and set(FIELDS) <= set(record["required"])
+    (example,) = body["examples"]
+    assert [set(r) for r in example["predictions"]] == [set(FIELDS) - {"error"}, set(FIELDS)]  # null left out
+    for code in ("413", "415"):
+        assert code in spec["paths"]["/predict"]["post"]["responses"]
+
+
+@pytest.mark.slow
 def test_docs_load_nothing_from_outside_the_service(client) -> None:
     """/docs (Swagger UI) comes with its script, style and icon from the installed package, no CDN."""
     page = client.get("/docs")
@@ -132,6 +165,8 @@ def test_label_info_descriptions_come_with_the_labels(trained_run, tmp_path) -> 
 
 @pytest.mark.slow
 def test_label_info_with_unknown_labels_is_one_line_naming_them(trained_run, tmp_path, capsys, monkeypatch) -> None:
+    from fashionstyle.cli import main
+
     run, _ = trained_run
     info = tmp_path / "info.csv"
     info.write_text("label,description\nRed,r\nBlue,b\nGreen,g\n", encoding="utf-8")
@@ -147,21 +182,48 @@ def test_label_info_with_unknown_labels_is_one_line_naming_them(trained_run, tmp
 
 
 @pytest.mark.slow
-def test_predict_agrees_with_predictor(client, trained_run) -> None:
+def test_predict_answers_a_record_per_file_and_the_thresholds_once(client, trained_run) -> None:
     run, images = trained_run
     paths = sorted(images.glob("*.jpg"))[:2]
     response = client.post("/predict", files=upload(paths))
     assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert [r["filename"] for r in results] == [p.name for p in paths]
+    body = response.json()
+    assert list(body) == ["run", "label_names", "thresholds", "predictions", "inference_ms"]
+    assert body["run"] == run.name and body["label_names"] == list(LABELS)
     predictor = Predictor.from_run(run)
+    assert list(body["thresholds"]) == list(LABELS)
+    np.testing.assert_allclose([body["thresholds"][n] for n in LABELS], predictor.thresholds)
+    records = body["predictions"]
+    assert [list(r) for r in records] == [list(FIELDS)] * 2  # image, labels, scores, error: nothing else
+    assert [r["image"] for r in records] == [p.name for p in paths] and all(r["error"] is None for r in records)
     expected = predictor.predict_proba(paths)
-    got = np.array([[r["probs"][n] for n in LABELS] for r in results])
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    thresholds = predictor.thresholds
-    for result, probs in zip(results, expected):
-        assert set(result["labels"]) == {n for n, p, t in zip(LABELS, probs, thresholds) if p >= t}
-        np.testing.assert_allclose([result["thresholds"][n] for n in LABELS], thresholds)
+    np.testing.assert_allclose([scores(r) for r in records], expected, atol=1e-6)
+    for record, probs in zip(records, expected):
+        assert list(record["scores"]) == list(LABELS)
+        decided = [n for n, p, t in zip(LABELS, probs, predictor.thresholds) if p >= t]
+        assert record["labels"] == sorted(decided, key=lambda n: -record["scores"][n])  # most probable first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["large_jpeg", "small_jpeg", "png", "rotated_jpeg"])
+def test_an_uploaded_file_gets_the_probabilities_predict_gives_that_file(client, trained_run, tmp_path,
+                                                                         kind) -> None:
+    """The upload is decoded as `predict` decodes the file on disk (a large JPEG at reduced size by the
+    same rule), so both give the same probabilities."""
+    run, _ = trained_run
+    path = tmp_path / ("a.png" if kind == "png" else "a.jpg")
+    if kind == "rotated_jpeg":
+        image = Image.open(io.BytesIO(photo_jpeg(900, 500)))
+        exif = image.getexif()
+        exif[0x0112] = 6
+        image.save(path, quality=90, exif=exif.tobytes())
+    else:
+        data = photo_jpeg(1600, 1200) if kind == "large_jpeg" else photo_jpeg(120, 90)
+        Image.open(io.BytesIO(data)).save(path) if kind == "png" else path.write_bytes(data)
+    response = client.post("/predict", files=[("files", (path.name, path.read_bytes(), "image/jpeg"))])
+    assert response.status_code == 200, response.text
+    expected = Predictor.from_run(run).predict_proba([path])[0]
+    np.testing.assert_allclose(scores(response.json()["predictions"][0]), expected, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -223,7 +285,7 @@ def test_no_files_is_400(client) -> None:
 def test_concurrent_requests_all_succeed(client, trained_run) -> None:
     _, images = trained_run
     paths = sorted(images.glob("*.jpg"))[:8]
-    first = client.post("/predict", files=upload(paths[:1])).json()["results"][0]["probs"]
+    first = scores(client.post("/predict", files=upload(paths[:1])).json()["predictions"][0])
 
     def post(k: int) -> dict:
         response = client.post("/predict", files=upload([paths[k % len(paths)], paths[0]]))
@@ -233,9 +295,8 @@ def test_concurrent_requests_all_succeed(client, trained_run) -> None:
     with ThreadPoolExecutor(8) as pool:
         bodies = list(pool.map(post, range(16)))
     for body in bodies:
-        assert len(body["results"]) == 2
-        np.testing.assert_allclose([body["results"][1]["probs"][n] for n in LABELS],
-                                   [first[n] for n in LABELS], atol=1e-6)
+        assert len(body["predictions"]) == 2
+        np.testing.assert_allclose(scores(body["predictions"][1]), first, atol=1e-6)
 
 
 def test_missing_run_is_a_user_error(tmp_path) -> None:
@@ -250,18 +311,18 @@ def test_onnx_runtime_serves_the_same_probabilities(client, trained_run, run_cop
     _, images = trained_run
     run = run_copy.run  # the runtimes export into the run
     paths = sorted(images.glob("*.jpg"))[:2]
-    expected = client.post("/predict", files=upload(paths)).json()["results"]
+    expected = client.post("/predict", files=upload(paths)).json()["predictions"]
     with TestClient(create_app(run, runtime="onnx")) as onnx_client:
         assert onnx_client.get("/health").json()["runtime"] == "onnx"
-        got = onnx_client.post("/predict", files=upload(paths)).json()["results"]
+        got = onnx_client.post("/predict", files=upload(paths)).json()["predictions"]
     for a, b in zip(expected, got):
-        np.testing.assert_allclose([a["probs"][n] for n in LABELS], [b["probs"][n] for n in LABELS], atol=1e-4)
+        np.testing.assert_allclose(scores(a), scores(b), atol=1e-4)
     with TestClient(create_app(run, runtime="onnx-int8")) as int8_client:  # quantised on first use
         assert int8_client.get("/health").json()["runtime"] == "onnx-int8"
-        got = int8_client.post("/predict", files=upload(paths)).json()["results"]
+        got = int8_client.post("/predict", files=upload(paths)).json()["predictions"]
     assert (run / "onnx-int8" / "fidelity.json").is_file()
     for a, b in zip(expected, got):
-        np.testing.assert_allclose([a["probs"][n] for n in LABELS], [b["probs"][n] for n in LABELS], atol=0.1)
+        np.testing.assert_allclose(scores(a), scores(b), atol=0.1)
 
 
 @pytest.mark.slow
@@ -281,7 +342,7 @@ def test_png_upload_matches_the_decoded_image(client) -> None:
     response = client.post("/predict", files=[("files", ("x.png", buffer.getvalue(), "image/png"))])
     assert response.status_code == 200
     probs = client.app.state.predictor.predict_proba_images([image])[0]
-    np.testing.assert_allclose([response.json()["results"][0]["probs"][n] for n in LABELS], probs, atol=1e-6)
+    np.testing.assert_allclose(scores(response.json()["predictions"][0]), probs, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -307,6 +368,9 @@ def test_request_over_max_request_pixels_is_413_naming_the_limit(trained_run) ->
         detail = response.json()["detail"]
         assert "120,000 pixels in 3 images" in detail and "the limit is 100,000 pixels per request" in detail
         assert limited.post("/predict", files=files[:2]).status_code == 200
+    with TestClient(create_app(run, max_request_pixels=30_000)) as limited:  # one image: "image", not "images"
+        detail = limited.post("/predict", files=files[:1]).json()["detail"]
+        assert "40,000 pixels in 1 image (" in detail
 
 
 @pytest.mark.slow
@@ -321,66 +385,72 @@ def test_elongated_image_is_413(client) -> None:
 @pytest.mark.slow
 def test_limits_beyond_pillows_are_refused(trained_run) -> None:
     run, _ = trained_run
-    with pytest.raises(FashionStyleError, match="decompression-bomb limit"):
+    with pytest.raises(FashionStyleError, match=r"--max-pixels .* decompression-bomb limit"):
         create_app(run, max_pixels=Image.MAX_IMAGE_PIXELS + 1)
-    with pytest.raises(FashionStyleError, match="must be positive"):
+    with pytest.raises(FashionStyleError, match="--decoders 0 is out of range: a whole number from 1 to 64"):
         create_app(run, decoders=0)
 
 
-@pytest.mark.parametrize("mode, color, expected", [
-    ("1", 1, (255, 255, 255)),        # bits averaged as grey levels, not as bits
-    ("P", 7, (7, 14, 21)),            # palette colours averaged, not palette indices
-    ("RGBA", (10, 200, 30, 0), (10, 200, 30)),     # alpha dropped as before, not premultiplied
-    ("I;16", 200 * 256 + 37, (200, 200, 200)),  # 16-bit grey: its top 8 bits, as images.to_rgb gives them
-    ("L", 90, (90, 90, 90)),
-])
-def test_large_image_is_decoded_reduced(mode, color, expected) -> None:
-    from fashionstyle.data.images import to_rgb
-
-    data = png(2400, 1802, mode, color)
-    image = decode_image(data, "a.png", min_side=100)
-    assert image.mode == "RGB" and min(image.size) >= 100 and image.width * image.height <= 4 * 100**2 * 1.1
-    assert set(image.getdata()) == {expected}
-    with Image.open(io.BytesIO(data)) as full:  # the same as reducing what `predict` decodes
-        reference = to_rgb(full).reduce(1802 // 100)  # shorter side // min_side
-    assert reference.tobytes() == image.tobytes()
+def test_the_limits_table_names_each_flag_default_and_range() -> None:
+    assert [s.name for s in LIMIT_SPECS] == list(ServiceLimits().as_dict())
+    assert ServiceLimits().as_dict() == {s.name: s.default for s in LIMIT_SPECS}
+    assert {s.flag for s in LIMIT_SPECS} >= {"--max-bytes", "--header-timeout", "--body-timeout", "--body-deadline"}
+    for bad in (dict(body_timeout=float("nan")), dict(header_timeout=0), dict(max_images=2.5),
+                dict(body_deadline=float("inf")), dict(max_bytes=-1)):
+        (name,) = bad
+        with pytest.raises(FashionStyleError, match=f"--{name.replace('_', '-')} .* is out of range"):
+            ServiceLimits(**bad)
+    assert ServiceLimits.from_mapping({"max_images": 3, "port": 80, "decoders": None}) == ServiceLimits(max_images=3)
 
 
-def test_large_jpeg_is_decoded_in_draft_mode_and_predicts_alike(client, trained_run, tmp_path) -> None:
-    run, _ = trained_run
-    data = photo_jpeg(1600, 1200)
-    image = decode_image(data, "a.jpg", min_side=100)
-    assert image.size == (200, 150)  # 1/8 scale: still over the 100 asked for
-    (tmp_path / "a.jpg").write_bytes(data)
-    response = client.post("/predict", files=[("files", ("a.jpg", data, "image/jpeg"))])
-    assert response.status_code == 200
-    got = [response.json()["results"][0]["probs"][n] for n in LABELS]
-    np.testing.assert_allclose(got, Predictor.from_run(run).predict_proba([tmp_path / "a.jpg"])[0], atol=0.02)
+def test_serve_flags_are_the_limits_table_and_out_of_range_is_one_line(tmp_path, capsys) -> None:
+    from fashionstyle.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    usage = capsys.readouterr().out
+    assert all(spec.flag in usage for spec in LIMIT_SPECS)
+    assert main(["serve", str(tmp_path), "--body-timeout", "nan"]) == 2  # refused before the run is read
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--body-timeout nan is out of range: a number from 0.001 to 3,600" in err
 
 
-def test_exif_orientation_is_applied() -> None:
+def test_a_run_with_a_nan_threshold_is_refused_at_start(run_copy) -> None:
+    import json
+
+    path = run_copy.run / "thresholds.json"
+    record = json.loads(path.read_text())
+    record["thresholds"][1] = float("nan")
+    path.write_text(json.dumps(record))  # NaN, as Python's json writes it
+    with pytest.raises(FashionStyleError, match="thresholds"):
+        create_app(run_copy.run)
+
+
+def test_uploaded_bytes_decode_as_the_file_does_upright_and_reduced_by_the_same_rule(tmp_path) -> None:
     image = Image.new("RGB", (400, 200), (10, 20, 30))
     exif = image.getexif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", exif=exif.tobytes())
-    assert decode_image(buffer.getvalue(), "r.jpg").size == (200, 400)
-    assert decode_image(buffer.getvalue(), "r.jpg", min_side=50).size == (50, 100)  # JPEG draft
-    buffer = io.BytesIO()
-    image.convert("RGBA").save(buffer, format="PNG", exif=exif.tobytes())
-    assert decode_image(buffer.getvalue(), "r.png", min_side=50).size == (50, 100)  # reduced in strips
+    image.save(tmp_path / "r.jpg", exif=exif.tobytes())
+    image.convert("RGBA").save(tmp_path / "r.png", exif=exif.tobytes())
+    for name, min_side, size in [("r.jpg", None, (200, 400)), ("r.jpg", 50, (50, 100)), ("r.png", 50, (200, 400))]:
+        data = (tmp_path / name).read_bytes()
+        decoded = open_rgb(data, min_side, name)
+        assert decoded.size == size  # a JPEG by DCT scaling, other formats whole
+        assert decoded.tobytes() == open_rgb(tmp_path / name, min_side).tobytes()
+    with pytest.raises(FashionStyleError, match=r"^notes\.txt: not a readable image \(unknown or unsupported"):
+        open_rgb(b"not an image", name="notes.txt")
 
 
 @pytest.mark.slow
-def test_hostile_request_keeps_only_small_images_and_decodes_one_request_at_a_time(trained_run,
+def test_hostile_request_keeps_only_small_views_and_decodes_one_request_at_a_time(trained_run,
                                                                                    monkeypatch) -> None:
-    """16 images at the pixel limit per request, 4 requests at once: each decoded image is kept small,
-    and with decoders=1 no two requests decode at the same time, and all decode on one thread (whose
-    malloc arena then holds one full-size image, not one per server thread)."""
+    """16 images at the pixel limit per request, 4 requests at once: each decoded image is let go for its
+    small views at once, and with decoders=1 no two requests decode at the same time, and all decode on
+    one thread (whose malloc arena then holds one full-size image, not one per server thread)."""
     run, _ = trained_run
     active, most, kept, threads = [0], [0], [], set()
     guard = threading.Lock()
-    real = serve_module.decode_image
+    real = predict_module.prepare
 
     def tracked(*args, **kwargs):
         with guard:
@@ -389,18 +459,16 @@ def test_hostile_request_keeps_only_small_images_and_decodes_one_request_at_a_ti
         try:
             time.sleep(0.01)
             threads.add(threading.get_ident())
-            image = real(*args, **kwargs)
-            kept.append(image.width * image.height)
-            return image
+            prepared = real(*args, **kwargs)
+            kept.append(sum(v.numel() * v.element_size() for v in prepared.views))
+            return prepared
         finally:
             with guard:
                 active[0] -= 1
 
-    monkeypatch.setattr(serve_module, "decode_image", tracked)
+    monkeypatch.setattr(predict_module, "prepare", tracked)
     bomb = png_bomb(1000, 1000)  # 1-bit, a million pixels, a few hundred bytes
     with TestClient(create_app(run, max_pixels=1_000_000, max_request_pixels=16_000_000, decoders=1)) as c:
-        min_side = 80  # 2.5 x the tiny model's 32 px crop
-
         def post(_: int) -> int:
             files = [("files", (f"{i}.png", bomb, "image/png")) for i in range(16)]
             return c.post("/predict", files=files).status_code
@@ -408,7 +476,7 @@ def test_hostile_request_keeps_only_small_images_and_decodes_one_request_at_a_ti
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(post, range(4))) == [200] * 4
     assert most[0] == 1 and len(kept) == 64 and len(threads) == 1
-    assert max(kept) <= 4 * min_side**2 * 1.1  # not the million decoded pixels
+    assert max(kept) == 3 * 32 * 32  # one 32 px uint8 view kept per image, not the million decoded pixels
 
 
 @pytest.mark.slow
@@ -419,13 +487,13 @@ def test_maps_on_request_give_an_overlay_per_predicted_style(client, trained_run
     _, images = trained_run
     paths = sorted(images.glob("*.jpg"))[:4]
     assert client.get("/health").json()["maps"] is True
-    plain = client.post("/predict", files=upload(paths)).json()["results"]
+    plain = client.post("/predict", files=upload(paths)).json()["predictions"]
     assert all("maps" not in r for r in plain)
     response = client.post("/predict?maps=true", files=upload(paths))
     assert response.status_code == 200, response.text
-    results = response.json()["results"]
-    assert sum(len(r["maps"]) for r in results) > 0
-    for with_maps, without in zip(results, plain):
+    records = response.json()["predictions"]
+    assert sum(len(r["maps"]) for r in records) > 0
+    for with_maps, without in zip(records, plain):
         assert with_maps["labels"] == without["labels"] and list(with_maps["maps"]) == with_maps["labels"]
         for url in with_maps["maps"].values():
             assert url.startswith("data:image/png;base64,")
@@ -460,7 +528,7 @@ def test_maps_without_captum_installed_are_501_naming_the_extra(trained_run, mon
 
 
 @pytest.mark.slow
-def test_one_bad_file_keeps_the_results_of_the_good_ones(trained_run) -> None:
+def test_one_bad_file_is_a_record_with_its_error_beside_the_good_ones(trained_run) -> None:
     run, images = trained_run
     good = sorted(images.glob("*.jpg"))[:2]
     truncated = photo_jpeg(200, 150)[:1500]  # its header reads, its pixels do not
@@ -469,52 +537,93 @@ def test_one_bad_file_keeps_the_results_of_the_good_ones(trained_run) -> None:
              upload(good[1:])[0]]
     with TestClient(create_app(run, max_pixels=40_000)) as limited:
         response = limited.post("/predict", files=files)
-        alone = limited.post("/predict", files=upload(good)).json()["results"]
+        alone = limited.post("/predict", files=upload(good)).json()["predictions"]
     assert response.status_code == 200, response.text
-    body = response.json()
-    assert [(r["index"], r["filename"]) for r in body["results"]] == [(0, good[0].name), (4, good[1].name)]
-    for got, expected in zip(body["results"], alone):  # the same as without the bad files
-        np.testing.assert_allclose([got["probs"][n] for n in LABELS], [expected["probs"][n] for n in LABELS],
-                                   atol=1e-6)
-    errors = body["errors"]
-    assert [(e["index"], e["filename"], e["status"]) for e in errors] == [
-        (1, "notes.txt", 415), (2, "big.png", 413), (3, "cut.jpg", 415)]
-    assert "notes.txt: not a readable image" in errors[0]["detail"]
-    assert "the limit is 40,000 pixels per image" in errors[1]["detail"]
-    assert errors[2]["detail"].startswith("cut.jpg: not a readable image")
+    records = response.json()["predictions"]
+    assert [r["image"] for r in records] == [good[0].name, "notes.txt", "big.png", "cut.jpg", good[1].name]
+    assert [list(r) for r in records] == [list(FIELDS)] * 5
+    for got, expected in zip([records[0], records[4]], alone):  # the same as without the bad files
+        assert got["error"] is None
+        np.testing.assert_allclose(scores(got), scores(expected), atol=1e-6)
+    for failed in records[1:4]:
+        assert failed["labels"] == [] and failed["scores"] == {}
+    assert records[1]["error"].startswith("notes.txt: not a readable image")
+    assert "the limit is 40,000 pixels per image" in records[2]["error"]
+    assert records[3]["error"].startswith("cut.jpg: not a readable image")
 
 
 @pytest.mark.slow
-def test_all_bad_files_answer_the_first_files_status_and_every_error(client) -> None:
+def test_all_bad_files_answer_the_first_files_status_and_every_record(client) -> None:
     files = [("files", ("a.txt", b"text", "text/plain")), ("files", ("strip.png", png(4200, 20), "image/png"))]
     response = client.post("/predict", files=files)
     assert response.status_code == 415
     body = response.json()
     assert body["detail"].startswith("a.txt: not a readable image") and "; strip.png: image too elongated" in body["detail"]
-    assert [(e["index"], e["status"]) for e in body["errors"]] == [(0, 415), (1, 413)]
-    assert "data.errors" in client.get("/").text  # the page shows them
+    assert [(r["image"], r["error"].split(":")[0]) for r in body["predictions"]] == [("a.txt", "a.txt"),
+                                                                                      ("strip.png", "strip.png")]
+    assert body["label_names"] == list(LABELS)
+    assert client.post("/predict", files=files[::-1]).status_code == 413  # the first file's status
+    assert "data.predictions" in client.get("/").text  # the page shows them
+
+
+def multipart(parts: list[tuple[str, bytes]], boundary: str = "b0und4ry") -> tuple[bytes, dict]:
+    """A multipart/form-data body of (Content-Disposition parameters, content) parts, as some clients write it."""
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; {head}\r\nContent-Type: image/jpeg\r\n\r\n"
+                    .encode("latin-1") + data + b"\r\n" for head, data in parts) + f"--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+@pytest.mark.slow
+def test_an_rfc_5987_file_name_is_accepted_and_decoded_into_the_record(client, trained_run) -> None:
+    _, images = trained_run
+    data = sorted(images.glob("*.jpg"))[0].read_bytes()
+    body, headers = multipart([("name=\"files\"; filename*=UTF-8''caf%C3%A9%20%221%22.jpg", data),
+                               ("name=\"files\"; filename=\"plain.jpg\"; filename*=utf-8''%E2%98%85.jpg", data),
+                               ("name=\"files\"; filename=\"only-plain.jpg\"", data)])
+    response = client.post("/predict", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    records = response.json()["predictions"]
+    assert [r["image"] for r in records] == ['café "1".jpg', "★.jpg", "only-plain.jpg"]  # filename* wins
+    assert records[0]["scores"] == records[2]["scores"]
+
+
+def test_plain_filenames_leaves_other_bodies_and_parameters_alone() -> None:
+    from fashionstyle.serving.filenames import decode_extended, plain_filenames
+
+    body, headers = multipart([('name="files"; filename="a.jpg"', b"filename*=x'' in the content")])
+    assert plain_filenames(body, headers["content-type"].encode()) == body
+    body, headers = multipart([("name=\"files\"; filename*=UTF-8''%0D%0Aevil.jpg", b"\r\n\r\ndata")])
+    fixed = plain_filenames(body, headers["content-type"].encode())
+    assert b'name="files"; filename="evil.jpg"\r\n' in fixed and fixed.endswith(b"\r\n\r\ndata\r\n--b0und4ry--\r\n")
+    assert decode_extended("iso-8859-1'en'%A3%20rates") == "£ rates"
+    assert decode_extended("no-quotes.jpg") is None and decode_extended("klingon''x") is None
 
 
 async def _tiny_app(scope, receive, send) -> None:
-    """An ASGI app answering 200 'ok' (the header timeout lives in the protocol, not the app)."""
+    """An ASGI app answering 200 'ok' once it has read the request's body (the time limits live in the
+    protocol, not the app)."""
     if scope["type"] != "http":
         return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False) and message["type"] == "http.request"
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
 
 
 @pytest.fixture
-def slow_header_server():
-    """uvicorn with a 1 s header timeout on 127.0.0.1, in a thread: yields its address."""
+def timed_server():
+    """uvicorn with a 1 s header timeout, 1 s body timeout and 3 s body deadline on 127.0.0.1, in a
+    thread: yields its address."""
     import socket
 
     import uvicorn
 
-    from fashionstyle.serving.app import header_timeout_protocol
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(_tiny_app, log_level="warning", http=header_timeout_protocol(1.0), lifespan="off",
+    limits = ServiceLimits(header_timeout=1.0, body_timeout=1.0, body_deadline=3.0)
+    config = uvicorn.Config(_tiny_app, log_level="warning", http=timed_protocol(limits), lifespan="off",
                             timeout_keep_alive=30)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -529,10 +638,10 @@ def slow_header_server():
     sock.close()
 
 
-def _closed_within(conn, seconds: float, trickle: bytes = b"") -> bool:
-    """Whether the server closes `conn` within `seconds` while the client sends `trickle` a byte per 0.1 s."""
+def _closed_within(conn, seconds: float, trickle: bytes = b"", every: float = 0.1) -> bool:
+    """Whether the server closes `conn` within `seconds` while the client sends `trickle` a byte per `every` s."""
     end = time.monotonic() + seconds
-    conn.settimeout(0.1)
+    conn.settimeout(every)
     sent = 0
     while time.monotonic() < end:
         try:
@@ -549,15 +658,15 @@ def _closed_within(conn, seconds: float, trickle: bytes = b"") -> bool:
 
 
 @pytest.mark.slow
-def test_header_timeout_closes_slow_and_idle_connections(slow_header_server) -> None:
+def test_header_timeout_closes_slow_and_idle_connections(timed_server) -> None:
     import socket
 
     trickled = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100  # 10 s at a byte per 0.1 s
-    slow = [socket.create_connection(slow_header_server) for _ in range(20)]
-    idle = socket.create_connection(slow_header_server)
+    slow = [socket.create_connection(timed_server) for _ in range(20)]
+    idle = socket.create_connection(timed_server)
     assert all(_closed_within(conn, 5.0, trickled) for conn in slow)  # each within 1 s of its start
     assert _closed_within(idle, 3.0)
-    with socket.create_connection(slow_header_server) as ok:  # headers in time: answered, kept alive
+    with socket.create_connection(timed_server) as ok:  # headers in time: answered, kept alive
         for _ in range(2):
             for piece in (b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
                 ok.sendall(piece)
@@ -567,7 +676,39 @@ def test_header_timeout_closes_slow_and_idle_connections(slow_header_server) -> 
         assert _closed_within(ok, 3.0)  # then idle: closed after the header timeout, not keep-alive's 30 s
     for conn in [*slow, idle]:
         conn.close()
-    from fashionstyle.serving.app import header_timeout_protocol
 
-    with pytest.raises(FashionStyleError, match="header timeout must be positive"):
-        header_timeout_protocol(0)
+
+@pytest.mark.slow
+def test_a_body_shorter_than_its_content_length_or_trickled_is_cut_off(timed_server) -> None:
+    import socket
+
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n"
+    with socket.create_connection(timed_server) as lying:  # 10 of the 1000 bytes declared, then silence
+        lying.sendall(head + b"x" * 10)
+        start = time.monotonic()
+        assert _closed_within(lying, 4.0)
+        assert time.monotonic() - start < 2.5  # the 1 s body timeout, not the 3 s deadline
+    with socket.create_connection(timed_server) as trickling:  # never pausing 1 s, but over the 3 s deadline
+        trickling.sendall(head)
+        start = time.monotonic()
+        assert _closed_within(trickling, 6.0, b"y" * 1000, every=0.3)
+        assert 2.5 < time.monotonic() - start < 4.5
+    with socket.create_connection(timed_server) as ok:  # a body in two pieces, in time: answered, kept alive
+        ok.sendall(head + b"z" * 500)
+        time.sleep(0.5)
+        ok.sendall(b"z" * 500)
+        assert _response(ok).startswith(b"HTTP/1.1 200")
+        time.sleep(0.5)
+        ok.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _response(ok).startswith(b"HTTP/1.1 200")
+
+
+def _response(conn) -> bytes:
+    """One whole response of _tiny_app (its body is "ok")."""
+    conn.settimeout(5)
+    data = b""
+    while not data.endswith(b"\r\n\r\nok"):
+        chunk = conn.recv(1024)
+        assert chunk, data
+        data += chunk
+    return data

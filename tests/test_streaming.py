@@ -72,22 +72,38 @@ def test_parts_merged_in_order_equal_one_write(tmp_path: Path, fmt: str, sizes: 
     _same_file(merge_parts(parts, tmp_path / "merged", fmt, NAMES, thresholds), whole, fmt)
 
 
-def test_json_output_is_a_list_of_records(tmp_path: Path) -> None:
-    ids, probs, preds = _rows(2)
-    records = json.loads(write_predictions(tmp_path / "p.json", "json", ids, probs, preds, NAMES).read_text())
-    assert [r["id"] for r in records] == ids
-    assert records[0]["labels"] == [n for n, on in zip(NAMES, preds[0]) if on]
+def _ranked(prob: np.ndarray, pred: np.ndarray) -> list[str]:
+    """The decided names, most probable first."""
+    return [NAMES[j] for j in np.argsort(-prob, kind="stable") if pred[j]]
 
 
-def test_parquet_has_float32_probabilities_and_the_labels(tmp_path: Path) -> None:
+def test_json_output_has_the_thresholds_once_and_a_record_per_image(tmp_path: Path) -> None:
+    ids, probs, preds = _rows(4)
+    images = [f"photos/{i}.jpg" for i in ids]
+    found = json.loads(write_predictions(tmp_path / "p.json", "json", ids, probs, preds, NAMES,
+                                         np.array([0.5, 0.4, 0.3]), images=images).read_text())
+    assert list(found) == ["schema", "label_names", "thresholds", "predictions"]
+    assert found["schema"] == "fashionstyle.prediction/2" and found["label_names"] == NAMES
+    assert found["thresholds"] == {"Red": 0.5, "Striped": 0.4, "Dotted": 0.3}
+    records = found["predictions"]
+    assert [r["image"] for r in records] == images and all(list(r) == ["image", "labels", "scores", "error"]
+                                                           for r in records)
+    assert [r["labels"] for r in records] == [_ranked(p, d) for p, d in zip(probs, preds)]
+    assert list(records[0]["scores"]) == NAMES and records[0]["scores"]["Red"] == pytest.approx(probs[0, 0], abs=1e-6)
+
+
+def test_parquet_has_the_records_columns_and_the_thresholds_once_in_its_metadata(tmp_path: Path) -> None:
     ids, probs, preds = _rows(5)
     table = pq.read_table(write_predictions(tmp_path / "p.parquet", "parquet", ids, probs, preds, NAMES,
                                             np.full(3, 0.5)))
-    assert table.column_names == ["id", *NAMES, "labels"]
+    assert table.column_names == ["image", "labels", *NAMES, "error"]
     assert all(str(table.schema.field(n).type) == "float" for n in NAMES)
     np.testing.assert_array_equal(table.column("Red").to_numpy(), probs[:, 0])
-    assert table.column("labels").to_pylist()[1] == [n for n, on in zip(NAMES, preds[1]) if on]
-    assert json.loads(table.schema.metadata[b"fashionstyle"])["thresholds"] == [0.5] * 3
+    assert table.column("labels").to_pylist()[1] == _ranked(probs[1], preds[1])
+    assert table.column("error").to_pylist() == [None] * 5
+    meta = json.loads(table.schema.metadata[b"fashionstyle"])
+    assert meta == {"schema": "fashionstyle.prediction/2", "label_names": NAMES,
+                    "thresholds": {n: 0.5 for n in NAMES}}
 
 
 def test_lazy_sources_list_what_read_labels_reads(tmp_path: Path, made) -> None:
@@ -129,7 +145,7 @@ def test_ids_with_commas_or_quotes_are_quoted_in_csv_and_jd(tmp_path: Path) -> N
     for fmt in ("csv", "jd"):
         with write_predictions(tmp_path / fmt, fmt, ids, probs, preds, NAMES).open(newline="") as f:
             rows = list(csv.reader(f))[1 if fmt == "csv" else 0:]
-        assert [r[0] for r in rows] == ids and all(len(r) == 1 + len(NAMES) + (fmt == "csv") for r in rows)
+        assert [r[0] for r in rows] == ids and all(len(r) == 1 + len(NAMES) + 2 * (fmt == "csv") for r in rows)
 
 
 def test_rank_0_stops_waiting_when_another_rank_failed(tmp_path: Path) -> None:
@@ -274,7 +290,8 @@ def test_two_process_prediction_and_evaluation_equal_one_process(tmp_path: Path,
 # -- issue 19: output format from --out, CSV injection, damaged parts, folder listing, progress per batch ----------
 @pytest.mark.parametrize("out, fmt, expected", [
     ("p.parquet", None, "parquet"), ("p.JSON", None, "json"), ("p.csv", None, "csv"), ("sub.txt", None, "jd"),
-    ("p.out", None, "jd"), ("p", "json", "json"), ("sub.csv", "jd", "jd"), ("p.txt", "csv", "csv"),
+    ("p", None, "jd"), ("p", "json", "json"), ("sub.csv", "jd", "jd"), ("p.txt", "csv", "csv"),
+    ("p.csv.gz", None, "csv"), ("p.json.GZ", None, "json"), ("sub.txt.gz", None, "jd"),
 ])
 def test_output_format_follows_the_extension(out: str, fmt: str | None, expected: str) -> None:
     assert output_format(out, fmt) == expected
@@ -291,7 +308,7 @@ def test_predict_writes_the_format_its_out_names(tmp_path: Path, made, capsys) -
     assert main(_predict(run, labels, tmp_path / "p.parquet")) == 0
     assert pq.read_table(tmp_path / "p.parquet").num_rows == 40
     assert main(_predict(run, labels, tmp_path / "p.json")) == 0
-    assert len(json.loads((tmp_path / "p.json").read_text())) == 40
+    assert len(json.loads((tmp_path / "p.json").read_text())["predictions"]) == 40
     capsys.readouterr()
     assert main(_predict(run, labels, tmp_path / "x.parquet", "--format", "csv")) == 2
     err = capsys.readouterr().err
@@ -305,9 +322,9 @@ def test_csv_escapes_formula_ids_and_lists_the_predicted_labels_jd_keeps_ids(tmp
     preds = (probs >= 0.5).astype(np.uint8)
     with write_predictions(tmp_path / "p.csv", "csv", ids, probs, preds, ["=Red", *NAMES[1:]]).open(newline="") as f:
         header, *rows = list(csv.reader(f))
-    assert header == ["id", "'=Red", "Striped", "Dotted", "labels"]
+    assert header == ["image", "labels", "'=Red", "Striped", "Dotted", "error"]
     assert [r[0] for r in rows] == ["'" + i for i in ids[:6]] + ids[6:]  # plain numbers read as numbers
-    assert {r[-1] for r in rows} == {"'=Red;Dotted"}
+    assert {r[1] for r in rows} == {"'=Red;Dotted"}
     with write_predictions(tmp_path / "p.txt", "jd", ids, probs, preds, NAMES).open(newline="") as f:
         assert [r[0] for r in csv.reader(f)] == ids  # the contest scores by exact ids: not escaped
 
@@ -376,13 +393,15 @@ def test_predict_on_a_folder_lists_every_entry_it_leaves_out(tmp_path: Path, mad
     folder = _folder_of_odd_entries(tmp_path)
     out = tmp_path / "p.csv"
     assert main(_predict(run, folder, out)) == 0
-    assert [r.split(",")[0] for r in out.read_text().splitlines()[1:]] == ["a", "b", "c"]
+    assert [r.split(",")[0] for r in out.read_text().splitlines()[1:]] == [str(folder / n) for n in ("a.jpg", "b.JPG",
+                                                                                                      "c.tif")]
     assert "left out 4 folder entries that are not images" in capsys.readouterr().out
     skipped = {row[1]: row[2] for row in csv.reader(Path(f"{out}.skipped.txt").open())}
     assert set(skipped) == {str(folder / n) for n in ("gone.jpg", "notes.txt", "sub", "x.jpg")}
     assert "broken" in skipped[str(folder / "gone.jpg")] and "--recursive" in skipped[str(folder / "sub")]
     assert main(_predict(run, folder, tmp_path / "r.csv", "--recursive")) == 0
-    assert [r.split(",")[0] for r in (tmp_path / "r.csv").read_text().splitlines()[1:]] == ["a", "b", "c", "sub/d"]
+    assert [r.split(",")[0] for r in (tmp_path / "r.csv").read_text().splitlines()[1:]] == [
+        str(folder / n) for n in ("a.jpg", "b.JPG", "c.tif", "sub/d.png")]
 
 
 def test_a_folder_resumes_with_the_output_inside_it_but_not_with_other_images(tmp_path: Path, made, monkeypatch,

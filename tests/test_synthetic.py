@@ -149,7 +149,7 @@ def test_learnable_with_simple_features(dataset: Path) -> None:
 
 
 def test_regions_come_with_the_same_image_for_the_styles_shown() -> None:
-    from fashionstyle.data.synthetic import draw_outfit_regions
+    from fashionstyle.data.synthetic_outfit import draw_outfit_regions
 
     for i, labels in enumerate(sample_labels(np.random.default_rng(4), 20)):
         image, regions = draw_outfit_regions(np.random.default_rng([7, i]), labels, 64)
@@ -160,18 +160,18 @@ def test_regions_come_with_the_same_image_for_the_styles_shown() -> None:
             assert 0 < region.mean() < 0.5  # a part of the picture, not all of it
 
 
-@pytest.mark.parametrize("style, cue", [("Sport", "_stripes"), ("Korean", "_dots"), ("Miden", "_bow"),
-                                        ("England", "_stripes")])
+@pytest.mark.parametrize("style, cue", [("Sport", "stripes"), ("Korean", "dots"), ("Miden", "bow"),
+                                        ("England", "stripes")])
 def test_region_covers_the_pixels_its_cue_draws(monkeypatch, style: str, cue: str) -> None:
     """Drawn again without the cue (the same random draws), the image changes only inside the region."""
-    import fashionstyle.data.synthetic as synthetic
+    import fashionstyle.data.synthetic_outfit as synthetic
 
     labels = np.array([s in (style, "Lady") for s in STYLE_NAMES], dtype=np.uint8)
     changed = inside = 0
     for seed in range(6):
         image, regions = synthetic.draw_outfit_regions(np.random.default_rng([seed, 2]), labels, 64)
         with monkeypatch.context() as patch:
-            patch.setattr(synthetic, cue, lambda size, *a, **k: Image.new("L", (size, size)) if cue != "_bow" else None)
+            patch.setattr(synthetic, cue, lambda size, *a, **k: Image.new("L", (size, size)) if cue != "bow" else None)
             without = synthetic.draw_outfit(np.random.default_rng([seed, 2]), labels, 64)
         diff = np.abs(np.asarray(image, np.int16) - np.asarray(without, np.int16)).max(axis=2) > 20  # (64, 64)
         changed += diff.sum()

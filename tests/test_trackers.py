@@ -1,7 +1,14 @@
-"""--logger: MLflow (read back through its client from a real local store) and W&B offline."""
+"""--logger: MLflow (read back from a real local store with the installed mlflow: settings, per-epoch and final
+metrics, the run folder, a pyfunc model, the report's figures) and W&B offline; one val F2 under one name on every
+surface; stores checked before the run folder is made."""
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,43 +21,109 @@ from fashionstyle.core.errors import FashionStyleError  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
 
 
-@pytest.mark.slow
-def test_mlflow_and_wandb_get_settings_epochs_thresholds_and_the_card(tmp_path, monkeypatch):
-    import mlflow
-    monkeypatch.chdir(tmp_path)  # MLflow's default store ./mlflow.db, artefacts in ./mlruns
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    labels = make_image_set(tmp_path / "data", n=24)
-    run = RunDir(tmp_path / "run")
-    assert main(["train", "--labels", str(labels), "--out", str(run.path), *TINY_TRAIN, "--epochs", "2",
-                 "--lr", "0.002", "--logger", "csv", "--logger", "mlflow", "wandb"]) == 0
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory):
+    """A tiny run trained into MLflow (./mlflow.db) and W&B (offline), then evaluated on its test split;
+    (folder, run, label file, what train printed)."""
+    root = tmp_path_factory.mktemp("tracked")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # MLflow's default store ./mlflow.db, artefacts in ./mlruns
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("WANDB_API_KEY", raising=False)
+        labels = make_image_set(root / "data", n=32)
+        run = RunDir(root / "run")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["train", "--labels", str(labels), "--out", str(run.path), *TINY_TRAIN, "--epochs", "2",
+                         "--lr", "0.002", "--logger", "csv", "--logger", "mlflow", "wandb"]) == 0
+        assert main(["evaluate", str(run.path), "--labels", str(labels), "--split", "test", "--quiet"]) == 0
+    return root, run, labels, printed.getvalue()
 
-    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+def mlflow_record(root: Path):
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     [record] = client.search_runs([client.get_experiment_by_name("fashionstyle").experiment_id])
+    return client, record
+
+
+@pytest.mark.slow
+def test_val_f2_is_one_number_under_one_name_in_table_report_card_tracker_and_history(tracked):
+    from fashionstyle.analysis.report import headline_html
+    from fashionstyle.analysis.report_data import load_run
+    from fashionstyle.core.history import MONITOR, final_metrics, read_history
+    from fashionstyle.core.summary import read_summary
+
+    root, run, _, printed = tracked
+    val = read_summary(run).val.macro_fbeta
+    assert f"val_macro_f2 {val:.3f}" in printed  # the CLI table's last line
+    assert f'<span class="value">{val:.3f}</span>validation macro F2' in headline_html(load_run(run.path))
+    assert f"val_macro_f2 {val:.4f}" in (run / "MODEL_CARD.md").read_text()
+    _, record = mlflow_record(root)
+    assert round(record.data.metrics["val_macro_f2"], 3) == round(val, 3)
+    assert round(final_metrics(run)["val_macro_f2"], 3) == round(val, 3)
+    # each epoch's score at its own exact thresholds has its own name everywhere
+    rows = read_history(run)
+    assert all(MONITOR in row and "val_fbeta_tuned" not in row for row in rows)
+    assert "val_fbeta_tuned" not in record.data.metrics and MONITOR in record.data.metrics
+    assert "at exact thresholds" in printed and " tuned  lr" not in printed
+
+
+@pytest.mark.slow
+def test_mlflow_store_reads_back_settings_metrics_folder_model_and_figures(tracked):
+    import mlflow
+    import mlflow.server
+    import pandas as pd
+
+    root, run, labels, _ = tracked
+    client, record = mlflow_record(root)
     assert record.info.run_name == "run" and record.info.status == "FINISHED"
     assert record.data.params["lr"] == "0.002" and record.data.params["backbone"] == "test_resnet"
-    thresholds = run.thresholds().thresholds_
-    for name, threshold in zip(LABELS, thresholds):
-        assert record.data.metrics[f"threshold/{name}"] == pytest.approx(threshold)
-        history = client.get_metric_history(record.info.run_id, f"val_fbeta/{name}")
-        assert len(history) == 2  # one value per epoch
-    assert {a.path for a in client.list_artifacts(record.info.run_id)} >= {"MODEL_CARD.md", "thresholds.json"}
+    metrics = record.data.metrics
+    for name, threshold in zip(LABELS, run.thresholds().thresholds_):
+        assert metrics[f"threshold/{name}"] == pytest.approx(threshold)
+        assert len(client.get_metric_history(record.info.run_id, f"val_fbeta_epoch_exact/{name}")) == 2
+        assert {f"val_f2/{name}", f"test_f2/{name}"} <= set(metrics)  # final per-label scores
+    evaluated = json.loads((run / "eval_test.json").read_text())
+    assert metrics["test_macro_f2"] == pytest.approx(evaluated["macro_fbeta_tuned"])
+    top = {a.path for a in client.list_artifacts(record.info.run_id)}
+    assert {"MODEL_CARD.md", "thresholds.json", "run", "figures"} <= top
+    assert {"run/model.pt", "run/summary.json", "run/labels.json"} <= {
+        a.path for a in client.list_artifacts(record.info.run_id, "run")}
+    figures = {a.path for a in client.list_artifacts(record.info.run_id, "figures")}
+    assert {"figures/fbeta_per_label.png", "figures/pr_curves.png"} <= figures
 
-    [offline] = (run / "logs" / "wandb").glob("offline-run-*")
-    assert list(offline.glob("run-*.wandb"))
-    assert (offline / "files" / "MODEL_CARD.md").exists() and (offline / "files" / "thresholds.json").exists()
+    assert (Path(mlflow.server.__file__).parent / "js" / "build" / "index.html").is_file()  # `mlflow ui` has its UI
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    found = mlflow.search_runs(experiment_names=["fashionstyle"])  # the full mlflow's pandas view, as the UI reads
+    assert list(found["metrics.val_macro_f2"]) == [pytest.approx(metrics["val_macro_f2"])]
+    model = mlflow.pyfunc.load_model(f"runs:/{record.info.run_id}/model")
+    images = [str(p) for p in sorted((labels.parent / "img").glob("*.jpg"))[:2]] + [str(root / "missing.jpg")]
+    records = model.predict(pd.DataFrame({"image": images}))
+    assert [r["image"] for r in records] == images and list(records[0]) == ["image", "labels", "scores", "error"]
+    assert list(records[0]["scores"]) == list(LABELS) and records[2]["error"] and not records[2]["scores"]
+
+
+@pytest.mark.slow
+def test_wandb_offline_gets_the_files_final_scores_model_and_figures(tracked):
+    _, run, _, _ = tracked
+    logs = sorted((run / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))  # later updates resume the run
+    assert logs
+    files = logs[0].parent / "files"
+    assert (files / "MODEL_CARD.md").exists() and (files / "thresholds.json").exists()
+    logged = b"".join(p.read_bytes() for p in logs)
+    assert b"val_macro_f2" in logged and b"test_macro_f2" in logged  # final scores: the W&B run's summary
+    assert b"model-" in logged  # the run folder as a model artefact
+    assert list(files.glob("media/images/figures/fbeta_per_label*.png"))
     assert (run / "logs" / "csv" / "metrics.csv").is_file()
     assert not (run / "logs" / "tensorboard").exists()  # --logger replaces the default list
-    assert (run / "MODEL_CARD.md").read_text().count("| Red |") == 2  # data and scores tables
 
 
 def test_a_tracker_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
     from fashionstyle.training import trackers
 
-    def missing(*args):
-        raise ModuleNotFoundError("No module named 'wandb'", name="wandb")
-
-    monkeypatch.setattr(trackers, "wandb_logger", missing)
+    monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
     with pytest.raises(FashionStyleError, match="--logger wandb needs wandb, which is not installed"):
         trackers.make_loggers(["csv", "wandb"], RunDir(tmp_path))
 
@@ -63,12 +136,13 @@ def test_a_store_mlflow_refuses_is_one_line(tmp_path):
 
 
 def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_path, monkeypatch):
+    from fashionstyle.core.config import TRACKERS
     from fashionstyle.training import trackers
 
     def missing(*args):
         raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
 
-    monkeypatch.setattr(trackers, "tensorboard_logger", missing)
+    monkeypatch.setitem(TRACKERS._implementations, "tensorboard", missing)
     [csv] = trackers.make_loggers(list(trackers.DEFAULT_TRACKERS), RunDir(tmp_path))
     assert type(csv).__name__ == "CSVLogger"
     with pytest.raises(FashionStyleError, match="--logger tensorboard needs tensorboard"):
@@ -86,3 +160,79 @@ def test_a_resumed_run_logs_to_the_same_mlflow_and_wandb_runs(tmp_path, monkeypa
     assert first[1].version and again[1].version == first[1].version  # the W&B run id, without starting it
     other = make_loggers(["mlflow"], RunDir(tmp_path / "other"), uri)
     assert other[0].run_id != first[0].run_id
+
+
+@pytest.mark.slow
+def test_a_resume_into_another_mlflow_store_starts_a_run_there(tmp_path):
+    from fashionstyle.training.trackers import make_loggers
+
+    run = RunDir(tmp_path / "run")
+    first = make_loggers(["mlflow"], run, f"sqlite:///{tmp_path / 'one.db'}")
+    elsewhere = make_loggers(["mlflow"], run, f"sqlite:///{tmp_path / 'two.db'}")  # --resume --mlflow-uri ...
+    assert elsewhere[0].run_id != first[0].run_id
+    assert elsewhere[0].experiment.get_run(elsewhere[0].run_id).info.status == "RUNNING"
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed once the socket is: nothing listens there
+
+
+@pytest.mark.parametrize("store, cause", [
+    ("sqlite:////proc/x.db", r"cannot write in /proc \("),
+    ("sqlite:///{tmp}/mlflow.db", r"mlflow.db is a folder, not an SQLite file"),
+    ("sqlite:///{tmp}/notes.txt", r"notes.txt is not an SQLite database"),
+    ("{tmp}/notes.txt", r"notes.txt is a file, not a folder store"),
+    ("sqlite:///{tmp}/no/such/folder/m.db", r"the folder .*no/such/folder does not exist"),
+    ("http://127.0.0.1:{port}", r"the tracking server http://127.0.0.1:\d+ does not answer"),
+])
+def test_an_unusable_mlflow_store_is_one_line_within_seconds(tmp_path, store, cause):
+    from fashionstyle.training.tracker_checks import check_trackers
+
+    (tmp_path / "mlflow.db").mkdir()
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    start = time.monotonic()
+    with pytest.raises(FashionStyleError, match=cause) as err:
+        check_trackers(["csv", "mlflow"], store.format(tmp=tmp_path, port=closed_port()))
+    assert time.monotonic() - start < 10 and "\n" not in str(err.value)
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n"  # the user's file untouched
+
+
+def test_wandb_online_with_a_dead_server_is_one_line_within_seconds(monkeypatch):
+    from fashionstyle.training.tracker_checks import check_trackers
+
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    start = time.monotonic()
+    with pytest.raises(FashionStyleError, match=r"--logger wandb: the W&B server .* does not answer .*WANDB_MODE="):
+        check_trackers(["wandb"])
+    assert time.monotonic() - start < 10
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    check_trackers(["wandb"])  # offline: no server needed
+
+
+def test_a_good_local_store_passes_the_check(tmp_path):
+    from fashionstyle.training.tracker_checks import check_trackers
+
+    check_trackers(["mlflow"], f"sqlite:///{tmp_path / 'mlflow.db'}")  # not there yet: made by the logger
+    check_trackers(["mlflow"], str(tmp_path / "folder_store"))
+
+
+@pytest.mark.slow
+def test_a_failed_tracker_leaves_no_run_folder_and_a_rerun_with_another_logger_works(tmp_path, capsys):
+    labels = make_image_set(tmp_path / "data", n=16)
+    out = tmp_path / "run"
+    (tmp_path / "mlflow.db").mkdir()
+    start = time.monotonic()
+    assert main(["train", "--labels", str(labels), "--out", str(out), *TINY_TRAIN, "--epochs", "1",
+                 "--logger", "mlflow", "--mlflow-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]) == 2
+    assert time.monotonic() - start < 20
+    assert "is a folder, not an SQLite file" in capsys.readouterr().err
+    assert not out.exists()  # nothing half-made for a rerun to refuse
+    assert main(["train", "--labels", str(labels), "--out", str(out), *TINY_TRAIN, "--epochs", "1",
+                 "--logger", "csv"]) == 0
+    assert main(["train", "--out", str(out), "--resume", "--logger", "csv", "--logger", "mlflow",
+                 "--mlflow-uri", f"sqlite:///{tmp_path / 'good.db'}"]) == 0  # --resume with another logger
+    assert (out / "logs" / "trackers.json").is_file()

@@ -12,7 +12,7 @@ from torch import nn
 from conftest import LABELS, make_image_set
 from fashionstyle import FashionStyleError, Predictor, RunDir, ThresholdTuner
 from fashionstyle.cli import main
-from fashionstyle.data.pipeline import tta_transform
+from fashionstyle.data.transforms import tta_transform
 from fashionstyle.model.network import StyleNet
 from fashionstyle.core.run import Member
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from fashionstyle.core import run_sources as _run_sources
 from fashionstyle.core.version import __version__  # noqa: F401 - the public name
 
 _MODULES = {  # public name -> the module that defines it
     "StyleTagger": "api", "load": "api",
     "TrainConfig": "core.config",
     "FashionStyleError": "core.errors",
+    "Prediction": "core.prediction",
     "Explainer": "analysis.explain",
-    "JD_STYLES": "data.labels", "LabelTable": "data.labels", "read_labels": "data.labels",
+    "JD_STYLES": "data.label_names", "LabelTable": "data.label_table", "read_labels": "data.labels",
     "AsymmetricLoss": "model.losses", "FocalLoss": "model.losses", "WeightedBCE": "model.losses", "create_loss": "model.losses",
     "loss_weights": "data.label_stats",
     "macro_fbeta": "core.metrics", "per_label_scores": "core.metrics",
@@ -23,9 +25,20 @@ _MODULES = {  # public name -> the module that defines it
     "Predictor": "inference.torch_predictor",
     "RunDir": "core.run",
     "ThresholdTuner": "core.thresholds", "best_threshold": "core.thresholds", "fbeta_curve": "core.thresholds",
-    "train": "training.fit",
+    "train": "api",
 }
 __all__ = sorted(_MODULES)
+
+
+def _resolve_hub(source: Any) -> Any:
+    """Hub folders and Hugging Face ids open as runs wherever a run is taken (inference/hub_resolve.py,
+    imported when a run is opened)."""
+    from fashionstyle.inference.hub_resolve import resolve_run
+
+    return resolve_run(source)
+
+
+_run_sources.register(_resolve_hub)
 
 
 def __getattr__(name: str) -> Any:
@@ -45,13 +58,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from fashionstyle.core.config import TrainConfig
     from fashionstyle.core.errors import FashionStyleError
     from fashionstyle.core.metrics import macro_fbeta, per_label_scores
+    from fashionstyle.core.prediction import Prediction
     from fashionstyle.core.run import RunDir
     from fashionstyle.core.thresholds import ThresholdTuner, best_threshold, fbeta_curve
+    from fashionstyle.data.label_names import JD_STYLES
     from fashionstyle.data.label_stats import loss_weights
-    from fashionstyle.data.labels import JD_STYLES, LabelTable, read_labels
+    from fashionstyle.data.label_table import LabelTable
+    from fashionstyle.data.labels import read_labels
     from fashionstyle.inference.torch_predictor import Predictor
     from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss
     from fashionstyle.model.network import StyleNet, create_model, load_model, save_model
-    from fashionstyle.training.fit import train
+    from fashionstyle.training.train import train
 
     from .api import StyleTagger, load

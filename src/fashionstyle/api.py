@@ -1,48 +1,71 @@
-"""From a run to style names in one line: `fashionstyle.load`.
+"""From a run to prediction records in one line: `fashionstyle.load`.
 
     tagger = fashionstyle.load("runs/lite0")             # runtime "torch" | "onnx" | "onnx-int8", device "auto"
-    tagger("photo.jpg")      # {"image": "photo.jpg", "styles": ["Korean", "Simple"], "scores": {"Sport": 0.01, ...}}
-    tagger(["a.jpg", pil_image, array])                  # a list of such dicts, in input order
+    tagger("photo.jpg")      # Prediction(image="photo.jpg", labels=["Korean", "Simple"], scores={"Sport": 0.01, ...})
+    tagger(["a.jpg", pil_image, array])                  # a list of Prediction records, in input order
     tagger("photos/")                                    # every image in the folder, as a list
-    pandas.DataFrame(tagger.table("photos/"))            # columns image, styles, then one per style's score
+    tagger.table("photos/")                              # pandas.DataFrame: image, labels, one column per label, error
 
 An input is an image file, a folder, a PIL image or a uint8 array (H, W) / (H, W, 3|4), or a list
-of those. Styles are the ones at or above the run's tuned thresholds, most probable first.
+of those. A record (core/prediction.py) is what files and the service give too: `labels` are the
+ones at or above the run's tuned thresholds, most probable first; `record.as_dict()` is the service's
+JSON. An unreadable file gives a record with `error` (as `predict` skips and lists it); with
+`on_bad="fail"` it raises FashionStyleError naming the file instead.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import check_policy, list_images
-from fashionstyle.inference.hub import hub_to_run, is_hub_folder
+from fashionstyle.core.prediction import Prediction, flat_columns, flat_values
+from fashionstyle.data.images import check_policy, list_images, open_rgb
+from fashionstyle.inference.hub import is_hub_folder
 from fashionstyle.inference.predictor import BasePredictor
-from fashionstyle.inference.runtimes import load_predictor
+from fashionstyle.inference.runtimes import load_predictor, require_torch
+
+if TYPE_CHECKING:
+    import pandas
+
+    from fashionstyle.core.config import TrainConfig
+    from fashionstyle.core.run import RunDir
 
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 
 
-def load(run: str | Path, runtime: str = "torch", device: str = "auto", tta: str | None = None) -> "StyleTagger":
+def train(config: "TrainConfig", out: str | Path, resume: bool = False) -> "RunDir":
+    """Train a run as `fashionstyle train` does: the run directory, and on its MLflow / W&B runs (when it
+    logs to any) the final scores, the model and the report's figures."""
+    from fashionstyle.analysis.tracking import update_trackers
+    from fashionstyle.core.ranks import is_secondary_process
+    from fashionstyle.training.train import train as train_run
+
+    run = train_run(config, out, resume=resume)
+    if not is_secondary_process():
+        update_trackers(run)
+    return run
+
+
+def load(run: str | Path, runtime: str = "torch", device: str = "auto", tta: str | None = None,
+         on_bad: str = "skip") -> "StyleTagger":
     """A `StyleTagger` for a run directory (plain, fused or cross-validated) or a hub folder
-    (`fashionstyle export RUN --format hub`)."""
-    if is_hub_folder(run):
-        if runtime == "onnx-int8":  # its calibration needs the run's validation images
-            raise FashionStyleError(f"{run}: a hub folder loads with runtime 'torch' or 'onnx'; for int8, "
-                                    "`fashionstyle export RUN --quantize int8` on the run it came from")
-        with tempfile.TemporaryDirectory(prefix="fashionstyle_hub_") as tmp:  # the models load into memory
-            return StyleTagger(load_predictor(hub_to_run(run, tmp), runtime, tta=tta, device=device))
-    return StyleTagger(load_predictor(run, runtime, tta=tta, device=device))
+    (`fashionstyle export RUN --format hub`); `on_bad` as StyleTagger's."""
+    check_policy(on_bad)
+    check_device(device, runtime)
+    if runtime == "onnx-int8" and is_hub_folder(run):  # its calibration needs the run's validation images
+        raise FashionStyleError(f"{run}: a hub folder loads with runtime 'torch' or 'onnx'; for int8, "
+                                "`fashionstyle export RUN --quantize int8` on the run it came from")
+    return StyleTagger(load_predictor(run, runtime, tta=tta, device=device), on_bad=on_bad)
 
 
 class StyleTagger:
-    """Images in, style names and scores out; `predictor` does the work (any runtime)."""
+    """Images in, prediction records out; `predictor` does the work (any runtime). `on_bad`: "skip"
+    (an unreadable file gives a record with `error`) or "fail" (FashionStyleError naming it)."""
 
-    def __init__(self, predictor: BasePredictor, batch_size: int = 32, on_bad: str = "fail"):
+    def __init__(self, predictor: BasePredictor, batch_size: int = 32, on_bad: str = "skip"):
         self.predictor = predictor
         self.batch_size = batch_size
         self.on_bad = check_policy(on_bad)
@@ -55,46 +78,84 @@ class StyleTagger:
     def thresholds(self) -> dict[str, float]:
         return dict(zip(self.label_names, map(float, self.predictor.thresholds)))
 
-    def __call__(self, images: ImageInput | Sequence[ImageInput]) -> dict[str, Any] | list[dict[str, Any]]:
-        """One result dict for one image; a list of them for a folder or a list."""
-        items = _as_list(images)
-        results = self._results(items)
-        return results[0] if _is_single(images) else results
+    def __call__(self, images: ImageInput | Sequence[ImageInput]) -> Prediction | list[Prediction]:
+        """One record for one image; a list of them for a folder or a list."""
+        records = self._records(_as_list(images))
+        return records[0] if _is_single(images) else records
 
-    def table(self, images: ImageInput | Sequence[ImageInput]) -> dict[str, list]:
-        """Column name -> values (image, styles, then each style's score): `pandas.DataFrame(table)`."""
-        results = self._results(_as_list(images))
-        columns: dict[str, list] = {"image": [r["image"] for r in results], "styles": [r["styles"] for r in results]}
-        for name in self.label_names:
-            columns[name] = [None if r["scores"] is None else r["scores"][name] for r in results]
-        return columns
+    def table(self, images: ImageInput | Sequence[ImageInput]) -> "pandas.DataFrame":
+        """The records as a DataFrame of the files' columns: image, labels, one score column per label
+        (NaN for an unreadable image), error."""
+        names = self.label_names
+        rows = [flat_values(r, names) for r in self._records(_as_list(images))]
+        frame = _pandas().DataFrame(rows, columns=flat_columns(names))
+        frame[names] = frame[names].astype(float)  # an unreadable image's scores: NaN
+        return frame
 
     def __repr__(self) -> str:
         return f"StyleTagger({len(self.label_names)} styles: {', '.join(self.label_names)})"
 
-    def _results(self, items: list[ImageInput]) -> list[dict[str, Any]]:
-        probs = self._probabilities(items)
-        styles = self.predictor.decided_names(probs)
-        return [self._result(_name(item, i), p, s) for i, (item, p, s) in enumerate(zip(items, probs, styles))]
+    def _records(self, items: list[ImageInput]) -> list[Prediction]:
+        names = [_name(item, i) for i, item in enumerate(items)]
+        records = self.predictor.records(names, self._probabilities(items))
+        return [Prediction.failed(r.image, _why_unreadable(item)) if r.error and isinstance(item, (str, Path))
+                else r for r, item in zip(records, items)]
 
     def _probabilities(self, items: list[ImageInput]) -> np.ndarray:
         """(N, L) in input order: files through the predictor's reader, decoded images directly."""
         probs = np.full((len(items), len(self.label_names)), np.nan, np.float32)
         files = [i for i, item in enumerate(items) if isinstance(item, (str, Path))]
         decoded = [i for i, item in enumerate(items) if not isinstance(item, (str, Path))]
+        for i in decoded:  # every array checked before any work
+            _check_image(items[i], i)
         if files:
-            probs[files] = self.predictor.predict_proba([items[i] for i in files], batch_size=self.batch_size,
-                                                        on_bad=self.on_bad)
+            try:
+                probs[files] = self.predictor.predict_proba([items[i] for i in files], batch_size=self.batch_size,
+                                                            on_bad=self.on_bad)
+            except FashionStyleError as error:  # on_bad="fail": the file's one line, not the loader's frames
+                raise FashionStyleError(str(error)) from None
         for start in range(0, len(decoded), self.batch_size):
             rows = decoded[start:start + self.batch_size]
             probs[rows] = self.predictor.predict_proba_images([_to_image(items[i], i) for i in rows])
         return probs
 
-    def _result(self, name: str, probs: np.ndarray, styles: list[str]) -> dict[str, Any]:
-        if np.isnan(probs).any():  # skipped as unreadable (on_bad="skip")
-            return {"image": name, "styles": None, "scores": None, "error": "unreadable image"}
-        return {"image": name, "styles": styles,
-                "scores": {n: float(p) for n, p in zip(self.label_names, probs)}}
+
+def check_device(device: str, runtime: str) -> None:
+    """Refuse, in one line, a PyTorch device this machine does not have (ONNX Runtime predicts on the CPU)."""
+    if device == "auto" or runtime != "torch":
+        return
+    require_torch("runtime 'torch' needs PyTorch; use runtime='onnx' on an exported run")
+    import torch
+
+    try:
+        found = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise FashionStyleError(f"device {device!r}: not a PyTorch device; valid: auto, cpu, cuda, cuda:N, "
+                                "mps") from None
+    count = torch.cuda.device_count() if found.type == "cuda" and torch.cuda.is_available() else 0
+    if found.type == "cuda" and (found.index or 0) >= count:
+        have = f"CUDA devices 0..{count - 1}" if count else "no CUDA device"
+        raise FashionStyleError(f"device {device!r}: this machine has {have}; use device='auto' or 'cpu'")
+    if found.type == "mps" and not torch.backends.mps.is_available():
+        raise FashionStyleError(f"device {device!r}: MPS is not available here; use device='auto' or 'cpu'")
+
+
+def _why_unreadable(path: str | Path) -> str:
+    """The reader's one line for a file the predictor skipped."""
+    try:
+        open_rgb(path)
+    except FashionStyleError as error:
+        return str(error)
+    return f"{path}: unreadable image"
+
+
+def _pandas():
+    try:
+        import pandas
+    except ModuleNotFoundError:
+        raise FashionStyleError("StyleTagger.table needs pandas: pip install pandas "
+                                "(or 'fashionstyle[train]')") from None
+    return pandas
 
 
 def _is_single(images: Any) -> bool:
@@ -117,13 +178,26 @@ def _as_list(images: Any) -> list[ImageInput]:
                             "a PIL image, a uint8 array (H, W) or (H, W, 3|4), or a list of those")
 
 
-def _to_image(item: ImageInput, index: int) -> Image.Image:
+def _check_image(item: ImageInput, index: int) -> None:
+    """Refuse, in one line, an array that is not a uint8 image, or an image without pixels."""
     if isinstance(item, Image.Image):
-        return item
+        if 0 in item.size:
+            raise FashionStyleError(f"image {index}: an empty image ({item.width}x{item.height}); an image needs "
+                                    "at least one pixel")
+        return
     array = np.asarray(item)
     if array.dtype != np.uint8 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
         raise FashionStyleError(f"image {index}: an array must be uint8 of shape (H, W) or (H, W, 3|4), "
                                 f"got {array.dtype} {array.shape}")
+    if 0 in array.shape[:2]:
+        raise FashionStyleError(f"image {index}: an empty array {array.shape}; an image needs at least one pixel")
+
+
+def _to_image(item: ImageInput, index: int) -> Image.Image:
+    _check_image(item, index)
+    if isinstance(item, Image.Image):
+        return item
+    array = np.asarray(item)
     return Image.fromarray(array.squeeze(2) if array.ndim == 3 and array.shape[2] == 1 else array)
 
 

@@ -19,7 +19,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import read_labels
 from fashionstyle.data.synthetic import make_dataset
 from fashionstyle.model.weights import bundled_weights
-from fashionstyle.training.fit import train
+from fashionstyle.training.train import train
 
 MARKER = ".fashionstyle-demo"
 DEMO_BACKBONE = "tf_efficientnet_lite0"

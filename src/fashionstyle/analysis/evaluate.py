@@ -1,7 +1,13 @@
-"""Post-training steps on a run directory: label statistics, re-tuning, evaluation."""
+"""Post-training steps on a run directory: re-tuning and evaluation, each refreshing the run's summary
+(RUN/summary.json) and model card, so a Python caller gets what the command gives.
+
+    tune_run(run, beta=2, rule="exact")                         # new thresholds, summary, card
+    scores = evaluate_run(run, table.split("test"), "test")     # eval_test.json, summary with test, card
+"""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -9,10 +15,14 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.metrics import check_beta, format_table, macro_fbeta, per_label_scores
+from fashionstyle.core.metrics import check_beta, format_table, per_label_scores
+from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.run import RunDir
+from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, refresh_test, split_scores, summarize,
+                                      write_summary)
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.labels import LabelTable, val_images
+from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels import val_images
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.torch_predictor import Predictor
 
@@ -43,7 +53,23 @@ def tune_run(run: RunDir, beta: float = 2.0, tta: str | None = None,
     run.write_thresholds(tuner)
     if tta is not None:
         run.write_tta(tta)
+    refresh_summary(run, summarize(run.label_names(), tuner, probs, targets))
     return tuner
+
+
+def refresh_summary(run: RunDir, summary: RunSummary) -> RunSummary:
+    """Write `summary` (with the test split scored again at its thresholds where the run has one), the
+    model card from it, and send it to the tracker runs the run was trained into."""
+    from fashionstyle.analysis.tracking import update_trackers
+
+    saved = read_summary(run)
+    if saved is not None and not summary.warnings():  # the training's warnings outlive a refresh
+        summary = replace(summary, notes=[*saved.warnings(), *summary.notes])
+    summary = refresh_test(run, summary) if summary.test is None else summary
+    write_summary(run, summary)
+    write_model_card(run, summary)
+    update_trackers(run, summary)
+    return summary
 
 
 def evaluation_split(run: RunDir, table: LabelTable, split: str | None) -> str:
@@ -77,19 +103,19 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner) -> dict[str, Any]:
-    """Per-label precision, recall and F-beta at 0.5 and at the tuned thresholds."""
+def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner, split: str = "val") -> dict[str, Any]:
+    """Per-label precision, recall and F-beta at 0.5 and at the tuned thresholds (of the `split` they score)."""
     beta = tuner.beta
-    at_half = per_label_scores(targets, (probs >= 0.5).astype(np.uint8), beta)
-    tuned = per_label_scores(targets, tuner.predict(probs), beta)
+    at_half = per_label_scores(targets, (np.asarray(probs) >= 0.5).astype(np.uint8), beta)
+    tuned = split_scores(probs, targets, tuner)
     return {
-        "beta": beta, "n_images": int(len(targets)),
-        "support": at_half["support"].tolist(), "thresholds": tuner.thresholds_.tolist(),
+        "beta": beta, "split": split, "n_images": tuned.n_images,
+        "support": tuned.support.tolist(), "thresholds": tuner.thresholds_.tolist(),
         "at_0.5": {k: at_half[k].tolist() for k in ("precision", "recall", "fbeta")},
-        "tuned": {k: tuned[k].tolist() for k in ("precision", "recall", "fbeta")},
-        "macro_fbeta_0.5": float(at_half["fbeta"].mean()),
-        "macro_fbeta_tuned": float(tuned["fbeta"].mean()),
-        "all_positive_macro_fbeta": macro_fbeta(targets, np.ones_like(targets), beta),
+        "tuned": {k: getattr(tuned, k).tolist() for k in ("precision", "recall", "fbeta")},
+        "macro_fbeta_0.5": tuned.macro_fbeta_at_half,
+        "macro_fbeta_tuned": tuned.macro_fbeta,
+        "all_positive_macro_fbeta": tuned.all_positive_macro_fbeta,
     }
 
 
@@ -100,7 +126,10 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
                f"{b}@0.5": scores["at_0.5"]["fbeta"],
                "P tuned": scores["tuned"]["precision"], "R tuned": scores["tuned"]["recall"],
                f"{b} tuned": scores["tuned"]["fbeta"]}
-    return format_table(label_names, columns, title=title)
+    table = format_table(label_names, columns, title=title)
+    split = scores.get("split", "val")
+    return (f"{table}\n{metric_name(split, scores['beta'])} {scores['macro_fbeta_tuned']:.3f}  "
+            f"(macro {b} at the run's thresholds; {scores['macro_fbeta_0.5']:.3f} at 0.5)")
 
 
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
@@ -109,25 +138,63 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
     """Predict the labelled images of `table` (unless `probs` has them, NaN rows unreadable),
     score them, write eval_<split><suffix>.json."""
     predictor = predictor or Predictor.from_run(run)
-    check_same_labels(predictor.label_names, table)
+    check_table_labels_match_run(predictor.label_names, table)
     if probs is None:
         probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
                                         progress=progress, on_bad=on_bad)
     readable = ~np.isnan(probs).any(axis=1)
     if not readable.any():
-        raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read")
+        raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read; are its paths "
+                                "relative to another folder? pass --image-dir DIR")
     table, probs = table.subset(np.flatnonzero(readable)), probs[readable]
-    scores = score_table(table.require_targets(), probs, predictor.tuner)
+    scores = score_table(table.require_targets(), probs, predictor.tuner, split)
     scores["skipped_images"] = int((~readable).sum())
-    scores.update(split=split, label_names=predictor.label_names, source=table.source,
+    scores.update(label_names=predictor.label_names, source=table.source,
                   runtime=suffix.lstrip("_") or "torch", tta=predictor.tta)
     atomic.write_json(run / f"eval_{split}{suffix}.json", scores)
     atomic.write_npz(run / f"eval_{split}{suffix}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
                       targets=table.require_targets())
+    if split == "test" and not suffix and predictor.tta == run.tta():  # the run's own scores: its summary
+        summary = summarize(predictor.label_names, predictor.tuner, *_stored_val(run))
+        refresh_summary(run, summary.with_test(probs, table.require_targets(), scores["skipped_images"]))
+    else:
+        write_model_card(run)
     return scores
 
 
-def check_same_labels(run_labels: list[str], table: LabelTable) -> None:
+def _stored_val(run: RunDir) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not (run / "val_probs.npz").is_file():
+        return None, None
+    _, probs, targets = run.val_probs()
+    return probs, targets
+
+
+def check_table_labels_match_run(run_labels: list[str], table: LabelTable) -> None:
+    """Refuse a label table whose labels (names and order) are not the run's."""
     if list(run_labels) != list(table.label_names):
         raise FashionStyleError(f"{table.source}: labels {table.label_names} differ from the run's "
                                 f"{run_labels}; pass --label-names or the matching label file")
+
+
+def evaluate_split(run: RunDir, table: LabelTable, split: str | None, settings: Any, loader: Any,
+                   placement: Any, decode: str = "auto") -> dict[str, Any] | None:
+    """`fashionstyle evaluate` as a library call: score `split` of `table` (evaluation_split picks the
+    default), launching ranks when `placement` asks for several devices; None on a secondary rank.
+    The scores carry `path` (the eval JSON written); the model card is refreshed with them."""
+    from fashionstyle.core.ranks import needs_launch
+    from fashionstyle.inference.jobs import evaluate_probs
+    from fashionstyle.inference.runtimes import predictor_for
+
+    split = evaluation_split(run, table, split)
+    part = table.split(split)
+    suffix = "" if settings.runtime == "torch" else f"_{settings.runtime}"  # keep each runtime's scores
+    probs = None
+    if needs_launch(placement.devices, placement.num_nodes):
+        probs = evaluate_probs(run, part, split, settings, loader, placement)
+        if probs is None:
+            return None  # rank 0 scores
+    scores = evaluate_run(run, part, split, progress=loader.progress, batch_size=loader.batch_size,
+                          num_workers=loader.num_workers, on_bad=loader.on_bad, suffix=suffix,
+                          predictor=predictor_for(run.path, settings, decode=decode), probs=probs)
+    scores["path"] = str(run / f"eval_{split}{suffix}.json")  # evaluate_run refreshed the summary and card
+    return scores

@@ -1,7 +1,7 @@
 """Grad-CAM heat maps: where in a photo each style's evidence lies, for any kind of run.
 
     explainer = Explainer.from_run("runs/densenet201")
-    shown = explainer.explain(image)          # Explanation: probs (L,), labels, maps {label: (D, D)}
+    shown = explainer.explain(image, name="a.jpg")   # Explanation: probs (L,), labels shown, maps, prediction
     overlay(shown.photo, shown.maps["OL"])    # PIL image, the map blended in a jet colour map
 
 Grad-CAM (Selvaraju et al., 2017) weights the backbone's last feature map
@@ -39,9 +39,10 @@ from PIL import Image
 from torch import nn
 
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.prediction import Prediction
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.labels import unknown_label_message
-from fashionstyle.data.pipeline import EvalViews
+from fashionstyle.data.label_names import unknown_label_message
+from fashionstyle.data.transforms import EvalViews
 from fashionstyle.inference.torch_predictor import Predictor
 
 DISPLAY = 224  # side of the displayed crop and its maps, in pixels
@@ -51,12 +52,14 @@ OVERLAY_ALPHA = 0.6  # the overlay's opacity where a map peaks (1); 0 where it i
 
 @dataclass
 class Explanation:
-    """One image: its probabilities (L,), the labels shown, and a map (D, D) in 0..1 per label shown."""
+    """One image: its probabilities (L,), the labels shown, a map (D, D) in 0..1 per label shown, and
+    its prediction record (core.prediction: the same as `predict` and the service give)."""
 
     photo: Image.Image          # the centre crop the model sees, D x D
     probs: np.ndarray
     labels: list[str]
     maps: dict[str, np.ndarray]
+    prediction: Prediction
 
 
 def target_layer(backbone: nn.Module, image_size: int, min_side: int = MIN_SIDE) -> nn.Module:
@@ -132,26 +135,35 @@ class Explainer:
         chosen += [n for n in ranked if n not in chosen][:max(0, labels_to_show - len(chosen))]
         return chosen
 
-    def explain(self, image: Image.Image, requested: Sequence[str] = (), labels_to_show: int = 3) -> Explanation:
-        """Probabilities of one RGB image and maps of the labels `choose` picks."""
+    def explain(self, image: Image.Image, requested: Sequence[str] = (), labels_to_show: int = 3,
+                name: str = "<image 0>") -> Explanation:
+        """Probabilities of one RGB image (its record named `name`) and maps of the labels `choose` picks."""
         probs = self.predictor.predict_proba_images([image])[0]
         shown = self.choose(probs, requested, labels_to_show)
-        return Explanation(self.photo(image), probs, shown, self.maps(image, shown))
+        [record] = self.predictor.records([name], probs[None])
+        return Explanation(self.photo(image), probs, shown, self.maps(image, shown), record)
 
     def photo(self, image: Image.Image) -> Image.Image:
         """The centre crop of `image` that the (first) member model sees, D x D."""
         box = crop_box(image.size, self.predictor.preprocessing[0].image_size)
         return image.resize((DISPLAY, DISPLAY), Image.BILINEAR, box=box)
 
-    def maps(self, image: Image.Image, labels: Sequence[str]) -> dict[str, np.ndarray]:
-        """A (D, D) map in 0..1 per label: the weighted mean of its members' maps, each scaled to sum 1."""
+    def crops(self, image: Image.Image) -> list[torch.Tensor]:
+        """The centre crop (1, 3, S, S) uint8 of `image` per preprocessing: all that `maps` reads of it
+        (the service keeps these, and `photo`, instead of the decoded image)."""
+        return [views(image) for views in self.views]
+
+    def maps(self, image: Image.Image | Sequence[torch.Tensor], labels: Sequence[str]) -> dict[str, np.ndarray]:
+        """A (D, D) map in 0..1 per label of an image (or its `crops`): the weighted mean of its members'
+        maps, each scaled to sum 1."""
+        crops = self.crops(image) if isinstance(image, Image.Image) else image
         targets = [self.label_names.index(n) for n in labels]
         total = {t: np.zeros((DISPLAY, DISPLAY), np.float64) for t in targets}
         for member in self.predictor.members:
             wanted = [(t, c) for t, c in zip(member.targets, member.columns) if t in total]
             if not wanted:
                 continue
-            views = self.views[member.view](image).to(self.predictor.device)  # (1, 3, S, S) uint8
+            views = crops[member.view].to(self.predictor.device)  # (1, 3, S, S) uint8
             views = self.predictor.inputs[member.view](views)  # float, normalised
             for (t, _), cam in zip(wanted, self._cams(member, views, [c for _, c in wanted])):
                 total[t] += member.weight * cam / max(cam.sum(), 1e-12)

@@ -72,27 +72,29 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
         open_rgb(path, min_side)
     sections = []
     for i, path in enumerate(images):
-        shown = explainer.explain(open_rgb(path, min_side), requested, labels_to_show)
+        shown = explainer.explain(open_rgb(path, min_side), requested, labels_to_show, name=str(path))
         folder = out / f"{i:03d}_{safe_name(Path(path).stem)}"
         folder.mkdir(parents=True, exist_ok=True)
         _save_png(shown.photo, folder / "photo.png")
         for label in shown.labels:
             _save_png(overlay(shown.photo, shown.maps[label]), folder / map_file(explainer.label_names, label))
-        sections.append(_section(Path(path), folder.name, shown, explainer))
+        sections.append(_section(folder.name, shown, explainer))
     page = out / "index.html"
     return atomic.write_text(page, _PAGE.format(run=html.escape(str(run.path)), sections="\n".join(sections),
                                                  colour_bar=colour_bar_css()))
 
 
-def _section(path: Path, folder: str, shown: Explanation, explainer: Explainer) -> str:
+def _section(folder: str, shown: Explanation, explainer: Explainer) -> str:
+    """One image's part of the page: its prediction record (labels most probable first), scores and maps."""
     names, thresholds = explainer.label_names, explainer.predictor.thresholds
-    predicted = [n for n, on in zip(names, explainer.predictor.decide(shown.probs[None])[0]) if on]
+    predicted = shown.prediction.labels
     rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
                    f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
     figures = "".join(f'<figure><img src="{folder}/{map_file(names, n)}" alt="{html.escape(n)}">'
                       f"<figcaption>{html.escape(n)} ({shown.probs[names.index(n)]:.2f})</figcaption></figure>"
                       for n in shown.labels)
-    return (f'<section><h2>{html.escape(path.name)}</h2><p>predicted: {html.escape(", ".join(predicted) or "none")}'
+    return (f'<section><h2>{html.escape(shown.prediction.image)}</h2><p>predicted: '
+            f'{html.escape(", ".join(predicted) or "none")}'
             f'</p><div class="maps"><figure><img src="{folder}/photo.png" alt="photo"><figcaption>photo'
             f"</figcaption></figure>{figures}</div><table><tr><th>label</th><th>probability</th>"
             f"<th>threshold</th></tr>{rows}</table></section>")

@@ -29,7 +29,7 @@ from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import open_rgb
-from fashionstyle.data.labels import LabelTable
+from fashionstyle.data.label_table import LabelTable
 
 THUMB_PX = 256  # the file; shown at TILE_PX (sharp on a phone's dense screen)
 PER_KIND = 4
@@ -177,12 +177,17 @@ def varied_rows(targets: np.ndarray, count: int, seed: int) -> list[int]:
 def augmentation_blocks(train: LabelTable, config: dict[str, Any], thumbs: Thumbnails,
                         mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                         count: int = AUGMENTED_IMAGES, draws: int = AUGMENTED_DRAWS) -> tuple[list[str], int]:
-    """Per training image: the photo, then the crops of epochs 1..draws; and the images skipped."""
-    from fashionstyle.data.pipeline import ImageDataset, TrainCrop, decode_image  # torch: only for this section
+    """Per training image: the photo, then the crops of its first epochs (`draws` at most, no more than
+    the run's epochs), each captioned `epoch i/N`; and the images skipped."""
+    from fashionstyle.data.dataset import ImageDataset  # torch: only for this section
+    from fashionstyle.data.decode import decode_image
+    from fashionstyle.data.transforms import TrainCrop
 
     augment = TrainCrop(int(config["image_size"]), float(config.get("crop_scale", 0.35)),
                         bool(config.get("hflip", True)), str(config.get("augment", "none")))
     seed = int(config.get("seed", 0))
+    epochs = int(config.get("epochs", draws))
+    draws = max(1, min(draws, epochs))  # crops of epochs the run never trained are not its augmentation
     dataset = ImageDataset(train.images, None, augment, seed=seed,  # rows and seed as training's
                            opener=partial(decode_image, min_side=augment.min_side()))
     blocks, skipped = [], 0
@@ -196,7 +201,7 @@ def augmentation_blocks(train: LabelTable, config: dict[str, Any], thumbs: Thumb
         for epoch in range(draws):
             pixels = display_pixels(dataset[epoch * len(dataset) + row][0], mean, std)
             name = f"aug_{_digest(train.images[row])}_e{epoch + 1}.jpg"
-            tiles.append(thumb_html(thumbs.save(Image.fromarray(pixels), name), f"epoch {epoch + 1}"))
+            tiles.append(thumb_html(thumbs.save(Image.fromarray(pixels), name), f"epoch {epoch + 1}/{epochs}"))
         blocks.append(f'<div class="augmented"><p><b>{html.escape(train.ids[row])}</b>: {names}</p>'
                       f'<div class="thumbs">{"".join(tiles)}</div></div>')
         if len(blocks) == count:

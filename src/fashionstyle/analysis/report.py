@@ -4,13 +4,14 @@
     write_report("runs/a", "reports/a_vs_b", compare=["runs/b"])       # adds comparison figures
 
 The page is self-contained (one index.html, simple CSS, no JavaScript) with PNG
-figures beside it, under a headline of the macro F-beta (validation and test, tuned and at 0.5):
+figures beside it, under a headline of the run summary's macro F-beta (validation and test: at the
+run's thresholds, at 0.5, and the all-positive baseline) and any warning about the run:
 
     label_stats.png         positives per label (log scale) with the pos:neg ratio
     cooccurrence.png        how often each pair of labels occurs together
     fbeta_per_label.png     per-label F-beta at 0.5 and at the tuned thresholds (val, test)
     pr_curves.png           precision against recall for every label, the tuned operating point marked
-    fbeta_per_epoch.png     per-label validation F-beta of every epoch, macro in bold
+    fbeta_per_epoch.png     validation macro F-beta of every epoch in bold, the labels that moved most named
     fbeta_vs_threshold.png  F-beta against the threshold for every label, chosen one marked
     loss_lr.png             training and validation loss, learning rate (log, right axis)
     compare_fbeta.png       compare mode: tuned per-label F-beta of every run
@@ -29,10 +30,9 @@ the most suspect labels.
 from __future__ import annotations
 
 import html
-import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import matplotlib
 import numpy as np
@@ -41,16 +41,15 @@ from fashionstyle.analysis import gallery
 from fashionstyle.analysis.audit import read_issues
 from fashionstyle.analysis.report_data import (
     RunData,
-    check_same_labels,
+    check_runs_comparable,
     image_mismatches,
     load_run,
     run_names,
-    split_scores,
     stats_targets,
     training_split,
-    tuned_scores,
 )
 from fashionstyle.analysis.report_plots import (
+    MOVED_LABELS,
     STYLE,
     plot_compare_epochs,
     plot_compare_fbeta,
@@ -62,158 +61,62 @@ from fashionstyle.analysis.report_plots import (
     plot_loss_lr,
     plot_pr_curves,
 )
+from fashionstyle.analysis.report_page import (
+    check_report_folder,
+    figure_html,
+    headline_html,
+    note,
+    page,
+    scores_table_html,
+    stats_table_html,
+    summary_html,
+    unscored_note,
+    warnings_html,
+)
 from fashionstyle.core import atomic
 from fashionstyle.core.history import MONITOR
 from fashionstyle.core.run import RunDir
+from fashionstyle.core.run_warnings import read_warnings
 from fashionstyle.data.images import Preprocessing
-from fashionstyle.data.label_stats import label_counts, loss_weights, ratio_text
-from fashionstyle.data.labels import LabelTable
+from fashionstyle.data.label_table import LabelTable
 
-__all__ = ["write_report"]
-
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1200px;
-       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { border-bottom: 2px solid #1f77b4; padding-bottom: .3em; overflow-wrap: anywhere; }
-h2 { margin-top: 2em; color: #1f4e79; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption, .note { color: #555; font-size: .95em; overflow-wrap: anywhere; }
-.note { background: #fff8e1; border-left: 4px solid #f0ad4e; padding: .5em 1em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
-.wide { overflow-x: auto; max-width: 100%; }
-.headline { display: grid; grid-template-columns: repeat(auto-fit, minmax(10em, 1fr)); gap: .6em; margin: 1em 0; }
-.headline div { border: 1px solid #cfd9e3; border-radius: 6px; padding: .4em .8em; background: #f5f9fc; }
-.headline .value { display: block; font-size: 2em; font-weight: bold; color: #1f4e79; }
-.headline .tuned .value { color: #0b3d6b; } .headline .half .value { color: #5b7fa3; font-size: 1.6em; }
-nav ol { columns: 2 16em; margin: .5em 0; }
-@media (max-width: 600px) { body { margin: 1em auto; } h1 { font-size: 1.5em; } }
-th, td { border: 1px solid #ccc; padding: .25em .7em; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-thead th { background: #eef3f8; }
-tr.macro td { font-weight: bold; border-top: 2px solid #888; }
-code { background: #f3f3f3; padding: 0 .3em; }
-"""
-
-
-# -- html --------------------------------------------------------------------------
-def figure_html(name: str, caption: str) -> str:
-    """A figure that opens full size when clicked (on a phone it is shown shrunk to the screen)."""
-    alt = html.escape(re.sub(r"<[^>]+>", "", caption), quote=True)
-    return (f'<figure><a href="{name}"><img src="{name}" alt="{alt}"></a>'
-            f"<figcaption>{caption}</figcaption></figure>")
-
-
-def table_html(header: list[str], rows: list[list[str]], macro: list[str] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    if macro:
-        body += '<tr class="macro">' + "".join(f"<td>{c}</td>" for c in macro) + "</tr>"
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def stats_table_html(names: list[str], targets: np.ndarray, weight_power: float) -> str:
-    positives, negatives = label_counts(targets)
-    pos_w, neg_w = loss_weights(targets, weight_power)
-    rows = [[html.escape(n), str(p), str(q), ratio_text(int(p), int(q)), f"{a:.4f}", f"{b:.4f}"]
-            for n, p, q, a, b in zip(names, positives, negatives, pos_w, neg_w)]
-    return table_html(["label", "positives", "negatives", "pos:neg", "A", "B"], rows)
-
-
-def scores_table_html(data: RunData) -> str:
-    """Per label: the threshold, then per split support, precision, recall and F-beta (tuned), F-beta at 0.5."""
-    header, columns, macro = ["label", "threshold"], [[f"{t:.3f}" for t in data.tuner.thresholds_]], ["macro", ""]
-    for split_name, split in data.splits().items():
-        tuned, at_half = tuned_scores(data, split), split_scores(data, split)[0]
-        header += [f"{split_name} {w}" for w in ("support", "precision", "recall", data.beta_name,
-                                                  f"{data.beta_name} @0.5")]
-        columns.append([str(n) for n in tuned["support"]])
-        macro.append("")
-        for values in (tuned["precision"], tuned["recall"], tuned["fbeta"], at_half):
-            columns.append([f"{v:.3f}" for v in values])
-            macro.append(f"{np.mean(values):.3f}")
-    rows = [[html.escape(n)] + [c[j] for c in columns] for j, n in enumerate(data.label_names)]
-    return table_html(header, rows, macro)
-
-
-def headline_html(data: RunData) -> str:
-    """The macro F-beta of each split, tuned and at 0.5, in large type."""
-    cells = []
-    for split_name, split in data.splits().items():
-        at_half, tuned = split_scores(data, split)
-        word = "validation" if split_name == "val" else "test"
-        for kind, value, how in (("tuned", tuned, "tuned thresholds"), ("half", at_half, "threshold 0.5")):
-            cells.append(f'<div class="{kind}" data-score="{split_name} {kind}"><span class="value">'
-                         f"{np.mean(value):.3f}</span>{word} macro {data.beta_name}, {how}<br>"
-                         f"<small>{len(split.targets)} images</small></div>")
-    missing = "" if data.test is not None else note(
-        "No test scores yet: <code>fashionstyle evaluate RUN --labels FILE --split test</code> adds them.")
-    return f'<div class="headline">{"".join(cells)}</div>{missing}'
-
-
-def note(text: str) -> str:
-    return f'<p class="note">{text}</p>'
-
-
-def page(title: str, top: list[str], sections: list[str]) -> str:
-    """The html page: `top` under the title, then a list of contents and the `sections`, numbered."""
-    text, titles = numbered_sections("\n".join(sections))
-    contents = "<nav><ol>" + "".join(f'<li><a href="#s{i}">{t}</a></li>' for i, t in enumerate(titles, 1))
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}{gallery.CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n" + "\n".join(top) + f"\n{contents}</ol></nav>\n{text}"
-            "\n</body>\n</html>\n")
-
-
-def numbered_sections(text: str) -> tuple[str, list[str]]:
-    """Every <h2> numbered in page order, with an anchor (#s1, #s2, ...); and the titles."""
-    titles: list[str] = []
-
-    def number(match: re.Match) -> str:
-        titles.append(match.group(1))
-        return f'<h2 id="s{len(titles)}">{len(titles)}. {match.group(1)}</h2>'
-
-    return re.sub(r"<h2>(.*?)</h2>", number, text), titles
-
-
-def summary_html(data: RunData) -> str:
-    m = data.manifest
-    facts = [f"run directory <code>{html.escape(str(data.run.path.resolve()))}</code>",
-             f"{len(data.label_names)} labels", f"{len(data.val.targets)} validation images"]
-    if data.test is not None:
-        facts.append(f"{len(data.test.targets)} test images")
-    facts += [f"{k.replace('_', ' ')} {html.escape(str(m[k]))}"
-              for k in ("kind", "best_epoch", "epochs", "written") if m.get(k) is not None]
-    return "<p>" + "; ".join(facts) + ".</p>"
+__all__ = ["headline_html", "scores_table_html", "write_report"]
 
 
 # -- the report --------------------------------------------------------------------
 def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str | Path] = (),
                  stats_table: LabelTable | None = None, train_targets: np.ndarray | None = None,
-                 labels: LabelTable | None = None, audit: str | Path | None = None) -> Path:
+                 labels: LabelTable | None = None, audit: str | Path | None = None,
+                 progress: bool = False) -> Path:
     """Write `out_dir/index.html` and its PNG figures for a run; returns the html path.
 
+    `out_dir` must be new, empty or hold an earlier report (anything else is refused before a file
+    is written).
     `compare`: other run directories with the same labels, shown side by side.
     `stats_table` (a LabelTable) or `train_targets` ((N, L) 0/1): the training labels
     for the label statistics; without them the training split of `labels`, else the
     validation targets.
     `labels`: a label file's table, to find the images of the image grids.
     `audit`: an issues.csv from `fashionstyle audit` (default: RUN/issues.csv if there).
+    `progress`: say on stdout what it is doing, one line per stage, counted in images.
     """
+    out = Path(out_dir)
+    check_report_folder(out)
+    say = (lambda line: print(f"report: {line}", flush=True)) if progress else (lambda line: None)
     paths = [Path(run_dir), *map(Path, compare)]
-    names = run_names(paths)
-    runs = [load_run(p, n) for p, n in zip(paths, names)]
+    runs = [load_run(p, n) for p, n in zip(paths, run_names(paths))]
     data = runs[0]
     for other in runs[1:]:
-        check_same_labels(data, other)
+        check_runs_comparable(data, other)
     mismatches = image_mismatches(runs)
     for line in mismatches:  # a report is only a view: shown, with a warning, not refused as fuse does
         print(f"warning: {line}", file=sys.stderr)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train = training_split(data, labels)
     targets, source = stats_targets(data, stats_table, train_targets, train)
+    scored = ", ".join(f"{len(s.targets)} {'validation' if name == 'val' else name} images"
+                       for name, s in data.splits().items())
+    say(f"scores and figures of {', '.join(r.name for r in runs)} ({scored})")
     with matplotlib.rc_context(STYLE):
         body = label_section(data, targets, source, out)
         body += per_label_section(data, out)
@@ -223,12 +126,13 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
         if len(runs) > 1:
             body += compare_section(runs, out, mismatches)
     thumbs = gallery.Thumbnails(out)
-    body += image_sections(data, labels, train, thumbs)
+    body += image_sections(data, labels, train, thumbs, say)
     in_run = data.run / "issues.csv"
     audit = audit if audit is not None else (in_run if in_run.is_file() else None)
     if audit is not None:
         body += audit_section(audit, thumbs)
-    top = [headline_html(data), summary_html(data)]
+        say(f"suspect labels of {audit}: {len(thumbs.made)} images in all")
+    top = [warnings_html(read_warnings(data.run)), headline_html(data), summary_html(data)]
     html_path = atomic.write_text(out / "index.html", page(f"Fashion style report: {data.name}", top, body))
     html_path.chmod(0o644)
     return html_path
@@ -261,15 +165,18 @@ def per_label_section(data: RunData, out: Path) -> list[str]:
     return ["<h2>Per-label scores</h2>", figure_html("fbeta_per_label.png", caption),
             f"<p>Per label: the tuned threshold; per split the positive images (support), and precision, recall "
             f"and {data.beta_name} at that threshold, then {data.beta_name} at 0.5.</p>", scores_table_html(data),
-            figure_html("pr_curves.png", pr_caption)]
+            unscored_note(data), figure_html("pr_curves.png", pr_caption)]
 
 
 def epoch_section(data: RunData, out: Path) -> list[str]:
     body = ["<h2>Validation score per epoch</h2>"]
     if plot_fbeta_per_epoch(data, out / "fbeta_per_epoch.png"):
+        named = min(len(data.label_names), MOVED_LABELS)
+        others = "" if named == len(data.label_names) else ", the other labels in grey"
         body.append(figure_html("fbeta_per_epoch.png", (
-            f"Validation {data.beta_name} of every label after each epoch at that epoch's tuned thresholds, "
-            "with the macro mean in bold; the dotted line marks the epoch kept as the model.")))
+            f"Validation {data.beta_name} after each epoch at that epoch's own tuned thresholds (not the run's "
+            f"final ones, so not the headline's number): the macro mean in bold, the {named} labels whose "
+            f"{data.beta_name} moved most in colour{others}; the dotted line marks the epoch kept as the model.")))
     else:
         body.append(note("No per-epoch history (history.csv with per-label columns) in this run, "
                          "e.g. a fused run: figure skipped."))
@@ -315,8 +222,9 @@ def compare_section(runs: list[RunData], out: Path, mismatches: Sequence[str] = 
 
 
 def image_sections(data: RunData, labels: LabelTable | None, train: tuple[LabelTable, str] | None,
-                   thumbs: gallery.Thumbnails) -> list[str]:
-    """Predictions (most wrong first), augmented training images and the error gallery; or why not."""
+                   thumbs: gallery.Thumbnails, say: Callable[[str], None] = lambda line: None) -> list[str]:
+    """Predictions (most wrong first), augmented training images and the error gallery; or why not.
+    `say` hears one line per section, counted in images."""
     if labels is None:
         return ["<h2>Images</h2>", note(
             "Image grids left out: pass the label file (<code>--labels FILE</code>), which says where the images "
@@ -339,13 +247,18 @@ def image_sections(data: RunData, labels: LabelTable | None, train: tuple[LabelT
         f"<code>plot_top_losses</code>); {all_right} of {len(split.targets)} images have every label right. "
         '<span class="fn">Struck through</span>: a true label the model missed; <span class="fp">red</span>: '
         "a label predicted but not true; in brackets its probability.</p>"), *missing(skipped), grid]
+    say(f"predictions of the {name} split: {len(thumbs.made)} of {len(split.targets)} images shown")
+    before = len(thumbs.made)
     body += augmentation_section(data, train, thumbs)
+    say(f"augmented training images: {len(thumbs.made) - before} images")
+    before = len(thumbs.made)
     blocks, skipped = gallery.error_gallery(data.label_names, split.ids, split.probs, split.targets,
                                             data.tuner, images, thumbs)
     body += ["<h2>Error gallery per label</h2>", (
         f"<p>Per label, the {gallery.PER_KIND} most confident true positives and false positives (highest "
         f"probability) and false negatives (lowest) of {where} at the label's tuned threshold, each with its "
         "true and predicted labels; click a label to open it.</p>"), *missing(skipped)]
+    say(f"error gallery per label: {len(thumbs.made) - before} more images")
     return body + blocks
 
 
@@ -361,8 +274,12 @@ def augmentation_section(data: RunData, train: tuple[LabelTable, str] | None,
                             "left out.")]
     blocks, skipped = gallery.augmentation_blocks(train[0], config, thumbs, *run_normalisation(data.run))
     flips = ", mirrored half the time" if config.get("hflip", True) else ""
+    epochs = int(config.get("epochs", gallery.AUGMENTED_DRAWS))
+    draws = gallery.AUGMENTED_DRAWS
+    shown = (f"its {epochs} epoch{'s' if epochs > 1 else ''}" if epochs <= draws
+             else f"the first {draws} of its {epochs} epochs")
     body.append(f"<p>Training images of {train[1]}, each beside the crops the run's training transform drew from "
-                f"it in its first epochs: a random {config['image_size']} px square of "
+                f"it in {shown}: a random {config['image_size']} px square of "
                 f"{float(config.get('crop_scale', 0.35)):.0%} to 100% of the photo's area{flips}, seeded by "
                 "image and epoch as in training (the model sees them normalised).</p>")
     if skipped:

@@ -20,7 +20,7 @@ from fashionstyle.core.history import read_history
 from fashionstyle.core.metrics import per_label_scores
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.labels import LabelTable
+from fashionstyle.data.label_table import LabelTable
 
 
 @dataclass
@@ -91,7 +91,8 @@ def run_names(paths: Sequence[Path]) -> list[str]:
     return [f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n for p, n in zip(paths, names)]
 
 
-def check_same_labels(main: RunData, other: RunData) -> None:
+def check_runs_comparable(main: RunData, other: RunData) -> None:
+    """Refuse to compare two runs whose label sets differ."""
     if main.label_names != other.label_names:
         raise FashionStyleError(
             f"cannot compare runs with different labels: {main.run.path} has {main.label_names}, "
@@ -120,7 +121,7 @@ def training_split(data: RunData, labels: LabelTable | None) -> tuple[LabelTable
     if "val_fraction" not in data.config:
         return labels, (f"all {len(labels)} images of {source} (the run has no config.yaml to split them "
                         "as its training did)")
-    from fashionstyle.data.pipeline import train_val_split  # torch
+    from fashionstyle.data.splits import train_val_split  # torch
 
     train, _ = train_val_split(labels, float(data.config["val_fraction"]), int(data.config.get("seed", 0)))
     return train, f"the {len(train)} training images of {source} (the run's own train/validation split)"

@@ -25,7 +25,7 @@ DPI = 110
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
          "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 12}
 SPLIT_COLOURS = {"val": ("#9ecae1", "#1f77b4"), "test": ("#fdd0a2", "#e6550d")}  # (at 0.5, tuned)
-LINE_STYLES = ("-", "--", "-.", ":")
+MOVED_LABELS = 5  # the per-epoch figure names this many labels (those that moved most); the rest are grey
 
 
 def label_colours(n: int) -> list:
@@ -132,30 +132,45 @@ def plot_fbeta_per_label(data: RunData, path: Path) -> Path:
     return save(fig, path)
 
 
+def most_moved(history: dict[str, np.ndarray], names: list[str], k: int = MOVED_LABELS) -> list[str]:
+    """The `k` labels whose validation F-beta moved most over the epochs (max - min), most first."""
+    spread = [(float(np.nanmax(v) - np.nanmin(v)) if np.isfinite(v).any() else 0.0, i)
+              for i, v in enumerate(history[f"fbeta_{n}"] for n in names)]
+    return [names[i] for _, i in sorted(spread, key=lambda e: (-e[0], e[1]))[:k]]
+
+
 def plot_fbeta_per_epoch(data: RunData, path: Path) -> Path | None:
-    """Figure 3 (the report's Figure 8): per-label validation F-beta of every epoch, macro in bold."""
+    """Figure 3 (the report's Figure 8): validation macro F-beta of every epoch in bold, the labels that
+    moved most in colour (named), the others as thin grey lines."""
     history = data.history or {}
     epochs = history.get("epoch")
     columns = [f"fbeta_{n}" for n in data.label_names]
     if epochs is None or not all(c in history for c in columns):
         return None
     fig, ax = new_figure(9.5, 5.2)
-    for i, (name, colour) in enumerate(zip(data.label_names, label_colours(len(columns)))):
-        ax.plot(epochs, history[f"fbeta_{name}"], color=colour, linestyle=LINE_STYLES[i // 10 % 4],
-                marker="o", markersize=3, linewidth=1.3, label=name)
+    moved = most_moved(history, data.label_names)
+    for name in data.label_names:
+        if name not in moved:
+            ax.plot(epochs, history[f"fbeta_{name}"], color="#c8c8c8", linewidth=0.8, zorder=1)
+    if len(moved) < len(data.label_names):
+        ax.plot([], [], color="#c8c8c8", linewidth=0.8, label=f"the other {len(data.label_names) - len(moved)} labels")
+    for name, colour in zip(moved, matplotlib.colormaps["tab10"].colors):
+        ax.plot(epochs, history[f"fbeta_{name}"], color=colour, marker="o", markersize=3.5, linewidth=1.6,
+                label=name, zorder=2)
     macro = history.get(MONITOR, np.nanmean([history[c] for c in columns], axis=0))
-    ax.plot(epochs, macro, color="black", linewidth=3, marker="o", label="macro (tuned)")
+    ax.plot(epochs, macro, color="black", linewidth=3, marker="o", label="macro (tuned)", zorder=3)
     if "val_fbeta_05" in history:
         ax.plot(epochs, history["val_fbeta_05"], color="black", linewidth=1.5, linestyle="--",
-                marker="s", markersize=4, label="macro @0.5")
+                marker="s", markersize=4, label="macro @0.5", zorder=3)
     best = data.manifest.get("best_epoch")
     if best is not None:
         ax.axvline(best, color="grey", linestyle=":", linewidth=1.2, label=f"best epoch ({best})")
     ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"validation {data.beta_name} (tuned thresholds)")
-    ax.set_title(f"Validation {data.beta_name} per label and epoch")
+    ax.set_ylabel(f"validation {data.beta_name} (each epoch's own thresholds)")
+    moved_title = f", the {len(moved)} labels that moved most" if len(moved) < len(data.label_names) else ""
+    ax.set_title(f"Validation {data.beta_name} per epoch: macro mean{moved_title}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return save(fig, path)

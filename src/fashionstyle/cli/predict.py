@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="replace an existing --out that is not an earlier prediction file")
     p.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                    help=f"{OUTPUT_FORMATS.help()} (default: from --out's extension, "
-                        f"{', '.join(c.value for c in OUTPUT_FORMATS.values())}; else jd)")
+                        f"{', '.join(c.value for c in OUTPUT_FORMATS.values())}; jd without one; others refused)")
     p.add_argument("--runtime", choices=RUNTIMES, default="torch", help=f"{RUNTIMES.help()} (default: torch)")
     add_decode_arg(p)
     add_tta_arg(p)
@@ -45,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.data.image_source import ImageSource
     from fashionstyle.inference.jobs import predict_job
     from fashionstyle.inference.outputs import output_format
+    from fashionstyle.inference.prediction_files import check_out
 
     run_dir = RunDir.open(args.run)
     fmt = output_format(args.out, args.format)
     refuse_overwriting_inputs({"--out": [args.out, f"{args.out}.skipped.txt"]},
                               {"--images": args.images, "--image-dir": args.image_dir, "run": run_inputs(run_dir)})
+    check_out(args.out, args.overwrite)  # before a long list is counted (predict_job checks again)
     source = ImageSource.open(args.images, args.image_dir, args.recursive)
     done = predict_job(run_dir, source, args.out, fmt, predict_settings(args), loader_settings(args), args.resume,
                        placement(args), overwrite=args.overwrite)

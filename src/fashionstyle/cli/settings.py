@@ -26,11 +26,9 @@ def loader_settings(args: argparse.Namespace):
 def check_gpu_decode(runtime: str, accelerator: str) -> None:
     if runtime != "torch":
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
-    import torch
+    from fashionstyle.data.device_decode import decodes_on_gpu, uses_cuda
 
-    from fashionstyle.data.pipeline import decodes_on_gpu
-
-    decodes_on_gpu("gpu", accelerator != "cpu" and torch.cuda.is_available())
+    decodes_on_gpu("gpu", uses_cuda(accelerator))
 
 
 def placement(args: argparse.Namespace):

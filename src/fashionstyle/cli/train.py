@@ -38,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str = "train") -> argparse
 
 
 def run(args: argparse.Namespace) -> int:
+    from fashionstyle.api import train
     from fashionstyle.core.ranks import is_secondary_process
-    from fashionstyle.training.train import train
 
     run_dir = train(train_config(args), args.out, resume=args.resume)
     if is_secondary_process():

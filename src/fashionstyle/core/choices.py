@@ -119,7 +119,7 @@ OUTPUT_FORMATS = Registry(  # value: the file name suffix that picks the format 
     Choice("jd", "the contest's submission lines, id and a 0/1 flag per label", value=".txt"),
     Choice("csv", "a probability per label and the predicted labels, a row per image", value=".csv"),
     Choice("json", "labels and probabilities per image", value=".json"),
-    Choice("parquet", "id, a float32 column per label and the predicted labels, for millions of rows "
+    Choice("parquet", "image, labels, a float32 column per label and error, for millions of rows "
            "(needs pyarrow)", value=".parquet"))
 
 BAD_IMAGE_POLICIES = Registry.of("bad-image policy", {

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from fashionstyle.core.choices import BAD_IMAGE_POLICIES, DEFAULT_RULE, THRESHOLD_RULES, Choice, Registry
+from fashionstyle.core.config_ranges import check_ranges
 from fashionstyle.core.errors import FashionStyleError
 
 # The choices of TrainConfig's fields (choices.py has the others). A loss names its factory, called as
@@ -24,12 +25,11 @@ from fashionstyle.core.errors import FashionStyleError
 # defaults are the fields') to the factory's keywords.
 LOSSES = Registry(
     "loss",
-    Choice("weighted_bce", "BCE with per-label weights A, B from the negative:positive odds (the report's)",
-           "fashionstyle.model.losses:weighted_bce", {"weight_power": "power"}),
-    Choice("bce", "plain BCE", "fashionstyle.model.losses:plain_bce"),
-    Choice("focal", "focal loss", "fashionstyle.model.losses:focal",
+    Choice("weighted_bce", "BCE with per-label weights A, B from the negative:positive odds (the report's)", {"weight_power": "power"}),
+    Choice("bce", "plain BCE"),
+    Choice("focal", "focal loss",
            {"focal_gamma": "gamma", "focal_alpha": "alpha"}),
-    Choice("asl", "asymmetric loss", "fashionstyle.model.losses:asymmetric",
+    Choice("asl", "asymmetric loss",
            {"asl_gamma_pos": "gamma_pos", "asl_gamma_neg": "gamma_neg", "asl_clip": "clip"}))
 SCHEDULES = Registry.of("schedule", dict.fromkeys(("plateau", "constant", "cosine", "onecycle"), ""))
 MODES = Registry.of("mode", dict.fromkeys(("multi", "single"), ""))
@@ -37,19 +37,17 @@ SELECTIONS = Registry.of("selection", dict.fromkeys(("best", "per-label"), ""))
 OPTIMIZERS = Registry.of("optimizer", dict.fromkeys(("adam", "adamw"), ""))
 TRACKERS = Registry(
     "logger",
-    Choice("csv", "RUN/logs/csv", "fashionstyle.training.trackers:csv_logger"),
-    Choice("tensorboard", "RUN/logs/tensorboard", "fashionstyle.training.trackers:tensorboard_logger",
+    Choice("csv", "RUN/logs/csv"),
+    Choice("tensorboard", "RUN/logs/tensorboard",
            value="tensorboard"),
-    Choice("mlflow", "--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db",
-           "fashionstyle.training.trackers:mlflow_logger", value="'mlflow-skinny sqlalchemy alembic'"),
-    Choice("wandb", "offline without WANDB_API_KEY", "fashionstyle.training.trackers:wandb_logger",
+    Choice("mlflow", "--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db", value="mlflow==3.17.2"),
+    Choice("wandb", "offline without WANDB_API_KEY",
            value="wandb"))  # value: what `pip install` needs for it
 AUGMENTATIONS = Registry(  # on each uint8 training crop, after the random resized crop (host only)
     "augmentation",
     Choice("none", "the random resized crop and flip alone"),
-    Choice("trivialaugment", "TrivialAugmentWide: one random op of random strength per image",
-           "torchvision.transforms.v2:TrivialAugmentWide"),
-    Choice("randaugment", "RandAugment: two random ops at strength 9 of 31", "torchvision.transforms.v2:RandAugment"))
+    Choice("trivialaugment", "TrivialAugmentWide: one random op of random strength per image"),
+    Choice("randaugment", "RandAugment: two random ops at strength 9 of 31"))
 PSEUDO_LABELS = Registry.of("pseudo-label kind", {  # what a student learns from the teacher's probabilities
     "soft": "the teacher's probabilities as they are", "hard": "the teacher's 0/1 decisions at its tuned thresholds"})
 TEACHING = Registry.of("teaching", {  # when the teacher predicts the student's images
@@ -206,36 +204,12 @@ class TrainConfig:
             value = getattr(self, f.name)
             for item in (value if isinstance(value, list) else [value]) if f.metadata["choices"] else []:
                 _choice(f.name, item, tuple(f.metadata["choices"]))
-        if not 0.0 < self.backbone_lr_scale <= 1.0:
-            raise FashionStyleError(f"config backbone_lr_scale must be in (0, 1], got {self.backbone_lr_scale}")
-        if self.mixup < 0 or self.cutmix < 0:
-            raise FashionStyleError(f"config mixup and cutmix must be >= 0 (0: off), got {self.mixup}, {self.cutmix}")
-        if not 0.0 <= self.hard_weight <= 1.0:
-            raise FashionStyleError(f"config hard_weight must be in [0, 1], got {self.hard_weight}")
+        check_ranges(self.to_dict())
         if (self.unlabelled or self.rounds != 1 or self.teaching != "stored") and not self.teacher:
             raise FashionStyleError("config unlabelled, rounds and teaching need a teacher: "
                                     "`fashionstyle distill TEACHER_RUN`")
         if self.init_from and self.mode != "multi":
             raise FashionStyleError("config init_from needs mode multi (one model over all labels)")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise FashionStyleError(f"config ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name in ("epochs", "batch_size", "image_size", "hidden", "rounds", "devices", "num_nodes"):
-            if getattr(self, name) < 1:
-                raise FashionStyleError(f"config {name} must be at least 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise FashionStyleError(f"config num_workers must be >= 0 (0: load in the main process), "
-                                    f"got {self.num_workers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise FashionStyleError(f"config dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0 or self.beta <= 0:
-            raise FashionStyleError("config lr and beta must be positive")
-        for name in ("focal_gamma", "asl_gamma_pos", "asl_gamma_neg"):
-            if not getattr(self, name) >= 0:  # also refuses nan
-                raise FashionStyleError(f"config {name} must be >= 0, got {getattr(self, name)}")
-        if self.focal_alpha is not None and not 0.0 <= self.focal_alpha <= 1.0:
-            raise FashionStyleError(f"config focal_alpha must be in [0, 1] or null, got {self.focal_alpha}")
-        if not 0.0 <= self.asl_clip < 1.0:
-            raise FashionStyleError(f"config asl_clip must be in [0, 1), got {self.asl_clip}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

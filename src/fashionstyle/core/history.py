@@ -1,10 +1,13 @@
 """A run's per-epoch history (`RUN/history.csv`) and the metric that picks its best epoch.
 
-    rows = read_history(run)          # [{"epoch": "0", "val_fbeta_tuned": "0.61", ...}, ...]
+    rows = read_history(run)          # [{"epoch": "1", "val_fbeta_epoch_exact": "0.61", ...}, ...]
     append_history(run, {"epoch": 3, MONITOR: 0.64, ...})
+    final_metrics(run)                # {"val_macro_f2": 0.58, ...}: the run's final scores (summary.json)
 
-Light on purpose (no torch, no Lightning): the report and the label-wise selection
-read histories without importing the training engine.
+Each epoch is judged at thresholds tuned exactly on that epoch's validation probabilities: its name
+says so (`val_fbeta_epoch_exact`), apart from the run's final scores, taken at the thresholds its
+rule chose (`val_macro_f2`, core/summary.py). Light on purpose (no torch, no Lightning): the report
+and the label-wise selection read histories without importing the training engine.
 """
 from __future__ import annotations
 
@@ -13,11 +16,14 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from fashionstyle.core import atomic
+from fashionstyle.core.summary import read_summary
 
 if TYPE_CHECKING:
     from fashionstyle.core.run import RunDir
 
-MONITOR = "val_fbeta_tuned"  # validation macro F-beta at thresholds tuned on it: picks the best epoch
+# validation macro F-beta of one epoch at thresholds tuned exactly on it: picks the best epoch
+MONITOR = "val_fbeta_epoch_exact"
+OLD_NAMES = {"val_fbeta_tuned": MONITOR}  # the column's name in runs written before it was renamed
 
 
 def read_history(run: RunDir) -> list[dict[str, str]]:
@@ -26,14 +32,21 @@ def read_history(run: RunDir) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return [{OLD_NAMES.get(k, k): v for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def append_history(run: RunDir, row: dict[str, Any]) -> None:
     """Rewrite history.csv with `row` replacing any row of the same or a later epoch."""
     rows = [r for r in read_history(run) if int(r["epoch"]) < row["epoch"]] + [row]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(row))
+    writer = csv.DictWriter(out, fieldnames=list(row), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic.write_text(run / "history.csv", out.getvalue())
+
+
+def final_metrics(run: RunDir) -> dict[str, float]:
+    """The run's final scores under their one name each (`val_macro_f2`, `test_f2/Casual`, ...), from
+    RUN/summary.json; {} for a run without one."""
+    summary = read_summary(run)
+    return summary.metrics() if summary is not None else {}

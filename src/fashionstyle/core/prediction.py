@@ -12,10 +12,16 @@
 
 The thresholds behind `labels` belong to the run, not to a row: files carry them once (a header or
 metadata), responses once per response.
+
+One table, KINDS, says how each field travels: as a JSON value (`as_dict`), and in the tabular files
+(CSV, Parquet, `StyleTagger.table()`) as one column, or one per label for the scores (`flat_columns`,
+`flat_values`, `from_flat`). The writers, readers and the service's schema read it: a new field is
+one line here, its help, and where it is computed (`make_prediction`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -23,8 +29,15 @@ import numpy as np
 from fashionstyle.core.errors import FashionStyleError
 
 SCHEMA = "fashionstyle.prediction/2"  # the version written into files that carry a header
-FIELDS = ("image", "labels", "scores", "error")  # the record's keys, in this order everywhere
-RESERVED = ("image", "labels", "error")  # columns of the tabular files beside one per label
+# How each field is carried: text (a string), optional text (a string or None), names (a list of
+# label names), per label (label -> probability: a column per label in a table).
+KINDS = {"image": "text", "labels": "names", "scores": "per label", "error": "optional text"}
+HELP = {
+    "image": "the image as given: a path as written, a list's entry, an upload's file name",
+    "labels": "the decided styles, most probable first (ties in the run's label order)",
+    "scores": "label -> probability, in the run's label order",
+    "error": "why the image has no prediction (then labels and scores are empty), else null",
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +48,8 @@ class Prediction:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"image": self.image, "labels": list(self.labels), "scores": dict(self.scores), "error": self.error}
+        """The record as JSON values, its fields in order."""
+        return {f.name: copy.copy(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def failed(cls, image: str, error: str) -> "Prediction":
@@ -44,9 +58,57 @@ class Prediction:
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> "Prediction":
         """The record `as_dict` gave (a JSON file's, a response's)."""
-        return cls(image=str(record["image"]), labels=list(record.get("labels") or []),
-                   scores={str(k): float(v) for k, v in (record.get("scores") or {}).items()},
-                   error=record.get("error"))
+        return cls(**{name: _typed(kind, record.get(name)) for name, kind in KINDS.items()})
+
+
+FIELDS = tuple(f.name for f in fields(Prediction))  # the record's keys, in this order everywhere
+assert FIELDS == tuple(KINDS), "every field of Prediction has its kind in KINDS, in the same order"
+RESERVED = tuple(name for name, kind in KINDS.items() if kind != "per label")  # table columns beside the labels'
+
+
+def _typed(kind: str, value: Any) -> Any:
+    """A JSON or table value as the field's kind holds it."""
+    if kind == "names":
+        return [str(v) for v in value or []]
+    if kind == "per label":
+        return {str(k): float(v) for k, v in (value or {}).items()}
+    if kind == "optional text":
+        return None if value in (None, "") else str(value)
+    return "" if value is None else str(value)
+
+
+def flat_columns(label_names: Sequence[str]) -> list[str]:
+    """A table's column names: a field per column, the per-label field as one column per label."""
+    return [c for name, kind in KINDS.items() for c in (label_names if kind == "per label" else [name])]
+
+
+def column_kinds(label_names: Sequence[str]) -> list[str]:
+    """The kind of each of `flat_columns`: a label's column is "score"."""
+    return [k for kind in KINDS.values() for k in (["score"] * len(label_names) if kind == "per label" else [kind])]
+
+
+def flat_values(record: Prediction, label_names: Sequence[str]) -> list[Any]:
+    """The record's cells under `flat_columns` (a missing score: None)."""
+    cells: list[Any] = []
+    for name, kind in KINDS.items():
+        value = getattr(record, name)
+        cells += [value.get(n) for n in label_names] if kind == "per label" else [value]
+    return cells
+
+
+def from_flat(cells: Mapping[str, Any], label_names: Sequence[str]) -> Prediction:
+    """The record of a table row given as column -> value (None or NaN scores: absent)."""
+    values: dict[str, Any] = {}
+    for name, kind in KINDS.items():
+        if kind == "per label":
+            values[name] = {n: float(cells[n]) for n in label_names if not _missing(cells.get(n))}
+        else:
+            values[name] = _typed(kind, cells.get(name))
+    return Prediction(**values)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
 
 
 def ranked_names(probs: np.ndarray, decided: np.ndarray, label_names: Sequence[str]) -> list[str]:

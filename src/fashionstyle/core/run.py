@@ -19,18 +19,22 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fashionstyle.core import atomic
+from fashionstyle.core import atomic, run_sources
 from fashionstyle.core.choices import DEFAULT_RULE
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.run_checks import check_run_files, checked_label_names, checked_members
 from fashionstyle.core.thresholds import ThresholdTuner
 
 RUN_FORMAT = 1
+LOCK_FILE = ".lock"  # held (flock) by the process writing the run
+_HELD_LOCKS: dict[str, ExitStack] = {}  # resolved run path -> its held lock (closed: released)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class RunDir:
         else:
             run.refuse_taken(resumable)
         run.path.mkdir(parents=True, exist_ok=True)
+        run.lock()  # until it is complete: a second writer of the same run is refused, not interleaved
         if resume:
             atomic.remove_leftovers(run.path)  # a kill during a checkpoint write leaves one
         return run
@@ -72,7 +77,7 @@ class RunDir:
         """Refuse a new run here: a file, or a folder with something in it (checked again by create)."""
         if self.path.exists() and not self.path.is_dir():
             raise FashionStyleError(f"{self.path}: is a file; --out names the folder of a new run")
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             raise FashionStyleError(f"{self.path}: already exists and is not empty; choose another --out"
                                     + (" or pass --resume to continue it" if resumable else ""))
 
@@ -84,9 +89,10 @@ class RunDir:
         return self
 
     @classmethod
-    def open(cls, path: str | Path) -> "RunDir":
-        """An existing, complete run of this format, or a clear refusal."""
-        run = cls(path)
+    def open(cls, path: "str | Path | RunDir") -> "RunDir":
+        """An existing, complete run of this format whose files agree, or a one-line refusal; a hub
+        folder or a Hugging Face id (`user/repo`) opens as the run rebuilt from it (core/run_sources.py)."""
+        run = cls(run_sources.resolve(path))
         if not run.path.is_dir():
             raise FashionStyleError(f"{run.path}: run directory not found")
         manifest = run.manifest()
@@ -96,6 +102,7 @@ class RunDir:
         if not manifest.get("complete"):
             raise FashionStyleError(f"{run.path}: incomplete run (training did not finish); "
                                     "resume it with `fashionstyle train ... --resume`")
+        check_run_files(run)  # before any command reads or writes: its files agree and hold usable values
         return run
 
     def is_complete(self) -> bool:
@@ -127,10 +134,31 @@ class RunDir:
         atomic.write_json(self / "manifest.json", {
             "format": RUN_FORMAT, "kind": kind, "complete": complete,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+        if complete:
+            self.unlock()
+
+    def lock(self) -> None:
+        """Hold RUN/.lock (core/locks.py) for this process until unlock, the run's completion or the
+        process's end: another process writing the same run is refused in one line. Re-entrant."""
+        key = str(self.path.resolve())
+        if key in _HELD_LOCKS:
+            return
+        from fashionstyle.core.locks import file_lock
+
+        held = ExitStack()
+        held.enter_context(file_lock(self / LOCK_FILE, what=f"{self.path}: the run"))
+        _HELD_LOCKS[key] = held
+
+    def unlock(self) -> None:
+        """Let other processes write this run again (a no-op when this process holds no lock on it)."""
+        held = _HELD_LOCKS.pop(str(self.path.resolve()), None)
+        if held is not None:
+            held.close()
 
     # -- contents --------------------------------------------------------------
     def label_names(self) -> list[str]:
-        return atomic.read_json(self / "labels.json")["label_names"]
+        path = self / "labels.json"
+        return checked_label_names(atomic.read_json(path), path)
 
     def write_label_names(self, names: list[str]) -> None:
         atomic.write_json(self / "labels.json", {"label_names": list(names)})
@@ -140,8 +168,8 @@ class RunDir:
         path = self / "members.json"
         if not path.is_file():
             return [Member(self / "model.pt", self.label_names())]
-        return [Member(self / m["model"], list(m["labels"]), float(m["weight"]))
-                for m in atomic.read_json(path)["members"]]
+        return [Member(self / model, labels, weight)
+                for model, labels, weight in checked_members(atomic.read_json(path), path, self.label_names())]
 
     def write_members(self, members: list[Member]) -> None:
         records = [{"model": str(m.model.relative_to(self.path)), "labels": m.labels, "weight": m.weight}
@@ -157,7 +185,8 @@ class RunDir:
         atomic.write_json(self / "tta.json", {"tta": tta})
 
     def thresholds(self) -> ThresholdTuner:
-        return ThresholdTuner.from_dict(atomic.read_json(self / "thresholds.json"))
+        path = self / "thresholds.json"
+        return ThresholdTuner.from_dict(atomic.read_json(path), str(path))
 
     def threshold_rule(self) -> str:
         """The rule its thresholds were tuned by (the default before they are)."""

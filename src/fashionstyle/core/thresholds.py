@@ -124,12 +124,14 @@ def rule_threshold(scores: np.ndarray, targets: np.ndarray, beta: float = 2.0, d
     return float(tuner.thresholds_[0]), float(tuner.best_fbeta_[0])
 
 
+@THRESHOLD_RULES.implements("smooth")
 def smoothed_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
     """(L, grid) each label's F-beta curve averaged over +-SMOOTH_WIDTH (the smooth rule)."""
     return np.array([_moving_average(fbeta_curve(probs[:, j], y[:, j], beta, _GRID)[1], SMOOTH_WIDTH)
                      for j in range(probs.shape[1])])
 
 
+@THRESHOLD_RULES.implements("bootstrap")
 def bootstrap_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
     """(L, grid) each label's F-beta curve averaged over BOOTSTRAP_SAMPLES resamples of the rows (the bootstrap
     rule)."""
@@ -138,6 +140,7 @@ def bootstrap_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -
                      for j in range(probs.shape[1])])
 
 
+@THRESHOLD_RULES.implements("pooled")
 def pooled_curves(probs: np.ndarray, y: np.ndarray, beta: float, seed: int) -> np.ndarray:
     """(L, grid) the pooled rule's curves: where a label's own smoothed F-beta is within NEAR_BEST of its best,
     that curve pulled toward the mean smoothed curve of the labels with positives, by
@@ -174,17 +177,17 @@ class ThresholdTuner:
 
     def fit(self, probs: np.ndarray, targets: np.ndarray) -> ThresholdTuner:
         """Tune one threshold per label on (N, L) scores and 0/1 targets, by the rule."""
-        choice = THRESHOLD_RULES.check(self.rule)
+        curves_of = THRESHOLD_RULES.implementation(self.rule)  # None: exact, no curve of its own
         probs, targets = check_label_pair(probs, targets, ("probs", "targets"))
         found = [best_threshold(probs[:, j], targets[:, j], self.beta, self.default) for j in range(probs.shape[1])]
         self.thresholds_ = np.array([t for t, _ in found], dtype=np.float64)
         self.best_fbeta_ = np.array([f for _, f in found], dtype=np.float64)
         self.tuned_ = ~np.isnan(self.best_fbeta_)
-        if choice.target and (probs.min(initial=0.0) < 0.0 or probs.max(initial=1.0) > 1.0):
+        if curves_of and (probs.min(initial=0.0) < 0.0 or probs.max(initial=1.0) > 1.0):
             raise FashionStyleError(f"threshold rule {self.rule} searches [0, 1]: it needs probabilities, got "
                                     f"scores in [{probs.min():g}, {probs.max():g}]; use rule 'exact' for other scores")
-        if choice.target and self.tuned_.any():  # exact: no curve of its own
-            self._from_curves(choice.load(), probs.astype(np.float64), as_binary(targets, "targets"))
+        if curves_of and self.tuned_.any():
+            self._from_curves(curves_of, probs.astype(np.float64), as_binary(targets, "targets"))
         return self
 
     def _from_curves(self, curves_of: Any, probs: np.ndarray, y: np.ndarray) -> None:
@@ -219,23 +222,36 @@ class ThresholdTuner:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ThresholdTuner:
-        """Rebuild a fitted tuner from ``to_dict`` output."""
+    def from_dict(cls, d: Mapping[str, Any], source: str = "threshold dict") -> ThresholdTuner:
+        """Rebuild a fitted tuner from ``to_dict`` output; `source` (a file name) is named in the
+        one-line error a bad value gives (thresholds must be finite and in [0, 1])."""
+        if not isinstance(d, Mapping):
+            raise FashionStyleError(f"{source}: expected a mapping of beta, default, thresholds, "
+                                    f"best_fbeta and tuned, got {type(d).__name__}")
         keys = ("beta", "default", "thresholds", "best_fbeta", "tuned")
         missing = [k for k in keys if k not in d]
         if missing:
-            raise FashionStyleError(f"threshold dict is missing keys: {missing}")
+            raise FashionStyleError(f"{source}: threshold dict is missing keys: {missing}")
+        for key in ("thresholds", "best_fbeta", "tuned"):
+            if not isinstance(d[key], list):
+                raise FashionStyleError(f"{source}: {key} must be a list, got {d[key]!r}")
         n = len(d["thresholds"])
         if len(d["best_fbeta"]) != n or len(d["tuned"]) != n:
             raise FashionStyleError(
-                "thresholds, best_fbeta and tuned must have the same length, got "
+                f"{source}: thresholds, best_fbeta and tuned must have the same length, got "
                 f"{n}, {len(d['best_fbeta'])} and {len(d['tuned'])}"
             )
-        tuner = cls(beta=float(d["beta"]), default=float(d["default"]), rule=d.get("rule", "exact"))  # before rules
-        tuner.thresholds_ = np.array(d["thresholds"], dtype=np.float64)
-        tuner.best_fbeta_ = np.array(
-            [math.nan if f is None else f for f in d["best_fbeta"]], dtype=np.float64
-        )
+        rule = d.get("rule", "exact")  # before rules
+        if rule not in THRESHOLD_RULES.names:
+            raise FashionStyleError(f"{source}: rule: unknown value {rule!r}; valid: {', '.join(THRESHOLD_RULES.names)}")
+        tuner = cls(beta=_number(d["beta"], f"{source}: beta", low=0.0, open_low=True),
+                    default=_number(d["default"], f"{source}: default"), rule=rule)
+        tuner.thresholds_ = np.array([_number(t, f"{source}: thresholds[{j}]") for j, t in enumerate(d["thresholds"])],
+                                     dtype=np.float64)
+        tuner.best_fbeta_ = np.array([math.nan if f is None else _number(f, f"{source}: best_fbeta[{j}]")
+                                      for j, f in enumerate(d["best_fbeta"])], dtype=np.float64)
+        if not all(isinstance(t, bool) for t in d["tuned"]):
+            raise FashionStyleError(f"{source}: tuned must be a list of true/false, got {d['tuned']!r}")
         tuner.tuned_ = np.array(d["tuned"], dtype=bool)
         return tuner
 
@@ -243,3 +259,18 @@ class ThresholdTuner:
         """Raise FashionStyleError if fit() has not run."""
         if not hasattr(self, "thresholds_"):
             raise FashionStyleError("ThresholdTuner is not fitted; call fit() first")
+
+
+def _number(value: Any, where: str, low: float = 0.0, high: float = 1.0, open_low: bool = False) -> float:
+    """`value` as a float, or a one-line refusal naming `where`: a finite number in [low, high]
+    ((low, inf) with open_low, as beta's)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if open_low:
+        ok = ok and value > low
+        valid = f"a finite number > {low:g}"
+    else:
+        ok = ok and low <= value <= high
+        valid = f"a number in [{low:g}, {high:g}]"
+    if not ok:
+        raise FashionStyleError(f"{where} must be {valid}, got {value!r}")
+    return float(value)

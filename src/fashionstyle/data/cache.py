@@ -10,10 +10,15 @@ CACHE/
   index.json          format, size, pixels (the file's name), images (absolute paths),
                       fingerprints (bytes, mtime_ns), bad (path -> why it could not be
                       read); written last, so its presence means the cache is complete
+  .lock               held by the one process building (core/locks.py)
 
 A rebuild (an image changed, or images were added) covers the old images that
-still exist as well as the new ones, so a cache only grows. In a distributed
-run only rank 0 builds; the other ranks wait for its index.
+still exist as well as the new ones, so a cache only grows. One process builds at a
+time: another that needs the same folder waits for it, then uses what it built (or
+grows it). Every process reading a pixels file holds a shared lock on it, and a
+build removes an old pixels file only when no process reads it any more; so two
+trainings started together on one empty folder, with the same or other label files,
+both run. In a distributed run only rank 0 builds; the other ranks wait for its index.
 
 Each image is resized so that its shorter side is S, then centre-cropped to S x S:
 the first step of eval_transform, so validation sees the same pixels as from the
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -38,11 +44,15 @@ from tqdm.auto import tqdm
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.locks import file_lock, hold_shared, remove_if_unused
 from fashionstyle.data.images import center_crop, resize_size
-from fashionstyle.data.pipeline import decode_image, shorter_side_to
+from fashionstyle.data.decode import decode_image
+from fashionstyle.data.transforms import shorter_side_to
 
 CACHE_FORMAT = 3  # 3: EXIF orientation applied, 16-bit images scaled to 8 bits
 INDEX = "index.json"
+LOCK = ".lock"
+READ_TRIES = 5  # index reads when a build replaces the pixels file between reading the index and opening it
 WAIT_S = 6 * 3600  # how long a secondary rank waits for rank 0's build
 
 
@@ -71,10 +81,27 @@ def square(image: torch.Tensor, size: int) -> np.ndarray:
 
 class ImageCache:
     """A built cache; `decode(path)` gives the cached image as pipeline.decode_image does, `open(path)` as a
-    PIL image (like images.open_rgb)."""
+    PIL image (like images.open_rgb). While it is open, its pixels file is never removed by a rebuild."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self._reading = None  # the pixels file, held with a shared lock (core/locks.hold_shared)
+        for _ in range(READ_TRIES):
+            self._read_index()
+            try:
+                self._reading = hold_shared(self.pixels_file)
+                break
+            except FileNotFoundError:
+                continue  # a build replaced it after the index was read: read the new index
+            except OSError as err:
+                raise FashionStyleError(f"{self.pixels_file}: image cache data unreadable ({err.strerror}); "
+                                        "build it again") from None
+        else:
+            raise FashionStyleError(f"{self.pixels_file}: image cache data missing; build it again")
+        self.rows = {path: row for row, path in enumerate(self.images)}
+        self._pixels: np.ndarray | None = None  # opened lazily, once per process
+
+    def _read_index(self) -> None:
         index = atomic.read_json(self.folder / INDEX, "an image cache (build it with `fashionstyle cache`)")
         if index.get("format") != CACHE_FORMAT:
             raise FashionStyleError(f"{self.folder}: image cache format {index.get('format')!r} is not "
@@ -88,11 +115,16 @@ class ImageCache:
         except (KeyError, TypeError, ValueError):
             raise FashionStyleError(f"{self.folder / INDEX}: not a complete image cache index; "
                                     "build it again") from None
-        self.rows = {path: row for row, path in enumerate(self.images)}
-        self._pixels: np.ndarray | None = None  # opened lazily, once per process
 
-    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers map the file themselves
-        return {**self.__dict__, "_pixels": None}
+    def close(self) -> None:
+        """Stop reading: a later build may remove this cache's pixels file."""
+        if self._reading is not None:
+            self._reading.close()
+            self._reading = None
+        self._pixels = None
+
+    def __getstate__(self) -> dict[str, Any]:  # DataLoader workers map the file themselves (this process holds it)
+        return {**self.__dict__, "_pixels": None, "_reading": None}
 
     @property
     def pixels(self) -> np.ndarray:
@@ -155,20 +187,41 @@ def _as_is(item: Any) -> Any:
 
 def build_cache(images: Sequence[str | Path], folder: str | Path, image_size: int,
                 num_workers: int = 2, progress: bool = True) -> ImageCache:
-    """Decode `images` once into `folder` (reused as it is when it already covers them)."""
+    """Decode `images` once into `folder` (reused as it is when it already covers them). One process
+    builds at a time; another waits for it, then reuses or grows what it built."""
     folder, size = Path(folder), cache_size(image_size)
     existing = _existing(folder)
     if existing is not None and existing.covers(images, size):
         return existing
+    _check_size(folder, existing, size)
+    folder.mkdir(parents=True, exist_ok=True)
+    say = lambda: print(f"waiting for another process building the image cache {folder}", file=sys.stderr)  # noqa: E731
+    with file_lock(folder / LOCK, what=f"the image cache {folder}", wait=True, on_wait=say):
+        if existing is not None:
+            existing.close()
+        existing = _existing(folder)  # another process may have built it meanwhile
+        if existing is not None and existing.covers(images, size):
+            return existing
+        _check_size(folder, existing, size)
+        return _build(folder, existing, images, size, num_workers, progress)
+
+
+def _check_size(folder: Path, existing: ImageCache | None, size: int) -> None:
     if existing is not None and existing.size != size:
         raise FashionStyleError(f"{folder}: holds a cache for image size {existing.size} (training size "
                                 f"{round(existing.size * 0.875)}), not {size}; use another folder")
+
+
+def _build(folder: Path, existing: ImageCache | None, images: Sequence[str | Path], size: int,
+           num_workers: int, progress: bool) -> ImageCache:
+    """Decode the images into a new pixels file and index (the caller holds the folder's lock)."""
     old = [p for p in (existing.images if existing else []) if os.path.exists(p)]
+    if existing is not None:
+        existing.close()
     keys = list(dict.fromkeys([*old, *map(_key, images)]))  # a cache only grows
     if not keys:
         raise FashionStyleError("no images to cache")
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob("pixels-*.u8.part"):  # from an interrupted build
+    for leftover in folder.glob("pixels-*.u8.part"):  # from an interrupted build: no other builds now
         leftover.unlink(missing_ok=True)
     _check_space(folder, len(keys) * size * size * 3)
     pixels_name = f"pixels-{uuid.uuid4().hex[:12]}.u8"
@@ -177,8 +230,9 @@ def build_cache(images: Sequence[str | Path], folder: str | Path, image_size: in
     os.replace(folder / f"{pixels_name}.part", folder / pixels_name)
     atomic.write_json(folder / INDEX, {"format": CACHE_FORMAT, "size": size, "pixels": pixels_name,
                                          "images": keys, "fingerprints": fingerprints, "bad": bad})
-    if existing is not None and existing.pixels_file.name != pixels_name:
-        existing.pixels_file.unlink(missing_ok=True)  # mapped elsewhere, it stays readable until unmapped
+    for stale in folder.glob("pixels-*.u8"):  # replaced builds, once no process reads them
+        if stale.name != pixels_name:
+            remove_if_unused(stale)
     return ImageCache(folder)
 
 
@@ -223,6 +277,8 @@ def wait_for_cache(folder: str | Path, images: Sequence[str | Path], image_size:
         existing = _existing(Path(folder))
         if existing is not None and existing.covers(images, cache_size(image_size)):
             return existing
+        if existing is not None:
+            existing.close()
         time.sleep(2)
     raise FashionStyleError(f"{folder}: no image cache appeared within {timeout_s:.0f} s (rank 0 builds it)")
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.images import IMAGE_SUFFIXES, FolderListing, scan_folder
-from fashionstyle.data.labels import file_layout, image_column, iter_csv_rows, jd_image_path
+from fashionstyle.data.label_rows import file_layout, image_column, iter_csv_rows, jd_image_path
 
 
 @dataclass

@@ -9,14 +9,17 @@ level, so the ONNX runtime predicts without PyTorch installed.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from fashionstyle.core.choices import BAD_IMAGE_POLICIES, TTA_MODES
 from fashionstyle.core.errors import FashionStyleError
@@ -25,35 +28,67 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".ti
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
 
 
-def open_rgb(path: str | Path, min_side: int | None = None) -> Image.Image:
-    """Decode an image file as upright 8-bit RGB (see `to_rgb`), or raise FashionStyleError saying why not.
+class ImageTooLarge(FashionStyleError):
+    """An image over Image.MAX_IMAGE_PIXELS pixels: refused as a possible decompression bomb."""
+
+
+def open_rgb(source: str | Path | bytes, min_side: int | None = None, name: str | None = None) -> Image.Image:
+    """Decode an image file, or a file's bytes (an upload), as upright 8-bit RGB (see `to_rgb`), or raise
+    FashionStyleError saying why not, naming `name` (default: the path; "image" for bytes).
 
     With `min_side`, a JPEG whose shorter side is at least twice `min_side` is decoded
     at reduced size by libjpeg's DCT scaling (1/2, 1/4 or 1/8; see `draft_scale`): its
     shorter side stays at least `min_side`. Missing, empty, truncated and non-image
     files fail, and so do images of more than Image.MAX_IMAGE_PIXELS pixels
-    (decompression bombs).
+    (decompression bombs: ImageTooLarge). A file and its bytes decode to the same pixels:
+    `predict` and the service read them here, with the predictor's `min_side`.
     """
+    with _reading(source, name), open_checked(_file(source)) as image:
+        scale = draft_scale(image.size, min_side) if image.format == "JPEG" else 1
+        if scale > 1:
+            image.draft(image.mode, (image.width // scale, image.height // scale))
+        rgb = to_rgb(image)
+        return image.copy() if rgb is image else rgb  # closing `image` leaves the copy usable
+
+
+def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
+    """(width, height) of an image file or bytes, from the header alone (no bomb check: any size),
+    or FashionStyleError as open_rgb's."""
+    with _reading(source, name), warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(_file(source)) as image:
+            return image.size
+
+
+def _file(source: str | Path | bytes) -> str | Path | BinaryIO:
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+@contextmanager
+def _reading(source: str | Path | bytes, name: str | None) -> Iterator[None]:
+    """Whatever Pillow raises while reading `source` as one line naming it (`name`, or the path)."""
+    name = name or ("image" if isinstance(source, bytes) else str(source))
     try:
-        with open_checked(path) as image:
-            scale = draft_scale(image.size, min_side) if image.format == "JPEG" else 1
-            if scale > 1:
-                image.draft(image.mode, (image.width // scale, image.height // scale))
-            return to_rgb(image)
+        yield
     except FileNotFoundError:
-        raise FashionStyleError(f"{path}: image not found") from None
+        raise FashionStyleError(f"{name}: image not found") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise FashionStyleError(f"{path}: image too large (over {Image.MAX_IMAGE_PIXELS} pixels), "
-                                "refused as a possible decompression bomb") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise FashionStyleError(f"{path}: not a readable image ({err})") from None
+        raise ImageTooLarge(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels), "
+                            "refused as a possible decompression bomb") from None
+    except Image.UnidentifiedImageError:
+        raise FashionStyleError(f"{name}: not a readable image (unknown or unsupported format)") from None
+    except MemoryError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever Pillow cannot decode (struct.error, IndexError, ...)
+        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        raise FashionStyleError(f"{name}: not a readable image ({reason})") from None
 
 
-def open_checked(path: str | Path) -> Image.Image:
+def open_checked(source: str | Path | BinaryIO) -> Image.Image:
     """Image.open (the header only), with Pillow's decompression-bomb warning raised as an error."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        return Image.open(path)
+        return Image.open(source)
 
 
 def draft_scale(size: tuple[int, int], min_side: int | None) -> int:
@@ -86,12 +121,16 @@ def resize_size(image_size: int) -> int:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """`image` upright (its EXIF orientation applied) as 8-bit RGB.
+    """`image` upright (its EXIF orientation applied) as 8-bit RGB: `image` itself when it already is
+    (never changed in place), else a new image made with one full-size copy at most at a time.
 
     16-bit and 32-bit integer greyscale (modes I;16*, I) and float (F) are scaled
     to 8 bits, where `convert("RGB")` would clip them to white.
     """
-    image = ImageOps.exif_transpose(image)  # a copy without the tag: the caller's image is left alone
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in range(2, 9):
+        image = ImageOps.exif_transpose(image)  # a turned copy without the tag
+    if image.mode == "RGB":
+        return image
     if image.mode.startswith("I") or image.mode == "F":
         image = Image.fromarray(_grey_to_uint8(np.asarray(image)))
     return image.convert("RGB")
@@ -130,30 +169,54 @@ class FolderListing:
 def scan_folder(folder: str | Path, recursive: bool = False) -> FolderListing:
     """The one listing rule: files with an image suffix (IMAGE_SUFFIXES, any case), sorted (strings: light
     for huge folders); sub-folders with `recursive` (links to folders are not followed). Every other
-    entry (a sub-folder without `recursive`, a folder named like an image, a broken link, a file of
-    another kind) is left out with the reason."""
-    images: list[str] = []
-    left_out: list[tuple[str, str]] = []
+    entry (a sub-folder without `recursive`, a folder named like an image, a broken link, a symbolic link
+    loop, a sub-folder that cannot be listed, a file of another kind) is left out with the reason, and
+    the rest of the folder is used; only a top folder that cannot be listed is refused."""
+    listing = FolderListing([], [])
     pending = [""]
     while pending:
         prefix = pending.pop()
         try:
             with os.scandir(Path(folder) / prefix) as entries:
                 for entry in entries:
-                    name = prefix + entry.name
-                    if not _is_utf8(entry.name):  # ids and outputs are UTF-8 text
-                        left_out.append((_printable(name), "file name is not UTF-8 (rename it)"))
-                    elif entry.is_dir(follow_symlinks=False) and recursive:
-                        pending.append(name + "/")
-                    elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
-                        images.append(name)
-                    else:
-                        left_out.append((name, _left_out_reason(entry, recursive)))
+                    _list_entry(entry, prefix, recursive, listing, pending)
         except OSError as err:
             if not prefix:
                 raise FashionStyleError(f"{folder}: cannot list the folder ({err.strerror})") from None
-            left_out.append((prefix.rstrip("/"), f"a folder that cannot be listed ({err.strerror})"))
-    return FolderListing(sorted(images), sorted(left_out))
+            listing.left_out.append((prefix.rstrip("/"), f"a folder that cannot be listed ({err.strerror})"))
+    return FolderListing(sorted(listing.images), sorted(listing.left_out))
+
+
+def _list_entry(entry: os.DirEntry, prefix: str, recursive: bool, listing: FolderListing,
+                pending: list[str]) -> None:
+    """Put one folder entry in `listing` (an image or left out, with why), or a sub-folder in `pending`."""
+    name = prefix + entry.name
+    if not _is_utf8(entry.name):  # ids and outputs are UTF-8 text
+        listing.left_out.append((_printable(name), "file name is not UTF-8 (rename it)"))
+        return
+    try:
+        if entry.is_dir(follow_symlinks=False) and recursive:
+            pending.append(name + "/")
+        elif Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and entry.is_file():
+            listing.images.append(name)
+        else:
+            listing.left_out.append((name, _left_out_reason(entry, recursive)))
+    except OSError as err:  # a symbolic link loop, an entry that vanished or cannot be examined
+        listing.left_out.append((name, _unusable_reason(err)))
+
+
+def _is_link_loop(path: str) -> bool:
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
+def _unusable_reason(err: OSError) -> str:
+    if err.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    return f"cannot be examined ({err.strerror})"
 
 
 def _is_utf8(name: str) -> bool:
@@ -171,7 +234,7 @@ def _printable(name: str) -> str:
 
 def _left_out_reason(entry: os.DirEntry, recursive: bool) -> str:
     if entry.is_symlink() and not os.path.exists(entry.path):
-        return "broken symbolic link"
+        return "a symbolic link loop" if _is_link_loop(entry.path) else "broken symbolic link"
     if entry.is_dir():
         return ("link to a folder (not followed)" if recursive
                 else "a folder (--recursive reads sub-folders)")

@@ -18,7 +18,9 @@ from fashionstyle.core import atomic
 from fashionstyle.core.choices import LABEL_FIXES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.overwrite import refuse_overwriting_inputs
-from fashionstyle.data.labels import _META_COLUMNS, LabelTable, canonical_label, file_layout
+from fashionstyle.data.label_names import canonical_label
+from fashionstyle.data.label_rows import META_COLUMNS, file_layout
+from fashionstyle.data.label_table import LabelTable
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
@@ -68,7 +70,7 @@ def _layout(first: str, label_names: list[str]) -> tuple[bool, Callable[[str], i
     if layout == "csv":
         columns = {}
         for i, h in enumerate(header):
-            name = canonical_label(h, label_names) if h.strip().lower() not in _META_COLUMNS else None
+            name = canonical_label(h, label_names) if h.strip().lower() not in META_COLUMNS else None
             if name is not None:
                 columns[name] = i
         return False, lambda label: columns[label]

@@ -2,6 +2,7 @@
 
 predictor (the interface every runtime implements), torch_predictor, onnx_predictor,
 runtimes (which engine predicts), onnx_export, quantize (int8), hub (Hugging Face style
-folders), jobs / streaming / parts / outputs (streamed, resumable prediction files).
+folders), jobs / streaming / parts / outputs (streamed, resumable prediction files), launch
+(the ranks of a job on many devices and nodes).
 Imports core, data and model.
 """

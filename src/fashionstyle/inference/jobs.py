@@ -1,7 +1,7 @@
 """`predict` and `evaluate` as jobs: streamed in chunks, resumable, on one process or many ranks.
 
     out, kept, unreadable, left_out = predict_job(run, ImageSource.open("list.csv"), "preds.csv", "csv",
-                                                  PredictSettings(runtime="onnx"))
+                                                  PredictSettings(runtime="onnx"), overwrite=False)
     probs = evaluate_probs(run, table, "test", placement=Placement("cpu", devices=2))  # None off rank 0
     probs = stored_probs(teacher, ids, images, Path("OUT.teacher/probs.npy"), resume=True)  # a memory map
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,11 +24,14 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.ranks import is_secondary_process, launch_ranks
+from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource, ListSource
-from fashionstyle.data.labels import LabelTable
-from fashionstyle.inference.outputs import read_npz_rows, write_npy_rows
+from fashionstyle.data.label_table import LabelTable
+from fashionstyle.inference.launch import launch_ranks
+from fashionstyle.inference.out_lock import out_lock
+from fashionstyle.inference.outputs import output_format, read_npz_rows, write_npy_rows
+from fashionstyle.inference.prediction_files import check_out
 from fashionstyle.inference.predictor import PredictSettings
 from fashionstyle.inference.runtimes import ensure_export, predictor_for
 from fashionstyle.inference.streaming import DEFAULT_CHUNK, LoaderSettings, StreamJob, Written
@@ -43,17 +47,25 @@ class Placement:
     strategy: str = "ddp"
 
 
-def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str,
+def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str | None = None,
                 settings: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None,
-                resume: bool = False, placement: Placement | None = None) -> Written | None:
-    """Predict `source` into `out`; on global rank 0 what was written (streaming.Written), else None."""
+                resume: bool = False, placement: Placement | None = None,
+                overwrite: bool = False) -> Written | None:
+    """Predict `source` into `out` (format `fmt`, default: from its name); on global rank 0 what was
+    written (streaming.Written), else None. An existing `out` that predict did not write is refused
+    unless `overwrite`; a second predict on the same `out` is refused while this one runs."""
+    fmt = output_format(out, fmt)
+    if is_secondary_process():
+        return _run(_job(run, source, Path(out), fmt, settings, loader or LoaderSettings()), run, settings,
+                    placement or Placement())
+    check_out(out, overwrite)
     job = _job(run, source, Path(out), fmt, settings, loader or LoaderSettings())
-    if not is_secondary_process():
+    with out_lock(out):
         ensure_export(run, settings.runtime, settings.tta)  # an export that fails leaves no output folder behind
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-    return _run(job, run, settings, placement or Placement())
+        return _run(job, run, settings, placement or Placement())
 
 
 def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: PredictSettings = PredictSettings(),
@@ -138,13 +150,22 @@ def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, set
     return StreamJob(source, out, fmt, run.label_names(), run.thresholds().thresholds_, loader, identity)
 
 
+def say_device_refusals(predictor: Any) -> None:
+    """The GPU decoder's refusals (which files, why), said once at the end of the work."""
+    decoder = getattr(predictor, "device_decoder", None)
+    said = decoder.summary() if decoder is not None and getattr(predictor, "decode_on_device", False) else ""
+    if said:
+        print(f"warning: {said}", file=sys.stderr)
+
+
 def _run(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Placement) -> Written | None:
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
     try:
         if ranks.rank != 0:
             job.wait_ready()
-        job.run(predictor_for(run.path, settings, device=ranks.device, decode=job.loader.decode),
-                ranks.rank, ranks.world)
+        predictor = predictor_for(run.path, settings, device=ranks.device, decode=job.loader.decode)
+        job.run(predictor, ranks.rank, ranks.world)
+        say_device_refusals(predictor)
     except BaseException as error:
         if ranks.rank != 0 and job.folder.path.is_dir():
             job.folder.mark_failed(ranks.rank, error)  # so rank 0 stops waiting for this rank's parts

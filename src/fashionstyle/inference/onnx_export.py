@@ -29,6 +29,7 @@ from fashionstyle.inference.onnx_predictor import (
     OUTPUT_NAME,
     check_precision,
     export_is_current,
+    run_sources,
     source_fingerprint,
 )
 from fashionstyle.inference.predictor import check_coverage
@@ -108,7 +109,8 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
         records.append({
             "file": files[member.model], "source": os.path.relpath(member.model, run.path),
             "source_fingerprint": source_fingerprint(Path(member.model)),
-            "backbone": record["backbone"], "outputs": list(outputs),
+            "file_fingerprint": source_fingerprint(out / files[member.model]),
+            "backbone": record["backbone"], "outputs": list(outputs), "output_width": model.num_labels,
             "columns": [outputs.index(n) for n in member.labels],
             "targets": [names.index(n) for n in member.labels],
             "labels": list(member.labels), "weight": float(member.weight),
@@ -118,7 +120,8 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     atomic.write_json(out / "labels.json", {"label_names": names})
     atomic.write_json(out / "thresholds.json", tuner.to_dict())
     atomic.write_json(out / "members.json", {"format": EXPORT_FORMAT, "opset": opset,
-                                              "run": run.path.resolve().name, "input": INPUT_NAME,
+                                              "run": run.path.resolve().name, "sources": run_sources(run),
+                                              "input": INPUT_NAME,
                                               "output": OUTPUT_NAME, "members": records})
     return written
 

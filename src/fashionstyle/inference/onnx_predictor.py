@@ -23,6 +23,7 @@ anywhere: `pip install 'fashionstyle[serve]'` serves an exported run.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
+from fashionstyle.core.run_checks import checked_label_names
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import Preprocessing, resize_size, tta_views
 from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
@@ -43,6 +45,7 @@ EXPORT_FOLDER = "the ONNX export folder (run `fashionstyle export` first)"
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 EXPORT_DIRS = {"fp32": "onnx", "int8": "onnx-int8"}  # precision -> default folder in the run
+NO_EXPORT = "no complete export"  # export_problem's answer for a folder without members.json
 
 
 def check_precision(precision: str) -> str:
@@ -51,37 +54,91 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-def source_fingerprint(path: Path) -> dict[str, int]:
-    """What members.json records of a member's model file, to tell a stale export."""
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+_HASHES: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime_ns, ctime_ns) -> sha256: hashed once
+
+
+def source_fingerprint(path: Path) -> dict[str, Any]:
+    """What an export records of a file it came from (or wrote), to tell a stale or foreign one:
+    its size and the SHA-256 of its bytes (a copy with a new mtime is still current)."""
+    stat = Path(path).stat()
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)  # ctime: a copy2 too
+    if key not in _HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return {"size": stat.st_size, "sha256": _HASHES[key]}
+
+
+def run_sources(run: RunDir) -> dict[str, Any]:
+    """Fingerprints of the run's files an export depends on besides its models (None: absent)."""
+    return {name: source_fingerprint(run / name) if (run / name).is_file() else None
+            for name in ("labels.json", "members.json", "thresholds.json")}
+
+
+def with_file_fingerprints(meta: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """members.json's content with each record's `file_fingerprint` of its ONNX file in `folder`."""
+    records = [{**r, "file_fingerprint": source_fingerprint(folder / r["file"])} for r in meta["members"]]
+    return {**meta, "members": records}
 
 
 def export_is_current(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int | None = None) -> bool:
-    """Whether `out_dir` holds a complete `precision` export of the run's current member models
-    (at ONNX `opset`, when given)."""
+    """Whether `out_dir` holds a complete `precision` export of the run's current files (at ONNX `opset`,
+    when given): see export_problem."""
+    return export_problem(run, out_dir, precision, opset) is None
+
+
+def export_problem(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int | None = None) -> str | None:
+    """Why `out_dir` is not a current `precision` export of the run (None when it is): missing, of
+    another format, precision or opset, made from other model, label or member files (another run's
+    copied in, or the run changed since), or an ONNX file that is not the one exported. The run's own
+    thresholds apply at prediction, so re-tuning them does not make an export stale."""
     out = Path(out_dir)
     try:
         meta = json.loads((out / "members.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        return False
-    if meta.get("format") != EXPORT_FORMAT or meta.get("precision", "fp32") != precision:
-        return False
+        return NO_EXPORT
+    if not isinstance(meta, dict) or meta.get("format") != EXPORT_FORMAT:
+        return "an export of another format"
+    if meta.get("precision", "fp32") != precision:
+        return f"a {meta.get('precision', 'fp32')} export, not {precision}"
     if opset is not None and meta.get("opset") != opset:
-        return False
-    members = run.members()
-    records = meta.get("members", [])
+        return f"exported at opset {meta.get('opset')}, not {opset}"
+    if not isinstance(meta.get("sources"), dict):
+        return "exported by an earlier version, without the fingerprints of its run's files"
+    sources, now = meta["sources"], run_sources(run)
+    for name in ("labels.json", "members.json"):
+        if sources.get(name) != now[name]:
+            return f"made from another {name} than {run.path}'s (another run's export, or the run changed)"
+    members, records = run.members(), meta.get("members", [])
     if len(records) != len(members):
-        return False
+        return f"{len(records)} member models exported, the run has {len(members)}"
     for member, record in zip(members, records):
-        source = Path(member.model)
-        if (os.path.relpath(source, run.path) != record.get("source") or not source.is_file()
-                or source_fingerprint(source) != record.get("source_fingerprint")
-                or list(member.labels) != record.get("labels")
-                or float(member.weight) != record.get("weight")
-                or not (out / record["file"]).is_file()):
-            return False
-    return True
+        problem = _member_problem(run, out, member.model, member.labels, member.weight, record)
+        if problem:
+            return problem
+    return None
+
+
+def _member_problem(run: RunDir, out: Path, model: Path, labels: list[str], weight: float,
+                    record: dict[str, Any]) -> str | None:
+    """Why one member's record does not match the run's member (None when it does)."""
+    source = Path(model)
+    if os.path.relpath(source, run.path) != record.get("source") or not source.is_file():
+        return f"made from {record.get('source')}, not {source}"
+    if source_fingerprint(source) != record.get("source_fingerprint"):
+        return f"made from another {source.name} (another run's export, or the model changed since)"
+    if list(labels) != record.get("labels") or float(weight) != record.get("weight"):
+        return f"{record.get('file')}: exported for other labels or weights than {run.path}'s members"
+    file = out / str(record.get("file"))
+    if not file.is_file():
+        return f"{file.name} missing"
+    if source_fingerprint(file) != record.get("file_fingerprint"):
+        return f"{file.name} is not the file exported (replaced since, e.g. by another run's)"
+    if record.get("output_width") != len(record.get("outputs", [])):
+        return f"{file.name}: no output width recorded for its {len(record.get('outputs', []))} outputs"
+    return None
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -124,13 +181,14 @@ class OnnxPredictor(BasePredictor):
         if meta.get("format") != EXPORT_FORMAT:
             raise FashionStyleError(f"{self.export_dir}: ONNX export format {meta.get('format')!r} "
                                     f"is not supported (this version reads {EXPORT_FORMAT})")
-        exported = atomic.read_json(self.export_dir / "labels.json", EXPORT_FOLDER)["label_names"]
+        labels = self.export_dir / "labels.json"
+        exported = checked_label_names(atomic.read_json(labels, EXPORT_FOLDER), labels)
         self.label_names = list(label_names) if label_names is not None else exported
         if self.label_names != exported:
             raise FashionStyleError(f"{self.export_dir}: exported labels {exported} differ from "
                                     f"the run's {self.label_names}; export the run again")
         thresholds = atomic.read_json(self.export_dir / "thresholds.json", EXPORT_FOLDER)
-        self.tuner = tuner or ThresholdTuner.from_dict(thresholds)
+        self.tuner = tuner or ThresholdTuner.from_dict(thresholds, str(self.export_dir / "thresholds.json"))
         if len(self.tuner.thresholds_) != len(self.label_names):
             raise FashionStyleError(f"{self.export_dir}: {len(self.tuner.thresholds_)} thresholds "
                                     f"for {len(self.label_names)} labels")
@@ -145,6 +203,7 @@ class OnnxPredictor(BasePredictor):
                 keys.append(key)
             if file not in sessions:
                 sessions[file] = _load_session(file, options, providers)
+                _check_exported(file, sessions[file], record)
             self.members.append(OnnxMember(sessions[file], list(record["columns"]), list(record["targets"]),
                                            float(record["weight"]), keys.index(key), file))
         check_coverage(self.label_names, [m.targets for m in self.members])
@@ -167,10 +226,11 @@ class OnnxPredictor(BasePredictor):
         run = run if isinstance(run, RunDir) else RunDir.open(run)
         tta = check_tta(run, tta)
         out = Path(export_dir) if export_dir is not None else run / EXPORT_DIRS[check_precision(precision)]
-        if not export_is_current(run, out, precision):
+        problem = export_problem(run, out, precision)
+        if problem:
             option = "" if precision == "fp32" else f" --quantize {precision}"
-            raise FashionStyleError(f"{out}: no current {precision} ONNX export of {run.path} (missing, or "
-                                    f"older than its models); run `fashionstyle export {run.path}{option}`")
+            raise FashionStyleError(f"{out}: no current {precision} ONNX export of {run.path} ({problem}); "
+                                    f"run `fashionstyle export {run.path}{option}`")
         return cls(out, label_names=run.label_names(), tuner=run.thresholds(), tta=tta, **kwargs)
 
     def _predict_views(self, views: Sequence[Any]) -> np.ndarray:
@@ -189,6 +249,24 @@ class OnnxPredictor(BasePredictor):
         flat = batch.reshape(b * t, *batch.shape[2:])  # (B*T, 3, H, W)
         (logits,) = member.session.run([OUTPUT_NAME], {INPUT_NAME: flat})  # (B*T, outputs)
         return sigmoid(logits).reshape(b, t, -1).mean(axis=1)
+
+
+def _check_exported(file: Path, session: Any, record: dict[str, Any]) -> None:
+    """Refuse an ONNX file that is not the one exported (its recorded fingerprint), or whose output
+    width is not the number of outputs members.json names (another model's file copied in)."""
+    outputs = record.get("outputs") or []
+    recorded = record.get("file_fingerprint")
+    if recorded and source_fingerprint(file) != recorded:
+        raise FashionStyleError(f"{file}: not the file this export wrote (replaced since, e.g. by another "
+                                "run's); export the run again")
+    width = session.get_outputs()[0].shape[-1]
+    expected = record.get("output_width", len(outputs))
+    if isinstance(width, int) and (width != expected or (outputs and width != len(outputs))):
+        raise FashionStyleError(f"{file}: gives {width} outputs, members.json names {expected} "
+                                f"({', '.join(map(str, outputs))}); another model's file? export the run again")
+    limit = width if isinstance(width, int) else len(outputs)
+    if limit and any(not 0 <= c < limit for c in record["columns"]):
+        raise FashionStyleError(f"{file}: members.json columns {record['columns']} out of its {width} outputs")
 
 
 def _load_session(file: Path, options: Any, providers: Sequence[str]) -> Any:

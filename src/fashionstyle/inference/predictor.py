@@ -5,6 +5,7 @@
     probs = predictor.predict_proba_images([pil_image])       # (N, L) for decoded images
     labels = predictor.predict(["a.jpg"])                     # (N, L) 0/1 at predictor.thresholds
     labels = predictor.decide(probs)                          # the one place probabilities become labels
+    records = predictor.records(["a.jpg", "b.jpg"], probs)   # core.prediction.Prediction per image
 
 A subclass sets `label_names`, `tuner`, `tta` and `transforms` (one test-time
 view stack (T, 3, H, W) per distinct preprocessing of its members) and
@@ -28,6 +29,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.prediction import Prediction, make_predictions, ranked_names
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import check_policy, open_rgb, to_rgb
@@ -116,9 +118,17 @@ class BasePredictor(ABC):
 
     def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Probabilities (N, L) for decoded PIL images."""
-        if not images:
+        return self.predict_proba_views([self.views_of(image) for image in images])
+
+    def views_of(self, image: Image.Image) -> tuple[Any, ...]:
+        """A decoded image's test-time view stacks (T, 3, H, W), one per preprocessing: small, so that a
+        caller (the service) can let the image go before predict_proba_views runs the model."""
+        return self._views(to_rgb(image))  # as open_rgb gives files
+
+    def predict_proba_views(self, views: Sequence[tuple[Any, ...]]) -> np.ndarray:
+        """Probabilities (N, L) for N images' views_of."""
+        if not views:
             return np.zeros((0, len(self.label_names)), np.float32)
-        views = [self._views(to_rgb(image)) for image in images]  # as open_rgb gives files
         return self._predict_views([self._stack(v) for v in zip(*views)])
 
     def predict(self, images: Sequence[str | Path], **kwargs: Any) -> np.ndarray:
@@ -131,10 +141,13 @@ class BasePredictor(ABC):
         return self.tuner.predict(np.nan_to_num(probs, nan=-np.inf))
 
     def decided_names(self, probs: np.ndarray) -> list[list[str]]:
-        """The names decide() gives each row, most probable first."""
-        decided = self.decide(probs)
-        return [[self.label_names[j] for j in np.argsort(-np.nan_to_num(p, nan=-np.inf), kind="stable") if on[j]]
-                for p, on in zip(probs, decided)]
+        """The names decide() gives each row, most probable first (ties in label order)."""
+        return [ranked_names(p, on, self.label_names) for p, on in zip(probs, self.decide(probs))]
+
+    def records(self, images: Sequence[str], probs: np.ndarray) -> list[Prediction]:
+        """The prediction record of each row of `probs` (N, L), named `images`; a NaN row (an image
+        left out) is a record with an error."""
+        return make_predictions(images, probs, self.decide(probs), self.label_names)
 
 
 def combine_probs(n_images: int, n_labels: int,

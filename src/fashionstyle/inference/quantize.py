@@ -26,7 +26,7 @@ import torch
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.images import Preprocessing, open_rgb, tta_views
-from fashionstyle.inference.onnx_predictor import OnnxPredictor
+from fashionstyle.inference.onnx_predictor import OnnxPredictor, with_file_fingerprints
 
 if TYPE_CHECKING:
     import onnx
@@ -296,7 +296,7 @@ def quantize_export(fp32_dir: str | Path, out_dir: str | Path, images: Sequence[
             atomic.write_atomic(out / name, lambda f, name=name: f.write((staged / name).read_bytes()))
     atomic.write_json(out / "fidelity.json", {k: None if isinstance(v, float) and np.isnan(v) else v
                                                for k, v in asdict(fidelity).items()})  # JSON has no NaN
-    atomic.write_json(out / "members.json", {**meta, "precision": PRECISION})
+    atomic.write_json(out / "members.json", with_file_fingerprints({**meta, "precision": PRECISION}, out))
     return fidelity
 
 
@@ -306,7 +306,8 @@ def _stage_export(source: Path, staged: Path, meta: dict[str, Any], images: Sequ
               for file, record in {r["file"]: r for r in meta["members"]}.items()]  # shared files once
     for name in ("labels.json", "thresholds.json"):
         (staged / name).write_bytes((source / name).read_bytes())
-    (staged / "members.json").write_text(json.dumps({**meta, "precision": PRECISION}, indent=2) + "\n")
+    int8 = with_file_fingerprints({**meta, "precision": PRECISION}, staged)
+    (staged / "members.json").write_text(json.dumps(int8, indent=2) + "\n")
     return sum(c[0] for c in counts), sum(c[1] for c in counts)
 
 

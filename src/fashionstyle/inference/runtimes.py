@@ -7,6 +7,7 @@ missing or stale export (onnx_export.py).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fashionstyle.core.choices import RUNTIMES
@@ -51,15 +52,18 @@ def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | N
     precision = RUNTIMES.check(runtime).value
     if precision is None:
         return None
-    from fashionstyle.inference.onnx_predictor import EXPORT_DIRS, export_is_current
+    from fashionstyle.inference.onnx_predictor import EXPORT_DIRS, NO_EXPORT, export_problem
 
     check_tta(run, tta)  # before a possibly long export
     folder = run / EXPORT_DIRS[precision]
-    if not export_is_current(run, folder, precision):
-        require_torch(f"{folder}: no current {precision} ONNX export of {run.path} to serve without PyTorch; "
-                      f"run `fashionstyle export {run.path}` where it is installed")
+    problem = export_problem(run, folder, precision)
+    if problem:
+        require_torch(f"{folder}: no current {precision} ONNX export of {run.path} ({problem}) to serve without "
+                      f"PyTorch; run `fashionstyle export {run.path}` where it is installed")
         from fashionstyle.inference.onnx_export import export_run
 
+        again = "" if problem == NO_EXPORT else " again"
+        print(f"{folder}: {problem}; exporting {run.path} to {precision} ONNX{again}", file=sys.stderr, flush=True)
         export_run(run, folder, precision)
     return folder
 

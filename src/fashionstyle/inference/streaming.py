@@ -11,6 +11,10 @@ computed again), and the merged file is byte for byte the one an uninterrupted
 run writes: batches never cross a chunk, so every image is predicted in the same
 batch either way. OUT.skipped.txt lists, as `id,path,why`, the unreadable images
 and the folder entries that are not images (no id).
+
+Each row is one prediction record (core/prediction.py) named by the image as the user
+gave it (`given_name`); the JD submission keeps the contest's ids. The parts folder's
+manifest records the record's schema, so a resume never mixes parts of two layouts.
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ from tqdm.auto import tqdm
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.prediction import SCHEMA, check_label_names
 from fashionstyle.data.image_source import ImageSource, ListSource
+from fashionstyle.inference.out_lock import lock_path
 from fashionstyle.inference.outputs import csv_text, merge_parts, write_part
 from fashionstyle.inference.parts import PartsFolder
 from fashionstyle.inference.predictor import BasePredictor
@@ -68,12 +74,15 @@ class StreamJob:
         if self.loader.chunk_size < 1 or self.loader.batch_size < 1:
             raise FashionStyleError(f"--chunk-size and --batch-size must be at least 1, got "
                                     f"{self.loader.chunk_size} and {self.loader.batch_size}")
+        if self.fmt != "npz":
+            check_label_names(self.label_names)
         self.out = Path(self.out)
         self.folder = PartsFolder.beside(self.out)
         self.chunks = -(-len(self.source) // self.loader.chunk_size)
 
     def settings(self) -> dict[str, Any]:
-        return {**self.identity, "source": self.source.identity(), "images": len(self.source),
+        layout = {} if self.fmt == "npz" else {"schema": SCHEMA}  # the record's version: no resume across two
+        return {**self.identity, **layout, "source": self.source.identity(), "images": len(self.source),
                 "format": self.fmt, "chunk_size": self.loader.chunk_size, "batch_size": self.loader.batch_size,
                 "on_bad": self.loader.on_bad, "labels": list(self.label_names),
                 "thresholds": [round(float(t), 9) for t in self.thresholds]}
@@ -116,7 +125,7 @@ class StreamJob:
                                     f"{unreadable[0][1]}; nothing written to {self.out}{hint}")
         merge_parts(self.folder.parts(self.chunks), self.out, self.fmt, self.label_names, self.thresholds)
         skipped_file = skipped_path(self.out)
-        own = [self.out, skipped_file, self.folder.path]  # an output written into the folder it predicts
+        own = [self.out, skipped_file, self.folder.path, lock_path(self.out)]  # outputs in the folder it predicts
         left_out = [("", path, why) for path, why in self.source.left_out() if not _is_inside(path, own)]
         if unreadable or left_out:
             atomic.write_text(skipped_file, csv_text([*left_out, *unreadable]))
@@ -147,8 +156,9 @@ class StreamJob:
         else:
             skipped.unlink(missing_ok=True)
         kept = [i for i, good in zip(ids, ok) if good]
+        images = [given_name(self.source, i, p) for (i, p), good in zip(chunk, ok) if good]
         write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.decide(probs[ok]),
-                   self.label_names, self.thresholds)
+                   self.label_names, self.thresholds, images)
         self.folder.commit(k, len(kept), len(chunk) - len(kept))
 
 
@@ -156,6 +166,17 @@ def _is_inside(path: str | Path, places: list[Path]) -> bool:
     """`path` is one of `places` or inside one of them."""
     resolved = Path(path).resolve()
     return any(resolved == p.resolve() or p.resolve() in resolved.parents for p in places)
+
+
+def given_name(source: ImageSource | ListSource, image_id: str, path: Path) -> str:
+    """The image as the user gave it: a list's entry as written (relative to its --image-dir), else the
+    path (a folder's `FOLDER/name`, one image's path)."""
+    if isinstance(source, ImageSource) and source.is_list():
+        try:
+            return str(Path(path).relative_to(source.image_dir))
+        except ValueError:  # an absolute path in the list
+            return str(path)
+    return str(path) if isinstance(source, ImageSource) else image_id
 
 
 def skipped_path(out: Path) -> Path:

@@ -9,10 +9,11 @@ member model; single-label, label-wise-epoch and fused runs have several, and
 each label's probability is the weighted mean of the members that give it.
 The interface (predictor.BasePredictor) is shared with onnx_predictor.OnnxPredictor.
 
-Input (data/pipeline.py): DataLoader workers decode and crop to uint8 view stacks; the
-device normalises them; on CUDA the models run in bf16 autocast and channels-last
-(fp32 on the CPU). With decode="gpu" the workers only read plain JPEGs and the
-GPU decodes them in one batched nvJPEG call per batch (other files as before).
+Input (data/decode.py, data/transforms.py): DataLoader workers decode and crop to uint8 view
+stacks, pinned on CUDA (data/batches.py); the device normalises them; on CUDA the models run in
+bf16 autocast and channels-last (fp32 on the CPU). With decode="gpu" the workers only read plain
+JPEGs and the GPU decodes them in one batched nvJPEG call per batch (data/device_decode.py: files it
+refuses are decoded on the host, counted in `device_decoder`, the first said in a warning).
 """
 from __future__ import annotations
 
@@ -30,19 +31,12 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import Preprocessing
-from fashionstyle.data.pipeline import (
-    DeviceInput,
-    EncodedJpeg,
-    EvalViews,
-    ImageDataset,
-    collate_skipping,
-    collate_unstacked,
-    decode_image,
-    decode_jpegs_or_none,
-    decodes_on_gpu,
-    read_for_device,
-    resize_size,
-)
+from fashionstyle.data.batches import collate_skipping, collate_unstacked
+from fashionstyle.data.dataset import ImageDataset
+from fashionstyle.data.decode import EncodedJpeg, decode_image, read_for_device
+from fashionstyle.data.device_decode import DeviceDecoder, decodes_on_gpu
+from fashionstyle.data.images import resize_size
+from fashionstyle.data.transforms import DeviceInput, EvalViews
 from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
 from fashionstyle.model.network import StyleNet, load_model
 
@@ -94,6 +88,7 @@ class Predictor(BasePredictor):
         cuda = self.device.type == "cuda"
         self.pin_memory = cuda
         self.decode_on_device = decodes_on_gpu(decode, self.device.type == "cuda")
+        self.device_decoder = DeviceDecoder(self.device)  # used with decode_on_device: its refusals counted
         self.bf16 = uses_bf16(precision, self.device)
         self.channels_last = cuda
         self.tta = tta
@@ -146,7 +141,7 @@ class Predictor(BasePredictor):
                                opener=partial(read, min_side=self.min_side))
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_unstacked if self.decode_on_device else collate_skipping,
-                            pin_memory=self.pin_memory and not self.decode_on_device,
+                            pin_memory=self.pin_memory,  # view stacks pinned, encoded JPEGs left as they are
                             prefetch_factor=4 if num_workers else None)
         for batch in loader:
             if batch.images is None:
@@ -165,12 +160,11 @@ class Predictor(BasePredictor):
         decode_image instead), the others' host views copied over."""
         at = [i for i, s in enumerate(samples) if isinstance(s, EncodedJpeg)]
         decoded: dict[int, torch.Tensor] = {}
-        for i, image in zip(at, decode_jpegs_or_none([samples[i] for i in at], self.device) if at else []):
-            try:
-                decoded[i] = image if image is not None else decode_image(samples[i].path).to(self.device)
-            except FashionStyleError:
-                if on_bad == "fail":
-                    raise
+        for i, image in zip(at, self.device_decoder.images([samples[i] for i in at])):
+            if not isinstance(image, FashionStyleError):
+                decoded[i] = image
+            elif on_bad == "fail":
+                raise image
         views = self._views_of(decoded)
         kept = [i for i, s in enumerate(samples) if i in views or not isinstance(s, EncodedJpeg)]
         stacks = [views[i] if i in views else [v.to(self.device, non_blocking=True) for v in samples[i]]

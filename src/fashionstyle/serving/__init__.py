@@ -1,3 +1,6 @@
-"""The HTTP service: app (FastAPI JSON API and the one-page UI in static/) and label_info
-(label descriptions). Imports every stage below it.
+"""The HTTP service (routes only; decoding, heat maps and the run come from the stages below):
+app (create_app: the routes), predict (POST /predict's handler), uploads (a file's checks and
+decoding), schema (the response models), limits (ServiceLimits: the one table of limits), body
+(request-body size limit, RFC 5987 names via filenames), protocol (uvicorn's header and body
+timeouts), server (serve), label_info (label descriptions); the page in static/.
 """

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import all_jd_styles, canonical_label, iter_csv_rows, unknown_label_message
+from fashionstyle.data.label_names import all_jd_styles, canonical_label, unknown_label_message
+from fashionstyle.data.label_rows import iter_csv_rows
 
 HEADER = ("label", "description")
 JD_DESCRIPTIONS: dict[str, str] = {

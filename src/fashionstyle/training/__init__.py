@@ -1,5 +1,6 @@
-"""Making runs: fit (the one entry point), loop (Lightning training of one multi-label model),
-single_label (one model per label), labelwise (a best epoch per label), cv (K folds),
-fusion and selection (runs combined from other runs), trackers (experiment loggers).
+"""Making runs: train (the one entry point, `train.train`), loop (the run set-up of one multi-label
+model), module (its Lightning module), trainer_run and progress (running the Trainer), single_label
+(one model per label), labelwise (a best epoch per label), cv (K folds), distill, fusion and selection
+(runs combined from other runs), trackers (experiment loggers).
 Imports core, data, model and inference.
 """

@@ -21,9 +21,12 @@ from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.cache import image_opener
-from fashionstyle.data.labels import LabelTable, rarest_label_groups, read_labels
-from fashionstyle.data.pipeline import drop_bad_images
-from fashionstyle.training.loop import check_same_run, data_fingerprint, train_multi, training_decodes_on_gpu
+from fashionstyle.data.label_table import LabelTable, rarest_label_groups
+from fashionstyle.data.labels import read_labels
+from fashionstyle.data.splits import drop_bad_images
+from fashionstyle.training.loop import train_multi, training_decodes_on_gpu
+from fashionstyle.training.resume_checks import check_same_run, data_fingerprint
+from fashionstyle.training.tracker_checks import check_trackers
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -43,7 +46,7 @@ def labelled_pool(config: TrainConfig) -> LabelTable:
     """Every labelled row outside the test split, readable images only."""
     if not config.labels:
         raise FashionStyleError("no label file: pass --labels FILE (or `labels:` in the config)")
-    table = read_labels(config.labels, config.images or None, config.label_names)
+    table = read_labels(config.labels, config.images or None, config.label_names, keep_splits=("train", "val"))
     table.require_targets()
     if table.splits is not None:
         table = table.subset([i for i, s in enumerate(table.splits) if s != "test"])
@@ -65,6 +68,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
         raise FashionStyleError("cv does not take --init-from: a model trained on a fold's held-out images would "
                                 "make its out-of-fold probabilities optimistic")
     training_decodes_on_gpu(config)  # refused before anything is written
+    check_trackers(config.logger, config.mlflow_uri)  # a tracker that cannot log fails before the run folder
     if resume:
         check_same_folds(RunDir(out), folds)  # before anything is read or written
     elif not is_secondary_process():

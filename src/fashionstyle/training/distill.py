@@ -37,7 +37,7 @@ from fashionstyle.core.model_card import DATA_COUNTS, write_data_counts, write_m
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.labels import LabelTable
+from fashionstyle.data.label_table import LabelTable
 from fashionstyle.inference.jobs import Placement, model_files, stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings
@@ -56,7 +56,7 @@ def train_distilled(config: TrainConfig, out: str | Path, resume: bool = False) 
     teacher, out = Path(config.teacher), Path(out)
     run = None
     for k in range(1, config.rounds + 1):
-        target = out if k == config.rounds else Path(f"{out}.round{k}")
+        target = round_folder(out, k, config.rounds)
         done = resume and (target / "manifest.json").is_file() and RunDir(target).manifest().get("complete")
         run = RunDir(target) if done else distill_round(config, teacher, target, resume, k)
         if done and not (target / RECORD).is_file():  # stopped between the student's end and its record
@@ -65,44 +65,93 @@ def train_distilled(config: TrainConfig, out: str | Path, resume: bool = False) 
     return run
 
 
+# -- the folder layout: OUT.round1 .. OUT.round{K-1}, then OUT; each student's teacher pass in STUDENT.teacher
+def round_folder(out: str | Path, k: int, rounds: int) -> Path:
+    """Where round `k` of `rounds` puts its student: OUT.roundK, the last round OUT itself."""
+    return Path(out) if k == rounds else Path(f"{out}.round{k}")
+
+
+def teacher_folder(student: str | Path) -> Path:
+    """A student's teacher pass (probs.npy, targets.npy, the record): STUDENT.teacher."""
+    return Path(f"{student}.teacher")
+
+
+def saved_student_config(out: str | Path) -> Path | None:
+    """The config.yaml a `distill --resume` into `out` continues with: OUT's, else a round's (OUT.roundK);
+    None for a distill stopped in its first teacher pass; refuses in one line when nothing was started."""
+    out = Path(out)
+    runs = (out, *sorted(p for p in out.parent.glob(f"{out.name}.round*") if p.suffix != ".teacher"))
+    found = [run / "config.yaml" for run in runs if (run / "config.yaml").is_file()]
+    if found:
+        return found[0]
+    if not any(out.parent.glob(f"{out.name}*.teacher")):
+        RunDir(out).require_resumable()
+    return None
+
+
 def distill_round(config: TrainConfig, teacher_path: Path, out: Path, resume: bool, round_number: int = 1) -> RunDir:
     """One student trained on `teacher_path`'s probabilities (see the module docstring). `resume`
-    keeps the teacher's finished parts, and continues the student's training when it had started."""
+    keeps the teacher's finished parts, and continues the student's training when it had started;
+    with stored teaching it needs no teacher run once every target is stored (`kept_targets`)."""
     train_resume = resume and (out / "manifest.json").is_file()
     if not train_resume and not is_secondary_process():
         RunDir.create(out)  # refuses a non-empty --out before the teacher's long pass
-    teacher = RunDir.open(teacher_path)
+    folder = teacher_folder(out)
+    kept = resume and config.teaching == "stored" and not teacher_path.exists()
+    teacher = None if kept else RunDir.open(teacher_path)
     table = read_label_file(config)
     train_table, val_table, bad = prepare_tables(config, table)
-    columns = teacher_columns(teacher, train_table.label_names)
     unlabelled_ids, unlabelled_paths = unlabelled_images(config.unlabelled, table.images)  # less every split's images
-    folder = Path(f"{out}.teacher")
-    decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
     online, files = None, []
-    if config.teaching == "online":
-        files = teacher_files(teacher, with_thresholds=decide_at is not None)
-        if train_resume:
-            check_same_teacher(folder, files)
-        online = online_teacher(teacher, columns, config.hard_weight, decide_at)
-        held_out: dict[str, np.ndarray] = {}
-        targets = unknown_targets(folder / "targets.npy", train_table.require_targets(), len(unlabelled_ids))
+    if teacher is None:
+        targets = kept_targets(folder, teacher_path, len(train_table) + len(unlabelled_ids),
+                               len(train_table.label_names))
     else:
-        targets, held_out = stored_targets(config, teacher, (train_table, val_table), (unlabelled_ids, unlabelled_paths),
-                                           columns, folder, resume, decide_at)
+        columns = teacher_columns(teacher, train_table.label_names)
+        decide_at = teacher.thresholds().thresholds_[columns] if config.pseudo == "hard" else None
+        if config.teaching == "online":
+            files = teacher_files(teacher, with_thresholds=decide_at is not None)
+            if train_resume:
+                check_same_teacher(folder, files)
+            online = online_teacher(teacher, columns, config.hard_weight, decide_at)
+            held_out: dict[str, np.ndarray] = {}
+            targets = unknown_targets(folder / "targets.npy", train_table.require_targets(), len(unlabelled_ids))
+        else:
+            targets, held_out = stored_targets(config, teacher, (train_table, val_table),
+                                               (unlabelled_ids, unlabelled_paths), columns, folder, resume, decide_at)
     student = LabelTable(train_table.label_names, [*train_table.ids, *unlabelled_ids],
                          [*train_table.images, *unlabelled_paths], targets, source=train_table.source)
     if not is_secondary_process():
-        atomic.write_json(folder / RECORD, {
-            "teacher": str(teacher.path.resolve()), "round": round_number,
-            "teacher_tta": teacher.tta() if online is None else "none (online)",
-            "labelled_images": len(train_table), "unlabelled_images": len(unlabelled_ids),
-            "held_out_images": len(held_out), "hard_weight": config.hard_weight, "pseudo": config.pseudo,
-            "teaching": config.teaching, **({"teacher_files": files} if files else {})})
+        if teacher is not None:  # without it, the record of the pass that made the targets stays
+            atomic.write_json(folder / RECORD, {
+                "teacher": str(teacher.path.resolve()), "round": round_number,
+                "teacher_tta": teacher.tta() if online is None else "none (online)",
+                "labelled_images": len(train_table), "unlabelled_images": len(unlabelled_ids),
+                "held_out_images": len(held_out), "hard_weight": config.hard_weight, "pseudo": config.pseudo,
+                "teaching": config.teaching, **({"teacher_files": files} if files else {})})
         write_data_counts(RunDir(folder), {"train": train_table.require_targets(), "val": val_table.require_targets()})
     run = train_multi(config, out, train_resume, tables=(student, val_table, bad), teacher=online)
     if not is_secondary_process() and run.manifest().get("complete"):
         finish(run)
     return run
+
+
+def kept_targets(folder: Path, teacher_path: Path, rows: int, labels: int) -> np.ndarray:
+    """The targets an earlier teacher pass stored in `folder` (a memory map), for a resume whose
+    teacher run is gone; complete once the record beside them was written, else a one-line refusal."""
+    path = folder / "targets.npy"
+    if not (folder / RECORD).is_file() or not path.is_file():
+        raise FashionStyleError(f"{teacher_path}: the teacher run is gone and {folder} does not hold every target "
+                                "of its pass; restore the teacher run, or train a new student into another --out")
+    targets = np.load(path, mmap_mode="r")
+    if targets.shape != (rows, labels):
+        raise FashionStyleError(f"{path}: holds {targets.shape[0]} x {targets.shape[1]} targets, the student needs "
+                                f"{rows} x {labels}, and the teacher run {teacher_path} that made them is gone; "
+                                "train a new student into another --out")
+    if not is_secondary_process():
+        print(f"note: the teacher run {teacher_path} is gone: resuming on the targets its pass stored in {folder}",
+              file=sys.stderr)
+    return targets
 
 
 def stored_targets(config: TrainConfig, teacher: RunDir, tables: tuple[LabelTable, LabelTable],
@@ -269,7 +318,7 @@ def unknown_targets(path: Path, hard: np.ndarray, n_unlabelled: int) -> np.ndarr
 def finish(run: RunDir) -> None:
     """RUN/distillation.json and the card's data counts (the labelled images' own labels), from the
     OUT.teacher/ copies written before training, then the model card."""
-    folder = Path(f"{run.path}.teacher")
+    folder = teacher_folder(run.path)
     for name in (RECORD, DATA_COUNTS):
         atomic.write_json(run / name, atomic.read_json(folder / name, str(folder)))
     write_model_card(run)

@@ -42,7 +42,7 @@ def check_compatible(runs: Sequence[RunDir]) -> tuple[list[str], np.ndarray, lis
 
 def fusion_weights(n: int, weights: Sequence[float] | None) -> np.ndarray:
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    if len(w) != n or np.any(w < 0) or w.sum() <= 0:
+    if len(w) != n or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise FashionStyleError(f"--weights needs {n} non-negative numbers, not all zero; got {list(w)}")
     return w / w.sum()
 
@@ -90,6 +90,8 @@ def fuse_runs(run_paths: Sequence[str | Path], out: str | Path,
     fused.write_manifest("fused", complete=False)
     members = []
     for k, (run, weight) in enumerate(zip(runs, w)):
+        if weight == 0:  # left out: members.json holds positive weights only
+            continue
         for j, member in enumerate(flatten_members(run, float(weight), names)):
             target = fused / "members" / f"{k}_{j}_{member.model.name}"
             copy_model(member.model, target)

@@ -12,6 +12,7 @@ from pathlib import Path
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
+from fashionstyle.training.tracker_checks import check_trackers
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
@@ -20,6 +21,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:
 
     config.validate()
     training_decodes_on_gpu(config)  # --decode gpu without CUDA fails before anything is written
+    check_trackers(config.logger, config.mlflow_uri)  # a tracker that cannot log fails before the run folder
     if not resume and not is_secondary_process():  # DDP's other ranks start once rank 0 has written
         RunDir(out).refuse_taken()  # before the images are read
     if config.teacher:

@@ -1,0 +1,263 @@
+"""`fashionstyle suggest`: the catalogue photos worth labelling next, as a label file to fill in.
+
+    result = suggest(RunDir.open("runs/lite0"), ImageSource.open("catalogue.csv"), SuggestSettings(n=200))
+    write_skeleton(result, "to_label.csv")   # image, the run's labels (empty), hint, suggest_score
+
+Two passes. (1) Every catalogue photo not already in a label file is predicted as `predict` predicts
+(streaming.StreamJob: chunks, resumable parts beside the output, several ranks) and scored
+(acquisition.py); only the best `pool_factor x n` are kept (CandidatePool), so memory does not grow
+with the catalogue. (2) For `uncertainty`, the pool's pooled backbone features are computed and
+`weighted_k_center` picks n of them that are uncertain and unlike each other.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from fashionstyle.analysis import acquisition
+from fashionstyle.core import atomic
+from fashionstyle.core import config as config_lib
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.ranks import is_secondary_process
+from fashionstyle.core.run import RunDir
+from fashionstyle.data.image_source import ImageSource
+from fashionstyle.data.images import IMAGE_SUFFIXES
+from fashionstyle.data.labels import read_labels
+from fashionstyle.inference.jobs import Placement, _job, _run
+from fashionstyle.inference.outputs import csv_text
+from fashionstyle.inference.predictor import BasePredictor, PredictSettings
+from fashionstyle.inference.runtimes import ensure_export, predictor_for
+from fashionstyle.inference.streaming import LoaderSettings
+
+HINT_COLUMN = "hint"    # the model's guess, most probable first: "Dress 0.91;Kids 0.55"
+SCORE_COLUMN = "suggest_score"  # what suggest ranked by (higher: more worth labelling)
+SKELETON_EXTRAS = (HINT_COLUMN, SCORE_COLUMN)
+
+
+@dataclass(frozen=True)
+class SuggestSettings:
+    n: int = 200
+    strategy: str = acquisition.DEFAULT_STRATEGY  # acquisition.STRATEGIES
+    pool_factor: int = 4        # candidates kept for the diversity step: pool_factor x n
+    rare_power: float = 0.5     # rare-label weight ∝ (1 / prevalence) ** rare_power; 0: all alike
+    seed: int = 0               # of `random`
+
+    def check(self) -> "SuggestSettings":
+        acquisition.check_strategy(self.strategy)
+        if self.n < 1 or self.pool_factor < 1 or self.rare_power < 0:
+            raise FashionStyleError(f"--n and --pool-factor must be at least 1 and --rare-power at least 0, "
+                                    f"got {self.n}, {self.pool_factor} and {self.rare_power}")
+        return self
+
+
+@dataclass
+class Suggestion:
+    """The photos chosen, best first, with the run's probabilities for each."""
+
+    label_names: list[str]
+    thresholds: np.ndarray
+    ids: list[str]
+    paths: list[str]
+    scores: np.ndarray          # (n,) acquisition scores
+    probs: np.ndarray           # (n, L)
+    counts: dict[str, int] = field(default_factory=dict)  # catalogue, already labelled, unreadable, scored
+
+    def hints(self) -> list[str]:
+        """Each photo's guessed labels (at the run's thresholds), most probable first, with probabilities."""
+        rows = []
+        for p in self.probs:
+            order = [j for j in np.argsort(-p, kind="stable") if p[j] >= self.thresholds[j]]
+            rows.append(";".join(f"{self.label_names[j]} {p[j]:.2f}" for j in order))
+        return rows
+
+
+def path_key(path: str | Path) -> str:
+    """How an image is recognised as already labelled: its absolute, normalised path."""
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+def labelled_images(run: RunDir, label_files: Iterable[str | Path] = ()) -> set[str]:
+    """path_key of every image in the run's own label file (where it is still found) and in `label_files`."""
+    files = [Path(f) for f in label_files]
+    saved = run / "config.yaml"
+    if saved.is_file():
+        config = config_lib.read_saved(saved)
+        if config.labels and Path(config.labels).is_file():
+            files.append(Path(config.labels))
+    keys: set[str] = set()
+    for f in files:
+        table = read_labels(f)
+        keys.update(path_key(p) for p in table.images)
+    return keys
+
+
+@dataclass
+class UnlabelledSource:
+    """A catalogue without the photos already labelled: a source for StreamJob, streamed like it."""
+
+    source: ImageSource
+    labelled: set[str]
+
+    def __post_init__(self) -> None:
+        self.count = sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[tuple[str, Path]]:
+        return ((i, p) for i, p in self.source if path_key(p) not in self.labelled)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def chunks(self, size: int) -> Iterator[list[tuple[str, Path]]]:
+        rows = iter(self)
+        while chunk := list(itertools.islice(rows, size)):
+            yield chunk
+
+    def identity(self) -> dict[str, Any]:
+        return {**self.source.identity(), "unlabelled": self.count}
+
+    def left_out(self) -> list[tuple[str, str]]:
+        return self.source.left_out()
+
+    def is_list(self) -> bool:
+        return self.source.is_list()
+
+
+def check_out(out: str | Path) -> Path:
+    """The skeleton's path: a .csv (refused before anything is predicted or written)."""
+    out = Path(out)
+    if out.suffix.lower() in IMAGE_SUFFIXES or out.suffix.lower() != ".csv":
+        raise FashionStyleError(f"--out {out}: the photos to label are written as a label CSV; name a .csv file")
+    if out.is_dir():
+        raise FashionStyleError(f"--out {out}: is a folder; name a .csv file")
+    return out
+
+
+def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out: str | Path,
+            predict: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None,
+            label_files: Sequence[str | Path] = (), resume: bool = False,
+            placement: Placement | None = None) -> Suggestion | None:
+    """The `settings.n` photos of `catalogue` most worth labelling (None on a rank other than 0).
+    `out` names the skeleton to come: the parts folder of pass 1 lies beside it (OUT.parts)."""
+    settings.check()
+    source = UnlabelledSource(catalogue, labelled_images(run, label_files))
+    if not len(source):
+        raise FashionStyleError(f"{catalogue.path}: every one of its {len(catalogue)} photos is already labelled")
+    loader = loader or LoaderSettings()
+    if settings.strategy == "random":  # the control needs no model to choose: only the chosen are predicted
+        return _random(run, catalogue, source, settings, predict, loader) if not is_secondary_process() else None
+    job = _job(run, source, check_out(out), "npz", predict, loader)
+    if not is_secondary_process():
+        ensure_export(run, predict.runtime, predict.tta)
+        done = job.prepare(resume)
+        if done:
+            print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
+    if _run(job, run, predict, placement or Placement()) is None:
+        return None
+    pool = _score_parts(run, job, settings)
+    job.folder.remove()
+    chosen = _choose(run, pool, settings, predict, loader)
+    counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
+              "unreadable": pool.unreadable, "scored": pool.seen - pool.unreadable}
+    return Suggestion(run.label_names(), run.thresholds().thresholds_, [pool.ids[i] for i in chosen],
+                      [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts)
+
+
+def _random(run: RunDir, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
+            predict: PredictSettings, loader: LoaderSettings) -> Suggestion:
+    """`random`: a seeded sample of the unlabelled photos (a key per id, so any chunking gives the same)."""
+    pool = _Pool(settings.n)
+    for chunk in source.chunks(loader.chunk_size):
+        ids = [i for i, _ in chunk]
+        pool.add(ids, [str(p) for _, p in chunk], acquisition.random_scores(ids, settings.seed),
+                 np.zeros((len(ids), 0), np.float32))
+    probs = predictor_for(run, predict, decode=loader.decode).predict_proba(
+        pool.paths, batch_size=loader.batch_size, num_workers=loader.num_workers, on_bad="skip")
+    counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
+              "unreadable": int(np.isnan(probs).any(axis=1).sum()), "scored": len(source)}
+    return Suggestion(run.label_names(), run.thresholds().thresholds_, pool.ids, pool.paths, pool.scores,
+                      probs, counts)
+
+
+class _Pool(acquisition.CandidatePool):
+    unreadable: int = 0
+
+
+def _score_parts(run: RunDir, job, settings: SuggestSettings) -> _Pool:
+    """Pass 1's parts, one at a time, into a bounded pool of the best candidates."""
+    thresholds = run.thresholds().thresholds_
+    _, _, val_targets = run.val_probs()
+    weights = acquisition.rare_label_weights(np.asarray(val_targets, np.float64).mean(axis=0), settings.rare_power)
+    capacity = settings.n * (settings.pool_factor if settings.strategy == "uncertainty" else 1)
+    pool = _Pool(capacity)
+    for part, chunk in zip(job.folder.parts(job.chunks), job.source.chunks(job.loader.chunk_size)):
+        with np.load(part) as data:
+            ids, probs = [str(i) for i in data["ids"]], data["probs"]
+        if ids != [i for i, _ in chunk]:
+            raise FashionStyleError(f"{part}: its ids are not those of the catalogue's chunk; run again without --resume")
+        unreadable = np.isnan(probs).any(axis=1)
+        pool.unreadable += int(unreadable.sum())
+        w = weights if settings.strategy == "uncertainty" else None
+        pool.add(ids, [str(p) for _, p in chunk], acquisition.uncertainty_scores(probs, thresholds, w), probs)
+    return pool
+
+
+def _choose(run: RunDir, pool: _Pool, settings: SuggestSettings, predict: PredictSettings,
+            loader: LoaderSettings) -> list[int]:
+    """Pool rows, best first: by score, or for `uncertainty` by weighted k-center on pooled features."""
+    if settings.strategy != "uncertainty" or len(pool) <= 1:
+        return list(range(min(settings.n, len(pool))))  # the pool is sorted by score
+    predictor = predictor_for(run, predict, decode=loader.decode)
+    features = pooled_features(predictor, pool.paths, pool.probs, loader.batch_size)
+    return acquisition.weighted_k_center(features, pool.scores, settings.n)
+
+
+def pooled_features(predictor: BasePredictor, paths: Sequence[str], probs: np.ndarray,
+                    batch_size: int = 64) -> np.ndarray:
+    """(N, C) the backbone's pooled features of the first member model, averaged over the test-time views;
+    a runtime without them (ONNX) gives the probabilities' logits instead."""
+    members = getattr(predictor, "members", None)
+    if not members:
+        p = np.clip(np.asarray(probs, np.float64), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))
+    captured: list[np.ndarray] = []
+    hook = members[0].model.backbone.register_forward_hook(
+        lambda _m, _i, out: captured.append(out.detach().float().cpu().numpy()))
+    try:
+        again = predictor.predict_proba(list(paths), batch_size=batch_size, on_bad="skip")
+    finally:
+        hook.remove()
+    ok = ~np.isnan(again).any(axis=1)
+    if not captured or not ok.any():
+        return pooled_features(_NoMembers(), paths, probs)
+    stacked = np.concatenate(captured)  # (readable x views, C)
+    features = np.zeros((len(paths), stacked.shape[1]), np.float32)
+    features[ok] = stacked.reshape(int(ok.sum()), -1, stacked.shape[1]).mean(axis=1)
+    return features
+
+
+class _NoMembers:
+    members: list = []
+
+
+def skeleton_rows(result: Suggestion, out: Path) -> list[list[str]]:
+    """The skeleton's header and rows: image (relative to the file's folder where it lies under it),
+    the run's labels left empty, the model's hint and the score."""
+    base = path_key(out.parent)
+    header = ["image", *result.label_names, *SKELETON_EXTRAS]
+    rows = []
+    for path, hint, score in zip(result.paths, result.hints(), result.scores):
+        key = path_key(path)
+        image = os.path.relpath(key, base) if key.startswith(base + os.sep) else key
+        rows.append([image, *[""] * len(result.label_names), hint, f"{score:.6f}"])
+    return [header, *rows]
+
+
+def write_skeleton(result: Suggestion, out: str | Path) -> Path:
+    """The label file to fill in (0/1 under each label), whole or not at all."""
+    out = check_out(out)
+    return atomic.write_text(out, csv_text(skeleton_rows(result, out)))

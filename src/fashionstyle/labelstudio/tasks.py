@@ -1,0 +1,92 @@
+"""Label Studio tasks with the model's pre-annotations, and the labelling config they need.
+
+    write_tasks(result, "to_label.json", document_root="/srv/photos")
+    # -> to_label.json (tasks: image URL, the run's labels, one prediction each) and
+    #    to_label.label_config.xml (an Image plus a multiple Choices of the run's labels)
+
+Images are referenced through Label Studio's local-files storage
+(`/data/local-files/?d=PATH`, PATH relative to its LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT). Each
+prediction's score is its place in `suggest`'s order, (rank + 1) / (n + 1): sorting the project by
+prediction score, ascending, gives the photos in the order suggest chose them (the least certain first).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import quote
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from fashionstyle.core import atomic
+from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.labelstudio import FROM_NAME, ID_KEY, LABEL_SEPARATOR, LABELS_KEY, LOCAL_FILES_URL, TO_NAME
+
+
+def labelling_config(label_names: Sequence[str]) -> str:
+    """The project's labelling config: the photo, and one check box per label (several may be on)."""
+    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in label_names)
+    return (f'<View>\n  <Image name="{TO_NAME}" value="${TO_NAME}"/>\n'
+            f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="multiple" showInLine="true">\n'
+            f"{choices}\n  </Choices>\n</View>\n")
+
+
+def local_files_url(path: str | Path, document_root: str | Path) -> str:
+    """Label Studio's URL of a file under its local-files document root (refused outside it)."""
+    root, full = os.path.abspath(document_root), os.path.abspath(path)
+    if os.path.commonpath([root, full]) != root:
+        raise FashionStyleError(f"{path}: not under the Label Studio document root {document_root} "
+                                "(LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT); give the folder that holds the photos")
+    return LOCAL_FILES_URL + quote(Path(os.path.relpath(full, root)).as_posix())
+
+
+def choices_result(names: Sequence[str]) -> list[dict[str, Any]]:
+    """A Label Studio result ticking `names` (empty when none is)."""
+    if not names:
+        return []
+    return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": list(names)}}]
+
+
+def decided(probs: np.ndarray, thresholds: np.ndarray, label_names: Sequence[str]) -> list[str]:
+    """The labels at or above their tuned thresholds, most probable first (none for an unreadable row)."""
+    order = np.argsort(-np.nan_to_num(probs, nan=-np.inf), kind="stable")
+    return [label_names[j] for j in order if probs[j] >= thresholds[j]]
+
+
+def make_tasks(ids: Sequence[str], paths: Sequence[str], probs: np.ndarray, thresholds: np.ndarray,
+               label_names: Sequence[str], document_root: str | Path, model_version: str) -> list[dict[str, Any]]:
+    """One task per photo, in the given order, each with the model's guess as a scored prediction."""
+    n = len(ids)
+    labels = LABEL_SEPARATOR.join(label_names)
+    tasks = []
+    for rank, (image_id, path, p) in enumerate(zip(ids, paths, probs)):
+        data = {TO_NAME: local_files_url(path, document_root), ID_KEY: image_id, LABELS_KEY: labels}
+        prediction = {"model_version": model_version, "score": round((rank + 1) / (n + 1), 6),
+                      "result": choices_result(decided(p, thresholds, label_names))}
+        tasks.append({"data": data, "predictions": [prediction]})
+    return tasks
+
+
+def config_path(tasks_file: str | Path) -> Path:
+    """Where the labelling config is written: beside the tasks, NAME.label_config.xml."""
+    tasks_file = Path(tasks_file)
+    return tasks_file.with_name(f"{tasks_file.stem}.label_config.xml")
+
+
+def check_tasks_out(out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix.lower() != ".json" or out.is_dir():
+        raise FashionStyleError(f"--tasks {out}: Label Studio imports tasks from a .json file; name one")
+    return out
+
+
+def write_tasks(suggestion: Any, out: str | Path, document_root: str | Path, model_version: str = "fashionstyle") -> Path:
+    """`suggestion`'s photos (inference.suggest.Suggestion) as Label Studio tasks in `out` (.json), and the
+    labelling config beside them; every URL is made before either file is written."""
+    out = check_tasks_out(out)
+    tasks = make_tasks(suggestion.ids, suggestion.paths, suggestion.probs, suggestion.thresholds,
+                       suggestion.label_names, document_root, model_version)
+    atomic.write_text(config_path(out), labelling_config(suggestion.label_names))
+    return atomic.write_text(out, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")

@@ -1,0 +1,30 @@
+"""Running the service: uvicorn with the request time limits, until interrupted.
+
+    serve("runs/lite0", port=8000, limits=ServiceLimits(max_images=4))   # what `fashionstyle serve` calls
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from fashionstyle.serving.app import create_app
+from fashionstyle.serving.limits import ServiceLimits
+from fashionstyle.serving.protocol import timed_protocol
+
+
+def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+          runtime: str = "torch", label_info: str | Path | None = None, limits: ServiceLimits | None = None,
+          **limit_values: Any) -> None:
+    """Check the limits and the run, load the model once, then answer on `host`:`port` (one process).
+
+    `limits`, or single limits by name (`header_timeout=5`): ServiceLimits; the time limits act in
+    uvicorn's protocol (protocol.py), the others in the app.
+    """
+    import uvicorn
+
+    app = create_app(run_dir, runtime=runtime, label_info=label_info, limits=limits, **limit_values,
+                     loading=lambda line: print(f"serve: {line}", file=sys.stderr, flush=True))
+    print(f"serve: {len(app.state.predictor.label_names)} styles; the page at http://{host}:{port}/, "
+          f"the API at /predict, its documentation at /docs", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=timed_protocol(app.state.limits))

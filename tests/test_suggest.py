@@ -1,0 +1,153 @@
+"""`suggest`: threshold-aware uncertainty, rare labels first, no near-duplicates together, a bounded pool,
+and a label-file skeleton that `train` accepts once filled in."""
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import LABELS, TINY_TRAIN, draw, fingerprint
+from fashionstyle.analysis import acquisition
+from fashionstyle.core.errors import FashionStyleError
+
+
+def test_uncertainty_peaks_at_each_labels_tuned_threshold_not_at_one_half():
+    probs = np.array([[0.2, 0.5], [0.5, 0.9], [0.0, 1.0]])
+    u = acquisition.threshold_uncertainty(probs, np.array([0.2, 0.9]))
+    assert u[0, 0] == pytest.approx(1.0) and u[1, 1] == pytest.approx(1.0)  # on the threshold
+    assert u[1, 0] < 1.0 and u[0, 1] < 1.0
+    assert u[2, 0] == pytest.approx(0.0) and u[2, 1] == pytest.approx(0.0)  # certain either way
+    assert acquisition.uncertainty_scores(np.array([[np.nan, 0.5]]), np.array([0.5, 0.5]))[0] == -np.inf
+
+
+def test_rare_labels_weigh_more_and_the_weights_average_one():
+    w = acquisition.rare_label_weights(np.array([0.5, 0.05, 0.005]), power=0.5)
+    assert w[2] > w[1] > w[0] and w.mean() == pytest.approx(1.0)
+    probs = np.array([[0.5, 0.0, 0.0], [0.0, 0.0, 0.5]])  # equally unsure, of a common or of the rarest label
+    scores = acquisition.uncertainty_scores(probs, np.array([0.5, 0.5, 0.5]), w)
+    assert scores[1] > scores[0]
+
+
+def test_weighted_k_center_takes_a_distinct_photo_before_a_near_duplicate():
+    features = np.array([[1.0, 0.0], [1.0, 0.001], [0.0, 1.0]])  # rows 0 and 1: near-duplicates
+    scores = np.array([0.9, 0.89, 0.5])
+    assert acquisition.weighted_k_center(features, scores, 2) == [0, 2]
+    assert np.argsort(-scores)[:2].tolist() == [0, 1]  # what ranking by score alone would take
+
+
+def test_candidate_pool_keeps_the_best_whatever_the_chunking_and_stays_bounded():
+    rng = np.random.default_rng(0)
+    scores = rng.random(1000)
+    ids = [f"i{k}" for k in range(1000)]
+    pool = acquisition.CandidatePool(capacity=20)
+    for start in range(0, 1000, 64):
+        pool.add(ids[start:start + 64], ids[start:start + 64], scores[start:start + 64], np.zeros((64, 3))[:len(ids[start:start + 64])])
+        assert len(pool) <= 20
+    assert pool.ids == [ids[k] for k in np.argsort(-scores)[:20]] and pool.seen == 1000
+
+
+def test_random_keys_do_not_depend_on_order_and_change_with_the_seed():
+    a = acquisition.random_scores(["x", "y", "z"], seed=0)
+    assert acquisition.random_scores(["z", "x"], seed=0).tolist() == [a[2], a[0]]
+    assert acquisition.random_scores(["x"], seed=1)[0] != a[0]
+
+
+def _catalogue(folder: Path, n: int = 12) -> Path:
+    """`n` new photos (not in any label file), with two exact copies of the first."""
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        draw(rng, (rng.random(3) < 0.4).astype(int)).save(folder / f"new{i:02d}.jpg", quality=95)
+    for k in (1, 2):
+        shutil.copy(folder / "new00.jpg", folder / f"new00_copy{k}.jpg")
+    return folder
+
+
+def _suggest_parser() -> argparse.ArgumentParser:
+    from fashionstyle.cli import suggest as command
+
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def _suggest(*argv: str) -> int:
+    from fashionstyle.cli import suggest as command
+
+    return command.run(_suggest_parser().parse_args(["suggest", *argv]))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_suggest_leaves_out_labelled_photos_and_writes_a_skeleton_with_hints(shared_run, tmp_path, capsys):
+    photos = sorted(_catalogue(tmp_path / "catalogue").glob("*.jpg")) + shared_run.images[:3]  # 3 labelled
+    catalogue = tmp_path / "catalogue.csv"
+    catalogue.write_text("image\n" + "".join(f"{p.resolve()}\n" for p in photos))
+    labelled = {p.name for p in shared_run.images[:3]}
+    out = tmp_path / "to_label.csv"
+    assert _suggest(str(shared_run.run), "--images", str(catalogue), "--n", "5", "--out", str(out), "--quiet") == 0
+    assert "5 of 14 unlabelled photos chosen (uncertainty; 3 already labelled" in capsys.readouterr().out
+    rows = _rows(out)
+    assert list(rows[0]) == ["image", *LABELS, "hint", "suggest_score"]
+    assert len(rows) == 5 and not {Path(r["image"]).name for r in rows} & labelled
+    assert all(r[name] == "" for r in rows for name in LABELS)
+    copies = [r for r in rows if Path(r["image"]).name.startswith("new00")]
+    assert len(copies) <= 1  # the exact copies are never chosen together
+    assert not (tmp_path / "to_label.csv.parts").exists()
+
+
+def test_a_filled_in_skeleton_trains_and_an_unfilled_one_is_refused_naming_the_line(shared_run, tmp_path):
+    from fashionstyle.cli import main
+
+    out = tmp_path / "to_label.csv"
+    assert _suggest(str(shared_run.run), "--images", str(_catalogue(tmp_path / "catalogue", 16)), "--n", "16",
+                    "--strategy", "margin", "--out", str(out), "--quiet") == 0
+    with pytest.raises(FashionStyleError, match=r"to_label.csv:2: label Red must be 0 or 1, got ''"):
+        from fashionstyle.data.labels import read_labels
+        read_labels(out)
+    rows = _rows(out)
+    rng = np.random.default_rng(1)
+    for row in rows:  # the labeller's work: 0/1 under each label
+        row.update({name: str(int(rng.random() < 0.5)) for name in LABELS})
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["train", "--labels", str(out), "--out", str(tmp_path / "again"), *TINY_TRAIN,
+                 "--epochs", "1", "--val-fraction", "0.25"]) == 0
+    from fashionstyle.core.run import RunDir
+    assert RunDir(tmp_path / "again").is_complete()
+
+
+def test_random_is_seeded_and_a_bad_out_is_refused_before_anything_is_read(shared_run, tmp_path):
+    catalogue = _catalogue(tmp_path / "catalogue")
+    picks = []
+    for k in (1, 2):
+        out = tmp_path / f"r{k}.csv"
+        with pytest.raises(FashionStyleError, match="exists .perhaps filled in already"):
+            _suggest(str(shared_run.run), "--images", str(catalogue), "--out", str(shared_run.labels))
+        assert _suggest(str(shared_run.run), "--images", str(catalogue), "--n", "4", "--strategy", "random",
+                        "--out", str(out), "--quiet") == 0
+        picks.append([r["image"] for r in _rows(out)])
+    assert picks[0] == picks[1] and len(set(picks[0])) == 4
+    before = fingerprint(tmp_path)
+    with pytest.raises(FashionStyleError, match="name a .csv file"):
+        _suggest(str(shared_run.run), "--images", str(catalogue), "--out", str(tmp_path / "x.txt"))
+    with pytest.raises(FashionStyleError, match=r"--tasks .*\.json file"):
+        _suggest(str(shared_run.run), "--images", str(catalogue), "--out", str(tmp_path / "y.csv"),
+                 "--tasks", str(tmp_path / "t.txt"))
+    assert fingerprint(tmp_path) == before
+
+
+def test_suggest_over_a_catalogue_of_only_labelled_photos_says_so(shared_run, tmp_path):
+    with pytest.raises(FashionStyleError, match="already labelled"):
+        _suggest(str(shared_run.run), "--images", str(shared_run.labels.parent / "img"), "--out",
+                 str(tmp_path / "o.csv"), "--quiet")
+    assert not (tmp_path / "o.csv").exists()
