@@ -7,7 +7,7 @@
         # retrains (default recipe, 144 px, 6 epochs) and is scored: val and test macro F2 (tuned on val).
         # --select-after 1: after round 1 only the best non-random strategy on VAL goes on (with random).
         # OUT/results.json grows after every model, so a stopped run keeps what finished; run again to resume.
-    python bench/active_learning.py table /work/team/al_run        # the markdown table
+    python bench/active_learning.py table /work/team/al_run        # the markdown table (several folders: side by side)
     python bench/active_learning.py plot /work/team/al_run --out docs/active_learning.png
 
 Val and test rows stay labelled in every round's label file (val tunes the thresholds); only the
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="{}", help="JSON of more TrainConfig fields (tests: a tiny backbone)")
     for name in ("table", "plot"):
         p = sub.add_parser(name)
-        p.add_argument("folder", type=Path)
+        p.add_argument("folders", type=Path, nargs="+", help="OUT folders of `run` (several: their strategies side "
+                                                             "by side, round 0 from the first)")
         if name == "plot":
             p.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -186,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
                            args.seed, args.select_after, recipe, args.pool_factor)
         print(table_text(results))
         return 0
-    results = atomic.read_json(args.folder / "results.json")
+    results: dict = {}
+    for folder in reversed(args.folders):
+        results.update(atomic.read_json(folder / "results.json"))
     print(table_text(results) if args.command == "table" else plot(results, args.out))
     return 0
 

@@ -80,9 +80,10 @@ def tiny_run(root: Path, n: int = 32) -> TinyRun:
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under `folder`: relative path -> (size, mtime in ns)."""
+    """Every file under `folder`: relative path -> (size, mtime in ns); lock files (which hold the pid of
+    the last process that took them, not the run's content) left out."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
 
 
 class TinyRuns:

@@ -53,7 +53,6 @@ def test_train_is_the_entry_point_and_fit_module_the_lightning_call() -> None:
                 defined.setdefault(node.name, []).append(path.stem)
     assert defined["train"] == ["train"] and defined["fit_module"] == ["trainer_run"]
     assert "fit" not in defined and not (PACKAGE / "training" / "fit.py").exists()
-    from fashionstyle import train
-    from fashionstyle.training.train import train as entry
+    from fashionstyle import api, train
 
-    assert train is entry
+    assert train is api.train  # the entry point, then the report's figures to the trackers, as the command runs it

@@ -195,6 +195,6 @@ def evaluate_split(run: RunDir, table: LabelTable, split: str | None, settings: 
             return None  # rank 0 scores
     scores = evaluate_run(run, part, split, progress=loader.progress, batch_size=loader.batch_size,
                           num_workers=loader.num_workers, on_bad=loader.on_bad, suffix=suffix,
-                          predictor=predictor_for(run.path, settings, decode=decode), probs=probs)
+                          predictor=predictor_for(run, settings, decode=decode), probs=probs)
     scores["path"] = str(run / f"eval_{split}{suffix}.json")  # evaluate_run refreshed the summary and card
     return scores

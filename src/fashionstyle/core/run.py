@@ -51,6 +51,7 @@ class RunDir:
 
     def __init__(self, path: "str | Path | RunDir"):
         self.path = Path(path)
+        self.checked = False  # opened by RunDir.open: complete, its files checked
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -91,7 +92,10 @@ class RunDir:
     @classmethod
     def open(cls, path: "str | Path | RunDir") -> "RunDir":
         """An existing, complete run of this format whose files agree, or a one-line refusal; a hub
-        folder or a Hugging Face id (`user/repo`) opens as the run rebuilt from it (core/run_sources.py)."""
+        folder or a Hugging Face id (`user/repo`) opens as the run rebuilt from it (core/run_sources.py).
+        A RunDir that was opened already is returned as it is: a command checks its run once."""
+        if isinstance(path, RunDir) and path.checked:
+            return path
         run = cls(run_sources.resolve(path))
         if not run.path.is_dir():
             raise FashionStyleError(f"{run.path}: run directory not found")
@@ -103,6 +107,7 @@ class RunDir:
             raise FashionStyleError(f"{run.path}: incomplete run (training did not finish); "
                                     "resume it with `fashionstyle train ... --resume`")
         check_run_files(run)  # before any command reads or writes: its files agree and hold usable values
+        run.checked = True
         return run
 
     def is_complete(self) -> bool:

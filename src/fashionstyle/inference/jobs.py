@@ -163,7 +163,7 @@ def _run(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Plac
     try:
         if ranks.rank != 0:
             job.wait_ready()
-        predictor = predictor_for(run.path, settings, device=ranks.device, decode=job.loader.decode)
+        predictor = predictor_for(run, settings, device=ranks.device, decode=job.loader.decode)
         job.run(predictor, ranks.rank, ranks.world)
         say_device_refusals(predictor)
     except BaseException as error:

@@ -125,9 +125,10 @@ class Predictor(BasePredictor):
         run = run if isinstance(run, RunDir) else RunDir.open(run)
         tta = tta if retune and tta else check_tta(run, tta)
         models: dict[Path, tuple[StyleNet, dict]] = {}  # each file loaded once, however many members use it
-        for member in run.members():
+        members = run.members()
+        for member in members:
             models.setdefault(member.model, load_model(member.model))
-        loaded = [(*models[m.model], m) for m in run.members()]
+        loaded = [(*models[m.model], m) for m in members]
         predictor = cls(loaded, run.label_names(), run.thresholds(), device, tta, decode, precision)
         predictor.check_coverage()
         return predictor

@@ -59,7 +59,7 @@ def create_app(run_dir: str | Path, runtime: str = "torch", label_info: str | Pa
     descriptions = label_descriptions(names, label_info)  # a bad file is refused before the model loads
     if loading is not None:
         loading(f"loading {run.path}'s model ({runtime})")
-    predictor = load_predictor(run.path, runtime)
+    predictor = load_predictor(run, runtime)
     run_name = run.path.resolve().name
     predictions = Predictions(predictor, run_name, limits, runtime)
     app = FastAPIOffline(title="fashionstyle", version=_version(), static_url=DOCS_STATIC, redoc_url=None,
