@@ -7,7 +7,7 @@ set -euo pipefail
 VENV="${1:-/tmp/ls-venv}"
 if [ ! -x "$VENV/bin/label-studio" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q label-studio label-studio-sdk
+  "$VENV/bin/pip" install -q label-studio==1.23.2 label-studio-sdk==2.1.2  # the versions the test was written against
 fi
 if [ ! -f "$VENV/template-data/.migrated" ]; then
   rm -rf "$VENV/template-data"

@@ -32,7 +32,7 @@ from fashionstyle.data.label_table import LabelTable, stratified_split  # noqa: 
 from fashionstyle.data.labels import read_labels  # noqa: E402
 from fashionstyle.inference.outputs import csv_text  # noqa: E402
 from fashionstyle.inference.streaming import LoaderSettings  # noqa: E402
-from fashionstyle.inference.suggest import SuggestSettings, path_key, suggest  # noqa: E402
+from fashionstyle.analysis.suggest import SuggestSettings, path_key, suggest  # noqa: E402
 
 RECIPE = dict(image_size=144, epochs=6, batch_size=64, lr=1e-3, lr_schedule="onecycle", weight_power=0.5,
               num_workers=1, logger=["csv"])

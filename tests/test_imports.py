@@ -23,7 +23,7 @@ PACKAGE = ROOT / "src" / "fashionstyle"
 HEAVY = {"torch", "torchvision", "lightning", "timm"}
 ONNX_SERVING = ["cli", "serving.app", "inference.runtimes", "inference.predictor", "inference.onnx_predictor",
                 "data.images"]  # `fashionstyle serve --runtime onnx`
-LAYERS = ["core", "data", "model", "inference", "training", "analysis", "serving", "labelstudio", "cli"]  # bottom to top; the rest on top
+LAYERS = ["core", "data", "model", "inference", "training", "analysis", "labelstudio", "serving", "cli"]  # bottom to top; the rest on top
 MAP_ROW = re.compile(r"^\| `(\w+)/` \| [^|]+ \| (.+) \|$", re.M)  # the README's Development map
 
 

@@ -2,7 +2,7 @@
 and its handler side by side; this one builds the parser and says errors in one line.
 
 Commands: stats, cache, train, cv, distill, tune, evaluate, predict, fuse, select, report, audit, serve, export,
-download, demo, explain. Run `fashionstyle <command> --help` for each one's options.
+download, demo, explain, suggest. Run `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 from fashionstyle.cli import (audit, cache, demo, download, evaluate, explain, export, fuse, predict, report, serve,
-                              stats, train, tune)
+                              stats, suggest, train, tune)
 from fashionstyle.cli.parser import Parser, UsageError
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.version import __version__
@@ -49,6 +49,7 @@ COMMANDS: dict[str, Command] = {
     "download": Command(download.add_parser, download.run, download.EXAMPLE),
     "demo": Command(demo.add_parser, demo.run, demo.EXAMPLE),
     "explain": Command(explain.add_parser, explain.run, explain.EXAMPLE),
+    "suggest": Command(suggest.add_parser, suggest.run, suggest.EXAMPLE),
 }
 EXTRAS = {**dict.fromkeys(("torch", "torchvision", "timm", "lightning", "matplotlib", "tensorboard"), "train"),
           **dict.fromkeys(("fastapi", "fastapi_offline", "uvicorn", "multipart", "onnxruntime"), "serve"),
@@ -61,7 +62,7 @@ OS_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not perm
              errno.EEXIST: "exists and is not a folder",
              **({errno.EDQUOT: "disk quota exceeded"} if hasattr(errno, "EDQUOT") else {})}
 DESCRIPTION = "Recognise fashion styles in clothing photos: train, tune, evaluate, predict, serve, export, explain."
-RESUMABLE = ("train", "cv", "distill", "predict")  # commands whose --resume continues a killed run
+RESUMABLE = ("train", "cv", "distill", "predict", "suggest")  # commands whose --resume continues a killed run
 
 
 def build_parser() -> argparse.ArgumentParser:

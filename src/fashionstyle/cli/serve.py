@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="CSV with the header label,description: each style's description, shown on hover in "
                         "the page and returned by GET /labels (default: built-in descriptions of the 13 JD styles "
                         "when the run's labels are those)")
+    p.add_argument("--label-studio", default=None, metavar="DOCUMENT_ROOT",
+                   help="also answer as a Label Studio ML backend under /label-studio (/health, /setup, /predict), "
+                        "reading task images below DOCUMENT_ROOT (docs/label-less.md)")
     return p
 
 
@@ -33,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.serving.server import serve
 
     limits = ServiceLimits.from_mapping(vars(args))  # out of range: one line naming the flag
-    serve(args.run, host=args.host, port=args.port, runtime=args.runtime, label_info=args.label_info, limits=limits)
+    serve(args.run, host=args.host, port=args.port, runtime=args.runtime, label_info=args.label_info, limits=limits,
+          label_studio=args.label_studio)
     return 0

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.image_source import ImageSource
     from fashionstyle.inference.jobs import Placement
-    from fashionstyle.inference.suggest import SuggestSettings, check_out, suggest, write_skeleton
+    from fashionstyle.analysis.suggest import SuggestSettings, check_out, suggest, write_skeleton
     from fashionstyle.labelstudio.tasks import check_tasks_out, write_tasks
 
     run_dir = RunDir.open(args.run)

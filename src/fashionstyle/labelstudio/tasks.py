@@ -83,7 +83,7 @@ def check_tasks_out(out: str | Path) -> Path:
 
 
 def write_tasks(suggestion: Any, out: str | Path, document_root: str | Path, model_version: str = "fashionstyle") -> Path:
-    """`suggestion`'s photos (inference.suggest.Suggestion) as Label Studio tasks in `out` (.json), and the
+    """`suggestion`'s photos (analysis.suggest.Suggestion) as Label Studio tasks in `out` (.json), and the
     labelling config beside them; every URL is made before either file is written."""
     out = check_tasks_out(out)
     tasks = make_tasks(suggestion.ids, suggestion.paths, suggestion.probs, suggestion.thresholds,
