@@ -18,6 +18,8 @@ Torch-free: the ONNX runtime serves without PyTorch installed.
 """
 from __future__ import annotations
 
+import sys
+import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -104,16 +106,26 @@ class BasePredictor(ABC):
         """Probabilities (N, L) for image files, in input order.
 
         With on_bad="skip" an unreadable image gets a row of NaN instead of an error.
-        `on_batch(n)`: called after each batch, with the images read so far.
+        `on_batch(n)`: called after each batch, with the images read so far. `progress`: at a terminal a
+        bar counted in images; in a pipe or log one line at the start and one at the end.
         """
         images = list(images)
         out = np.full((len(images), len(self.label_names)), np.nan, np.float32)
         batches = self._batches(images, batch_size, num_workers, on_bad)
-        for rows, views in tqdm(batches, desc="predict", unit="batch", disable=not progress,
-                                total=-(-len(images) // batch_size)):
-            out[rows] = self._predict_views(views)
-            if on_batch is not None:
-                on_batch(int(rows[-1]) + 1)
+        plain = progress and not sys.stderr.isatty()
+        if plain:
+            print(f"predicting {len(images)} images ...", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        with tqdm(total=len(images), desc="predict", unit="img", disable=not progress or plain) as bar:
+            for rows, views in batches:
+                out[rows] = self._predict_views(views)
+                bar.update(len(rows))
+                if on_batch is not None:
+                    on_batch(int(rows[-1]) + 1)
+        if plain:
+            seconds = time.perf_counter() - start
+            print(f"predicted {len(images)} images in {seconds:.1f} s ({len(images) / max(seconds, 1e-9):.1f} img/s)",
+                  file=sys.stderr, flush=True)
         return out
 
     def predict_proba_images(self, images: Sequence[Image.Image]) -> np.ndarray:
