@@ -236,3 +236,56 @@ def test_a_failed_tracker_leaves_no_run_folder_and_a_rerun_with_another_logger_w
     assert main(["train", "--out", str(out), "--resume", "--logger", "csv", "--logger", "mlflow",
                  "--mlflow-uri", f"sqlite:///{tmp_path / 'good.db'}"]) == 0  # --resume with another logger
     assert (out / "logs" / "trackers.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_mlflow_ui_server_shows_the_run_its_model_figures_and_final_scores(tracked):
+    """`mlflow ui` on the written store, read back through the UI's own REST API, as its pages read it."""
+    import subprocess
+    import urllib.request
+
+    root, run, _, _ = tracked
+    port = closed_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                               "--host", "127.0.0.1", "--port", str(port)], cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(base + path, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def post(path: str, body: dict) -> dict:
+        request = urllib.request.Request(base + path, method="POST", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                experiment = get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=fashionstyle")["experiment"]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow ui did not start"
+                time.sleep(2)
+        experiments = {"experiment_ids": [experiment["experiment_id"]]}
+        [found] = post("/api/2.0/mlflow/runs/search", experiments)["runs"]
+        metrics = {m["key"]: m["value"] for m in found["data"]["metrics"]}
+        summary = json.loads((run / "summary.json").read_text())
+        assert metrics["val_macro_f2"] == pytest.approx(summary["metrics"]["val_macro_f2"])
+        assert "test_macro_f2" in metrics
+        run_id = found["info"]["run_id"]
+        top = {f["path"] for f in get(f"/api/2.0/mlflow/artifacts/list?run_id={run_id}")["files"]}
+        assert {"figures", "run", "MODEL_CARD.md"} <= top
+        [output] = found["outputs"]["model_outputs"]  # the pyfunc model, an MLflow 3 logged model of the run
+        models = {m["info"]["model_id"]: m["info"] for m in post("/api/2.0/mlflow/logged-models/search",
+                                                                 experiments)["models"]}
+        model = models[output["model_id"]]
+        assert model["name"] == "model" and model["status"] == "LOGGED_MODEL_READY" and model["source_run_id"] == run_id
+        figures = {f["path"] for f in get(f"/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=figures")["files"]}
+        assert "figures/fbeta_per_label.png" in figures
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
