@@ -194,6 +194,9 @@ def test_docs_render_the_operations_with_no_request_leaving_the_machine(service,
     assert {"/predict", "/labels", "/health"} <= set(operations.all_inner_texts())
     page.locator(".opblock-summary", has_text="/predict").click()  # opens: the form of its parameters
     expect(page.locator(".opblock-body").first).to_contain_text("files")
+    responses = page.locator(".opblock-body .responses-wrapper").first  # the answer's schema and example
+    for field in ("predictions", "thresholds", "scores", "error"):
+        expect(responses).to_contain_text(field)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser_docs.png"))
     assert not errors, errors
