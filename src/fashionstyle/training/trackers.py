@@ -53,7 +53,8 @@ def mlflow_logger(run: RunDir, name: str, uri: str) -> Any:
     same_store = ids.get("mlflow_uri", uri) == uri  # a resume into another store starts a new MLflow run there
     try:
         logger = L.pytorch.loggers.MLFlowLogger(experiment_name="fashionstyle", run_name=name, tracking_uri=uri,
-                                                run_id=ids.get("mlflow") if same_store else None)
+                                                run_id=ids.get("mlflow") if same_store else None,
+                                                artifact_location=artifacts_beside(uri))
         _save_tracker_ids(run, mlflow=logger.run_id, mlflow_uri=uri)  # creates the MLflow run now
         return logger
     except ModuleNotFoundError:
@@ -61,6 +62,13 @@ def mlflow_logger(run: RunDir, name: str, uri: str) -> Any:
     except Exception as err:  # noqa: BLE001 - a store MLflow refuses (an old ./mlruns folder, a bad URI)
         raise FashionStyleError(f"--logger mlflow: tracking store {uri} refused "
                                 f"({str(err).splitlines()[0][:200]})") from None
+
+
+def artifacts_beside(uri: str) -> str | None:
+    """For a new experiment in an SQLite store, its artefacts in `mlruns/` beside the database file (not in
+    whatever folder the command ran from); MLflow's default for other stores."""
+    prefix = "sqlite:///"
+    return str(Path(uri[len(prefix):]).resolve().parent / "mlruns") if uri.startswith(prefix) else None
 
 
 @TRACKERS.implements("wandb")
