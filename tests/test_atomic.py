@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import tiny_run
 from fashionstyle.core import atomic
+from fashionstyle.core.signals import signals_deferred
 
 
 def mode(path: Path) -> int:
@@ -107,3 +110,55 @@ def test_a_full_disk_behind_torch_save_s_runtime_error_is_named_as_such(tmp_path
 
     with pytest.raises(RuntimeError, match="not a disk error"):  # passes unchanged
         atomic.write_atomic(tmp_path / "x", other_error)
+
+
+class SignalOnWrite:
+    """A file whose third write is interrupted by `signum`, as a loader worker dying mid-checkpoint."""
+
+    def __init__(self, f, signum: int):
+        self.f, self.signum, self.writes = f, signum, 0
+
+    def write(self, data: bytes) -> int:
+        self.writes += 1
+        if self.writes == 3:
+            os.kill(os.getpid(), self.signum)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+@pytest.fixture
+def sigchld_raises():
+    """PyTorch's loader handler: SIGCHLD from a dead worker raises RuntimeError in the main thread."""
+    def dying_worker(signum, frame):
+        raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly")
+    previous = signal.signal(signal.SIGCHLD, dying_worker)
+    yield
+    signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_signal_during_torch_save_is_handled_once_the_checkpoint_is_whole(tmp_path: Path, sigchld_raises) -> None:
+    """An error raised part-way through torch.save breaks its zip writer (CI saw the process abort)."""
+    checkpoint = {"a": torch.zeros(5000), "b": torch.ones(5000)}
+    path = tmp_path / "last.ckpt"
+    with pytest.raises(RuntimeError, match="exited unexpectedly"):
+        atomic.write_atomic(path, lambda f: torch.save(checkpoint, SignalOnWrite(f, signal.SIGCHLD)))
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded["a"], checkpoint["a"]) and torch.equal(loaded["b"], checkpoint["b"])
+    assert sorted(tmp_path.iterdir()) == [path]
+    assert signal.getsignal(signal.SIGCHLD).__name__ == "dying_worker"  # its own handler is back
+
+
+def test_signals_received_while_deferred_each_run_their_handler_once_in_order(sigchld_raises) -> None:
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda n, _: seen.append(n))
+    try:
+        with pytest.raises(RuntimeError):
+            with signals_deferred((signal.SIGUSR1, signal.SIGCHLD)):
+                for signum in (signal.SIGUSR1, signal.SIGCHLD, signal.SIGUSR1):
+                    os.kill(os.getpid(), signum)
+                assert seen == []
+        assert seen == [signal.SIGUSR1]  # its handler ran, though SIGCHLD's raised
+    finally:
+        signal.signal(signal.SIGUSR1, previous)

@@ -3,7 +3,8 @@
 A reader (or a run killed half-way) never sees a half-written file. A new file gets the
 permissions an ordinary write gives (0666 less the umask); a rewritten one keeps its mode.
 A write that fails (permission denied, disk full) leaves the target as it was, no temporary
-file behind, and raises an OSError that names the target.
+file behind, and raises an OSError that names the target. SIGTERM, SIGINT and SIGCHLD are
+handled once the write is over (`core.signals`): torch.save aborts the process if interrupted.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.signals import signals_deferred
 
 
 def write_atomic(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
@@ -30,11 +32,12 @@ def write_atomic(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
     except OSError as err:
         raise _naming(err, path) from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with signals_deferred():  # a signal's handler runs once the file is whole
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         cause = _write_error(err)
