@@ -244,3 +244,26 @@ def test_init_from_is_not_needed_again_to_resume(finished, tmp_path: Path) -> No
     assert main(["train", "--labels", str(labels), "--out", str(warm), *ONE_CYCLE, "--init-from", str(source)]) == 0
     shutil.rmtree(source)
     assert main(["train", "--out", str(warm), "--resume"]) == 0  # the checkpoint holds the weights
+
+
+def test_a_run_checkpointed_under_the_old_monitor_name_keeps_its_best_score_on_resume(tmp_path: Path) -> None:
+    """The monitor was renamed (val_fbeta_tuned -> val_fbeta_epoch_exact): Lightning finds ModelCheckpoint's
+    state by a key that holds it, so an old run would forget its best and overwrite best.ckpt with a worse epoch."""
+    labels = make_image_set(tmp_path / "data", n=32)
+    run = tmp_path / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1",
+                 "--lr-schedule", "constant"]) == 0
+    last_path = run / "checkpoints" / "last.ckpt"
+    last = torch.load(last_path, weights_only=False)
+    [key] = [k for k in last["callbacks"] if "val_fbeta_epoch_exact" in k]
+    state = last["callbacks"].pop(key)
+    state.update(monitor="val_fbeta_tuned", best_model_score=torch.tensor(2.0))  # a best no epoch can beat
+    last["callbacks"][key.replace("val_fbeta_epoch_exact", "val_fbeta_tuned")] = state
+    torch.save(last, last_path)  # as a run of an earlier version wrote it
+    best = (run / "checkpoints" / "best.ckpt").read_bytes()
+
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    resumed = torch.load(last_path, weights_only=False)
+    assert resumed["epoch"] == 1
+    assert resumed["callbacks"][key]["best_model_score"].item() == 2.0
+    assert (run / "checkpoints" / "best.ckpt").read_bytes() == best

@@ -26,6 +26,7 @@ from fashionstyle.data.transforms import DeviceInput
 from fashionstyle.model.network import StyleNet, default_normalisation
 from fashionstyle.training.mixing import mix_batch
 from fashionstyle.training.online_teacher import OnlineTeacher, unnormalise, with_known_mass
+from fashionstyle.training.resume_checks import rename_monitor_states
 
 __all__ = ["StyleModule", "diverged", "epoch_scheduler", "gather_in_order", "make_ema"]
 
@@ -135,6 +136,7 @@ class StyleModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._scheduler_state = checkpoint.get("epoch_scheduler")
+        rename_monitor_states(checkpoint)  # before Lightning restores the callbacks' states
 
     def configure_optimizers(self) -> Any:
         cfg = self.config

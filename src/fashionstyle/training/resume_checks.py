@@ -3,6 +3,7 @@
     data = data_fingerprint(train_table, val_table)   # written into the manifest when the run starts
     check_same_run(run, config, data)                 # a resume with other settings or data: refused
     write_config(run, config)                         # RUN/config.yaml, kept byte for byte on a resume
+    rename_monitor_states(checkpoint)                 # an older run's best score kept under today's name
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.history import OLD_NAMES
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.label_table import LabelTable
 
-__all__ = ["check_same_run", "data_fingerprint", "write_config"]
+__all__ = ["check_same_run", "data_fingerprint", "rename_monitor_states", "write_config"]
 
 
 def data_fingerprint(train: LabelTable, val: LabelTable) -> dict[str, Any]:
@@ -63,3 +65,19 @@ def write_config(run: RunDir, config: TrainConfig) -> None:
         if config == saved:
             return
     atomic.write_text(path, config_lib.dump(config))
+
+
+def rename_monitor_states(checkpoint: dict[str, Any]) -> None:
+    """Callback states of a checkpoint written before the monitor was renamed (history.OLD_NAMES),
+    under the new name: Lightning finds a callback's state by a key holding its monitor, so without
+    this a resumed old run forgets its best score and a worse epoch overwrites best.ckpt."""
+    states = checkpoint.get("callbacks") or {}
+    for key in [k for k in states if isinstance(k, str)]:
+        new_key = key
+        for old, new in OLD_NAMES.items():
+            new_key = new_key.replace(repr(old), repr(new))
+        if new_key != key and new_key not in states:
+            state = states.pop(key)
+            if isinstance(state, dict) and state.get("monitor") in OLD_NAMES:
+                state["monitor"] = OLD_NAMES[state["monitor"]]
+            states[new_key] = state
