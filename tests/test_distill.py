@@ -326,7 +326,7 @@ def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_
     def prediction_failed(*args):
         raise RuntimeError("CUDA out of memory")
 
-    monkeypatch.setattr(jobs, "_run", prediction_failed)  # rank 0 failing before the merge: recorded too
+    monkeypatch.setattr(jobs, "run_job", prediction_failed)  # rank 0 failing before the merge: recorded too
     with pytest.raises(RuntimeError, match="out of memory"):
         jobs.stored_probs(RunDir.open(shared_run.run), [p.stem for p in images], images, out)
     assert json.loads(out.with_suffix(".json").read_text())["failed"] == "CUDA out of memory"

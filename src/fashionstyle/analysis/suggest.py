@@ -28,7 +28,7 @@ from fashionstyle.core.run import RunDir
 from fashionstyle.data.image_source import ImageSource
 from fashionstyle.data.images import IMAGE_SUFFIXES
 from fashionstyle.data.labels import read_labels
-from fashionstyle.inference.jobs import Placement, _job, _run
+from fashionstyle.inference.jobs import Placement, run_job, stream_job
 from fashionstyle.inference.outputs import csv_text
 from fashionstyle.inference.predictor import BasePredictor, PredictSettings
 from fashionstyle.inference.runtimes import ensure_export, predictor_for
@@ -150,13 +150,13 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
     loader = loader or LoaderSettings()
     if settings.strategy == "random":  # the control needs no model to choose: only the chosen are predicted
         return _random(run, catalogue, source, settings, predict, loader) if not is_secondary_process() else None
-    job = _job(run, source, check_out(out), "npz", predict, loader)
+    job = stream_job(run, source, check_out(out), "npz", predict, loader)
     if not is_secondary_process():
         ensure_export(run, predict.runtime, predict.tta)
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-    if _run(job, run, predict, placement or Placement()) is None:
+    if run_job(job, run, predict, placement or Placement()) is None:
         return None
     pool = _score_parts(run, job, settings)
     job.folder.remove()

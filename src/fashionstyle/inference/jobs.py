@@ -56,16 +56,16 @@ def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str | No
     unless `overwrite`; a second predict on the same `out` is refused while this one runs."""
     fmt = output_format(out, fmt)
     if is_secondary_process():
-        return _run(_job(run, source, Path(out), fmt, settings, loader or LoaderSettings()), run, settings,
+        return run_job(stream_job(run, source, Path(out), fmt, settings, loader or LoaderSettings()), run, settings,
                     placement or Placement())
     check_out(out, overwrite)
-    job = _job(run, source, Path(out), fmt, settings, loader or LoaderSettings())
+    job = stream_job(run, source, Path(out), fmt, settings, loader or LoaderSettings())
     with out_lock(out):
         ensure_export(run, settings.runtime, settings.tta)  # an export that fails leaves no output folder behind
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-        return _run(job, run, settings, placement or Placement())
+        return run_job(job, run, settings, placement or Placement())
 
 
 def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: PredictSettings = PredictSettings(),
@@ -74,11 +74,11 @@ def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: Predict
     source = ListSource(table.ids, list(table.images), {"labels": table.source, "split": split})
     placement = placement or Placement()
     loader = replace(loader or LoaderSettings(), chunk_size=_even_chunk(len(table), placement))
-    job = _job(run, source, run / f".eval_{split}_{settings.runtime}", "npz", settings, loader)
+    job = stream_job(run, source, run / f".eval_{split}_{settings.runtime}", "npz", settings, loader)
     if not is_secondary_process():
         job.folder.remove()  # an evaluation always starts afresh
         job.prepare(resume=False)
-    if _run(job, run, settings, placement) is None:
+    if run_job(job, run, settings, placement) is None:
         return None
     empty = np.zeros((0, len(job.label_names)), np.float32)
     probs = np.concatenate([empty, *read_npz_rows(job.folder.parts(job.chunks))])
@@ -95,7 +95,7 @@ def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, res
     whole in memory. An `out` of the same run, models, settings and images is reused (whatever the
     batch size); `resume` keeps the parts a killed run finished."""
     digest = hashlib.sha256(json.dumps([ids, [str(p) for p in images]]).encode("utf-8")).hexdigest()[:16]
-    job = _job(run, ListSource(ids, list(images), {"images_sha256": digest}), out, "npz", settings,
+    job = stream_job(run, ListSource(ids, list(images), {"images_sha256": digest}), out, "npz", settings,
                loader or LoaderSettings())
     record, key = out.with_suffix(".json"), _probs_key(job)
     if out.is_file() and record.is_file() and atomic.read_json(record) == key:
@@ -108,7 +108,7 @@ def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, res
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
     try:
-        if _run(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
+        if run_job(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
             return await_merge(out, key)
         write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
     except BaseException as error:  # rank 0's failure: the other ranks, waiting for the merge, stop with it
@@ -144,8 +144,9 @@ def _even_chunk(images: int, placement: Placement) -> int:
     return max(1, min(DEFAULT_CHUNK, -(-images // ranks)))
 
 
-def _job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
-         loader: LoaderSettings) -> StreamJob:
+def stream_job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
+               loader: LoaderSettings) -> StreamJob:
+    """The streamed job of `run`'s models on `source` into `out`: what its parts record and check on resume."""
     identity = {"run": str(run.path.resolve()), "models": model_files(run), **settings.identity(run)}
     return StreamJob(source, out, fmt, run.label_names(), run.thresholds().thresholds_, loader, identity)
 
@@ -158,7 +159,8 @@ def say_device_refusals(predictor: Any) -> None:
         print(f"warning: {said}", file=sys.stderr)
 
 
-def _run(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Placement) -> Written | None:
+def run_job(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Placement) -> Written | None:
+    """Run a prepared job on every rank `placement` asks for; on rank 0 what was written, else None."""
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
     try:
         if ranks.rank != 0:
