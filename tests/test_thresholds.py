@@ -271,3 +271,15 @@ def test_grid_rules_refuse_scores_outside_0_1_and_exact_takes_them() -> None:
         with pytest.raises(FashionStyleError, match=f"threshold rule {rule} searches \\[0, 1\\]: it needs probabilities"):
             ThresholdTuner(rule=rule).fit(logits, targets)
     assert ThresholdTuner(rule="exact").fit(logits, targets).thresholds_[0] == pytest.approx(-0.75)
+
+
+@pytest.mark.parametrize("rule", ["smooth", "bootstrap", "pooled"])
+def test_grid_rules_write_thresholds_as_short_decimals(rule: str) -> None:
+    """A grid rule's thresholds read as 0.288 in thresholds.json and the service, not 0.28800000000000003."""
+    rng = np.random.default_rng(3)
+    targets = (rng.random((400, 6)) < 0.3).astype(np.uint8)
+    probs = np.clip(targets * 0.35 + rng.random((400, 6)) * 0.6, 0, 1).astype(np.float32)
+    tuner = ThresholdTuner(beta=2.0, rule=rule).fit(probs, targets)
+    written = json.loads(json.dumps(tuner.to_dict()))["thresholds"]
+    assert all(len(repr(t).split(".")[-1]) <= 3 for t in written), written
+    assert written == [round(t, 3) for t in written]
