@@ -162,3 +162,21 @@ def test_signals_received_while_deferred_each_run_their_handler_once_in_order(si
         assert seen == [signal.SIGUSR1]  # its handler ran, though SIGCHLD's raised
     finally:
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_ctrl_c_during_a_write_that_fails_is_raised_as_ctrl_c_and_leaves_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.json"
+    path.write_text("old")
+
+    def interrupted_then_full(f) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # deferred: KeyboardInterrupt comes once the write is over
+        f.write(b"half of it")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            atomic.write_atomic(path, interrupted_then_full)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert path.read_text() == "old" and sorted(tmp_path.iterdir()) == [path]

@@ -40,6 +40,8 @@ def write_atomic(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
             os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if not isinstance(err, Exception):
+            raise  # Ctrl-C or a stop (a deferred signal's handler) stays what it is
         cause = _write_error(err)
         if cause is not None and cause.filename in (None, tmp):
             raise _naming(cause, path) from None
