@@ -180,6 +180,28 @@ def test_chunked_prediction_equals_one_chunk(tmp_path: Path, made, fmt: str) -> 
     assert not (tmp_path / "many.parts").exists()
 
 
+def test_a_tune_during_predict_cannot_make_the_files_thresholds_and_decisions_disagree(tmp_path: Path, tiny_runs,
+                                                                                     monkeypatch) -> None:
+    from fashionstyle.inference import jobs
+
+    run, labels, _ = tiny_runs.copy(tmp_path, 40)
+    thresholds = json.loads((run / "thresholds.json").read_text())
+    launch = jobs.launch_ranks
+
+    def tuned_meanwhile(*args):  # `tune` rewrites the run after the job recorded its thresholds
+        atomic.write_json(run / "thresholds.json", {**thresholds, "thresholds": [1.0] * len(thresholds["thresholds"])})
+        return launch(*args)
+
+    monkeypatch.setattr(jobs, "launch_ranks", tuned_meanwhile)
+    assert main(_predict(run, labels, tmp_path / "tags.json")) == 0
+    found = json.loads((tmp_path / "tags.json").read_text())
+    assert list(found["thresholds"].values()) == pytest.approx(thresholds["thresholds"])
+    decided_at = found["thresholds"]
+    assert [set(r["labels"]) for r in found["predictions"]] == [
+        {n for n, p in r["scores"].items() if p >= decided_at[n]} for r in found["predictions"]]
+    assert any(r["labels"] for r in found["predictions"])  # not decided at the thresholds of 1 written meanwhile
+
+
 def test_unfinished_parts_need_resume_and_the_same_settings(tmp_path: Path, made, capsys) -> None:
     run, labels, _ = made
     parts = tmp_path / "out.csv.parts"

@@ -24,7 +24,7 @@ from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import is_secondary_process
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.data.image_source import ImageSource
 from fashionstyle.data.images import IMAGE_SUFFIXES
 from fashionstyle.data.labels import read_labels
@@ -32,7 +32,7 @@ from fashionstyle.inference.jobs import Placement, run_job, stream_job
 from fashionstyle.inference.outputs import csv_text
 from fashionstyle.inference.predictor import BasePredictor, PredictSettings
 from fashionstyle.inference.runtimes import ensure_export, predictor_for
-from fashionstyle.inference.streaming import LoaderSettings
+from fashionstyle.inference.streaming import LoaderSettings, StreamJob
 
 HINT_COLUMN = "hint"    # the model's guess, most probable first: "Dress 0.91;Kids 0.55"
 SCORE_COLUMN = "suggest_score"  # what suggest ranked by (higher: more worth labelling)
@@ -147,27 +147,27 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
     source = UnlabelledSource(catalogue, labelled_images(run, label_files))
     if not len(source):
         raise FashionStyleError(f"{catalogue.path}: every one of its {len(catalogue)} photos is already labelled")
-    loader = loader or LoaderSettings()
+    loader, contents = loader or LoaderSettings(), run.contents()
     if settings.strategy == "random":  # the control needs no model to choose: only the chosen are predicted
-        return _random(run, catalogue, source, settings, predict, loader) if not is_secondary_process() else None
-    job = stream_job(run, source, check_out(out), "npz", predict, loader)
+        return _random(contents, catalogue, source, settings, predict, loader) if not is_secondary_process() else None
+    job = stream_job(contents, source, check_out(out), "npz", predict, loader)
     if not is_secondary_process():
-        ensure_export(run, predict.runtime, predict.tta)
+        ensure_export(contents, predict.runtime, predict.tta)
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-    if run_job(job, run, predict, placement or Placement()) is None:
+    if run_job(job, contents, predict, placement or Placement()) is None:
         return None
     pool = _score_parts(run, job, settings)
     job.folder.remove()
-    chosen = _choose(run, pool, settings, predict, loader)
+    chosen = _choose(contents, pool, settings, predict, loader)
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": pool.unreadable, "scored": pool.seen - pool.unreadable}
-    return Suggestion(run.label_names(), run.thresholds().thresholds_, [pool.ids[i] for i in chosen],
+    return Suggestion(job.label_names, job.thresholds, [pool.ids[i] for i in chosen],
                       [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts)
 
 
-def _random(run: RunDir, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
+def _random(run: RunContents, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
             predict: PredictSettings, loader: LoaderSettings) -> Suggestion:
     """`random`: a seeded sample of the unlabelled photos (a key per id, so any chunking gives the same)."""
     pool = _Pool(settings.n)
@@ -179,7 +179,7 @@ def _random(run: RunDir, catalogue: ImageSource, source: UnlabelledSource, setti
         pool.paths, batch_size=loader.batch_size, num_workers=loader.num_workers, on_bad="skip")
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": int(np.isnan(probs).any(axis=1).sum()), "scored": len(source)}
-    return Suggestion(run.label_names(), run.thresholds().thresholds_, pool.ids, pool.paths, pool.scores,
+    return Suggestion(run.label_names, run.tuner.thresholds_, pool.ids, pool.paths, pool.scores,
                       probs, counts)
 
 
@@ -187,9 +187,9 @@ class _Pool(acquisition.CandidatePool):
     unreadable: int = 0
 
 
-def _score_parts(run: RunDir, job, settings: SuggestSettings) -> _Pool:
+def _score_parts(run: RunDir, job: StreamJob, settings: SuggestSettings) -> _Pool:
     """Pass 1's parts, one at a time, into a bounded pool of the best candidates."""
-    thresholds = run.thresholds().thresholds_
+    thresholds = job.thresholds
     _, _, val_targets = run.val_probs()
     weights = acquisition.rare_label_weights(np.asarray(val_targets, np.float64).mean(axis=0), settings.rare_power)
     capacity = settings.n * (settings.pool_factor if settings.strategy == "uncertainty" else 1)
@@ -206,7 +206,7 @@ def _score_parts(run: RunDir, job, settings: SuggestSettings) -> _Pool:
     return pool
 
 
-def _choose(run: RunDir, pool: _Pool, settings: SuggestSettings, predict: PredictSettings,
+def _choose(run: RunContents, pool: _Pool, settings: SuggestSettings, predict: PredictSettings,
             loader: LoaderSettings) -> list[int]:
     """Pool rows, best first: by score, or for `uncertainty` by weighted k-center on pooled features."""
     if settings.strategy != "uncertainty" or len(pool) <= 1:

@@ -46,6 +46,24 @@ class Member:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class RunContents:
+    """What a run predicts with, read once (RunDir.contents): the label names, the member models, the
+    tuned thresholds and the TTA they were tuned with. A job records and decides with this one copy,
+    so a `tune` writing the run meanwhile cannot give a file whose header and decisions disagree."""
+
+    path: Path
+    label_names: list[str]
+    members: list[Member]
+    tuner: ThresholdTuner
+    tta: str
+
+
+def run_contents(run: "str | Path | RunDir | RunContents") -> RunContents:
+    """The contents of `run`: as given, or read from the run opened (and checked) once."""
+    return run if isinstance(run, RunContents) else RunDir.open(run).contents()
+
+
 class RunDir:
     """Paths and typed readers/writers of one run directory."""
 
@@ -161,6 +179,11 @@ class RunDir:
             held.close()
 
     # -- contents --------------------------------------------------------------
+    def contents(self) -> RunContents:
+        """Label names, members, thresholds and TTA, each file read once."""
+        names = self.label_names()
+        return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta())
+
     def label_names(self) -> list[str]:
         path = self / "labels.json"
         return checked_label_names(atomic.read_json(path), path)
@@ -168,13 +191,15 @@ class RunDir:
     def write_label_names(self, names: list[str]) -> None:
         atomic.write_json(self / "labels.json", {"label_names": list(names)})
 
-    def members(self) -> list[Member]:
-        """The models that predict this run's labels; a plain run has one, model.pt."""
+    def members(self, label_names: list[str] | None = None) -> list[Member]:
+        """The models that predict this run's labels (`label_names`, when read already); a plain run
+        has one, model.pt."""
+        names = label_names if label_names is not None else self.label_names()
         path = self / "members.json"
         if not path.is_file():
-            return [Member(self / "model.pt", self.label_names())]
+            return [Member(self / "model.pt", names)]
         return [Member(self / model, labels, weight)
-                for model, labels, weight in checked_members(atomic.read_json(path), path, self.label_names())]
+                for model, labels, weight in checked_members(atomic.read_json(path), path, names)]
 
     def write_members(self, members: list[Member]) -> None:
         records = [{"model": str(m.model.relative_to(self.path)), "labels": m.labels, "weight": m.weight}

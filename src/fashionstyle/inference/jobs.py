@@ -25,7 +25,7 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import is_secondary_process
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.data.image_source import ImageSource, ListSource
 from fashionstyle.data.label_table import LabelTable
 from fashionstyle.inference.launch import launch_ranks
@@ -54,18 +54,18 @@ def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str | No
     """Predict `source` into `out` (format `fmt`, default: from its name); on global rank 0 what was
     written (streaming.Written), else None. An existing `out` that predict did not write is refused
     unless `overwrite`; a second predict on the same `out` is refused while this one runs."""
-    fmt = output_format(out, fmt)
+    fmt, contents = output_format(out, fmt), run.contents()
     if is_secondary_process():
-        return run_job(stream_job(run, source, Path(out), fmt, settings, loader or LoaderSettings()), run, settings,
-                    placement or Placement())
+        return run_job(stream_job(contents, source, Path(out), fmt, settings, loader or LoaderSettings()), contents,
+                       settings, placement or Placement())
     check_out(out, overwrite)
-    job = stream_job(run, source, Path(out), fmt, settings, loader or LoaderSettings())
+    job = stream_job(contents, source, Path(out), fmt, settings, loader or LoaderSettings())
     with out_lock(out):
-        ensure_export(run, settings.runtime, settings.tta)  # an export that fails leaves no output folder behind
+        ensure_export(contents, settings.runtime, settings.tta)  # an export that fails leaves no output folder
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-        return run_job(job, run, settings, placement or Placement())
+        return run_job(job, contents, settings, placement or Placement())
 
 
 def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: PredictSettings = PredictSettings(),
@@ -74,11 +74,12 @@ def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: Predict
     source = ListSource(table.ids, list(table.images), {"labels": table.source, "split": split})
     placement = placement or Placement()
     loader = replace(loader or LoaderSettings(), chunk_size=_even_chunk(len(table), placement))
-    job = stream_job(run, source, run / f".eval_{split}_{settings.runtime}", "npz", settings, loader)
+    contents = run.contents()
+    job = stream_job(contents, source, run / f".eval_{split}_{settings.runtime}", "npz", settings, loader)
     if not is_secondary_process():
         job.folder.remove()  # an evaluation always starts afresh
         job.prepare(resume=False)
-    if run_job(job, run, settings, placement) is None:
+    if run_job(job, contents, settings, placement) is None:
         return None
     empty = np.zeros((0, len(job.label_names)), np.float32)
     probs = np.concatenate([empty, *read_npz_rows(job.folder.parts(job.chunks))])
@@ -95,8 +96,9 @@ def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, res
     whole in memory. An `out` of the same run, models, settings and images is reused (whatever the
     batch size); `resume` keeps the parts a killed run finished."""
     digest = hashlib.sha256(json.dumps([ids, [str(p) for p in images]]).encode("utf-8")).hexdigest()[:16]
-    job = stream_job(run, ListSource(ids, list(images), {"images_sha256": digest}), out, "npz", settings,
-               loader or LoaderSettings())
+    contents = run.contents()
+    job = stream_job(contents, ListSource(ids, list(images), {"images_sha256": digest}), out, "npz", settings,
+                     loader or LoaderSettings())
     record, key = out.with_suffix(".json"), _probs_key(job)
     if out.is_file() and record.is_file() and atomic.read_json(record) == key:
         return np.load(out, mmap_mode="r")
@@ -108,7 +110,7 @@ def stored_probs(run: RunDir, ids: list[str], images: list[Path], out: Path, res
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
     try:
-        if run_job(job, run, settings, placement or Placement()) is None:  # another rank: rank 0 merges
+        if run_job(job, contents, settings, placement or Placement()) is None:  # another rank: rank 0 merges
             return await_merge(out, key)
         write_npy_rows(out, (len(ids), len(job.label_names)), read_npz_rows(job.folder.parts(job.chunks)))
     except BaseException as error:  # rank 0's failure: the other ranks, waiting for the merge, stop with it
@@ -144,11 +146,12 @@ def _even_chunk(images: int, placement: Placement) -> int:
     return max(1, min(DEFAULT_CHUNK, -(-images // ranks)))
 
 
-def stream_job(run: RunDir, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
+def stream_job(run: RunContents, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
                loader: LoaderSettings) -> StreamJob:
-    """The streamed job of `run`'s models on `source` into `out`: what its parts record and check on resume."""
+    """The streamed job of `run`'s models on `source` into `out`: what its parts record and check on resume.
+    Give run_job the same `run` (RunDir.contents): the job records the thresholds its predictor decides at."""
     identity = {"run": str(run.path.resolve()), "models": model_files(run), **settings.identity(run)}
-    return StreamJob(source, out, fmt, run.label_names(), run.thresholds().thresholds_, loader, identity)
+    return StreamJob(source, out, fmt, run.label_names, run.tuner.thresholds_, loader, identity)
 
 
 def say_device_refusals(predictor: Any) -> None:
@@ -159,7 +162,7 @@ def say_device_refusals(predictor: Any) -> None:
         print(f"warning: {said}", file=sys.stderr)
 
 
-def run_job(job: StreamJob, run: RunDir, settings: PredictSettings, placement: Placement) -> Written | None:
+def run_job(job: StreamJob, run: RunContents, settings: PredictSettings, placement: Placement) -> Written | None:
     """Run a prepared job on every rank `placement` asks for; on rank 0 what was written, else None."""
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
     try:
@@ -180,9 +183,9 @@ def run_job(job: StreamJob, run: RunDir, settings: PredictSettings, placement: P
     return job.merge()
 
 
-def model_files(run: RunDir) -> list[dict[str, Any]]:
+def model_files(run: RunContents) -> list[dict[str, Any]]:
     """The run's model files by path, size and time (what a stored or resumed job must find unchanged)."""
-    files = sorted({m.model for m in run.members()})
+    files = sorted({m.model for m in run.members})
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise FashionStyleError(f"{missing[0]}: model file not found (a model of run {run.path})")

@@ -34,7 +34,7 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunContents, RunDir, run_contents
 from fashionstyle.core.run_checks import checked_label_names
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import Preprocessing, resize_size, tta_views
@@ -216,22 +216,22 @@ class OnnxPredictor(BasePredictor):
         return cls(export_dir, **kwargs)
 
     @classmethod
-    def from_run(cls, run: str | Path | RunDir, export_dir: str | Path | None = None,
+    def from_run(cls, run: str | Path | RunDir | RunContents, export_dir: str | Path | None = None,
                  precision: str = "fp32", tta: str | None = None, **kwargs: Any) -> "OnnxPredictor":
         """A predictor on the run's current export in RUN/onnx/ (or RUN/onnx-int8/, or `export_dir`).
 
         Labels and thresholds come from the run itself, so re-tuned thresholds
         apply; `tta` must be the one they were tuned with (the default).
         """
-        run = run if isinstance(run, RunDir) else RunDir.open(run)
-        tta = check_tta(run, tta)
-        out = Path(export_dir) if export_dir is not None else run / EXPORT_DIRS[check_precision(precision)]
-        problem = export_problem(run, out, precision)
+        contents = run_contents(run)
+        tta = check_tta(contents, tta)
+        out = Path(export_dir) if export_dir is not None else contents.path / EXPORT_DIRS[check_precision(precision)]
+        problem = export_problem(RunDir(contents.path), out, precision)
         if problem:
             option = "" if precision == "fp32" else f" --quantize {precision}"
-            raise FashionStyleError(f"{out}: no current {precision} ONNX export of {run.path} ({problem}); "
-                                    f"run `fashionstyle export {run.path}{option}`")
-        return cls(out, label_names=run.label_names(), tuner=run.thresholds(), tta=tta, **kwargs)
+            raise FashionStyleError(f"{out}: no current {precision} ONNX export of {contents.path} ({problem}); "
+                                    f"run `fashionstyle export {contents.path}{option}`")
+        return cls(out, label_names=contents.label_names, tuner=contents.tuner, tta=tta, **kwargs)
 
     def _predict_views(self, views: Sequence[Any]) -> np.ndarray:
         arrays = [np.ascontiguousarray(v, dtype=np.float32) for v in views]  # (B, T, 3, H, W) each

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction, make_predictions, ranked_names
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunContents
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import check_policy, open_rgb, to_rgb
 
@@ -46,7 +46,7 @@ class PredictSettings:
     runtime: str = "torch"    # choices.RUNTIMES
     tta: str | None = None    # None: the one the run's thresholds were tuned with
 
-    def identity(self, run: RunDir) -> dict[str, Any]:
+    def identity(self, run: RunContents) -> dict[str, Any]:
         """The settings as a streamed job's parts record them: the TTA resolved against the run, and a
         setting left at its default left out (so that a new setting keeps older parts resumable)."""
         defaults = asdict(PredictSettings())
@@ -184,9 +184,9 @@ def check_coverage(label_names: Sequence[str], targets: Sequence[Sequence[int]])
         raise FashionStyleError(f"no member model predicts {', '.join(missing)}")
 
 
-def check_tta(run: RunDir, tta: str | None) -> str:
+def check_tta(run: RunContents, tta: str | None) -> str:
     """The run's TTA, or a clear error when another one is asked for."""
-    tuned = run.tta()
+    tuned = run.tta
     if tta is not None and tta != tuned:
         raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {tuned!r}, not {tta!r}; "
                                 f"run `fashionstyle tune {run.path} --tta {tta}` first")

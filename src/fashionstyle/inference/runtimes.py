@@ -12,11 +12,11 @@ from pathlib import Path
 
 from fashionstyle.core.choices import RUNTIMES
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunContents, RunDir, run_contents
 from fashionstyle.inference.predictor import BasePredictor, PredictSettings, check_tta
 
 
-def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: str | None = None,
+def load_predictor(run: str | Path | RunDir | RunContents, runtime: str = "torch", tta: str | None = None,
                    device: str = "auto", decode: str = "auto") -> BasePredictor:
     """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
 
@@ -28,25 +28,25 @@ def load_predictor(run_dir: str | Path | RunDir, runtime: str = "torch", tta: st
         require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from fashionstyle.inference.torch_predictor import Predictor
 
-        return Predictor.from_run(run_dir, device=device, tta=tta, decode=decode)
+        return Predictor.from_run(run, device=device, tta=tta, decode=decode)
     if decode == "gpu":
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
     from fashionstyle.inference.onnx_predictor import OnnxPredictor
 
-    run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
-    folder = ensure_export(run, runtime, tta)
-    return OnnxPredictor.from_run(run, folder, precision, tta=tta)
+    contents = run_contents(run)
+    folder = ensure_export(contents, runtime, tta)
+    return OnnxPredictor.from_run(contents, folder, precision, tta=tta)
 
 
-def predictor_for(run_dir: str | Path | RunDir, settings: PredictSettings, device: str = "auto",
+def predictor_for(run: str | Path | RunDir | RunContents, settings: PredictSettings, device: str = "auto",
                   decode: str = "auto") -> BasePredictor:
     """load_predictor as `settings` ask (runtime, TTA), the settings kept on the predictor for decide()."""
-    predictor = load_predictor(run_dir, settings.runtime, settings.tta, device, decode)
+    predictor = load_predictor(run, settings.runtime, settings.tta, device, decode)
     predictor.settings = settings
     return predictor
 
 
-def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | None:
+def ensure_export(run: RunContents, runtime: str, tta: str | None = None) -> Path | None:
     """The ONNX export folder `runtime` predicts from, made (or redone) first when missing or stale;
     None for PyTorch. Callers that write outputs call it before creating them."""
     precision = RUNTIMES.check(runtime).value
@@ -55,8 +55,9 @@ def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | N
     from fashionstyle.inference.onnx_predictor import EXPORT_DIRS, NO_EXPORT, export_problem
 
     check_tta(run, tta)  # before a possibly long export
-    folder = run / EXPORT_DIRS[precision]
-    problem = export_problem(run, folder, precision)
+    run_dir = RunDir(run.path)
+    folder = run_dir / EXPORT_DIRS[precision]
+    problem = export_problem(run_dir, folder, precision)
     if problem:
         require_torch(f"{folder}: no current {precision} ONNX export of {run.path} ({problem}) to serve without "
                       f"PyTorch; run `fashionstyle export {run.path}` where it is installed")
@@ -64,7 +65,7 @@ def ensure_export(run: RunDir, runtime: str, tta: str | None = None) -> Path | N
 
         again = "" if problem == NO_EXPORT else " again"
         print(f"{folder}: {problem}; exporting {run.path} to {precision} ONNX{again}", file=sys.stderr, flush=True)
-        export_run(run, folder, precision)
+        export_run(run_dir, folder, precision)
     return folder
 
 

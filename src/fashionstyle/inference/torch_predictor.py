@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import Member, RunDir
+from fashionstyle.core.run import Member, RunContents, RunDir, run_contents
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import Preprocessing
 from fashionstyle.data.batches import collate_skipping, collate_unstacked
@@ -118,18 +118,17 @@ class Predictor(BasePredictor):
                             [self.label_names.index(n) for n in member.labels], member.weight, view)
 
     @classmethod
-    def from_run(cls, run: str | Path | RunDir, device: str = "auto", tta: str | None = None,
+    def from_run(cls, run: str | Path | RunDir | RunContents, device: str = "auto", tta: str | None = None,
                  retune: bool = False, decode: str = "auto", precision: str = "auto") -> "Predictor":
         """The run's models; `tta` must be the one its thresholds were tuned with (the default),
         unless `retune` (the predictor then serves to tune new thresholds)."""
-        run = run if isinstance(run, RunDir) else RunDir.open(run)
-        tta = tta if retune and tta else check_tta(run, tta)
+        contents = run_contents(run)
+        tta = tta if retune and tta else check_tta(contents, tta)
         models: dict[Path, tuple[StyleNet, dict]] = {}  # each file loaded once, however many members use it
-        members = run.members()
-        for member in members:
+        for member in contents.members:
             models.setdefault(member.model, load_model(member.model))
-        loaded = [(*models[m.model], m) for m in members]
-        predictor = cls(loaded, run.label_names(), run.thresholds(), device, tta, decode, precision)
+        loaded = [(*models[m.model], m) for m in contents.members]
+        predictor = cls(loaded, contents.label_names, contents.tuner, device, tta, decode, precision)
         predictor.check_coverage()
         return predictor
 

@@ -285,7 +285,7 @@ def online_teacher(teacher: RunDir, columns: list[int], hard_weight: float,
 def teacher_files(teacher: RunDir, with_thresholds: bool) -> list[dict[str, object]]:
     """The teacher's model files (and thresholds, for pseudo "hard") by path, size and time: what an
     online-taught student's resume must find unchanged."""
-    files = model_files(teacher)
+    files = model_files(teacher.contents())
     if with_thresholds:
         path = (teacher / "thresholds.json").resolve()
         files.append({"path": str(path), "size": path.stat().st_size, "mtime_ns": path.stat().st_mtime_ns})
