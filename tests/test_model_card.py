@@ -141,3 +141,22 @@ def test_library_tune_and_evaluate_refresh_the_card_as_the_commands_do(tiny_runs
     assert "val_macro_f1 " in card and "test_macro_f1 " in card  # test scored again at the new thresholds
     assert read_summary(run).metrics()["val_macro_f1"] == pytest.approx(
         per_label_scores(run.val_probs()[2], tuner.predict(run.val_probs()[1]), 1.0)["fbeta"].mean())
+
+
+@pytest.mark.slow
+def test_evaluate_given_the_ranks_probabilities_scores_them_without_loading_a_model(tiny_runs, tmp_path,
+                                                                                   monkeypatch):
+    from fashionstyle.analysis import evaluate
+    from fashionstyle.data.labels import read_labels
+
+    tiny = tiny_runs.copy(tmp_path)
+    run, test = RunDir.open(tiny.run), read_labels(tiny.labels).split("test")
+    predicted = evaluate.evaluate_run(run, test, "test", progress=False)
+    with np.load(run / "eval_test.npz") as stored:
+        probs = stored["probs"]
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(evaluate.Predictor, "from_run", loaded)
+    assert len(probs) == len(test) and evaluate.evaluate_run(run, test, "test", progress=False, probs=probs) == predicted

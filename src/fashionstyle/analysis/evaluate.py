@@ -17,7 +17,7 @@ from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import check_beta, format_table, per_label_scores
 from fashionstyle.core.model_card import write_model_card
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, refresh_test, split_scores, summarize,
                                       write_summary)
 from fashionstyle.core.thresholds import ThresholdTuner
@@ -135,10 +135,12 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
                  batch_size: int = 64, num_workers: int = 0, predictor: BasePredictor | None = None,
                  on_bad: str = "fail", suffix: str = "", probs: np.ndarray | None = None) -> dict[str, Any]:
-    """Predict the labelled images of `table` (unless `probs` has them, NaN rows unreadable),
-    score them, write eval_<split><suffix>.json."""
-    predictor = predictor or Predictor.from_run(run)
-    check_table_labels_match_run(predictor.label_names, table)
+    """Predict the labelled images of `table` (unless `probs` has them, NaN rows unreadable: then no
+    model is loaded, they are scored at the run's thresholds), score them, write eval_<split><suffix>.json."""
+    if probs is None and predictor is None:
+        predictor = Predictor.from_run(run)
+    decided_by: BasePredictor | RunContents = predictor or run.contents()  # label names, tuner, TTA
+    check_table_labels_match_run(decided_by.label_names, table)
     if probs is None:
         probs = predictor.predict_proba(table.images, batch_size=batch_size, num_workers=num_workers,
                                         progress=progress, on_bad=on_bad)
@@ -147,15 +149,15 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
         raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read; are its paths "
                                 "relative to another folder? pass --image-dir DIR")
     table, probs = table.subset(np.flatnonzero(readable)), probs[readable]
-    scores = score_table(table.require_targets(), probs, predictor.tuner, split)
+    scores = score_table(table.require_targets(), probs, decided_by.tuner, split)
     scores["skipped_images"] = int((~readable).sum())
-    scores.update(label_names=predictor.label_names, source=table.source,
-                  runtime=suffix.lstrip("_") or "torch", tta=predictor.tta)
+    scores.update(label_names=decided_by.label_names, source=table.source,
+                  runtime=suffix.lstrip("_") or "torch", tta=decided_by.tta)
     atomic.write_json(run / f"eval_{split}{suffix}.json", scores)
     atomic.write_npz(run / f"eval_{split}{suffix}.npz", ids=np.array(table.ids), probs=probs.astype(np.float32),
                       targets=table.require_targets())
-    if split == "test" and not suffix and predictor.tta == run.tta():  # the run's own scores: its summary
-        summary = summarize(predictor.label_names, predictor.tuner, *_stored_val(run))
+    if split == "test" and not suffix and decided_by.tta == run.tta():  # the run's own scores: its summary
+        summary = summarize(decided_by.label_names, decided_by.tuner, *_stored_val(run))
         refresh_summary(run, summary.with_test(probs, table.require_targets(), scores["skipped_images"]))
     else:
         write_model_card(run)
@@ -193,8 +195,9 @@ def evaluate_split(run: RunDir, table: LabelTable, split: str | None, settings: 
         probs = evaluate_probs(run, part, split, settings, loader, placement)
         if probs is None:
             return None  # rank 0 scores
+    predictor = predictor_for(run, settings, decode=decode) if probs is None else None  # the ranks' did predict
     scores = evaluate_run(run, part, split, progress=loader.progress, batch_size=loader.batch_size,
                           num_workers=loader.num_workers, on_bad=loader.on_bad, suffix=suffix,
-                          predictor=predictor_for(run, settings, decode=decode), probs=probs)
+                          predictor=predictor, probs=probs)
     scores["path"] = str(run / f"eval_{split}{suffix}.json")  # evaluate_run refreshed the summary and card
     return scores
