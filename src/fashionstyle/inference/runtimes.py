@@ -16,7 +16,7 @@ from fashionstyle.core.run import RunContents, RunDir, run_contents
 from fashionstyle.inference.predictor import BasePredictor, PredictSettings, check_tta
 
 
-def load_predictor(run: str | Path | RunDir | RunContents, runtime: str = "torch", tta: str | None = None,
+def load_predictor(run_dir: str | Path | RunDir | RunContents, runtime: str = "torch", tta: str | None = None,
                    device: str = "auto", decode: str = "auto") -> BasePredictor:
     """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
 
@@ -28,20 +28,20 @@ def load_predictor(run: str | Path | RunDir | RunContents, runtime: str = "torch
         require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from fashionstyle.inference.torch_predictor import Predictor
 
-        return Predictor.from_run(run, device=device, tta=tta, decode=decode)
+        return Predictor.from_run(run_dir, device=device, tta=tta, decode=decode)
     if decode == "gpu":
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
     from fashionstyle.inference.onnx_predictor import OnnxPredictor
 
-    contents = run_contents(run)
+    contents = run_contents(run_dir)
     folder = ensure_export(contents, runtime, tta)
     return OnnxPredictor.from_run(contents, folder, precision, tta=tta)
 
 
-def predictor_for(run: str | Path | RunDir | RunContents, settings: PredictSettings, device: str = "auto",
+def predictor_for(run_dir: str | Path | RunDir | RunContents, settings: PredictSettings, device: str = "auto",
                   decode: str = "auto") -> BasePredictor:
     """load_predictor as `settings` ask (runtime, TTA), the settings kept on the predictor for decide()."""
-    predictor = load_predictor(run, settings.runtime, settings.tta, device, decode)
+    predictor = load_predictor(run_dir, settings.runtime, settings.tta, device, decode)
     predictor.settings = settings
     return predictor
 
