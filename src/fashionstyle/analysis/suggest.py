@@ -167,7 +167,7 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
                       [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts)
 
 
-def _random(run: RunContents, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
+def _random(contents: RunContents, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
             predict: PredictSettings, loader: LoaderSettings) -> Suggestion:
     """`random`: a seeded sample of the unlabelled photos (a key per id, so any chunking gives the same)."""
     pool = _Pool(settings.n)
@@ -175,11 +175,11 @@ def _random(run: RunContents, catalogue: ImageSource, source: UnlabelledSource, 
         ids = [i for i, _ in chunk]
         pool.add(ids, [str(p) for _, p in chunk], acquisition.random_scores(ids, settings.seed),
                  np.zeros((len(ids), 0), np.float32))
-    probs = predictor_for(run, predict, decode=loader.decode).predict_proba(
+    probs = predictor_for(contents, predict, decode=loader.decode).predict_proba(
         pool.paths, batch_size=loader.batch_size, num_workers=loader.num_workers, on_bad="skip")
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": int(np.isnan(probs).any(axis=1).sum()), "scored": len(source)}
-    return Suggestion(run.label_names, run.tuner.thresholds_, pool.ids, pool.paths, pool.scores,
+    return Suggestion(contents.label_names, contents.tuner.thresholds_, pool.ids, pool.paths, pool.scores,
                       probs, counts)
 
 
@@ -206,12 +206,12 @@ def _score_parts(run: RunDir, job: StreamJob, settings: SuggestSettings) -> _Poo
     return pool
 
 
-def _choose(run: RunContents, pool: _Pool, settings: SuggestSettings, predict: PredictSettings,
+def _choose(contents: RunContents, pool: _Pool, settings: SuggestSettings, predict: PredictSettings,
             loader: LoaderSettings) -> list[int]:
     """Pool rows, best first: by score, or for `uncertainty` by weighted k-center on pooled features."""
     if settings.strategy != "uncertainty" or len(pool) <= 1:
         return list(range(min(settings.n, len(pool))))  # the pool is sorted by score
-    predictor = predictor_for(run, predict, decode=loader.decode)
+    predictor = predictor_for(contents, predict, decode=loader.decode)
     features = pooled_features(predictor, pool.paths, pool.probs, loader.batch_size)
     return acquisition.weighted_k_center(features, pool.scores, settings.n)
 

@@ -146,12 +146,12 @@ def _even_chunk(images: int, placement: Placement) -> int:
     return max(1, min(DEFAULT_CHUNK, -(-images // ranks)))
 
 
-def stream_job(run: RunContents, source: ImageSource | ListSource, out: Path, fmt: str, settings: PredictSettings,
-               loader: LoaderSettings) -> StreamJob:
-    """The streamed job of `run`'s models on `source` into `out`: what its parts record and check on resume.
-    Give run_job the same `run` (RunDir.contents): the job records the thresholds its predictor decides at."""
-    identity = {"run": str(run.path.resolve()), "models": model_files(run), **settings.identity(run)}
-    return StreamJob(source, out, fmt, run.label_names, run.tuner.thresholds_, loader, identity)
+def stream_job(contents: RunContents, source: ImageSource | ListSource, out: Path, fmt: str,
+               settings: PredictSettings, loader: LoaderSettings) -> StreamJob:
+    """The streamed job of the run's models on `source` into `out`: what its parts record and check on resume.
+    Give run_job the same `contents` (RunDir.contents): the job records the thresholds its predictor decides at."""
+    identity = {"run": str(contents.path.resolve()), "models": model_files(contents), **settings.identity(contents)}
+    return StreamJob(source, out, fmt, contents.label_names, contents.tuner.thresholds_, loader, identity)
 
 
 def say_device_refusals(predictor: Any) -> None:
@@ -162,13 +162,13 @@ def say_device_refusals(predictor: Any) -> None:
         print(f"warning: {said}", file=sys.stderr)
 
 
-def run_job(job: StreamJob, run: RunContents, settings: PredictSettings, placement: Placement) -> Written | None:
+def run_job(job: StreamJob, contents: RunContents, settings: PredictSettings, placement: Placement) -> Written | None:
     """Run a prepared job on every rank `placement` asks for; on rank 0 what was written, else None."""
     ranks = launch_ranks(placement.accelerator, placement.devices, placement.num_nodes, placement.strategy)
     try:
         if ranks.rank != 0:
             job.wait_ready()
-        predictor = predictor_for(run, settings, device=ranks.device, decode=job.loader.decode)
+        predictor = predictor_for(contents, settings, device=ranks.device, decode=job.loader.decode)
         job.run(predictor, ranks.rank, ranks.world)
         say_device_refusals(predictor)
     except BaseException as error:
@@ -183,11 +183,11 @@ def run_job(job: StreamJob, run: RunContents, settings: PredictSettings, placeme
     return job.merge()
 
 
-def model_files(run: RunContents) -> list[dict[str, Any]]:
+def model_files(contents: RunContents) -> list[dict[str, Any]]:
     """The run's model files by path, size and time (what a stored or resumed job must find unchanged)."""
-    files = sorted({m.model for m in run.members})
+    files = sorted({m.model for m in contents.members})
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise FashionStyleError(f"{missing[0]}: model file not found (a model of run {run.path})")
+        raise FashionStyleError(f"{missing[0]}: model file not found (a model of run {contents.path})")
     stats = [(f, f.stat()) for f in files]
     return [{"path": str(f.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns} for f, st in stats]

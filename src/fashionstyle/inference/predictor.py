@@ -46,12 +46,12 @@ class PredictSettings:
     runtime: str = "torch"    # choices.RUNTIMES
     tta: str | None = None    # None: the one the run's thresholds were tuned with
 
-    def identity(self, run: RunContents) -> dict[str, Any]:
+    def identity(self, contents: RunContents) -> dict[str, Any]:
         """The settings as a streamed job's parts record them: the TTA resolved against the run, and a
         setting left at its default left out (so that a new setting keeps older parts resumable)."""
         defaults = asdict(PredictSettings())
         given = {k: v for k, v in asdict(self).items() if k in ("runtime", "tta") or v != defaults[k]}
-        return {**given, "tta": check_tta(run, self.tta)}
+        return {**given, "tta": check_tta(contents, self.tta)}
 
 
 class BasePredictor(ABC):
@@ -184,10 +184,10 @@ def check_coverage(label_names: Sequence[str], targets: Sequence[Sequence[int]])
         raise FashionStyleError(f"no member model predicts {', '.join(missing)}")
 
 
-def check_tta(run: RunContents, tta: str | None) -> str:
+def check_tta(contents: RunContents, tta: str | None) -> str:
     """The run's TTA, or a clear error when another one is asked for."""
-    tuned = run.tta
+    tuned = contents.tta
     if tta is not None and tta != tuned:
-        raise FashionStyleError(f"{run.path}: thresholds were tuned with TTA {tuned!r}, not {tta!r}; "
-                                f"run `fashionstyle tune {run.path} --tta {tta}` first")
+        raise FashionStyleError(f"{contents.path}: thresholds were tuned with TTA {tuned!r}, not {tta!r}; "
+                                f"run `fashionstyle tune {contents.path} --tta {tta}` first")
     return tuned

@@ -46,7 +46,7 @@ def predictor_for(run_dir: str | Path | RunDir | RunContents, settings: PredictS
     return predictor
 
 
-def ensure_export(run: RunContents, runtime: str, tta: str | None = None) -> Path | None:
+def ensure_export(contents: RunContents, runtime: str, tta: str | None = None) -> Path | None:
     """The ONNX export folder `runtime` predicts from, made (or redone) first when missing or stale;
     None for PyTorch. Callers that write outputs call it before creating them."""
     precision = RUNTIMES.check(runtime).value
@@ -54,17 +54,18 @@ def ensure_export(run: RunContents, runtime: str, tta: str | None = None) -> Pat
         return None
     from fashionstyle.inference.onnx_predictor import EXPORT_DIRS, NO_EXPORT, export_problem
 
-    check_tta(run, tta)  # before a possibly long export
-    run_dir = RunDir(run.path)
+    check_tta(contents, tta)  # before a possibly long export
+    run_dir = RunDir(contents.path)
     folder = run_dir / EXPORT_DIRS[precision]
     problem = export_problem(run_dir, folder, precision)
     if problem:
-        require_torch(f"{folder}: no current {precision} ONNX export of {run.path} ({problem}) to serve without "
-                      f"PyTorch; run `fashionstyle export {run.path}` where it is installed")
+        require_torch(f"{folder}: no current {precision} ONNX export of {contents.path} ({problem}) to serve "
+                      f"without PyTorch; run `fashionstyle export {contents.path}` where it is installed")
         from fashionstyle.inference.onnx_export import export_run
 
         again = "" if problem == NO_EXPORT else " again"
-        print(f"{folder}: {problem}; exporting {run.path} to {precision} ONNX{again}", file=sys.stderr, flush=True)
+        print(f"{folder}: {problem}; exporting {contents.path} to {precision} ONNX{again}", file=sys.stderr,
+              flush=True)
         export_run(run_dir, folder, precision)
     return folder
 
