@@ -54,18 +54,17 @@ def predict_job(run: RunDir, source: ImageSource, out: str | Path, fmt: str | No
     """Predict `source` into `out` (format `fmt`, default: from its name); on global rank 0 what was
     written (streaming.Written), else None. An existing `out` that predict did not write is refused
     unless `overwrite`; a second predict on the same `out` is refused while this one runs."""
-    fmt, contents = output_format(out, fmt), run.contents()
+    contents, placement = run.contents(), placement or Placement()
+    job = stream_job(contents, source, Path(out), output_format(out, fmt), settings, loader or LoaderSettings())
     if is_secondary_process():
-        return run_job(stream_job(contents, source, Path(out), fmt, settings, loader or LoaderSettings()), contents,
-                       settings, placement or Placement())
+        return run_job(job, contents, settings, placement)
     check_out(out, overwrite)
-    job = stream_job(contents, source, Path(out), fmt, settings, loader or LoaderSettings())
     with out_lock(out):
         ensure_export(contents, settings.runtime, settings.tta)  # an export that fails leaves no output folder
         done = job.prepare(resume)
         if done:
             print(f"resuming {out}: {done} of {job.chunks} chunks already done", flush=True)
-        return run_job(job, contents, settings, placement or Placement())
+        return run_job(job, contents, settings, placement)
 
 
 def evaluate_probs(run: RunDir, table: LabelTable, split: str, settings: PredictSettings = PredictSettings(),
