@@ -7,9 +7,12 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 if "FASHIONSTYLE_HUB_CACHE" not in os.environ:  # runs rebuilt from hub folders: never in the user's cache
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["FASHIONSTYLE_HUB_CACHE"] = tempfile.mkdtemp(prefix="fashionstyle-hub-runs-")
+    atexit.register(shutil.rmtree, os.environ["FASHIONSTYLE_HUB_CACHE"], ignore_errors=True)
 
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
