@@ -2,6 +2,8 @@
 the uint8 input pipeline (data.tta_transform) up to one grey level."""
 from __future__ import annotations
 
+import gc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,21 @@ def test_open_rgb_decodes_a_large_jpeg_reduced_to_min_side(tmp_path) -> None:
     assert open_rgb(tmp_path / "big.jpg", min_side=301).size == (800, 600)  # under twice: decoded whole
     assert open_rgb(tmp_path / "big.jpg").size == (800, 600)
     assert open_rgb(tmp_path / "big.png", min_side=100).size == (800, 600)  # no DCT scaling for PNG
+
+
+def test_open_rgb_keeps_an_rgb_file_decoded_once_without_a_full_size_copy(tmp_path, monkeypatch) -> None:
+    """The service's memory per decoder is one decoded image: an RGB file is not copied after decoding,
+    and its pixels outlive the closed file (no open file left behind)."""
+    image = noise(64, 48)
+    image.save(tmp_path / "rgb.png")
+    monkeypatch.setattr(Image.Image, "copy", lambda self: pytest.fail("a full-size copy of a decoded image"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)  # an unclosed file, collected below, would fail
+        decoded = open_rgb(tmp_path / "rgb.png")
+        from_bytes = open_rgb((tmp_path / "rgb.png").read_bytes())
+        gc.collect()
+    np.testing.assert_array_equal(np.asarray(decoded), np.asarray(image))
+    np.testing.assert_array_equal(np.asarray(from_bytes), np.asarray(image))
 
 
 def test_resize_keeps_an_image_already_at_size() -> None:

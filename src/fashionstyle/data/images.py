@@ -48,7 +48,8 @@ def open_rgb(source: str | Path | bytes, min_side: int | None = None, name: str 
         if scale > 1:
             image.draft(image.mode, (image.width // scale, image.height // scale))
         rgb = to_rgb(image)
-        return image.copy() if rgb is image else rgb  # closing `image` leaves the copy usable
+        rgb.load()  # leaving the block closes the file only: the pixels stay, with no full-size copy
+        return rgb
 
 
 def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
