@@ -104,12 +104,13 @@ def photo_bytes(width: int, height: int, seed: int = 0) -> bytes:
 
 
 def png_bytes(width: int, height: int, mode: str) -> bytes:
-    """An all-zero PNG ("1": 1-bit grey, "P": 8-bit palette, "RGBA"), written row block by row block:
+    """An all-zero PNG ("1": 1-bit grey, "P": 8-bit palette, "RGB", "RGBA"), written row block by row block:
     a few hundred KB at most for ~89M pixels, without holding the pixels in memory."""
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    depth, colour, row_bytes = {"1": (1, 0, (width + 7) // 8), "P": (8, 3, width), "RGBA": (8, 6, 4 * width)}[mode]
+    depth, colour, row_bytes = {"1": (1, 0, (width + 7) // 8), "P": (8, 3, width), "RGB": (8, 2, 3 * width),
+                                "RGBA": (8, 6, 4 * width)}[mode]
     row = bytes(1 + row_bytes)  # filter byte + pixels
     packer = zlib.compressobj(9)
     rows_a_block = max(1, 4_000_000 // len(row))
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile-requests", type=int, default=8, help="0: no hostile phase")
     parser.add_argument("--hostile-concurrency", type=int, default=4)
     parser.add_argument("--hostile-images", type=int, default=16, help="images per hostile request")
-    parser.add_argument("--hostile-modes", default="1,P,RGBA", help="PNG kinds to cycle through: 1, P, RGBA")
+    parser.add_argument("--hostile-modes", default="1,P,RGBA", help="PNG kinds to cycle through: 1, P, RGB, RGBA")
     parser.add_argument("--rss-budget", type=float, default=1024.0, help="MB the hostile peak may pass idle by")
     parser.add_argument("--rss-kill", type=float, default=8000.0, help="MB at which the service is killed")
     for flag in ("--max-pixels", "--max-request-pixels", "--decoders"):

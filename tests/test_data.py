@@ -66,6 +66,15 @@ def test_other_files_go_through_pillow_with_the_same_pixels(tmp_path: Path) -> N
     assert decode_image(tmp_path / "big.jpg", min_side=300).shape == (3, 320, 450)  # 1/2 scale
 
 
+@pytest.mark.parametrize("band_pixels", [1, 37 * 5, 37 * 7 + 3, 37 * 23, 1 << 18])
+def test_pil_to_uint8_copies_by_bands_of_rows_to_the_same_pixels(band_pixels: int) -> None:
+    """A band of one row, bands that do or do not divide the height, and one band for the whole image."""
+    image = photo(37, 23)
+    got = pil_to_uint8(image, band_pixels)
+    assert got.shape == (3, 23, 37) and got.dtype == torch.uint8
+    assert torch.equal(got, torch.from_numpy(np.array(image)).permute(2, 0, 1))
+
+
 def test_bad_files_fail_with_open_rgbs_message(tmp_path: Path) -> None:
     photo(40, 30).save(tmp_path / "good.jpg", quality=90)
     data = (tmp_path / "good.jpg").read_bytes()

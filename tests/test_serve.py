@@ -3,6 +3,7 @@ limits, time limits, concurrency."""
 from __future__ import annotations
 
 import io
+import platform
 import re
 import struct
 import sys
@@ -477,6 +478,33 @@ def test_hostile_request_keeps_only_small_views_and_decodes_one_request_at_a_tim
             assert list(pool.map(post, range(4))) == [200] * 4
     assert most[0] == 1 and len(kept) == 64 and len(threads) == 1
     assert max(kept) == 3 * 32 * 32  # one 32 px uint8 view kept per image, not the million decoded pixels
+
+
+@pytest.mark.slow
+def test_a_request_of_large_images_gives_the_freed_memory_back_after_decoding(trained_run, monkeypatch) -> None:
+    """After decoding, each request reports its pixels to memory.release_after, which trims only above
+    TRIM_ABOVE (a walk of glibc's arenas is not worth it for a phone photo)."""
+    run, images = trained_run
+    reported = []
+    monkeypatch.setattr(predict_module, "release_after", reported.append)
+    bomb = png_bomb(1000, 1000)
+    with TestClient(create_app(run, max_pixels=1_000_000, max_request_pixels=16_000_000)) as c:
+        assert c.post("/predict", files=[("files", (f"{i}.png", bomb, "image/png")) for i in range(6)]).status_code == 200
+        assert c.post("/predict", files=upload(sorted(images.glob("*.jpg"))[:1])).status_code == 200
+    assert reported[0] == 6_000_000 and 0 < reported[1] < 10_000
+
+
+def test_release_after_trims_only_above_its_threshold(monkeypatch) -> None:
+    from fashionstyle.serving import memory
+
+    calls = []
+    monkeypatch.setattr(memory, "_TRIM", calls.append)
+    assert memory.release_after(memory.TRIM_ABOVE) is False and calls == []
+    assert memory.release_after(memory.TRIM_ABOVE + 1) is True and calls == [0]
+    monkeypatch.setattr(memory, "_TRIM", None)  # no glibc: nothing to call
+    assert memory.release_after(10 ** 9) is False
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert memory._malloc_trim() is not None  # found in the running process's C library
 
 
 @pytest.mark.slow

@@ -40,8 +40,8 @@ class ServiceLimits:
     max_pixels: int = _limit(50_000_000, "largest image, in pixels, read from its header (a 48 MP photo)", 1,
                              BOMB_LIMIT, "Pillow's decompression-bomb limit")
     max_request_pixels: int = _limit(200_000_000, "most pixels of all of one request's images", 1)
-    decoders: int = _limit(2, "most requests decoding images at once; each adds up to about 10 bytes a pixel "
-                              "of a --max-pixels image to peak memory (500 MB at 50M)", 1, 64)
+    decoders: int = _limit(2, "most requests decoding images at once; each adds up to about 8 bytes a pixel "
+                              "of a --max-pixels image to peak memory (400 MB at 50M)", 1, 64)
     header_timeout: float = _limit(10.0, "seconds a connection may take to send a request's line and "
                                          "headers, from its opening or its previous response", 0.001, 3600)
     body_timeout: float = _limit(10.0, "seconds a request's body may pause (no byte arriving) before the "

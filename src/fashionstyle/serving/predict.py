@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fashionstyle.analysis.heat_maps import HeatMaps, HeatMapsUnavailable
 from fashionstyle.core.prediction import Prediction, make_predictions
 from fashionstyle.serving.limits import ServiceLimits
+from fashionstyle.serving.memory import release_after
 from fashionstyle.serving.uploads import Prepared, Refusal, header_pixels, prepare
 
 
@@ -62,6 +63,7 @@ class Predictions:
             done = self.pool.submit(self._prepare_all, [data[i] for i in todo], [names[i] for i in todo],
                                     explainer).result()
             del data
+            release_after(total)  # the decoded photos are gone: their pages back to the system
             outcome: dict[int, Prepared | Refusal] = {**refused, **dict(zip(todo, done))}
             del done
             return self._records(names, outcome, explainer)
