@@ -151,3 +151,42 @@ def test_suggest_over_a_catalogue_of_only_labelled_photos_says_so(shared_run, tm
         _suggest(str(shared_run.run), "--images", str(shared_run.labels.parent / "img"), "--out",
                  str(tmp_path / "o.csv"), "--quiet")
     assert not (tmp_path / "o.csv").exists()
+
+
+def _trained_run(folder: Path, labels: Path, images: Path | None) -> Path:
+    """A run folder holding only the config a run trained with --labels LABELS [--image-dir IMAGES] writes."""
+    from fashionstyle.core import config as config_lib
+    from fashionstyle.core.config import TrainConfig
+
+    folder.mkdir(parents=True)
+    config = TrainConfig(labels=str(labels), images=str(images) if images else "")
+    (folder / "config.yaml").write_text(config_lib.dump(config))
+    return folder
+
+
+def test_the_runs_own_labels_count_as_labelled_read_from_its_image_dir_and_through_a_fusion(tmp_path, capsys):
+    """A run trained with --image-dir: its label file's paths are relative to that folder, not to the
+    file's (a distilled student from a copied label file met this); a fused run counts its sources'."""
+    import json
+
+    from fashionstyle.analysis.already_labelled import labelled_images, path_key
+    from fashionstyle.core.run import RunDir
+
+    photos = tmp_path / "shop" / "img"
+    photos.mkdir(parents=True)
+    labels = tmp_path / "labels" / "some.csv"
+    labels.parent.mkdir()
+    labels.write_text("image,Red\nimg/a.jpg,1\nimg/b.jpg,0\n")
+    run = _trained_run(tmp_path / "run", labels, photos.parent)
+    expected = {path_key(photos / "a.jpg"), path_key(photos / "b.jpg")}
+    assert labelled_images(RunDir(run)) == expected
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    (fused / "fusion.json").write_text(json.dumps({"runs": [str(run)], "weights": [1.0]}))
+    assert labelled_images(RunDir(fused)) == expected
+    more = tmp_path / "more.csv"
+    more.write_text("image,Red\nshop/img/c.jpg,1\n")
+    gone = _trained_run(tmp_path / "gone", tmp_path / "moved.csv", None)
+    assert labelled_images(RunDir(gone), [more]) == {path_key(photos / "c.jpg")}
+    said = capsys.readouterr().err
+    assert "moved.csv, not found from here: its photos may be chosen again; pass it as --labelled FILE" in said

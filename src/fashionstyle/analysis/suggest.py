@@ -15,19 +15,18 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from fashionstyle.analysis import acquisition
+from fashionstyle.analysis.already_labelled import labelled_images, path_key
 from fashionstyle.core import atomic
-from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.data.image_source import ImageSource
 from fashionstyle.data.images import IMAGE_SUFFIXES
-from fashionstyle.data.labels import read_labels
 from fashionstyle.inference.jobs import Placement, run_job, stream_job
 from fashionstyle.inference.outputs import csv_text
 from fashionstyle.inference.predictor import BasePredictor, PredictSettings
@@ -74,26 +73,6 @@ class Suggestion:
             order = [j for j in np.argsort(-p, kind="stable") if p[j] >= self.thresholds[j]]
             rows.append(";".join(f"{self.label_names[j]} {p[j]:.2f}" for j in order))
         return rows
-
-
-def path_key(path: str | Path) -> str:
-    """How an image is recognised as already labelled: its absolute, normalised path."""
-    return os.path.normcase(os.path.abspath(os.fspath(path)))
-
-
-def labelled_images(run: RunDir, label_files: Iterable[str | Path] = ()) -> set[str]:
-    """path_key of every image in the run's own label file (where it is still found) and in `label_files`."""
-    files = [Path(f) for f in label_files]
-    saved = run / "config.yaml"
-    if saved.is_file():
-        config = config_lib.read_saved(saved)
-        if config.labels and Path(config.labels).is_file():
-            files.append(Path(config.labels))
-    keys: set[str] = set()
-    for f in files:
-        table = read_labels(f)
-        keys.update(path_key(p) for p in table.images)
-    return keys
 
 
 @dataclass

@@ -24,7 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--image-dir", default=None, help="where a list's images are (default: its folder)")
     add_recursive_arg(p)
     p.add_argument("--labelled", nargs="+", default=[], metavar="LABELS",
-                   help="label files whose photos are labelled already (the run's own label file always counts)")
+                   help="label files whose photos are labelled already (the run's own count too: its --labels read "
+                        "with its --image-dir, or a fused run's sources')")
     p.add_argument("--n", type=int_in(1), default=200, help="photos to choose (default: 200)")
     p.add_argument("--out", required=True, help="the label file to fill in (.csv): image, the run's labels left "
                                                 "empty, the model's guess as a hint, the score")

@@ -1,0 +1,57 @@
+"""Which catalogue photos are labelled already, so that `suggest` never asks for them again.
+
+    keys = labelled_images(run, ["more_labels.csv"])    # path_key of every labelled image
+    path_key("catalogue/0001.jpg") in keys
+
+The run's own label files count: its config's `labels`, read with its `images` folder as training
+read it, or for a fused run those of the runs it fused (fusion.json). A file no longer found from
+here is said in one line on stderr, since its photos may then be chosen again.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from fashionstyle.core import atomic
+from fashionstyle.core import config as config_lib
+from fashionstyle.core.run import RunDir
+from fashionstyle.data.labels import read_labels
+
+
+class LabelFile(NamedTuple):
+    path: Path
+    images: str | None = None  # the folder its image paths are relative to (default: the file's own)
+
+
+def path_key(path: str | Path) -> str:
+    """How an image is recognised as already labelled: its absolute, normalised path."""
+    return os.path.normcase(os.path.abspath(os.fspath(path)))
+
+
+def trained_on(run: RunDir) -> list[LabelFile]:
+    """The label files `run` learnt from: its config's, or those of the runs a fused run fused."""
+    saved = run / "config.yaml"
+    if saved.is_file():
+        config = config_lib.read_saved(saved)
+        return [LabelFile(Path(config.labels), config.images or None)] if config.labels else []
+    fusion = run / "fusion.json"
+    if not fusion.is_file():
+        return []
+    return [f for source in atomic.read_json(fusion).get("runs", []) for f in trained_on(RunDir(source))]
+
+
+def labelled_images(run: RunDir, label_files: Iterable[str | Path] = ()) -> set[str]:
+    """path_key of every image in the run's own label files (those still found) and in `label_files`."""
+    files = [LabelFile(Path(f)) for f in label_files]
+    for own in trained_on(run):
+        if own.path.is_file():
+            files.append(own)
+        else:
+            print(f"warning: {run.path} learnt from {own.path}, not found from here: its photos may be chosen "
+                  "again; pass it as --labelled FILE", file=sys.stderr)
+    keys: set[str] = set()
+    for f in files:
+        keys.update(path_key(p) for p in read_labels(f.path, f.images).images)
+    return keys
