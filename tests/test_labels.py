@@ -272,3 +272,29 @@ def test_stats_warns_about_unlearnable_labels_and_unlabelled_rows(tmp_path, caps
     assert "label B has no positives in the train split: cannot be learned" in captured.err
     assert "1 of 3 rows have no label at all" in captured.err
     assert "NO POSITIVES" in captured.out
+
+
+def test_the_file_a_run_trained_on_is_read_from_the_runs_image_dir_and_any_other_from_its_own_folder(tmp_path):
+    """evaluate, report, audit and tune read a label file for a run: its own file (the same file, by any
+    path) takes the run's --image-dir without repeating it; a copy elsewhere, or --image-dir given, does not."""
+    import shutil
+
+    from fashionstyle.core import config as config_lib
+    from fashionstyle.core.config import TrainConfig
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.data.labels import read_run_labels
+
+    labels = tmp_path / "labels" / "train.csv"
+    labels.parent.mkdir()
+    labels.write_text("image,Red,Blue\nimg/a.jpg,1,0\nimg/b.jpg,0,1\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(config_lib.dump(TrainConfig(labels=str(labels), images=str(tmp_path / "shop"))))
+    (run / "labels.json").write_text('{"label_names": ["Blue", "Red"]}')
+    own = read_run_labels(RunDir(run), tmp_path / "labels" / ".." / "labels" / "train.csv")
+    assert own.images == [tmp_path / "shop" / "img" / "a.jpg", tmp_path / "shop" / "img" / "b.jpg"]
+    assert own.label_names == ["Blue", "Red"] and own.targets.tolist() == [[0, 1], [1, 0]]  # the run's order
+    shutil.copy(labels, tmp_path / "copy.csv")
+    assert read_run_labels(RunDir(run), tmp_path / "copy.csv").images[0] == tmp_path / "img" / "a.jpg"
+    given = read_run_labels(RunDir(run), labels, images=tmp_path / "elsewhere")
+    assert given.images[0] == tmp_path / "elsewhere" / "img" / "a.jpg"

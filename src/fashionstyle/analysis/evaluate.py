@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +21,7 @@ from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, re
                                       write_summary)
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import val_images
+from fashionstyle.data.labels import same_file, val_images
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.torch_predictor import Predictor
 
@@ -89,18 +88,11 @@ def _trained_on(run: RunDir, table: LabelTable) -> bool:
     as a resume reads them) and, where the run kept them, all of its validation ids."""
     config = run / "config.yaml"
     trained_on = config_lib.read_yaml(config).get("labels") if config.is_file() else None
-    if not trained_on or not _same_file(trained_on, table.source):
+    if not trained_on or not same_file(trained_on, table.source):
         return False
     if not (run / "val_probs.npz").is_file():
         return True
     return set(run.val_probs()[0]) <= set(table.ids)  # another folder's file of the same name holds others
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them is gone
-        return False
 
 
 def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner, split: str = "val") -> dict[str, Any]:

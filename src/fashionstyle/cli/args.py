@@ -12,6 +12,8 @@ from fashionstyle.core.choices import BAD_IMAGE_POLICIES, TTA_MODES
 from fashionstyle.core.ranks import ACCELERATORS, STRATEGIES
 
 IMAGE_DIR_HELP = "the folder a label file's relative image paths are read from (default: the label file's folder)"
+RUN_IMAGE_DIR_HELP = ("the folder a label file's relative image paths are read from (default: for the file the run "
+                      "trained on, the run's own --image-dir; else the label file's folder)")
 
 
 def config_help(name: str) -> str:
@@ -53,9 +55,10 @@ class OldImagesFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def add_image_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup, dest: str = "images") -> None:
+def add_image_dir(p: argparse.ArgumentParser | argparse._ArgumentGroup, dest: str = "images",
+                  help: str = IMAGE_DIR_HELP) -> None:
     """--image-dir DIR, and the old spelling --images DIR as an alias with a one-line note."""
-    p.add_argument("--image-dir", dest=dest, default=None, metavar="DIR", help=IMAGE_DIR_HELP)
+    p.add_argument("--image-dir", dest=dest, default=None, metavar="DIR", help=help)
     p.add_argument("--images", dest=dest, action=OldImagesFlag, default=None, help=argparse.SUPPRESS)
 
 
@@ -65,8 +68,9 @@ def add_run_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    """--labels, --image-dir and --label-names of a command that reads a label file for a run."""
     p.add_argument("--labels", required=required, help=config_help("labels"))
-    add_image_dir(p)
+    add_image_dir(p, help=RUN_IMAGE_DIR_HELP)
     p.add_argument("--label-names", nargs="+", default=None, help=config_help("label_names"))
 
 

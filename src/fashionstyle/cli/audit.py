@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.audit import audit_run, write_issues
     from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels import read_run_labels
     from fashionstyle.data.relabel import write_cleaned
 
     if (args.fix is None) != (args.cleaned is None):
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                               {"--labels": args.labels, "run": run_inputs(run_dir)})
     if args.cleaned and Path(args.cleaned).resolve() == Path(args.out).resolve():
         raise FashionStyleError(f"{args.cleaned}: is also --out; write the cleaned copy elsewhere")
-    table = read_labels(args.labels, args.images, args.label_names or run_dir.label_names())
+    table = read_run_labels(run_dir, args.labels, args.images, args.label_names)
     issues, notes = audit_run(run_dir, table, args.top)
     for note in notes:
         print(f"note: {note}")

@@ -30,11 +30,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import evaluate_split, format_scores
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels import read_run_labels
 
     run_dir = RunDir.open(args.run)
     loader = loader_settings(args)  # --decode gpu checked before anything is read
-    table = read_labels(args.labels, args.images, args.label_names or run_dir.label_names())
+    table = read_run_labels(run_dir, args.labels, args.images, args.label_names)
     scores = evaluate_split(run_dir, table, args.split, predict_settings(args), loader, placement(args),
                             decode=args.decode)
     if scores is None:

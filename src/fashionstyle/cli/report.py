@@ -26,14 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.report_page import check_report_folder
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels import read_run_labels
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / "index.html"]},
                               {"--labels": args.labels, "--audit": args.audit})
     check_report_folder(Path(args.out))  # before the label file is read
     table = None
     if args.labels:  # the image grids and the training split of the label statistics
-        table = read_labels(args.labels, args.images, args.label_names or RunDir.open(args.run).label_names())
+        table = read_run_labels(RunDir.open(args.run), args.labels, args.images, args.label_names)
     page = write_report(args.run, args.out, compare=args.compare, labels=table, audit=args.audit, progress=True)
     print(f"report written to {page}")
     return 0

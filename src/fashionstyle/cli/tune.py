@@ -28,14 +28,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import tune_run
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels import read_run_labels
 
     run_dir = RunDir.open(args.run)
     if args.labels and args.tta in (None, run_dir.tta()):
         raise FashionStyleError(f"--labels {args.labels} is read only to find the validation images that --tta "
                                 f"predicts again (the run's TTA is {run_dir.tta()}); without it tune re-tunes on "
                                 f"the stored validation probabilities: drop --labels")
-    table = read_labels(args.labels, args.images, args.label_names or run_dir.label_names()) if args.labels else None
+    table = read_run_labels(run_dir, args.labels, args.images, args.label_names) if args.labels else None
     tuner = tune_run(run_dir, args.beta, args.tta, table, args.rule)
     print(f"thresholds re-tuned (beta={args.beta:g}, TTA {run_dir.tta()}, rule {tuner.rule}) and written to "
           f"{run_dir / 'thresholds.json'}")

@@ -1,5 +1,5 @@
 """Read label files: `read_labels` into a LabelTable, `label_rows` one row at a time; JD submissions; a run's
-validation images.
+validation images; `read_run_labels`, a file read for a run (its label order, its --image-dir for its own file).
 
     table = read_labels("labels.csv")                                  # every row
     table = read_labels("labels.csv", keep_splits=("train", "val"))    # training: other splits' rows never held
@@ -120,6 +120,31 @@ def read_submission(path: str | Path, label_names: Sequence[str] = JD_STYLES) ->
         ids.append(row[0])
         flags += parse_flags(path, line, row[1:], label_names)
     return ids, np.frombuffer(bytes(flags), np.uint8).reshape(len(ids), len(label_names)).copy()
+
+
+def read_run_labels(run: RunDir, path: str | Path, images: str | Path | None = None,
+                    label_names: Sequence[str] | None = None) -> LabelTable:
+    """A label file read to score or look at `run`: in the run's label order (unless `label_names`), its
+    images in `images`, or, for the very file the run trained on, in the folder the run read them from."""
+    return read_labels(path, images if images is not None else trained_image_dir(run, path),
+                       label_names or run.label_names())
+
+
+def trained_image_dir(run: RunDir, path: str | Path) -> str | None:
+    """The --image-dir `run` trained with, if `path` is the label file it trained on (else None)."""
+    saved = run / "config.yaml"
+    config = config_lib.read_yaml(saved) if saved.is_file() else {}
+    if not config.get("images") or not config.get("labels"):
+        return None
+    return config["images"] if same_file(config["labels"], path) else None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether `a` and `b` are the same file (False when either is gone)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def val_images(run: RunDir, ids: list[str], table: LabelTable | None) -> list:
