@@ -86,6 +86,21 @@ def test_probabilities_match_pytorch_and_labels_follow_thresholds(predictor, tra
     np.testing.assert_array_equal(labels, (probs >= predictor.thresholds).astype(labels.dtype))
 
 
+def test_the_pytorch_predictor_runs_channels_last_on_the_cpu_with_the_stored_probabilities(trained) -> None:
+    """Channels-last is 1.3-1.4x NCHW on 2 CPU cores (docs/benchmarks.md); the run's validation
+    probabilities, stored by training, are what the predictor gives again."""
+    run, _, _ = trained
+    predictor = Predictor.from_run(run, device="cpu")
+    convolutions = [m for member in predictor.members for m in member.model.modules()
+                    if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1]
+    assert convolutions and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convolutions)
+    from fashionstyle.data.labels import val_images
+
+    ids, stored, _ = RunDir.open(run).val_probs()
+    again = predictor.predict_proba(val_images(RunDir.open(run), ids, None))
+    np.testing.assert_allclose(again, stored, atol=1e-5)
+
+
 def test_large_photos_decode_reduced_alike_in_every_runtime(predictor, trained, tmp_path) -> None:
     """A JPEG at least twice the resize size is decoded reduced (DCT scaling) by every runtime, so the
     run's thresholds, tuned on the PyTorch path, see the same probabilities under ONNX."""
@@ -218,7 +233,7 @@ def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(tra
 
     run, _, images = trained
     fp32 = Predictor.from_run(run)
-    assert not fp32.bf16 and not fp32.channels_last and not fp32.decode_on_device  # the CPU's defaults
+    assert not fp32.bf16 and fp32.channels_last and not fp32.decode_on_device  # the CPU defaults: fp32, channels-last
     bf16 = Predictor.from_run(run, precision="bf16")  # autocast on the CPU: the CUDA default's code path
     assert np.abs(bf16.predict_proba(images[:6]) - fp32.predict_proba(images[:6])).max() < 0.05
     cpu, cuda = torch.device("cpu"), torch.device("cuda")

@@ -90,7 +90,7 @@ class Predictor(BasePredictor):
         self.decode_on_device = decodes_on_gpu(decode, self.device.type == "cuda")
         self.device_decoder = DeviceDecoder(self.device)  # used with decode_on_device: its refusals counted
         self.bf16 = uses_bf16(precision, self.device)
-        self.channels_last = cuda
+        self.channels_last = True  # CUDA and CPU alike: 1.5-1.75x on 2 CPU cores (bench/cpu_infer.py)
         self.tta = tta
         self.label_names = list(label_names)
         self.tuner = tuner
