@@ -12,17 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable
 
 from fashionstyle.core import atomic
-from fashionstyle.core import config as config_lib
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.labels import read_labels
-
-
-class LabelFile(NamedTuple):
-    path: Path
-    images: str | None = None  # the folder its image paths are relative to (default: the file's own)
+from fashionstyle.data.labels import TrainedOn, read_labels, trained_on
 
 
 def path_key(path: str | Path) -> str:
@@ -30,28 +24,27 @@ def path_key(path: str | Path) -> str:
     return os.path.normcase(os.path.abspath(os.fspath(path)))
 
 
-def trained_on(run: RunDir) -> list[LabelFile]:
+def learnt_from(run: RunDir) -> list[TrainedOn]:
     """The label files `run` learnt from: its config's, or those of the runs a fused run fused."""
-    saved = run / "config.yaml"
-    if saved.is_file():
-        config = config_lib.read_saved(saved)
-        return [LabelFile(Path(config.labels), config.images or None)] if config.labels else []
+    own = trained_on(run)
+    if own is not None:
+        return [own]
     fusion = run / "fusion.json"
     if not fusion.is_file():
         return []
-    return [f for source in atomic.read_json(fusion).get("runs", []) for f in trained_on(RunDir(source))]
+    return [f for source in atomic.read_json(fusion).get("runs", []) for f in learnt_from(RunDir(source))]
 
 
 def labelled_images(run: RunDir, label_files: Iterable[str | Path] = ()) -> set[str]:
     """path_key of every image in the run's own label files (those still found) and in `label_files`."""
-    files = [LabelFile(Path(f)) for f in label_files]
-    for own in trained_on(run):
-        if own.path.is_file():
+    files = [TrainedOn(Path(f)) for f in label_files]
+    for own in learnt_from(run):
+        if own.labels.is_file():
             files.append(own)
         else:
-            print(f"warning: {run.path} learnt from {own.path}, not found from here: its photos may be chosen "
+            print(f"warning: {run.path} learnt from {own.labels}, not found from here: its photos may be chosen "
                   "again; pass it as --labelled FILE", file=sys.stderr)
     keys: set[str] = set()
     for f in files:
-        keys.update(path_key(p) for p in read_labels(f.path, f.images).images)
+        keys.update(path_key(p) for p in read_labels(f.labels, f.images).images)
     return keys

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core import atomic
-from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import check_beta, format_table, per_label_scores
 from fashionstyle.core.model_card import write_model_card
@@ -21,7 +20,7 @@ from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, re
                                       write_summary)
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import same_file, val_images
+from fashionstyle.data.labels import same_file, trained_on, val_images
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.torch_predictor import Predictor
 
@@ -86,9 +85,8 @@ def evaluation_split(run: RunDir, table: LabelTable, split: str | None) -> str:
 def _trained_on(run: RunDir, table: LabelTable) -> bool:
     """Whether `table` is the run's label file: the path its config names (relative paths read from here,
     as a resume reads them) and, where the run kept them, all of its validation ids."""
-    config = run / "config.yaml"
-    trained_on = config_lib.read_yaml(config).get("labels") if config.is_file() else None
-    if not trained_on or not same_file(trained_on, table.source):
+    own = trained_on(run)
+    if own is None or not same_file(own.labels, table.source):
         return False
     if not (run / "val_probs.npz").is_file():
         return True

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Collection, Iterator, Sequence
+from typing import Callable, Collection, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -130,13 +130,25 @@ def read_run_labels(run: RunDir, path: str | Path, images: str | Path | None = N
                        label_names or run.label_names())
 
 
-def trained_image_dir(run: RunDir, path: str | Path) -> str | None:
-    """The --image-dir `run` trained with, if `path` is the label file it trained on (else None)."""
+class TrainedOn(NamedTuple):
+    """The label file a run trained on (as its config names it: relative to where it was trained) and
+    the --image-dir it was read with (None: the file's own folder)."""
+
+    labels: Path
+    images: str | None = None
+
+
+def trained_on(run: RunDir) -> TrainedOn | None:
+    """What `run`'s config.yaml says it trained on; None for a run without one (fused, exported)."""
     saved = run / "config.yaml"
     config = config_lib.read_yaml(saved) if saved.is_file() else {}
-    if not config.get("images") or not config.get("labels"):
-        return None
-    return config["images"] if same_file(config["labels"], path) else None
+    return TrainedOn(Path(config["labels"]), config.get("images") or None) if config.get("labels") else None
+
+
+def trained_image_dir(run: RunDir, path: str | Path) -> str | None:
+    """The --image-dir `run` trained with, if `path` is the label file it trained on (else None)."""
+    own = trained_on(run)
+    return own.images if own is not None and same_file(own.labels, path) else None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
