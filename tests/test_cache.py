@@ -157,3 +157,25 @@ def test_data_speed_bench_small(capsys) -> None:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert "Pillow (files)" in out and "image cache" in out and "torchvision.io" in out
+
+
+def test_a_cache_let_go_without_close_releases_its_pixels_file(images, tmp_path) -> None:
+    """Training drops its opener without calling close(): the shared hold on the pixels file goes with
+    the cache object, closed (not left to the file's own finaliser, which warns of an unclosed file)."""
+    import gc
+    import warnings
+
+    cache = build_cache(images, tmp_path / "cache", 32, num_workers=0, progress=False)
+    pixels = str(cache.pixels_file.resolve())
+
+    def held() -> int:
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == pixels for fd in os.listdir("/proc/self/fd"))
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("no /proc/self/fd to count open files")
+    assert held() == 1
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        del cache
+        gc.collect()
+    assert held() == 0 and not [w for w in said if issubclass(w.category, ResourceWarning)]

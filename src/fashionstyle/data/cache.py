@@ -33,6 +33,7 @@ import shutil
 import sys
 import time
 import uuid
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -90,6 +91,7 @@ class ImageCache:
             self._read_index()
             try:
                 self._reading = hold_shared(self.pixels_file)
+                weakref.finalize(self, self._reading.close)  # let go when collected, if close() was never called
                 break
             except FileNotFoundError:
                 continue  # a build replaced it after the index was read: read the new index
