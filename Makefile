@@ -2,15 +2,18 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# every package at one version, `make lock` rewrites it (docs/development.md)
+LOCK := locks/dev.txt
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench lock clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q -c $(LOCK) pip setuptools wheel
+	$(PY) -m pip install -q -r requirements-dev.txt -c $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) .ci/check_locked.py $(LOCK)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +31,9 @@ bench: install
 	$(PY) bench/threshold_speed.py
 	$(PY) bench/cpu_infer.py
 	$(PY) bench/serve_load.py --requests 500 --concurrency 8
+
+lock:  # re-resolve every environment's requirements at today's releases into locks/*.txt
+	python3 .ci/lock.py
 
 clean:
 	rm -rf demo_run .pytest_cache

@@ -1,9 +1,10 @@
 """CI: the serving install without PyTorch (`pip install 'fashionstyle[serve]'`) serves an exported run.
 
-    .venv/bin/python .ci/serve_install_check.py [--venv /tmp/serve-venv] [--keep]
+    .venv/bin/python .ci/serve_install_check.py [--venv FOLDER] [--keep]
 
 With this (full) environment: trains a tiny run and exports it (`fashionstyle export`).
-Then: a fresh venv gets `pip install '.[serve]'`, torch must not import there, and its
+Then: a fresh venv (a new temporary folder unless --venv names one) gets `pip install '.[serve]'` at the
+versions of locks/serve.txt (and holds nothing else), torch must not import there, and its
 `fashionstyle serve RUN --runtime onnx` on 127.0.0.1 answers GET /, GET /labels and a
 POST /predict of one image as this environment's ONNX predictor does. Bounded in time.
 """
@@ -22,6 +23,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LOCK = ROOT / "locks" / "serve.txt"
 sys.path.insert(0, str(ROOT / "tests"))  # conftest's tiny image set and training options
 
 
@@ -43,12 +45,15 @@ def make_exported_run(work: Path) -> tuple[Path, Path]:
 
 
 def light_venv(venv: Path) -> Path:
-    """A fresh venv with `.[serve]` installed (no PyTorch); its bin folder."""
+    """A fresh venv with `.[serve]` installed at the locked versions (no PyTorch); its bin folder."""
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "install", "-q", "-c", str(LOCK)]
+    subprocess.run([*pip, "pip", "setuptools", "wheel"], check=True, timeout=300)
     subprocess.run([*pip, f"{ROOT}[serve]"], check=True, timeout=900)
-    no_torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"], capture_output=True)
+    subprocess.run([python, str(ROOT / ".ci" / "check_locked.py"), str(LOCK)], check=True, timeout=60)
+    no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True)
     assert no_torch.returncode != 0, "torch is importable in the serving install"
     return venv / "bin"
 
@@ -122,22 +127,23 @@ def check_torch_command_fails_clearly(bin_dir: Path, run: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--venv", default="/tmp/serve-venv", help="the fresh venv (replaced)")
+    parser.add_argument("--venv", type=Path, help="the fresh venv (replaced; default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the venv and the run")
     args = parser.parse_args()
     start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="serve-install-"))
+    venv = args.venv or work / "serve-venv"
     try:
         step("training and exporting a tiny run (full install)")
         run, image = make_exported_run(work)
-        step(f"pip install '.[serve]' into a fresh venv at {args.venv}")
-        bin_dir = light_venv(Path(args.venv))
+        step(f"pip install '.[serve]' -c {LOCK.relative_to(ROOT)} into a fresh venv at {venv}")
+        bin_dir = light_venv(venv)
         check_torch_command_fails_clearly(bin_dir, run)
         check_server(bin_dir, run, image, work / "serve.log")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-            shutil.rmtree(args.venv, ignore_errors=True)
+            shutil.rmtree(venv, ignore_errors=True)
     step(f"passed in {time.monotonic() - start:.0f} s")
     return 0
 
