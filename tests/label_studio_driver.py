@@ -2,7 +2,7 @@
 venv's python, not the project's: the SDK lives there). Used by tests/test_label_studio.py.
 
     python label_studio_driver.py STEPS.json
-    # STEPS.json: {"url", "token", "tasks", "config", "storage", "backend", "out"}
+    # STEPS.json: {"url", "token", "tasks", "config", "storage", "backend", "backend_auth", "out"}
 
 Makes a project from `config`, connects `storage` (local files), imports `tasks`, labels the first
 task (its first two choices), skips the second (cancelled), labels the third (nothing ticked); makes a
@@ -42,7 +42,9 @@ def main(steps_file: str) -> int:
     bare = ls.projects.create(title="fashionstyle backend", label_config=Path(steps["config"]).read_text())
     ls.import_storage.local.create(project=bare.id, path=steps["storage"], use_blob_urls=False)
     ls.projects.import_tasks(id=bare.id, request=[{"data": t["data"]} for t in json.loads(Path(steps["tasks"]).read_text())])
-    backend = ls.ml.create(project=bare.id, url=steps["backend"], title="fashionstyle")
+    user, _, password = steps.get("backend_auth", "").partition(":")  # as "Use basic authentication" sends them
+    auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": user, "basic_auth_pass": password} if user else {}
+    backend = ls.ml.create(project=bare.id, url=steps["backend"], title="fashionstyle", **auth)
     ls.actions.create(id="retrieve_tasks_predictions", project=bare.id, selected_items={"all": True})
     predicted = list(ls.predictions.list(project=bare.id))
     for fmt, name in (("JSON", "export.json"), ("JSON_MIN", "export.min.json"), ("CSV", "export.csv")):

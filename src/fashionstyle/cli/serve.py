@@ -28,6 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--label-studio", default=None, metavar="DOCUMENT_ROOT",
                    help="also answer as a Label Studio ML backend under /label-studio (/health, /setup, /predict), "
                         "reading task images below DOCUMENT_ROOT (docs/label-less.md)")
+    p.add_argument("--backend-auth", default=None, metavar="USER:PASSWORD",
+                   help="with --label-studio: the user and password Label Studio's \"Connect model\" sends (basic "
+                        "auth) to /setup and /predict; needed unless --host is a loopback address (default: "
+                        "$FASHIONSTYLE_BACKEND_AUTH)")
+    p.add_argument("--label-studio-url", default=None, metavar="URL",
+                   help="with --label-studio: the only Label Studio (scheme, host, port) uploaded photos are fetched "
+                        "from and the access token is sent to (default: the address /setup gives)")
     return p
 
 
@@ -37,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServiceLimits.from_mapping(vars(args))  # out of range: one line naming the flag
     serve(args.run, host=args.host, port=args.port, runtime=args.runtime, label_info=args.label_info, limits=limits,
-          label_studio=args.label_studio)
+          label_studio=args.label_studio, backend_auth=args.backend_auth, label_studio_url=args.label_studio_url)
     return 0

@@ -1,11 +1,13 @@
 """One HTTP(S) GET within a deadline for the whole attempt, for the image downloader.
 
     data = fetch("https://host/a.jpg", timeout=10.0)   # or raise FetchFailed(reason, retry, wait)
+    data = fetch(url, 20.0, headers={"Authorization": "Token ..."}, max_bytes=10_000_000, redirects=False)
 
 The deadline covers connecting, sending, the headers and the whole body (the DNS
 look-up aside): a server that stalls or trickles its bytes is cut off when it
-passes. Redirects are followed to http(s) URLs only; bodies over MAX_BYTES are
-refused; ``Retry-After`` (seconds or an HTTP date) is read for the retry wait.
+passes. Redirects are followed to http(s) URLs only, or not at all (`redirects=False`: a request
+carrying a credential, which must reach no other host); bodies over `max_bytes` are refused;
+``Retry-After`` (seconds or an HTTP date) is read for the retry wait.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from email.message import Message
+from typing import Mapping
 
 MAX_BYTES = 64 * 1024 * 1024  # a larger body is refused, not read
 MAX_DELAY = 30.0  # cap on one backoff sleep, seconds
@@ -113,21 +116,30 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 
 
 class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follow redirects to http(s) URLs only, as the list itself allows (urllib would follow ftp://)."""
+    """Follow redirects to http(s) URLs only, as the list itself allows (urllib would follow ftp://),
+    or none (`follow=False`)."""
+
+    def __init__(self, follow: bool = True) -> None:
+        super().__init__()
+        self.follow = follow
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        if scheme not in ("http", "https"):
+        if not self.follow or scheme not in ("http", "https"):
             fp.close()
+            if not self.follow:
+                raise FetchFailed(f"redirected ({code}); redirects are not followed", False)
             raise FetchFailed(f"redirected to {newurl!r}; only http:// and https:// are followed", False)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def fetch(url: str, timeout: float) -> bytes:
+def fetch(url: str, timeout: float, headers: Mapping[str, str] | None = None, max_bytes: int = MAX_BYTES,
+          redirects: bool = True) -> bytes:
     """One GET of ``url`` within ``timeout`` seconds in all; raise FetchFailed saying why and whether to retry."""
     deadline = _Deadline(timeout)
     try:
-        data = _get(url, timeout, deadline)
+        data = _get(urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **(headers or {})}),
+                    timeout, deadline, max_bytes, redirects)
     except FetchFailed:
         if not deadline.expired:
             raise
@@ -138,13 +150,14 @@ def fetch(url: str, timeout: float) -> bytes:
     return data
 
 
-def _get(url: str, timeout: float, deadline: _Deadline) -> bytes:
+def _get(request: urllib.request.Request, timeout: float, deadline: _Deadline, max_bytes: int,
+         redirects: bool) -> bytes:
     """fetch's request and error translation."""
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline), _RedirectHandler())
+    opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline),
+                                         _RedirectHandler(redirects))
     try:
         with opener.open(request, timeout=timeout) as response:
-            return _read_body(response)
+            return _read_body(response, max_bytes)
     except urllib.error.HTTPError as e:
         e.close()
         retry = e.code >= 500 or e.code == 429
@@ -160,15 +173,15 @@ def _get(url: str, timeout: float, deadline: _Deadline) -> bytes:
         raise FetchFailed(_os_reason(e), True) from None
 
 
-def _read_body(response: http.client.HTTPResponse) -> bytes:
+def _read_body(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
     """Read a whole body, refusing huge ones and detecting truncation."""
     length = (response.headers.get("Content-Length") or "").strip()
     expected = int(length) if length.isdigit() else None
-    if expected is not None and expected > MAX_BYTES:
+    if expected is not None and expected > max_bytes:
         raise FetchFailed(f"file too large ({expected} bytes)", False)
-    data = response.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise FetchFailed(f"file too large (over {MAX_BYTES} bytes)", False)
+    data = response.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FetchFailed(f"file too large (over {max_bytes} bytes)", False)
     if expected is not None and len(data) < expected:
         raise FetchFailed(f"truncated body (got {len(data)} of {expected} bytes)", True)
     return data

@@ -1,5 +1,5 @@
 """Label Studio, both ways: tasks with pre-annotations out (tasks.py), its exports back in as label files
-(data/label_studio.py, read by `read_labels`), and the service as its ML backend (backend.py).
+(data/label_studio.py, read by `read_labels`); the service as its ML backend is serving/label_studio.py.
 
 One project layout throughout: an `Image` named "image" and a multiple `Choices` named "style" with
 one `Choice` per label of the run; each task's data carries the run's label set (`fashionstyle_labels`),

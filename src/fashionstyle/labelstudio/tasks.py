@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -75,6 +76,27 @@ def config_path(tasks_file: str | Path) -> Path:
     return tasks_file.with_name(f"{tasks_file.stem}.label_config.xml")
 
 
+def is_own_config(path: str | Path) -> bool:
+    """Whether `path` is a labelling config exactly as fashionstyle writes it (for the labels it lists):
+    one nobody edited, which a new one may replace."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        names = [choice.get("value") for choice in ElementTree.fromstring(text).iter("Choice")]
+    except (OSError, ValueError, ElementTree.ParseError):  # unreadable, not UTF-8, not XML
+        return False
+    return None not in names and text == labelling_config(names)
+
+
+def check_config_out(tasks_file: str | Path, overwrite: bool = False) -> Path:
+    """The config's path beside `tasks_file`, refused when a file there is not one fashionstyle wrote
+    (a hand-edited config) unless `overwrite`."""
+    path = config_path(tasks_file)
+    if path.exists() and not overwrite and not is_own_config(path):
+        raise FashionStyleError(f"{path}: a labelling config fashionstyle did not write (or edited since) would "
+                                "be replaced; move it, choose another --tasks, or --overwrite")
+    return path
+
+
 def check_tasks_out(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix.lower() != ".json" or out.is_dir():
@@ -82,11 +104,14 @@ def check_tasks_out(out: str | Path) -> Path:
     return out
 
 
-def write_tasks(suggestion: Any, out: str | Path, document_root: str | Path, model_version: str = "fashionstyle") -> Path:
+def write_tasks(suggestion: Any, out: str | Path, document_root: str | Path, model_version: str = "fashionstyle",
+                overwrite: bool = False) -> Path:
     """`suggestion`'s photos (analysis.suggest.Suggestion) as Label Studio tasks in `out` (.json), and the
-    labelling config beside them; every URL is made before either file is written."""
+    labelling config beside them (a hand-edited one is refused unless `overwrite`); every URL is made
+    before either file is written."""
     out = check_tasks_out(out)
+    config = check_config_out(out, overwrite)
     tasks = make_tasks(suggestion.ids, suggestion.paths, suggestion.probs, suggestion.thresholds,
                        suggestion.label_names, document_root, model_version)
-    atomic.write_text(config_path(out), labelling_config(suggestion.label_names))
+    atomic.write_text(config, labelling_config(suggestion.label_names))
     return atomic.write_text(out, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")

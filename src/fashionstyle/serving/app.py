@@ -64,7 +64,7 @@ def create_app(run_dir: str | Path, runtime: str = "torch", label_info: str | Pa
     predictions = Predictions(predictor, run_name, limits, runtime)
     app = FastAPIOffline(title="fashionstyle", version=_version(), static_url=DOCS_STATIC, redoc_url=None,
                          description=f"Multi-label fashion style recognition, run `{run_name}`.")
-    app.state.predictor, app.state.limits = predictor, limits
+    app.state.predictor, app.state.limits, app.state.predictions = predictor, limits, predictions
     app.add_middleware(RequestBody, max_bytes=limits.max_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
 

@@ -2,6 +2,7 @@
 
     predictions = Predictions(predictor, run_name, limits, runtime)    # once, at start
     answer = predictions.answer(files, maps=False)                     # dict (200) or JSONResponse
+    answer = predictions.answer_data(names, data)                      # the same for bytes in memory
 
 Before anything is decoded, a request is refused (413) with more than `max_images` files or more
 than `max_request_pixels` in its readable images (read from their headers); a file over
@@ -51,15 +52,18 @@ class Predictions:
             raise HTTPException(413, f"too many images: {len(files)} (at most {self.limits.max_images} "
                                      "per request)")
         names = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
-        data = [f.file.read() for f in files]
+        return self.answer_data(names, [f.file.read() for f in files], explainer)
+
+    def answer_data(self, names: list[str], data: list[bytes], explainer: Any = None) -> dict | JSONResponse:
+        """The answer for images already in memory (uploads, or the Label Studio backend's task photos)."""
         total, refused = header_pixels(data, names, self.limits.max_pixels)
         if total > self.limits.max_request_pixels:
-            n = len(files) - len(refused)
+            n = len(names) - len(refused)
             raise HTTPException(413, f"images too large in all: {total:,} pixels in {n} {plural(n, 'image')} "
                                      f"(the limit is {self.limits.max_request_pixels:,} pixels per request); "
                                      "send fewer or smaller images")
         with self.slots:
-            todo = [i for i in range(len(files)) if i not in refused]
+            todo = [i for i in range(len(names)) if i not in refused]
             done = self.pool.submit(self._prepare_all, [data[i] for i in todo], [names[i] for i in todo],
                                     explainer).result()
             del data
