@@ -96,3 +96,28 @@ def test_export_refuses_to_write_into_the_run_or_over_the_export_it_quantises(tm
     (run / "onnx").mkdir()
     err = refused(["export", str(run), "--quantize", "int8", "--out", str(run / "onnx")], labels, capsys)
     assert "would overwrite the input fp32 export" in err
+
+
+def test_suggest_refuses_out_on_the_runs_label_file_or_its_inputs_even_with_resume_or_overwrite(
+        tmp_path: Path, capsys) -> None:
+    labels = make_image_set(tmp_path / "data", n=4)
+    run = minimal_run(tmp_path / "run")
+    (run / "config.yaml").write_text(f"labels: {labels}\n")  # the label file the run trained on
+    photos = str(labels.parent / "img")
+    for flag in ([], ["--resume"], ["--overwrite"]):
+        err = refused(["suggest", str(run), "--images", photos, "--out", str(labels), *flag], labels, capsys)
+        assert f"{labels}: would overwrite the input run's label file {labels}; choose another --out" in err
+    listed = tmp_path / "catalogue.csv"
+    listed.write_text("image\n" + "".join(f"{p}\n" for p in sorted((labels.parent / "img").iterdir())))
+    err = refused(["suggest", str(run), "--images", str(listed), "--out", str(listed), "--overwrite"], listed, capsys)
+    assert f"would overwrite the input --images {listed}; choose another --out" in err
+    more = tmp_path / "more.csv"
+    more.write_text("image,Red\nx.jpg,1\n")
+    err = refused(["suggest", str(run), "--images", photos, "--labelled", str(more), "--out", str(more),
+                   "--resume"], more, capsys)
+    assert "would overwrite the input --labelled" in err
+    config = tmp_path / "to_label.label_config.xml"  # the tasks' config is an output too
+    config.symlink_to(more)
+    err = refused(["suggest", str(run), "--images", photos, "--labelled", str(more), "--out", str(tmp_path / "o.csv"),
+                   "--tasks", str(tmp_path / "to_label.json"), "--overwrite"], more, capsys)
+    assert f"{config}: would overwrite the input --labelled {more}; choose another --tasks" in err

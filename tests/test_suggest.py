@@ -128,11 +128,13 @@ def test_a_filled_in_skeleton_trains_and_an_unfilled_one_is_refused_naming_the_l
 
 def test_random_is_seeded_and_a_bad_out_is_refused_before_anything_is_read(shared_run, tmp_path):
     catalogue = _catalogue(tmp_path / "catalogue")
+    mine = tmp_path / "mine.csv"
+    mine.write_text("image,Red,Striped,Dotted\na.jpg,1,0,0\n")
     picks = []
     for k in (1, 2):
         out = tmp_path / f"r{k}.csv"
         with pytest.raises(FashionStyleError, match="exists .perhaps filled in already"):
-            _suggest(str(shared_run.run), "--images", str(catalogue), "--out", str(shared_run.labels))
+            _suggest(str(shared_run.run), "--images", str(catalogue), "--out", str(mine))
         assert _suggest(str(shared_run.run), "--images", str(catalogue), "--n", "4", "--strategy", "random",
                         "--out", str(out), "--quiet") == 0
         picks.append([r["image"] for r in _rows(out)])
@@ -190,3 +192,92 @@ def test_the_runs_own_labels_count_as_labelled_read_from_its_image_dir_and_throu
     assert labelled_images(RunDir(gone), [more]) == {path_key(photos / "c.jpg")}
     said = capsys.readouterr().err
     assert "moved.csv, not found from here: its photos may be chosen again; pass it as --labelled FILE" in said
+
+
+def _refused(argv: list[str], kept: Path, capsys) -> str:
+    """`fashionstyle suggest ...` exits 2 with one line, `kept` byte-identical."""
+    from fashionstyle.cli import main
+
+    before = kept.read_bytes()
+    assert main(["suggest", *argv]) == 2
+    err = capsys.readouterr().err
+    assert kept.read_bytes() == before and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_resume_replaces_only_its_own_unfilled_skeleton(shared_run, tmp_path, capsys):
+    from fashionstyle.cli import main
+
+    catalogue = str(_catalogue(tmp_path / "catalogue"))
+    out = tmp_path / "to_label.csv"
+    argv = [str(shared_run.run), "--images", catalogue, "--n", "3", "--strategy", "margin", "--out", str(out),
+            "--quiet"]
+    assert main(["suggest", *argv]) == 0
+    assert main(["suggest", *argv, "--resume"]) == 0  # its own skeleton, nothing filled in: replaced
+    rows = _rows(out)
+    rows[0]["Red"] = "1"  # the labeller started
+    with out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    err = _refused([*argv, "--resume"], out, capsys)
+    assert f"{out}: exists and is not an unfilled skeleton suggest wrote (perhaps filled in already)" in err
+    assert "or --overwrite" in err
+    mine = tmp_path / "mine.csv"  # a label file of the user's: no hint, no score
+    mine.write_text("image,Red,Striped,Dotted\na.jpg,,,\n")
+    assert "is not an unfilled skeleton" in _refused([*argv[:-2], str(mine), "--resume"], mine, capsys)
+
+
+def test_a_hand_edited_label_config_is_kept_unless_overwrite(shared_run, tmp_path, capsys):
+    from fashionstyle.cli import main
+    from fashionstyle.labelstudio.tasks import config_path, is_own_config, labelling_config
+
+    catalogue = _catalogue(tmp_path / "catalogue")
+    tasks, out = tmp_path / "to_label.json", tmp_path / "to_label.csv"
+    argv = [str(shared_run.run), "--images", str(catalogue), "--n", "3", "--strategy", "random", "--out", str(out),
+            "--tasks", str(tasks), "--quiet"]
+    assert main(["suggest", *argv]) == 0
+    config = config_path(tasks)
+    assert is_own_config(config) and not is_own_config(tasks)
+    assert main(["suggest", *argv, "--resume"]) == 0  # its own tasks and config, unchanged: replaced
+    config.write_text(config.read_text().replace("<View>", "<View>\n  <Header value=\"Mine\"/>"))
+    for again in ([], ["--resume"]):
+        if not again:
+            out.unlink()
+            tasks.unlink()
+        err = _refused([*argv, *again], config, capsys)
+        assert f"{config}: a labelling config fashionstyle did not write (or edited since)" in err
+    assert not out.exists() and not tasks.exists()
+    assert main(["suggest", *argv, "--overwrite"]) == 0
+    assert config.read_text() == labelling_config(list(LABELS))
+
+
+@pytest.mark.parametrize("strategy", ["uncertainty", "random"])
+def test_a_catalogue_of_no_readable_photo_exits_2_and_writes_nothing(shared_run, tmp_path, capsys, strategy):
+    from fashionstyle.cli import main
+
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    for i in range(4):
+        (catalogue / f"bad{i}.jpg").write_bytes(b"not a photo")
+    out = tmp_path / "to_label.csv"
+    assert main(["suggest", str(shared_run.run), "--images", str(catalogue), "--n", "2", "--strategy", strategy,
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "not one photo could be read" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["catalogue"]  # no skeleton, no parts
+
+
+@pytest.mark.parametrize("strategy", ["uncertainty", "margin", "random"])
+def test_identical_photos_are_suggested_once_and_a_linked_labelled_photo_never(shared_run, tmp_path, capsys,
+                                                                                 strategy):
+    catalogue = tmp_path / "catalogue"
+    catalogue.mkdir()
+    for i in range(20):
+        shutil.copy(shared_run.images[-1], catalogue / f"same{i:02d}.jpg")  # one photo, 20 names
+    (catalogue / "link.jpg").symlink_to(shared_run.images[0])  # a labelled photo through a link
+    out = tmp_path / "to_label.csv"
+    assert _suggest(str(shared_run.run), "--images", str(catalogue), "--n", "5", "--strategy", strategy,
+                    "--out", str(out), "--quiet") == 0
+    assert [r["image"] for r in _rows(out)] == ["catalogue/same00.jpg"]
+    assert "1 already labelled" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """Which catalogue photos are labelled already, so that `suggest` never asks for them again.
 
     keys = labelled_images(run, ["more_labels.csv"])    # path_key of every labelled image
-    path_key("catalogue/0001.jpg") in keys
+    path_key("catalogue/0001.jpg") in keys          # the same file by any name: links resolved
+    content_key("a.jpg") == content_key("b.jpg")    # two files with the same bytes
 
 The run's own label files count: its config's `labels`, read with its `images` folder as training
 read it, or for a fused run those of the runs it fused (fusion.json). A file no longer found from
@@ -9,6 +10,7 @@ here is said in one line on stderr, since its photos may then be chosen again.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -20,8 +22,22 @@ from fashionstyle.data.labels import TrainedOn, read_labels, trained_on
 
 
 def path_key(path: str | Path) -> str:
-    """How an image is recognised as already labelled: its absolute, normalised path."""
-    return os.path.normcase(os.path.abspath(os.fspath(path)))
+    """How an image is recognised as already labelled: its absolute, normalised path, symbolic links
+    resolved (a photo reached through a link is the photo it points to)."""
+    return os.path.normcase(os.path.realpath(os.fspath(path)))
+
+
+def content_key(path: str | Path) -> str:
+    """How identical photos are recognised whatever their names: the SHA-256 of their bytes (a file that
+    cannot be read is only itself)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return f"unreadable:{path_key(path)}"
+    return digest.hexdigest()
 
 
 def learnt_from(run: RunDir) -> list[TrainedOn]:

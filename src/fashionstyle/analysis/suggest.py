@@ -6,23 +6,28 @@
 Two passes. (1) Every catalogue photo not already in a label file is predicted as `predict` predicts
 (streaming.StreamJob: chunks, resumable parts beside the output, several ranks) and scored
 (acquisition.py); only the best `pool_factor x n` are kept (CandidatePool), so memory does not grow
-with the catalogue. (2) For `uncertainty`, the pool's pooled backbone features are computed and
-`weighted_k_center` picks n of them that are uncertain and unlike each other.
+with the catalogue, and identical files (the same bytes) enter it once. (2) For `uncertainty`, the pool's
+pooled backbone features are computed and `weighted_k_center` picks n of them that are uncertain and
+unlike each other. check_outputs refuses, before anything is read, an --out that is an input or a
+file suggest may not replace.
 """
 from __future__ import annotations
 
+import csv
 import itertools
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from fashionstyle.analysis import acquisition
-from fashionstyle.analysis.already_labelled import labelled_images, path_key
+from fashionstyle.analysis.already_labelled import content_key, labelled_images, learnt_from, path_key
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.overwrite import Paths, refuse_overwriting_inputs, run_inputs
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.data.image_source import ImageSource
@@ -116,6 +121,45 @@ def check_out(out: str | Path) -> Path:
     return out
 
 
+def check_outputs(run: RunDir, out: str | Path, tasks: str | Path | None, inputs: Mapping[str, Paths],
+                  overwrite: bool = False, resume: bool = False, config: str | Path | None = None) -> None:
+    """Refuse, before anything is read or written, an output that is an input (`inputs`, the run's files
+    or the label file it trained on; even with `overwrite`) or an existing file suggest may not replace:
+    without `overwrite`, none, except on `resume` its own unfilled skeleton and tasks. `config`: the
+    labelling config written beside `tasks` (labelstudio.tasks.check_config_out checks its own rule)."""
+    own = {"run's label file": [f.labels for f in learnt_from(run)], "run": run_inputs(run)}
+    refuse_overwriting_inputs({"--out": out, "--tasks": [tasks, config]}, {**inputs, **own})
+    if overwrite:
+        return
+    for path in (Path(out), Path(tasks) if tasks else None):
+        if path is not None and path.exists() and not (resume and _is_own_output(path, run.label_names())):
+            mine = " and is not an unfilled skeleton suggest wrote" if resume else ""
+            raise FashionStyleError(f"{path}: exists{mine} (perhaps filled in already); choose another name, "
+                                    "or --overwrite")
+
+
+def _is_own_output(path: Path, label_names: Sequence[str]) -> bool:
+    """Whether `path` is what suggest writes and nobody changed since: a skeleton of these labels with every
+    label cell empty, or Label Studio tasks carrying fashionstyle's predictions."""
+    try:
+        if path.suffix.lower() == ".json":
+            tasks = json.loads(path.read_text(encoding="utf-8"))
+            return isinstance(tasks, list) and all(_is_own_task(t) for t in tasks)
+        with path.open(encoding="utf-8", newline="") as f:
+            header, *rows = list(csv.reader(f))
+    except (OSError, ValueError):  # unreadable, not UTF-8, not JSON, empty
+        return False
+    labels = len(label_names)
+    return header == ["image", *label_names, *SKELETON_EXTRAS] and all(
+        len(r) == len(header) and not any(r[1:1 + labels]) for r in rows)
+
+
+def _is_own_task(task: Any) -> bool:
+    predictions = task.get("predictions") if isinstance(task, dict) else None
+    return isinstance(predictions, list) and len(predictions) == 1 and isinstance(predictions[0], dict) \
+        and str(predictions[0].get("model_version", "")).startswith("fashionstyle")
+
+
 def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out: str | Path,
             predict: PredictSettings = PredictSettings(), loader: LoaderSettings | None = None,
             label_files: Sequence[str | Path] = (), resume: bool = False,
@@ -128,7 +172,9 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
         raise FashionStyleError(f"{catalogue.path}: every one of its {len(catalogue)} photos is already labelled")
     loader, contents = loader or LoaderSettings(), run.contents()
     if settings.strategy == "random":  # the control needs no model to choose: only the chosen are predicted
-        return _random(contents, catalogue, source, settings, predict, loader) if not is_secondary_process() else None
+        if is_secondary_process():
+            return None
+        return _readable(_random(contents, catalogue, source, settings, predict, loader), catalogue, out)
     job = stream_job(contents, source, check_out(out), "npz", predict, loader)
     if not is_secondary_process():
         ensure_export(contents, predict.runtime, predict.tta)
@@ -142,8 +188,18 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
     chosen = _choose(contents, pool, settings, predict, loader)
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": pool.unreadable, "scored": pool.seen - pool.unreadable}
-    return Suggestion(job.label_names, job.thresholds, [pool.ids[i] for i in chosen],
-                      [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts)
+    return _readable(Suggestion(job.label_names, job.thresholds, [pool.ids[i] for i in chosen],
+                                [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts),
+                     catalogue, out)
+
+
+def _readable(result: Suggestion, catalogue: ImageSource, out: str | Path) -> Suggestion:
+    """`result`, refused when not one photo it looked at could be read (a skeleton of no photo is no use)."""
+    if len(result.ids) and not np.isnan(result.probs).any(axis=1).all():
+        return result
+    hint = " (a list's relative paths are read from --image-dir)" if catalogue.is_list() else ""
+    raise FashionStyleError(f"{catalogue.path}: not one photo could be read ({result.counts['unreadable']} tried); "
+                            f"nothing written to {out}{hint}")
 
 
 def _random(contents: RunContents, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
@@ -162,8 +218,26 @@ def _random(contents: RunContents, catalogue: ImageSource, source: UnlabelledSou
                       probs, counts)
 
 
+@dataclass
 class _Pool(acquisition.CandidatePool):
+    """A CandidatePool holding one of identical photos (the same bytes under several names): the first met."""
+
     unreadable: int = 0
+    digests: dict[str, str] = field(default_factory=dict)  # path -> content_key, of the pool's photos
+
+    def add(self, ids: Sequence[str], paths: Sequence[str], scores: np.ndarray, probs: np.ndarray) -> None:
+        """As CandidatePool.add; a photo that would enter with the bytes of one in the pool is left out
+        (only those that would enter are hashed, so the cost stays that of the pool)."""
+        scores = np.array(scores, np.float64)
+        floor = self.scores[-1] if len(self) >= self.capacity else -np.inf
+        held = {self.digests[p] for p in self.paths}
+        for k, path in enumerate(map(str, paths)):
+            if np.isfinite(scores[k]) and scores[k] > floor:
+                digest = self.digests[path] = self.digests.get(path) or content_key(path)
+                scores[k] = -np.inf if digest in held else scores[k]  # a score of -inf is left out
+                held.add(digest)
+        super().add(ids, paths, scores, probs)
+        self.digests = {p: self.digests[p] for p in self.paths}
 
 
 def _score_parts(run: RunDir, job: StreamJob, settings: SuggestSettings) -> _Pool:
@@ -226,11 +300,11 @@ class _NoMembers:
 def skeleton_rows(result: Suggestion, out: Path) -> list[list[str]]:
     """The skeleton's header and rows: image (relative to the file's folder where it lies under it),
     the run's labels left empty, the model's hint and the score."""
-    base = path_key(out.parent)
+    base = os.path.abspath(out.parent)
     header = ["image", *result.label_names, *SKELETON_EXTRAS]
     rows = []
     for path, hint, score in zip(result.paths, result.hints(), result.scores):
-        key = path_key(path)
+        key = os.path.abspath(path)
         image = os.path.relpath(key, base) if key.startswith(base + os.sep) else key
         rows.append([image, *[""] * len(result.label_names), hint, f"{score:.6f}"])
     return [header, *rows]

@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the label file to fill in (.csv): image, the run's labels left "
                                                 "empty, the model's guess as a hint, the score")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing --out (and --tasks): it may be a label file someone filled in")
+                   help="replace an existing --out (and --tasks, and its labelling config): it may be a label "
+                        "file someone filled in (never an input: the run's label file, --images, --labelled)")
     p.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
                    help="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()) + f" (default: {DEFAULT_STRATEGY})")
     p.add_argument("--pool-factor", type=int_in(1), default=4,
@@ -49,7 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_tta_arg(p)
     add_loader_args(p)
     p.add_argument("--chunk-size", type=int_in(1), default=10_000, help="images per part file (default: 10000)")
-    p.add_argument("--resume", action="store_true", help="continue a killed suggest after its last complete chunk")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed suggest after its last complete chunk (an existing --out is replaced "
+                        "only if it is suggest's own skeleton with no label filled in)")
     g = p.add_argument_group("many devices or nodes (as predict; the ranks start as DDP's)")
     g.add_argument("--accelerator", default="auto", choices=ACCELERATORS, help="default: auto")
     g.add_argument("--devices", type=int_in(1), default=1, help="processes per node, one device each (default: 1)")
@@ -60,21 +63,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fashionstyle.core.errors import FashionStyleError
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.image_source import ImageSource
     from fashionstyle.inference.jobs import Placement
-    from fashionstyle.analysis.suggest import SuggestSettings, check_out, suggest, write_skeleton
-    from fashionstyle.labelstudio.tasks import check_tasks_out, write_tasks
+    from fashionstyle.analysis.suggest import SuggestSettings, check_out, check_outputs, suggest, write_skeleton
+    from fashionstyle.labelstudio.tasks import check_config_out, check_tasks_out, config_path, write_tasks
 
     run_dir = RunDir.open(args.run)
     check_out(args.out)
     if args.tasks:
         check_tasks_out(args.tasks)
-    taken = [f for f in (args.out, args.tasks) if f and Path(f).exists()]
-    if taken and not args.overwrite and not args.resume:
-        raise FashionStyleError(f"{taken[0]}: exists (perhaps filled in already); choose another name, "
-                                "or --overwrite")
+    check_outputs(run_dir, args.out, args.tasks, {"--images": args.images, "--image-dir": args.image_dir,
+                                                  "--labelled": args.labelled}, args.overwrite, args.resume,
+                  config_path(args.tasks) if args.tasks else None)
+    if args.tasks:
+        check_config_out(args.tasks, args.overwrite)
     settings = SuggestSettings(args.n, args.strategy, args.pool_factor, args.rare_power, args.seed).check()
     source = ImageSource.open(args.images, args.image_dir, args.recursive)
     result = suggest(run_dir, source, settings, args.out, predict_settings(args), loader_settings(args),
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         return 0  # another rank: rank 0 writes
     root = args.label_studio_root or (source.path if source.path.is_dir() else source.image_dir)
     if args.tasks:  # the tasks first: a photo outside the document root is refused before any file is written
-        write_tasks(result, args.tasks, root, f"fashionstyle:{Path(run_dir.path).resolve().name}")
+        write_tasks(result, args.tasks, root, f"fashionstyle:{Path(run_dir.path).resolve().name}", args.overwrite)
     write_skeleton(result, args.out)
     counts = result.counts
     print(f"{len(result.ids)} of {counts['scored']} unlabelled photos chosen ({args.strategy}; "

@@ -17,6 +17,9 @@
 """
 from __future__ import annotations
 
+import glob
+import os
+import secrets
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,30 +40,86 @@ HUB_FILES = ("config.json", "model.safetensors", "backbone.safetensors", "README
 def export_hub(run: RunDir, out: str | Path, license: str | None = None) -> Path:
     """Write the hub folder of a single-model run into `out`: a new or empty folder, or a hub folder
     written before (never a folder of other files: a user's README.md or config.json stay theirs).
-    config.json is written last, so a folder with it is complete. `license` (an SPDX id) goes into the
-    card's metadata (default: the pretrained weights' own, from timm)."""
+    The folder is written whole beside `out` (.OUT.partial-XXXX) and only then swapped in, so a failed
+    export (a full disk) leaves the previous one as it was. `license` (an SPDX id) goes into the card's
+    metadata (default: the pretrained weights' own, from timm)."""
     members = run.members()
     if len(members) != 1 or members[0].model != run / "model.pt":
         raise FashionStyleError(f"{run.path}: a hub folder holds one model, and this run has {len(members)} "
                                 "member files; export each member run on its own")
     out = Path(out)
     refuse_foreign_folder(out)
+    target = Path(os.path.realpath(out))  # a symbolic link to a folder is written through
+    _remove_leftovers(target)
+    partial = _new_sibling(target)
+    try:
+        _write_hub(run, partial, out.name, license)
+        _swap_in(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def _write_hub(run: RunDir, folder: Path, name: str, license: str | None) -> None:
+    """Every file of the hub folder into the new `folder` (the card written for the name `name`)."""
     from fashionstyle.model.network import load_model
 
     model, record = load_model(run / "model.pt")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").unlink(missing_ok=True)
-    atomic.write_atomic(out / "model.safetensors", lambda f: f.write(_safetensors_bytes(state)))
+    atomic.write_atomic(folder / "model.safetensors", lambda f: f.write(_safetensors_bytes(state)))
     backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    atomic.write_atomic(out / "backbone.safetensors", lambda f: f.write(_safetensors_bytes(backbone)))
-    for name in EXTRA_FILES:
-        (out / name).unlink(missing_ok=True)
-        if (run / name).is_file():
-            shutil.copyfile(run / name, out / name)
-    atomic.write_text(out / "README.md", hub_card(run, out, record, license))
-    atomic.write_json(out / "config.json", hub_config(run, record))
-    return out
+    atomic.write_atomic(folder / "backbone.safetensors", lambda f: f.write(_safetensors_bytes(backbone)))
+    for extra in EXTRA_FILES:
+        if (run / extra).is_file():
+            shutil.copyfile(run / extra, folder / extra)
+    atomic.write_text(folder / "README.md", hub_card(run, name, record, license))
+    atomic.write_json(folder / "config.json", hub_config(run, record))
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    """.NAME.KIND-XXXX beside `target` (the same file system: a rename moves it, never copies)."""
+    return target.with_name(f".{target.name}.{kind}-{secrets.token_hex(4)}")
+
+
+def _new_sibling(target: Path) -> Path:
+    """A new, empty folder .NAME.partial-XXXX beside `target`, to write the export into."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        folder = _sibling(target, "partial")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put the whole folder `new` at `target`: the old one renamed aside, the new renamed in, the old removed
+    (a failed rename puts the old one back)."""
+    if not target.exists():
+        os.rename(new, target)
+        return
+    old = _sibling(target, "old")
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Clear what an export to `target` killed half-way left beside it: a half-written .NAME.partial-*
+    is removed; the earlier export set aside (.NAME.old-*) is put back where `target` is missing."""
+    for kind in ("old", "partial"):
+        for folder in target.parent.glob(f".{glob.escape(target.name)}.{kind}-*"):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            if kind == "old" and not target.exists() and is_hub_folder(folder):
+                os.rename(folder, target)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def refuse_foreign_folder(out: Path) -> None:
