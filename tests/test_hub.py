@@ -217,3 +217,69 @@ def test_a_missing_run_under_an_existing_folder_is_not_looked_up_on_the_hub(tmp_
     monkeypatch.setattr(hub_resolve, "download", lambda repo: pytest.fail(f"looked up {repo} on the Hub"))
     with pytest.raises(FashionStyleError, match="runs/typo: run directory not found"):
         RunDir.open("runs/typo")
+
+
+# -- a failed export (a full disk) -----------------------------------------------------------------
+def test_an_export_that_fills_the_disk_keeps_the_previous_one_and_a_retry_succeeds(shared_run, tmp_path, capsys,
+                                                                                  monkeypatch) -> None:
+    import errno
+
+    from fashionstyle.core import atomic
+
+    write_atomic, written = atomic.write_atomic, []
+
+    def full_disk(path, write):  # the disk fills up on the second file of an export
+        written.append(path)
+        if len(written) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_atomic(path, write)
+
+    out, first = tmp_path / "hub" / "mine", tmp_path / "hub" / "first"
+    export_hub(RunDir.open(shared_run.run), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    monkeypatch.setattr(atomic, "write_atomic", full_disk)
+    for folder in (out, first):  # over an earlier export, and a first one
+        written.clear()
+        assert main(["export", str(shared_run.run), "--format", "hub", "--out", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert f"{folder}: no space left on device" in err and len(err.strip().splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mine"]  # nothing half-written left beside it
+    assert fashionstyle.load(out).label_names == list(LABELS)
+    monkeypatch.setattr(atomic, "write_atomic", write_atomic)  # space freed: the retries succeed
+    for folder in (out, first):
+        assert main(["export", str(shared_run.run), "--format", "hub", "--out", str(folder)]) == 0
+        assert fashionstyle.load(folder).label_names == list(LABELS)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["first", "mine"]
+
+
+def test_an_export_killed_mid_swap_is_put_back_and_replaced_on_retry(hub_folder, shared_run, tmp_path) -> None:
+    out = tmp_path / "mine"
+    shutil.copytree(hub_folder, tmp_path / ".mine.old-dead")  # killed between the two renames
+    (tmp_path / ".mine.partial-dead").mkdir()  # and a half-written folder
+    (tmp_path / ".mine.partial-dead" / "model.safetensors").write_bytes(b"half")
+    export_hub(RunDir.open(shared_run.run), out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    assert fashionstyle.load(out).label_names == list(LABELS)
+
+
+def test_tune_refuses_a_hub_models_cached_run_and_tunes_a_copy(hub_folder, tmp_path, monkeypatch, capsys) -> None:
+    from huggingface_hub import constants
+
+    from conftest import fingerprint
+    from fashionstyle.inference.hub_resolve import cache_root, is_hub_cache_entry
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache(hub_folder, tmp_path / "hf")))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    cached = RunDir.open("user/mine").path
+    assert is_hub_cache_entry(cached) and not is_hub_cache_entry(hub_folder)
+    for source in ("user/mine", str(hub_folder), str(cached)):  # an id, a hub folder, the cached run itself
+        opened = RunDir.open(source).path
+        before = fingerprint(cache_root())
+        assert main(["tune", source, "--beta", "1"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "copy that folder" in err and str(opened) in err, err
+        assert fingerprint(cache_root()) == before
+    copy = shutil.copytree(cached, tmp_path / "runs" / "mine")
+    assert main(["tune", str(copy), "--beta", "1"]) == 0
+    assert fashionstyle.load("user/mine").thresholds == fashionstyle.load(hub_folder).thresholds

@@ -298,3 +298,69 @@ def test_the_file_a_run_trained_on_is_read_from_the_runs_image_dir_and_any_other
     assert read_run_labels(RunDir(run), tmp_path / "copy.csv").images[0] == tmp_path / "img" / "a.jpg"
     given = read_run_labels(RunDir(run), labels, images=tmp_path / "elsewhere")
     assert given.images[0] == tmp_path / "elsewhere" / "img" / "a.jpg"
+
+
+# -- issue 40: one check of every label set -------------------------------------------------------
+RESERVED_MESSAGE = r"a label may not be called '{}'.*reserved names.*error.*hint.*labels.*suggest_score.*tags"
+
+
+@pytest.mark.parametrize(("name", "content", "label_names", "match"), [
+    ("c.csv", "image,Red,error\na.jpg,1,0\n", None, RESERVED_MESSAGE.format("error")),
+    ("c.csv", "image,Labels,Red\na.jpg,1,0\n", None, RESERVED_MESSAGE.format("Labels")),
+    ("c.csv", "image,Red,hint\na.jpg,1,0\n", None, RESERVED_MESSAGE.format("hint")),  # suggest's only beside its score
+    ("c.csv", "image,Red,suggest_score\na.jpg,1,0\n", None, RESERVED_MESSAGE.format("suggest_score")),
+    ("t.csv", "image,tags\na.jpg,Red suggest_score\n", None, RESERVED_MESSAGE.format("suggest_score")),
+    ("t.csv", "image,tags\na.jpg,Red Id\n", None, RESERVED_MESSAGE.format("Id")),
+    ("j.txt", "1,http://x/1.jpg,1,0\n", ["Red", "url"], RESERVED_MESSAGE.format("url")),
+    ("c.csv", "image,Red,Blue;Green\na.jpg,1,0\n", None, r"label 'Blue;Green' holds ';', which separates labels"),
+    ("t.csv", "image,tags\na.jpg,Red Blue;Green\n", None, r"label 'Blue;Green' holds ';'"),
+])
+def test_a_label_set_with_a_reserved_name_or_a_separator_is_refused_in_one_line(
+        tmp_path: Path, name: str, content: str, label_names, match: str) -> None:
+    (tmp_path / name).write_text(content)
+    with pytest.raises(FashionStyleError, match=match) as refused:
+        read_labels(tmp_path / name, label_names=label_names)
+    assert str(tmp_path / name) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_suggests_hint_and_score_columns_together_are_read_as_suggests(tmp_path: Path) -> None:
+    (tmp_path / "to_label.csv").write_text("image,Red,Blue,hint,suggest_score\na.jpg,1,0,Red 0.91,0.5\n")
+    table = read_labels(tmp_path / "to_label.csv")
+    assert table.label_names == ["Red", "Blue"] and table.targets.tolist() == [[1, 0]]
+
+
+def test_repeated_label_names_are_named_in_one_line_among_many(tmp_path: Path) -> None:
+    from fashionstyle.data.label_names import check_label_set
+
+    names = [f"style{k}" for k in range(50_000)]
+    check_label_set(names, "many.csv")  # distinct: passes (sets and a Counter, not a scan per name)
+    with pytest.raises(FashionStyleError, match=r"many.csv: labels 'style7', 'Style7' repeat a name") as refused:
+        check_label_set([*names, "Style7"], "many.csv")
+    assert "style8" not in str(refused.value)
+    (tmp_path / "t.csv").write_text("image,tags\na.jpg,Red\n")
+    with pytest.raises(FashionStyleError, match=r"t.csv: labels 'Red', 'red' repeat a name"):
+        read_labels(tmp_path / "t.csv", label_names=["Red", "red"])
+    with pytest.raises(FashionStyleError, match=r"labels 'Sport', '运动' repeat a name"):
+        check_label_set(["Sport", "运动"])
+
+
+def test_a_tags_file_with_many_labels_matches_each_tag_by_lookup(tmp_path: Path) -> None:
+    names = [f"style{k}" for k in range(2000)]
+    rows = "".join(f"{k}.jpg,{names[k]} {names[-1 - k].upper()}\n" for k in range(1000))
+    (tmp_path / "t.csv").write_text("image,tags\n" + rows)
+    table = read_labels(tmp_path / "t.csv", label_names=names)
+    assert table.targets.sum() == 2000 and table.targets[3, 3] == 1 and table.targets[3, 1996] == 1
+
+
+def test_train_refuses_a_reserved_label_before_writing_anything(tmp_path: Path, capsys) -> None:
+    from conftest import fingerprint, make_image_set
+    from fashionstyle.cli import main
+
+    labels = make_image_set(tmp_path / "data", n=8)
+    lines = labels.read_text().splitlines()
+    labels.write_text("\n".join([lines[0].replace("Dotted", "error"), *lines[1:]]) + "\n")
+    before = fingerprint(tmp_path)
+    assert main(["train", "--labels", str(labels), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a label may not be called 'error'" in err and str(labels) in err, err
+    assert fingerprint(tmp_path) == before and not (tmp_path / "run").exists()

@@ -103,6 +103,8 @@ def test_mlflow_store_reads_back_settings_metrics_folder_model_and_figures(track
     records = model.predict(pd.DataFrame({"image": images}))
     assert [r["image"] for r in records] == images and list(records[0]) == ["image", "labels", "scores", "error"]
     assert list(records[0]["scores"]) == list(LABELS) and records[2]["error"] and not records[2]["scores"]
+    as_dict = model.predict({"image": images})  # what MLflow passes for a JSON object: one record per image
+    assert [r["image"] for r in as_dict] == images and as_dict[0]["scores"] == records[0]["scores"]
 
 
 @pytest.mark.slow
@@ -289,3 +291,42 @@ def test_the_mlflow_ui_server_shows_the_run_its_model_figures_and_final_scores(t
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+class _FakePredictor:
+    """What RunModel.predict uses of a Predictor: two labels, an image named `bad.jpg` unreadable."""
+
+    label_names = ["Red", "Blue"]
+
+    class tuner:  # noqa: N801
+        @staticmethod
+        def predict(probs):
+            return probs > 0.5
+
+    @staticmethod
+    def predict_proba(images, on_bad="skip"):
+        import numpy as np
+
+        return np.array([[np.nan, np.nan] if str(i).endswith("bad.jpg") else [0.9, 0.1] for i in images])
+
+
+def test_the_pyfunc_model_gives_one_record_per_image_of_any_input_shape(tmp_path):
+    import pandas as pd
+
+    from fashionstyle.inference.mlflow_model import RunModel, image_paths
+
+    model = RunModel()
+    model.predictor = _FakePredictor()
+    images = ["a.jpg", "b.jpg", "bad.jpg"]
+    for given in ({"image": images}, pd.DataFrame({"image": images}), images, {"other": images},
+                  [{"image": i} for i in images]):
+        records = model.predict(None, given)
+        assert [r["image"] for r in records] == images, given
+        assert records[0]["labels"] == ["Red"] and records[2]["error"]
+    assert [r["image"] for r in model.predict(None, "a.jpg")] == ["a.jpg"]
+    assert image_paths({"image": "a.jpg"}) == ["a.jpg"] and image_paths(tmp_path / "a.jpg") == [str(tmp_path / "a.jpg")]
+    assert model.predict(None, {"image": []}) == []
+    for bad, match in (({}, "has no column"), ([1, 2], "holds int '1' at 0, not an image path"),
+                       ({"image": 3}, "the model's input is int '3'")):
+        with pytest.raises(FashionStyleError, match=match):
+            image_paths(bad)

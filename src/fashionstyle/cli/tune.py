@@ -29,8 +29,13 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import tune_run
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.labels import read_run_labels
+    from fashionstyle.inference.hub_resolve import is_hub_cache_entry
 
     run_dir = RunDir.open(args.run)
+    if is_hub_cache_entry(run_dir.path):  # new thresholds there would be what the id or folder loads from then on
+        raise FashionStyleError(f"{args.run}: a hub model, opened from its cached run {run_dir.path}, which keeps the "
+                                f"thresholds its config.json says; copy that folder (cp -r {run_dir.path} "
+                                "runs/mine) and tune the copy")
     if args.labels and args.tta in (None, run_dir.tta()):
         raise FashionStyleError(f"--labels {args.labels} is read only to find the validation images that --tta "
                                 f"predicts again (the run's TTA is {run_dir.tta()}); without it tune re-tunes on "

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_names import JD_STYLES, all_jd_styles, canonical_label, unknown_label_message
+from fashionstyle.data.label_names import (
+    JD_STYLES, LabelLookup, all_jd_styles, canonical_label, reserved_name_message, unknown_label_message,
+)
 from fashionstyle.data.label_rows import (
-    META_COLUMNS, LabelRow, RowReader, first_row, image_column, iter_csv_rows, jd_image_name, name_stem,
-    parse_flags, split_value,
+    META_COLUMNS, SUGGEST_COLUMNS, LabelRow, RowReader, first_row, image_column, iter_csv_rows, jd_image_name,
+    name_stem, parse_flags, split_value,
 )
 
 NAME_IDS = "; ids come from the image file names: give every image its own name"
@@ -89,6 +91,7 @@ def open_label_csv(path: Path, image_dir: Path, label_names: Sequence[str] | Non
 def _columns(path: Path, header: list[str], line: int, label_names) -> tuple[dict[str, int], list[str], list[int]]:
     """Meta column positions, label names and label column positions of a label CSV."""
     _check_distinct(path, line, header)
+    _check_suggest_columns(path, line, header)
     meta = {h.lower(): i for i, h in enumerate(header) if h.lower() in META_COLUMNS}
     label_cols = [i for i, h in enumerate(header) if h.lower() not in META_COLUMNS]
     if not label_cols:
@@ -117,14 +120,24 @@ def _check_distinct(path: Path, line: int, header: list[str]) -> None:
         seen[key] = h
 
 
+def _check_suggest_columns(path: Path, line: int, header: list[str]) -> None:
+    """`hint` and `suggest_score` are read as suggest's (and skipped) only together, as suggest writes them:
+    one alone is a label with a reserved name, refused rather than dropped."""
+    lower = {h.lower() for h in header}
+    present = [c for c in SUGGEST_COLUMNS if c in lower]
+    if 0 < len(present) < len(SUGGEST_COLUMNS):
+        raise FashionStyleError(f"{path}:{line}: {reserved_name_message(present[0])} (a column of suggest's only "
+                                f"beside {', '.join(c for c in SUGGEST_COLUMNS if c not in present)})")
+
+
 def _pick_columns(path: Path, line: int, header: list[str], label_cols: list[int],
                   names: list[str]) -> list[int]:
     """The column of each of `names` (a subset of the header's labels; the other columns are left out)."""
-    by_name: dict[str, int] = {}
+    lookup, by_name = LabelLookup(names), {}
     for i in label_cols:  # no two columns share a name (_check_distinct)
-        name = canonical_label(header[i], names)
-        if name is not None:
-            by_name[name] = i
+        at = lookup.position(header[i])
+        if at is not None:
+            by_name[names[at]] = i
     missing = [n for n in names if n not in by_name]
     if missing:
         found = [header[i] for i in label_cols]
@@ -144,16 +157,17 @@ def open_tags(path: Path, image_dir: Path, label_names: Sequence[str] | None) ->
         raise FashionStyleError(f"{path}:{head_line}: no row has any tag, so there are no labels; "
                                 "tags are space-separated label names")
     has_split = len(header) > 2 and header[2].lower() == "split"
+    lookup = LabelLookup(names)
 
     def rows() -> Iterator[LabelRow]:
         for n, row in _body(path):
             _check_width(path, n, row, len(header))
             flags = bytearray(len(names))
             for tag in row[1].split():
-                name = canonical_label(tag, names)
-                if name is None:
+                at = lookup.position(tag)
+                if at is None:
                     raise FashionStyleError(f"{path}:{n}: {unknown_label_message(tag, names)}")
-                flags[names.index(name)] = 1
+                flags[at] = 1
             yield LabelRow(n, name_stem(row[0]), row[0], bytes(flags),
                            split_value(path, n, row[2]) if has_split else None)
 

@@ -20,7 +20,9 @@ from fashionstyle.core.errors import FashionStyleError
 
 SPLITS = ("train", "val", "test")
 IMAGE_COLUMNS = ("image", "path", "file", "filename")
-META_COLUMNS = frozenset({"id", "split", "url", *IMAGE_COLUMNS, "hint", "suggest_score"})  # the last two: suggest's
+SUGGEST_COLUMNS = ("hint", "suggest_score")  # what `suggest` writes beside the labels to fill in
+TAGS_COLUMN = "tags"  # a tags CSV's label names (image,tags)
+META_COLUMNS = frozenset({"id", "split", "url", *IMAGE_COLUMNS, *SUGGEST_COLUMNS})  # a label CSV's columns not labels
 _FLAG_VALUES = frozenset(("0", "1"))
 _FLAG_BYTES = bytes.maketrans(b"01", b"\x00\x01")
 
@@ -95,7 +97,7 @@ def _refuse_nul(path: Path, line: int, row: list[str]) -> None:
 def file_layout(header: Sequence[str]) -> str:
     """"tags" (image,tags[,split]), "csv" (a header with an image column) or "jd" (id,url[,flags]), from line 1."""
     lower = [h.strip().lower() for h in header]
-    if lower[:2] == ["image", "tags"]:
+    if lower[:2] == ["image", TAGS_COLUMN]:
         return "tags"
     if lower and (lower[0] in IMAGE_COLUMNS or "image" in lower):
         return "csv"

@@ -8,7 +8,8 @@ validation images; `read_run_labels`, a file read for a run (its label order, it
 Formats (label_formats.py, detected from the first line): JD txt, label CSV, tags CSV.
 Label names that are all JD styles (any case, Chinese names too) are those styles
 (tags: all 13; a header: the ones it names); any other name makes the file's own
-names, as written, the label set; `label_names` fixes it instead.
+names, as written, the label set; `label_names` fixes it instead. Either way the set
+passes label_names.check_label_set (no reserved name, no ";", each name once).
 Every malformed line raises FashionStyleError as `file:line: what is wrong`, and a repeated
 id (or image) is refused at its line, before the rest of the file is read.
 
@@ -27,7 +28,7 @@ from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.label_formats import open_jd, open_label_csv, open_tags
-from fashionstyle.data.label_names import JD_STYLES
+from fashionstyle.data.label_names import JD_STYLES, check_label_set
 from fashionstyle.data.label_studio import is_export, open_label_studio
 from fashionstyle.data.label_rows import (
     SPLITS, LabelRow, RepeatFinder, RowReader, file_layout, first_row, iter_csv_rows, parse_flags,
@@ -49,10 +50,12 @@ def label_layout(path: Path) -> str:
 
 def open_label_file(path: str | Path, images: str | Path | None = None,
                     label_names: Sequence[str] | None = None) -> RowReader:
-    """The RowReader of any supported label file (its header checked; no row read yet)."""
+    """The RowReader of any supported label file (its header and label set checked; no row read yet)."""
     path = Path(path)
     image_dir = Path(images) if images else path.parent
-    return READERS[label_layout(path)](path, image_dir, label_names)
+    reader = READERS[label_layout(path)](path, image_dir, label_names)
+    check_label_set(reader.label_names, path)  # every label file, every command: one check
+    return reader
 
 
 def label_rows(path: str | Path, images: str | Path | None = None,

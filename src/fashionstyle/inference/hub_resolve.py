@@ -79,6 +79,12 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fashionstyle" / "hub-runs"
 
 
+def is_hub_cache_entry(path: str | Path) -> bool:
+    """Whether `path` is (in) a run rebuilt from a hub folder or id, under cache_root(): a copy that must
+    keep what its config.json says, since the same folder or id opens it again."""
+    return Path(path).resolve().is_relative_to(cache_root().resolve())
+
+
 def cached_run(folder: Path) -> Path:
     """The run rebuilt from hub `folder`, made once per version of its files (checked first)."""
     key = hashlib.sha256(str(folder.resolve()).encode())
