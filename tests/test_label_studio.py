@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import LABELS, draw, fingerprint
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import read_labels
 from fashionstyle.labelstudio.tasks import config_path, labelling_config, make_tasks
@@ -83,14 +84,15 @@ def test_the_labelling_config_is_one_multiple_choices_of_the_runs_labels():
 def test_tasks_scores_rise_in_suggests_order_and_images_are_local_files_urls(tmp_path):
     paths = [str(tmp_path / "photos" / f"{n}.jpg") for n in ("b", "a", "c")]
     probs = np.array([[0.9, 0.1, 0.6], [0.2, 0.8, 0.1], [np.nan, np.nan, np.nan]])
-    tasks = make_tasks(["b", "a", "c"], paths, probs, np.array([0.5, 0.5, 0.5]), list(LABELS), tmp_path, "m")
+    tasks = make_tasks(["b", "a", "c"], paths, probs, OperatingPoint("f2", np.full(3, 0.5)), list(LABELS), tmp_path, "m")
     scores = [t["predictions"][0]["score"] for t in tasks]
     assert scores == sorted(scores) and len(set(scores)) == 3  # ascending sort = suggest's order
     assert tasks[0]["data"]["image"] == "/data/local-files/?d=photos/b.jpg"
     assert tasks[0]["predictions"][0]["result"][0]["value"]["choices"] == ["Red", "Dotted"]  # most probable first
     assert tasks[2]["predictions"][0]["result"] == []  # an unreadable photo: no guess
     with pytest.raises(FashionStyleError, match="not under the Label Studio document root"):
-        make_tasks(["b"], ["/elsewhere/b.jpg"], probs[:1], np.full(3, 0.5), list(LABELS), tmp_path, "m")
+        make_tasks(["b"], ["/elsewhere/b.jpg"], probs[:1], OperatingPoint("f2", np.full(3, 0.5)), list(LABELS), tmp_path,
+                   "m")
     assert config_path(tmp_path / "round1.json").name == "round1.label_config.xml"
 
 

@@ -189,7 +189,7 @@ def test_predict_answers_a_record_per_file_and_the_thresholds_once(client, train
     response = client.post("/predict", files=upload(paths))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert list(body) == ["run", "label_names", "thresholds", "predictions", "inference_ms"]
+    assert list(body) == ["run", "label_names", "operating_point", "thresholds", "predictions", "inference_ms"]
     assert body["run"] == run.name and body["label_names"] == list(LABELS)
     predictor = Predictor.from_run(run)
     assert list(body["thresholds"]) == list(LABELS)

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.prediction import Prediction, flat_columns, flat_values
+from fashionstyle.core.prediction import Prediction, flat_columns, flat_values, thresholds_by_label
 from fashionstyle.data.images import check_policy, list_images, open_rgb
 from fashionstyle.inference.hub import is_hub_folder
 from fashionstyle.inference.predictor import BasePredictor
@@ -50,15 +50,17 @@ def train(config: "TrainConfig", out: str | Path, resume: bool = False) -> "RunD
 
 
 def load(run: str | Path, runtime: str = "torch", device: str = "auto", tta: str | None = None,
-         on_bad: str = "skip") -> "StyleTagger":
+         on_bad: str = "skip", operating_point: str | None = None) -> "StyleTagger":
     """A `StyleTagger` for a run directory (plain, fused or cross-validated) or a hub folder
-    (`fashionstyle export RUN --format hub`); `on_bad` as StyleTagger's."""
+    (`fashionstyle export RUN --format hub`); `on_bad` as StyleTagger's; labels decided at
+    `operating_point` (None: the run's own thresholds)."""
     check_policy(on_bad)
     check_device(device, runtime)
     if runtime == "onnx-int8" and is_hub_folder(run):  # its calibration needs the run's validation images
         raise FashionStyleError(f"{run}: a hub folder loads with runtime 'torch' or 'onnx'; for int8, "
                                 "`fashionstyle export RUN --quantize int8` on the run it came from")
-    return StyleTagger(load_predictor(run, runtime, tta=tta, device=device), on_bad=on_bad)
+    return StyleTagger(load_predictor(run, runtime, tta=tta, device=device, operating_point=operating_point),
+                       on_bad=on_bad)
 
 
 class StyleTagger:
@@ -75,8 +77,8 @@ class StyleTagger:
         return list(self.predictor.label_names)
 
     @property
-    def thresholds(self) -> dict[str, float]:
-        return dict(zip(self.label_names, map(float, self.predictor.thresholds)))
+    def thresholds(self) -> dict[str, float | None]:
+        return thresholds_by_label(self.label_names, self.predictor.thresholds)
 
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> Prediction | list[Prediction]:
         """One record for one image; a list of them for a folder or a list."""

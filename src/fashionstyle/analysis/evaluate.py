@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core import atomic
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import check_beta, format_table, per_label_scores
 from fashionstyle.core.model_card import write_model_card
@@ -122,6 +123,34 @@ def format_scores(label_names: list[str], scores: dict[str, Any], title: str) ->
             f"(macro {b} at the run's thresholds; {scores['macro_fbeta_0.5']:.3f} at 0.5)")
 
 
+def point_scores(point: OperatingPoint, probs: np.ndarray, targets: np.ndarray, beta: float) -> dict[str, Any]:
+    """Per-label precision, recall, F-beta and labels per photo of `split` decided at `point`, beside each
+    label's validation precision and its 90% lower bound (as the point was chosen)."""
+    decided = point.decide(probs)
+    scores = per_label_scores(targets, decided, beta)
+    per_photo = decided.sum(axis=1)
+    thresholds = [float(t) if np.isfinite(t) else None for t in point.thresholds]
+    return {"name": point.name, "beta": beta, "thresholds": thresholds,
+            "predicted": decided.sum(axis=0).tolist(), **{k: scores[k].tolist() for k in ("precision", "recall", "fbeta")},
+            "val_precision": point.val.get("precision"), "val_precision_low": point.val.get("precision_low"),
+            "labels_per_photo": {"mean": float(per_photo.mean()) if len(per_photo) else 0.0,
+                                 "max": int(per_photo.max(initial=0)),
+                                 "histogram": np.bincount(per_photo).tolist()}}
+
+
+def format_point_scores(label_names: list[str], scores: dict[str, Any], point: OperatingPoint, title: str) -> str:
+    """The table of point_scores, headed by what the point is; a label it never predicts shows thr -."""
+    nan = float("nan")
+    columns = {"thr": [nan if t is None else t for t in scores["thresholds"]],
+               "predicted": scores["predicted"], "P": scores["precision"], "R": scores["recall"],
+               f"F{scores['beta']:g}": scores["fbeta"]}
+    if scores["val_precision_low"] is not None:
+        columns["val P low"] = [nan if v is None else v for v in scores["val_precision_low"]]
+    per_photo = scores["labels_per_photo"]
+    return (f"operating point {point.describe(label_names)}\n{format_table(label_names, columns, title=title)}\n"
+            f"labels per photo: {per_photo['mean']:.2f} on average, at most {per_photo['max']}")
+
+
 def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = True,
                  batch_size: int = 64, num_workers: int = 0, predictor: BasePredictor | None = None,
                  on_bad: str = "fail", suffix: str = "", probs: np.ndarray | None = None) -> dict[str, Any]:
@@ -190,4 +219,8 @@ def evaluate_split(run: RunDir, table: LabelTable, split: str | None, settings: 
                           num_workers=loader.num_workers, on_bad=loader.on_bad, suffix=suffix,
                           predictor=predictor, probs=probs)
     scores["path"] = str(run / f"eval_{split}{suffix}.json")  # evaluate_run refreshed the summary and card
+    if settings.operating_point is not None:
+        with np.load(run / f"eval_{split}{suffix}.npz") as data:
+            point = run.contents().point(settings.operating_point)
+            scores["operating_point"] = point_scores(point, data["probs"], data["targets"], scores["beta"])
     return scores

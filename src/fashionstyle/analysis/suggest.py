@@ -26,7 +26,9 @@ import numpy as np
 from fashionstyle.analysis import acquisition
 from fashionstyle.analysis.already_labelled import content_key, labelled_images, learnt_from, path_key
 from fashionstyle.core import atomic
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.prediction import ranked_names
 from fashionstyle.core.overwrite import Paths, refuse_overwriting_inputs, run_inputs
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunContents, RunDir
@@ -64,7 +66,7 @@ class Suggestion:
     """The photos chosen, best first, with the run's probabilities for each."""
 
     label_names: list[str]
-    thresholds: np.ndarray
+    point: OperatingPoint       # the hints' (and Label Studio pre-annotations') operating point
     ids: list[str]
     paths: list[str]
     scores: np.ndarray          # (n,) acquisition scores
@@ -72,11 +74,11 @@ class Suggestion:
     counts: dict[str, int] = field(default_factory=dict)  # catalogue, already labelled, unreadable, scored
 
     def hints(self) -> list[str]:
-        """Each photo's guessed labels (at the run's thresholds), most probable first, with probabilities."""
-        rows = []
-        for p in self.probs:
-            order = [j for j in np.argsort(-p, kind="stable") if p[j] >= self.thresholds[j]]
-            rows.append(";".join(f"{self.label_names[j]} {p[j]:.2f}" for j in order))
+        """Each photo's guessed labels (decided at `point`), most probable first, with probabilities."""
+        rows, index = [], {name: j for j, name in enumerate(self.label_names)}
+        for p, decided in zip(self.probs, self.point.decide(self.probs)):
+            names = ranked_names(p, decided, self.label_names)
+            rows.append(";".join(f"{name} {p[index[name]]:.2f}" for name in names))
         return rows
 
 
@@ -188,7 +190,7 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
     chosen = _choose(contents, pool, settings, predict, loader)
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": pool.unreadable, "scored": pool.seen - pool.unreadable}
-    return _readable(Suggestion(job.label_names, job.thresholds, [pool.ids[i] for i in chosen],
+    return _readable(Suggestion(job.label_names, contents.point(predict.operating_point), [pool.ids[i] for i in chosen],
                                 [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts),
                      catalogue, out)
 
@@ -214,8 +216,8 @@ def _random(contents: RunContents, catalogue: ImageSource, source: UnlabelledSou
         pool.paths, batch_size=loader.batch_size, num_workers=loader.num_workers, on_bad="skip")
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": int(np.isnan(probs).any(axis=1).sum()), "scored": len(source)}
-    return Suggestion(contents.label_names, contents.tuner.thresholds_, pool.ids, pool.paths, pool.scores,
-                      probs, counts)
+    return Suggestion(contents.label_names, contents.point(predict.operating_point), pool.ids, pool.paths,
+                      pool.scores, probs, counts)
 
 
 @dataclass
@@ -241,8 +243,9 @@ class _Pool(acquisition.CandidatePool):
 
 
 def _score_parts(run: RunDir, job: StreamJob, settings: SuggestSettings) -> _Pool:
-    """Pass 1's parts, one at a time, into a bounded pool of the best candidates."""
-    thresholds = job.thresholds
+    """Pass 1's parts, one at a time, into a bounded pool of the best candidates (uncertain about the run's
+    tuned thresholds, whatever operating point the hints are decided at)."""
+    thresholds = run.thresholds().thresholds_
     _, _, val_targets = run.val_probs()
     weights = acquisition.rare_label_weights(np.asarray(val_targets, np.float64).mean(axis=0), settings.rare_power)
     capacity = settings.n * (settings.pool_factor if settings.strategy == "uncertainty" else 1)

@@ -84,6 +84,12 @@ def add_tta_arg(p: argparse.ArgumentParser) -> None:
                         "(default: that one; change it with `fashionstyle tune RUN --tta ...`)")
 
 
+def add_operating_point_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--operating-point", default=None, metavar="NAME",
+                   help="decide labels at this operating point of the run (default: its own, the tuned F-beta "
+                        "thresholds; make others with `fashionstyle tune RUN --operating-point NAME ...`)")
+
+
 def add_decode_arg(p: argparse.ArgumentParser) -> None:
     from fashionstyle.core.config import DECODERS
 

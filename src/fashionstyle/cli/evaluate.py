@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from fashionstyle.cli.args import (add_decode_arg, add_label_args, add_loader_args, add_placement_args, add_run_arg,
-                                   add_tta_arg)
+                                   add_operating_point_arg, add_tta_arg)
 from fashionstyle.cli.settings import loader_settings, placement, predict_settings
 from fashionstyle.core.choices import RUNTIMES
 
@@ -22,13 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="score another runtime's predictions (eval_<split>_<runtime>.json)")
     add_decode_arg(p)
     add_tta_arg(p)
+    add_operating_point_arg(p)
     add_loader_args(p)
     add_placement_args(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashionstyle.analysis.evaluate import evaluate_split, format_scores
+    from fashionstyle.analysis.evaluate import evaluate_split, format_point_scores, format_scores
     from fashionstyle.core.run import RunDir
     from fashionstyle.data.labels import read_run_labels
 
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if scores["skipped_images"]:
         print(f"skipped {_images(scores['skipped_images'])} (unreadable; --on-bad-image fail to stop instead)")
     print(f"all-positive baseline macro F{scores['beta']:g}: {scores['all_positive_macro_fbeta']:.3f}")
+    if "operating_point" in scores:
+        point = run_dir.contents().point(args.operating_point)
+        print(format_point_scores(scores["label_names"], scores["operating_point"], point,
+                                  title=f"{scores['split']} at operating point {point.name}"))
     print(f"written to {scores['path']}")
     return 0
 

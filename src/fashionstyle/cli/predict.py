@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from fashionstyle.cli.args import (add_decode_arg, add_loader_args, add_placement_args, add_recursive_arg, add_run_arg,
-                                   add_tta_arg, int_in)
+                                   add_operating_point_arg, add_tta_arg, int_in)
 from fashionstyle.cli.settings import loader_settings, placement, predict_settings
 from fashionstyle.core.choices import OUTPUT_FORMATS, RUNTIMES
 
@@ -29,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=RUNTIMES, default="torch", help=f"{RUNTIMES.help()} (default: torch)")
     add_decode_arg(p)
     add_tta_arg(p)
+    add_operating_point_arg(p)
     add_loader_args(p)
     p.add_argument("--chunk-size", type=int_in(1), default=10_000,
                    help="images per part file: the output is written chunk by chunk into OUT.parts/, then "

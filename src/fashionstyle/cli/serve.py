@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="CSV with the header label,description: each style's description, shown on hover in "
                         "the page and returned by GET /labels (default: built-in descriptions of the 13 JD styles "
                         "when the run's labels are those)")
+    p.add_argument("--operating-point", default=None, metavar="NAME",
+                   help="the operating point labels are decided at unless a request asks for another "
+                        "(POST /predict?operating_point=NAME; default: the run's own thresholds)")
     p.add_argument("--label-studio", default=None, metavar="DOCUMENT_ROOT",
                    help="also answer as a Label Studio ML backend under /label-studio (/health, /setup, /predict), "
                         "reading task images below DOCUMENT_ROOT (docs/label-less.md)")
@@ -44,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServiceLimits.from_mapping(vars(args))  # out of range: one line naming the flag
     serve(args.run, host=args.host, port=args.port, runtime=args.runtime, label_info=args.label_info, limits=limits,
-          label_studio=args.label_studio, backend_auth=args.backend_auth, label_studio_url=args.label_studio_url)
+          operating_point=args.operating_point, label_studio=args.label_studio, backend_auth=args.backend_auth, label_studio_url=args.label_studio_url)
     return 0

@@ -10,7 +10,7 @@ def predict_settings(args: argparse.Namespace):
     """What predict and evaluate predict with, as given on the command line."""
     from fashionstyle.inference.predictor import PredictSettings
 
-    return PredictSettings(args.runtime, args.tta)
+    return PredictSettings(args.runtime, args.tta, getattr(args, "operating_point", None))
 
 
 def loader_settings(args: argparse.Namespace):

@@ -48,7 +48,7 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-RUN_FILES = ("manifest.json", "config.yaml", "labels.json", "thresholds.json", "tta.json", "members.json",
+RUN_FILES = ("manifest.json", "config.yaml", "labels.json", "thresholds.json", "operating_points.json", "tta.json", "members.json",
              "model.pt", "val_probs.npz")
 
 

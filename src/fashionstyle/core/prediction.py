@@ -21,6 +21,7 @@ one line here, its help, and where it is computed (`make_prediction`).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
@@ -140,8 +141,10 @@ def check_label_names(label_names: Sequence[str]) -> None:
                                 f"({', '.join(RESERVED)}); rename it in the label file")
 
 
-def thresholds_by_label(label_names: Sequence[str], thresholds: Sequence[float] | None) -> dict[str, float] | None:
-    """{label: threshold} in label order, as files and responses carry them once (None: not known)."""
+def thresholds_by_label(label_names: Sequence[str],
+                        thresholds: Sequence[float] | None) -> dict[str, float | None] | None:
+    """{label: threshold} in label order, as files and responses carry them once (None: not known); a label
+    the operating point never predicts (threshold inf) has null."""
     if thresholds is None:
         return None
-    return {name: float(t) for name, t in zip(label_names, thresholds)}
+    return {name: (float(t) if math.isfinite(t) else None) for name, t in zip(label_names, thresholds)}

@@ -6,7 +6,8 @@
       labels.json        label names, in output order
       model.pt           weights + preprocessing (network.save_model)
       members.json       composite runs only: which model files give which labels, with weights
-      thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict)
+      thresholds.json    per-label decision thresholds (ThresholdTuner.to_dict): the run's own operating point
+      operating_points.json  further named operating points (`tune --operating-point`; core/decision.py)
       tta.json           the test-time augmentation they were tuned with (absent: none)
       val_probs.npz      ids, probs (N, L), targets (N, L) of the validation split
       history.csv        per-epoch losses, learning rate, validation F2 (overall and per label)
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from fashionstyle.core import atomic, run_sources
 from fashionstyle.core.choices import DEFAULT_RULE
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run_checks import check_run_files, checked_label_names, checked_members
 from fashionstyle.core.thresholds import ThresholdTuner
@@ -57,6 +59,21 @@ class RunContents:
     members: list[Member]
     tuner: ThresholdTuner
     tta: str
+    points: dict[str, OperatingPoint] = field(default_factory=dict)  # named in operating_points.json
+
+    def point(self, name: str | None = None) -> OperatingPoint:
+        """The operating point `name` (None: the run's own, its tuned thresholds); unknown: one line."""
+        own = OperatingPoint.of_tuner(self.tuner)
+        if name is None or name == own.name:
+            return own
+        if name not in self.points:
+            raise FashionStyleError(f"{self.path}: no operating point {name!r}; this run's: "
+                                    f"{', '.join(self.point_names())} (make one: fashionstyle tune RUN "
+                                    "--operating-point NAME --min-precision 0.9 ...)")
+        return self.points[name]
+
+    def point_names(self) -> list[str]:
+        return [OperatingPoint.of_tuner(self.tuner).name, *self.points]
 
 
 def run_contents(run: "str | Path | RunDir | RunContents") -> RunContents:
@@ -182,7 +199,8 @@ class RunDir:
     def contents(self) -> RunContents:
         """Label names, members, thresholds and TTA, each file read once."""
         names = self.label_names()
-        return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta())
+        return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta(),
+                           self.operating_points(names))
 
     def label_names(self) -> list[str]:
         path = self / "labels.json"
@@ -217,6 +235,30 @@ class RunDir:
     def thresholds(self) -> ThresholdTuner:
         path = self / "thresholds.json"
         return ThresholdTuner.from_dict(atomic.read_json(path), str(path))
+
+    def operating_points(self, label_names: list[str] | None = None) -> dict[str, OperatingPoint]:
+        """The named points of operating_points.json, checked (none when the file is absent)."""
+        path = self / "operating_points.json"
+        if not path.is_file():
+            return {}
+        names = label_names if label_names is not None else self.label_names()
+        stored = atomic.read_json(path).get("points")
+        if not isinstance(stored, list):
+            raise FashionStyleError(f"{path}: expected {{\"points\": [...]}}")
+        points = [OperatingPoint.from_dict(d, names, str(path)) for d in stored]
+        return {point.name: point for point in points}
+
+    def write_operating_point(self, point: OperatingPoint, overwrite: bool = False) -> None:
+        """Add `point` to operating_points.json; a name already taken is refused unless `overwrite`."""
+        names = self.label_names()
+        points = self.operating_points(names)
+        own = OperatingPoint.of_tuner(self.thresholds()).name
+        if point.name == own or (point.name in points and not overwrite):
+            why = "the run's own point (its tuned thresholds)" if point.name == own else "taken"
+            raise FashionStyleError(f"{self.path}: operating point {point.name!r} is {why}; choose another name"
+                                    + ("" if point.name == own else " or pass --overwrite"))
+        points[point.name] = point
+        atomic.write_json(self / "operating_points.json", {"points": [p.to_dict(names) for p in points.values()]})
 
     def threshold_rule(self) -> str:
         """The rule its thresholds were tuned by (the default before they are)."""

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from fashionstyle.core.choices import DEFAULT_RULE, THRESHOLD_RULES
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import as_binary, check_beta, check_label_pair, fbeta_from_counts
 
@@ -199,15 +200,9 @@ class ThresholdTuner:
             self.best_fbeta_[j] = fbeta_curve(probs[:, j], y[:, j], self.beta, np.array([t]))[1][0]
 
     def predict(self, probs: np.ndarray) -> np.ndarray:
-        """0/1 (uint8) predictions of shape (N, L): ``probs >= thresholds_``."""
+        """0/1 (uint8) predictions of shape (N, L): each label at its threshold, as the run's own point."""
         self._check_fitted()
-        probs = np.asarray(probs)
-        n_labels = len(self.thresholds_)
-        if probs.ndim != 2 or probs.shape[1] != n_labels:
-            raise FashionStyleError(
-                f"probs must have shape (N, {n_labels}), got {probs.shape}"
-            )
-        return (probs >= self.thresholds_).astype(np.uint8)
+        return OperatingPoint.of_tuner(self).decide(probs)  # the one decide (core/decision.py)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state: plain floats, bools and lists; nan becomes None."""

@@ -150,7 +150,8 @@ def stream_job(contents: RunContents, source: ImageSource | ListSource, out: Pat
     """The streamed job of the run's models on `source` into `out`: what its parts record and check on resume.
     Give run_job the same `contents` (RunDir.contents): the job records the thresholds its predictor decides at."""
     identity = {"run": str(contents.path.resolve()), "models": model_files(contents), **settings.identity(contents)}
-    return StreamJob(source, out, fmt, contents.label_names, contents.tuner.thresholds_, loader, identity)
+    thresholds = contents.point(settings.operating_point).thresholds
+    return StreamJob(source, out, fmt, contents.label_names, thresholds, loader, identity)
 
 
 def say_device_refusals(predictor: Any) -> None:

@@ -37,7 +37,7 @@ class RunModel(mlflow.pyfunc.PythonModel):
         if not images:
             return []
         probs = self.predictor.predict_proba(images, on_bad="skip")  # NaN rows: unreadable
-        decided = self.predictor.tuner.predict(probs)
+        decided = self.predictor.decide(probs)
         records = make_predictions(images, probs, decided, self.predictor.label_names)
         return [record.as_dict() for record in records]
 

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction, make_predictions, ranked_names
 from fashionstyle.core.run import RunContents
@@ -45,6 +46,7 @@ class PredictSettings:
 
     runtime: str = "torch"    # choices.RUNTIMES
     tta: str | None = None    # None: the one the run's thresholds were tuned with
+    operating_point: str | None = None  # None: the run's own point (its tuned thresholds)
 
     def identity(self, contents: RunContents) -> dict[str, Any]:
         """The settings as a streamed job's parts record them: the TTA resolved against the run, and a
@@ -64,10 +66,17 @@ class BasePredictor(ABC):
     pin_memory: bool = False
     min_side: int | None = None   # JPEG files at least twice this decode reduced (images.open_rgb), as in training
     settings: PredictSettings = PredictSettings()
+    point: OperatingPoint | None = None  # None: the run's own (its tuner's thresholds, no rule)
+
+    @property
+    def decision(self) -> OperatingPoint:
+        """The operating point labels are decided at."""
+        return self.point if self.point is not None else OperatingPoint.of_tuner(self.tuner)
 
     @property
     def thresholds(self) -> np.ndarray:
-        return self.tuner.thresholds_
+        """(L,) the thresholds of the operating point (inf: a label it never predicts)."""
+        return self.decision.thresholds
 
     @abstractmethod
     def _predict_views(self, views: Sequence[Any]) -> np.ndarray:
@@ -148,9 +157,9 @@ class BasePredictor(ABC):
         return self.decide(self.predict_proba(images, **kwargs))
 
     def decide(self, probs: np.ndarray) -> np.ndarray:
-        """0/1 labels (N, L) for probabilities (N, L): each label at its tuned threshold. A row of NaN
-        (an image left out) decides nothing. Every caller turns probabilities into labels here."""
-        return self.tuner.predict(np.nan_to_num(probs, nan=-np.inf))
+        """0/1 labels (N, L) for probabilities (N, L) at the operating point (core/decision.py). A row of
+        NaN (an image left out) decides nothing. Every caller turns probabilities into labels here."""
+        return self.decision.decide(probs)
 
     def decided_names(self, probs: np.ndarray) -> list[list[str]]:
         """The names decide() gives each row, most probable first (ties in label order)."""

@@ -17,31 +17,35 @@ from fashionstyle.inference.predictor import BasePredictor, PredictSettings, che
 
 
 def load_predictor(run_dir: str | Path | RunDir | RunContents, runtime: str = "torch", tta: str | None = None,
-                   device: str = "auto", decode: str = "auto") -> BasePredictor:
-    """The run's predictor on `runtime`; an ONNX export is made (or redone) first when missing or stale.
+                   device: str = "auto", decode: str = "auto", operating_point: str | None = None) -> BasePredictor:
+    """The run's predictor on `runtime`, deciding at `operating_point` (None: the run's own); an ONNX export
+    is made (or redone) first when missing or stale.
 
     `tta` must be the one the run's thresholds were tuned with (the default); `device` is
     PyTorch's (ONNX Runtime predicts on the CPU).
     """
     precision = RUNTIMES.check(runtime).value  # the ONNX export's; None: PyTorch
+    contents = run_contents(run_dir)
+    point = contents.point(operating_point)  # an unknown name is refused before a model loads
     if precision is None:
         require_torch("runtime 'torch' needs PyTorch; use --runtime onnx on an exported run")
         from fashionstyle.inference.torch_predictor import Predictor
 
-        return Predictor.from_run(run_dir, device=device, tta=tta, decode=decode)
-    if decode == "gpu":
-        raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
-    from fashionstyle.inference.onnx_predictor import OnnxPredictor
+        predictor: BasePredictor = Predictor.from_run(contents, device=device, tta=tta, decode=decode)
+    else:
+        if decode == "gpu":
+            raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
+        from fashionstyle.inference.onnx_predictor import OnnxPredictor
 
-    contents = run_contents(run_dir)
-    folder = ensure_export(contents, runtime, tta)
-    return OnnxPredictor.from_run(contents, folder, precision, tta=tta)
+        predictor = OnnxPredictor.from_run(contents, ensure_export(contents, runtime, tta), precision, tta=tta)
+    predictor.point = point if operating_point is not None else None
+    return predictor
 
 
 def predictor_for(run_dir: str | Path | RunDir | RunContents, settings: PredictSettings, device: str = "auto",
                   decode: str = "auto") -> BasePredictor:
-    """load_predictor as `settings` ask (runtime, TTA), the settings kept on the predictor for decide()."""
-    predictor = load_predictor(run_dir, settings.runtime, settings.tta, device, decode)
+    """load_predictor as `settings` ask (runtime, TTA, operating point), the settings kept on the predictor."""
+    predictor = load_predictor(run_dir, settings.runtime, settings.tta, device, decode, settings.operating_point)
     predictor.settings = settings
     return predictor
 

@@ -22,7 +22,9 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from fashionstyle.core import atomic
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.prediction import ranked_names
 from fashionstyle.labelstudio import FROM_NAME, ID_KEY, LABEL_SEPARATOR, LABELS_KEY, LOCAL_FILES_URL, TO_NAME
 
 
@@ -50,22 +52,17 @@ def choices_result(names: Sequence[str]) -> list[dict[str, Any]]:
     return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": list(names)}}]
 
 
-def decided(probs: np.ndarray, thresholds: np.ndarray, label_names: Sequence[str]) -> list[str]:
-    """The labels at or above their tuned thresholds, most probable first (none for an unreadable row)."""
-    order = np.argsort(-np.nan_to_num(probs, nan=-np.inf), kind="stable")
-    return [label_names[j] for j in order if probs[j] >= thresholds[j]]
-
-
-def make_tasks(ids: Sequence[str], paths: Sequence[str], probs: np.ndarray, thresholds: np.ndarray,
+def make_tasks(ids: Sequence[str], paths: Sequence[str], probs: np.ndarray, point: OperatingPoint,
                label_names: Sequence[str], document_root: str | Path, model_version: str) -> list[dict[str, Any]]:
-    """One task per photo, in the given order, each with the model's guess as a scored prediction."""
+    """One task per photo, in the given order, each with the model's guess (decided at `point`) as a scored
+    prediction."""
     n = len(ids)
     labels = LABEL_SEPARATOR.join(label_names)
     tasks = []
-    for rank, (image_id, path, p) in enumerate(zip(ids, paths, probs)):
+    for rank, (image_id, path, p, on) in enumerate(zip(ids, paths, probs, point.decide(probs))):
         data = {TO_NAME: local_files_url(path, document_root), ID_KEY: image_id, LABELS_KEY: labels}
         prediction = {"model_version": model_version, "score": round((rank + 1) / (n + 1), 6),
-                      "result": choices_result(decided(p, thresholds, label_names))}
+                      "result": choices_result(ranked_names(p, on, label_names))}
         tasks.append({"data": data, "predictions": [prediction]})
     return tasks
 
@@ -111,7 +108,7 @@ def write_tasks(suggestion: Any, out: str | Path, document_root: str | Path, mod
     before either file is written."""
     out = check_tasks_out(out)
     config = check_config_out(out, overwrite)
-    tasks = make_tasks(suggestion.ids, suggestion.paths, suggestion.probs, suggestion.thresholds,
+    tasks = make_tasks(suggestion.ids, suggestion.paths, suggestion.probs, suggestion.point,
                        suggestion.label_names, document_root, model_version)
     atomic.write_text(config, labelling_config(suggestion.label_names))
     return atomic.write_text(out, json.dumps(tasks, indent=1, ensure_ascii=False) + "\n")

@@ -45,23 +45,27 @@ REFUSALS = {code: {"model": ErrorResponse, "description": why} for code, why in 
 
 def create_app(run_dir: str | Path, runtime: str = "torch", label_info: str | Path | None = None,
                limits: ServiceLimits | None = None, loading: Callable[[str], None] | None = None,
-               **limit_values: Any) -> FastAPI:
+               operating_point: str | None = None, **limit_values: Any) -> FastAPI:
     """The service for one run; the run is checked and its model loaded here, once.
 
     `runtime`: "torch" (Predictor), "onnx" or "onnx-int8" (OnnxPredictor, exporting on first use).
     `label_info`: a CSV `label,description` of descriptions shown on the page (label_info.py).
     `limits`, or single limits by name (`max_images=4`): ServiceLimits, refused before the run is read.
     `loading(line)`: told, once every setting is checked, that the model is loading (the slow part).
+    `operating_point`: the point labels are decided at unless a request names another (None: the run's own).
     """
     limits = replace(limits or ServiceLimits(), **{k: v for k, v in limit_values.items() if v is not None})
     run = RunDir.open(run_dir)  # a run with unusable files (a NaN threshold, ...) is refused here
-    names = run.label_names()
+    contents = run.contents()
+    names = contents.label_names
+    points = {name: contents.point(name) for name in contents.point_names()}
+    contents.point(operating_point)  # an unknown name: one line, before the model loads
     descriptions = label_descriptions(names, label_info)  # a bad file is refused before the model loads
     if loading is not None:
         loading(f"loading {run.path}'s model ({runtime})")
-    predictor = load_predictor(run, runtime)
+    predictor = load_predictor(contents, runtime, operating_point=operating_point)
     run_name = run.path.resolve().name
-    predictions = Predictions(predictor, run_name, limits, runtime)
+    predictions = Predictions(predictor, run_name, limits, runtime, points)
     app = FastAPIOffline(title="fashionstyle", version=_version(), static_url=DOCS_STATIC, redoc_url=None,
                          description=f"Multi-label fashion style recognition, run `{run_name}`.")
     app.state.predictor, app.state.limits, app.state.predictions = predictor, limits, predictions
@@ -84,13 +88,16 @@ def create_app(run_dir: str | Path, runtime: str = "torch", label_info: str | Pa
     def labels() -> dict:
         return {"labels": [{"name": n, "threshold": t, "description": descriptions.get(n)}
                            for n, t in predictions.thresholds.items()],
-                "beta": float(predictor.tuner.beta)}
+                "beta": float(predictor.tuner.beta), "operating_point": predictor.decision.name,
+                "operating_points": {name: point.describe(names) for name, point in predictions.points.items()}}
 
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_unset=True, responses=REFUSALS)
     def predict(files: list[UploadFile] | None = File(None, description="one or more images"),
                 maps: bool = Query(False, description="also a heat-map overlay per decided style "
-                                                      "(a backward pass each; torch runtime only)")) -> Any:
-        return predictions.answer(files, maps)
+                                                      "(a backward pass each; torch runtime only)"),
+                operating_point: str | None = Query(None, description="decide at this operating point of the "
+                                                                     "run (default: the service's)")) -> Any:
+        return predictions.answer(files, maps, operating_point)
 
     return app
 

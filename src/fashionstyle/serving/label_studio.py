@@ -180,7 +180,7 @@ class Backend:
             return {"result": [], "score": 0.0, "model_version": self.model_version,
                     "error": error or record["error"]}
         probs = np.array([[record["scores"][n] for n in self.names]], np.float64)
-        certainty = 1.0 - uncertainty_scores(probs, self.predictions.predictor.thresholds)[0]
+        certainty = 1.0 - uncertainty_scores(probs, self.predictions.predictor.tuner.thresholds_)[0]
         return {"result": choices_result(record["labels"]), "score": round(float(certainty), 6),
                 "model_version": self.model_version}
 

@@ -22,7 +22,8 @@ from fastapi import HTTPException, UploadFile
 from fastapi.responses import JSONResponse
 
 from fashionstyle.analysis.heat_maps import HeatMaps, HeatMapsUnavailable
-from fashionstyle.core.prediction import Prediction, make_predictions
+from fashionstyle.core.decision import OperatingPoint
+from fashionstyle.core.prediction import Prediction, make_predictions, thresholds_by_label
 from fashionstyle.serving.limits import ServiceLimits
 from fashionstyle.serving.memory import release_after
 from fashionstyle.serving.uploads import Prepared, Refusal, header_pixels, prepare
@@ -31,10 +32,12 @@ from fashionstyle.serving.uploads import Prepared, Refusal, header_pixels, prepa
 class Predictions:
     """The /predict handler of one loaded predictor."""
 
-    def __init__(self, predictor: Any, run_name: str, limits: ServiceLimits, runtime: str):
+    def __init__(self, predictor: Any, run_name: str, limits: ServiceLimits, runtime: str,
+                 points: dict[str, OperatingPoint] | None = None):
         self.predictor, self.run_name, self.limits = predictor, run_name, limits
         self.names = list(predictor.label_names)
-        self.thresholds = {n: float(t) for n, t in zip(self.names, predictor.thresholds)}
+        self.points = {**(points or {}), predictor.decision.name: predictor.decision}  # those a request may name
+        self.thresholds = thresholds_by_label(self.names, predictor.thresholds)
         self.lock = threading.Lock()  # one inference at a time
         self.heat = HeatMaps(predictor, runtime, self.lock)
         self.slots = threading.BoundedSemaphore(limits.decoders)  # requests decoding or holding views
@@ -43,8 +46,10 @@ class Predictions:
         # resident one per thread; here at most `decoders`.
         self.pool = ThreadPoolExecutor(limits.decoders, thread_name_prefix="fashionstyle-decode")
 
-    def answer(self, files: Sequence[UploadFile | None] | None, maps: bool) -> dict | JSONResponse:
+    def answer(self, files: Sequence[UploadFile | None] | None, maps: bool,
+               point_name: str | None = None) -> dict | JSONResponse:
         files = [f for f in files or [] if f is not None]
+        point = self.point(point_name)
         if not files:
             raise HTTPException(400, "no images: send one or more files under the form field `files`")
         explainer = self._explainer() if maps else None
@@ -52,10 +57,20 @@ class Predictions:
             raise HTTPException(413, f"too many images: {len(files)} (at most {self.limits.max_images} "
                                      "per request)")
         names = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
-        return self.answer_data(names, [f.file.read() for f in files], explainer)
+        return self.answer_data(names, [f.file.read() for f in files], explainer, point)
 
-    def answer_data(self, names: list[str], data: list[bytes], explainer: Any = None) -> dict | JSONResponse:
+    def point(self, name: str | None) -> OperatingPoint:
+        """The operating point a request names (None: the service's); unknown: 400 listing the run's."""
+        if name is None:
+            return self.predictor.decision
+        if name not in self.points:
+            raise HTTPException(400, f"no operating point {name!r}; this run's: {', '.join(self.points)}")
+        return self.points[name]
+
+    def answer_data(self, names: list[str], data: list[bytes], explainer: Any = None,
+                    point: OperatingPoint | None = None) -> dict | JSONResponse:
         """The answer for images already in memory (uploads, or the Label Studio backend's task photos)."""
+        point = point or self.predictor.decision
         total, refused = header_pixels(data, names, self.limits.max_pixels)
         if total > self.limits.max_request_pixels:
             n = len(names) - len(refused)
@@ -70,7 +85,7 @@ class Predictions:
             release_after(total)  # the decoded photos are gone: their pages back to the system
             outcome: dict[int, Prepared | Refusal] = {**refused, **dict(zip(todo, done))}
             del done
-            return self._records(names, outcome, explainer)
+            return self._records(names, outcome, explainer, point)
 
     def _explainer(self) -> Any:
         try:
@@ -81,8 +96,8 @@ class Predictions:
     def _prepare_all(self, data: list[bytes], names: list[str], explainer: Any) -> list[Prepared | Refusal]:
         return [prepare(d, name, self.predictor, explainer) for d, name in zip(data, names)]
 
-    def _records(self, names: list[str], outcome: dict[int, Prepared | Refusal],
-                 explainer: Any) -> dict | JSONResponse:
+    def _records(self, names: list[str], outcome: dict[int, Prepared | Refusal], explainer: Any,
+                 point: OperatingPoint) -> dict | JSONResponse:
         """The answer: a record per file in upload order (inference on the readable ones)."""
         ready = {i: p for i, p in outcome.items() if isinstance(p, Prepared)}
         records: dict[int, dict] = {i: Prediction.failed(names[i], p.message).as_dict()
@@ -91,13 +106,14 @@ class Predictions:
         if ready:
             with self.lock:
                 probs = self.predictor.predict_proba_views([p.views for p in ready.values()])  # (N, L)
-                decided = self.predictor.decide(probs)
+                decided = point.decide(probs)
                 made = make_predictions([names[i] for i in ready], probs, decided, self.names)
                 for (i, prepared), record in zip(ready.items(), made):
                     records[i] = record.as_dict()
                     if explainer is not None:
                         records[i]["maps"] = self.heat.overlays(explainer, prepared.maps, record.labels)
-        body = {"run": self.run_name, "label_names": self.names, "thresholds": self.thresholds,
+        body = {"run": self.run_name, "label_names": self.names, "operating_point": point.name,
+                "thresholds": thresholds_by_label(self.names, point.thresholds),
                 "predictions": [records[i] for i in range(len(names))],
                 "inference_ms": round((time.perf_counter() - start) * 1000, 2)}
         if ready:

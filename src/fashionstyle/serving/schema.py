@@ -46,8 +46,11 @@ class PredictResponse(BaseModel):
 
     run: str = Field(description="the run directory's name")
     label_names: list[str] = Field(description="the run's labels, in its order")
-    thresholds: dict[str, float] = Field(description="label -> the tuned threshold a score is compared with "
-                                                     "(score >= threshold: decided)")
+    operating_point: str | None = Field(None, description="the operating point the labels were decided at")
+    thresholds: dict[str, float | None] = Field(description="label -> the threshold of the operating point a "
+                                                            "score is compared with (score >= threshold: "
+                                                            "decided, before its per-photo rules); null: the "
+                                                            "point never predicts the label")
     predictions: list[PredictionRecord] = Field(description="one record per uploaded file, in upload order")
     inference_ms: float = Field(description="time the model took for the readable files, in milliseconds")
 

@@ -15,7 +15,7 @@ from fashionstyle.serving.protocol import timed_protocol
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
           runtime: str = "torch", label_info: str | Path | None = None, limits: ServiceLimits | None = None,
-          label_studio: str | Path | None = None, backend_auth: str | None = None,
+          operating_point: str | None = None, label_studio: str | Path | None = None, backend_auth: str | None = None,
           label_studio_url: str | None = None, **limit_values: Any) -> None:
     """Check the limits and the run, load the model once, then answer on `host`:`port` (one process).
 
@@ -34,7 +34,8 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, log_le
         backend_auth = parse_auth(backend_auth)
         check_exposure(host, backend_auth)
         TaskImages(label_studio, label_studio_url)
-    app = create_app(run_dir, runtime=runtime, label_info=label_info, limits=limits, **limit_values,
+    app = create_app(run_dir, runtime=runtime, label_info=label_info, limits=limits, operating_point=operating_point,
+                     **limit_values,
                      loading=lambda line: print(f"serve: {line}", file=sys.stderr, flush=True))
     if label_studio is not None:
         from fashionstyle.serving.label_studio import mount_label_studio

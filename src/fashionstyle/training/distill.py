@@ -32,6 +32,7 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.config import TrainConfig
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.model_card import DATA_COUNTS, write_data_counts, write_model_card
 from fashionstyle.core.ranks import is_secondary_process
@@ -258,7 +259,8 @@ def soft_targets(path: Path, hard: np.ndarray, labelled: np.ndarray, unlabelled:
         teacher = np.asarray(rows[:, columns], np.float32)
         if thresholds is None:
             return teacher
-        return np.where(np.isnan(teacher), np.nan, (teacher >= thresholds).astype(np.float32))
+        decided = OperatingPoint("teacher", np.asarray(thresholds, np.float64)).decide(teacher)
+        return np.where(np.isnan(teacher), np.nan, decided.astype(np.float32))
 
     def blocks():
         for start in range(0, len(hard), CHUNK):
