@@ -24,7 +24,7 @@ def test_report_recipe_is_one_option_away_and_flags_still_win() -> None:
     config = config_lib.load(None, {"epochs": 3}, recipe="report")
     assert (config.backbone, config.lr, config.lr_schedule, config.batch_size) == ("densenet201", 1e-5, "plateau", 46)
     assert config.weight_power == 1.0 and config.epochs == 3 and config.threshold_rule == "exact"  # the report's
-    with pytest.raises(FashionStyleError, match="recipe: unknown value 'paper'; valid: finetune, report"):
+    with pytest.raises(FashionStyleError, match="recipe: unknown value 'paper'; valid: finetune, lp-ft, report"):
         config_lib.load(recipe="paper")
 
 
@@ -115,3 +115,37 @@ def test_init_from_a_run_without_one_model_and_cv_init_from_are_refused(run_copy
     assert main(["cv", *args, str(run_copy.run), "--folds", "2", "--out", str(tmp_path / "b")]) == 2
     assert "cv does not take --init-from" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_lp_ft_trains_the_head_alone_on_frozen_features_first(image_set: Path, tmp_path: Path) -> None:
+    from fashionstyle.model.network import load_model
+
+    def trained(name: str, *flags: str):
+        argv = ["train", "--labels", str(image_set), "--out", str(tmp_path / name), *TINY_TRAIN, "--epochs", "1"]
+        assert main([*argv, *flags]) == 0
+        return load_model(tmp_path / name / "model.pt")[0]
+
+    slow, fast = trained("slow", "--freeze-epochs", "1", "--lr", "0.01"), trained("fast", "--freeze-epochs", "1")
+    whole = trained("whole", "--freeze-epochs", "0")
+    assert yaml.safe_load((tmp_path / "slow" / "config.yaml").read_text())["freeze_epochs"] == 1
+    # frozen, the backbone (weights and batch norm statistics) ends as it started, whatever the rate ...
+    for a, b in zip(slow.backbone.state_dict().values(), fast.backbone.state_dict().values()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(slow.head.parameters(), fast.head.parameters()))
+    # ... and unfrozen it learns
+    assert any(not torch.equal(a, b) for a, b in zip(fast.backbone.parameters(), whole.backbone.parameters()))
+
+
+def test_the_last_partial_batch_is_kept_unless_tiny() -> None:
+    from fashionstyle.training.loop import keeps_most
+
+    assert not keeps_most(250, 64)  # 58 photos (23%) would be lost every epoch
+    assert keeps_most(3614, 64)  # 30 of 3,614 (0.8%): dropped, a different few each epoch
+    assert keeps_most(129, 64)  # one photo: batch norm cannot train on a batch of one
+    assert not keeps_most(64, 64) and not keeps_most(40, 64)
+
+
+def test_auto_picks_lp_ft_for_a_small_train_split() -> None:
+    assert config_lib.auto_recipe(250)[0] == "lp-ft" and config_lib.auto_recipe(3614)[0] == "finetune"
+    config = config_lib.load(None, {"epochs": 2}, recipe="lp-ft")
+    assert (config.freeze_epochs, config.backbone_lr_scale, config.epochs, config.recipe) == (3, 0.1, 2, "lp-ft")

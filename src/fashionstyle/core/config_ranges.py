@@ -49,6 +49,7 @@ RANGES: dict[str, Range] = {
     "lr_factor": Range(0, 1, low_open=True, high_open=True),
     "lr_patience": Range(0, 10_000),
     "backbone_lr_scale": Range(0, 1, low_open=True),
+    "freeze_epochs": Range(0, 100_000),
     "ema_decay": Range(0, 1, high_open=True),
     "mixup": Range(0, 100),
     "cutmix": Range(0, 100),

@@ -133,12 +133,19 @@ def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelT
     common = {"num_workers": workers, "persistent_workers": workers > 0, "prefetch_factor": 4 if workers else None,
               "pin_memory": uses_cuda(config.accelerator), "collate_fn": collate_skipping,
               "generator": torch.Generator().manual_seed(config.seed)}  # leaves the global RNG alone
-    drop_last = len(train_ds) > config.batch_size
+    drop_last = keeps_most(len(train_ds), config.batch_size)
     shuffle = EpochShuffle(len(train_ds), config.seed)
     train_only = {"collate_fn": collate_unstacked} if decode_on_device else {}  # its host crops pinned
     return (DataLoader(train_ds, batch_size=config.batch_size, sampler=shuffle, drop_last=drop_last,
                        **{**common, **train_only}),
             DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, **common))
+
+
+def keeps_most(rows: int, batch_size: int, at_most: float = 0.02) -> bool:
+    """Whether to drop the last partial batch each epoch: only when it is a single photo (batch norm cannot
+    train on one) or at most `at_most` of the train split; otherwise every photo is seen every epoch."""
+    left = rows % batch_size
+    return rows > batch_size and (left == 1 or left <= at_most * rows)
 
 
 def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) -> L.Trainer:

@@ -75,6 +75,10 @@ class StyleModule(L.LightningModule):
         # Each epoch's shuffling, augmentation and dropout depend on (seed, epoch) alone,
         # so a run resumed from a checkpoint repeats exactly what the lost epochs did.
         L.seed_everything(self.config.seed + 1000 * self.current_epoch, workers=True, verbose=False)
+        frozen = self.current_epoch < self.config.freeze_epochs  # LP-FT: the head alone first
+        self.model.backbone.requires_grad_(not frozen)
+        if frozen:
+            self.model.backbone.eval()  # batch norm keeps ImageNet's statistics while the head learns
 
     def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         """decode="gpu": the training batch's JPEG bytes decoded, cropped and resized on the device."""
