@@ -149,3 +149,13 @@ def test_auto_picks_lp_ft_for_a_small_train_split() -> None:
     assert config_lib.auto_recipe(250)[0] == "lp-ft" and config_lib.auto_recipe(3614)[0] == "finetune"
     config = config_lib.load(None, {"epochs": 2}, recipe="lp-ft")
     assert (config.freeze_epochs, config.backbone_lr_scale, config.epochs, config.recipe) == (3, 0.1, 2, "lp-ft")
+
+
+def test_recipe_auto_picks_by_the_train_split_and_the_run_records_it(image_set: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--labels", str(image_set), "--out", str(run), *TINY_TRAIN, "--recipe", "auto",
+                 "--epochs", "1"]) == 0
+    assert "recipe auto: lp-ft (" in capsys.readouterr().out
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["recipe"] == "lp-ft" and config["freeze_epochs"] == 3 and config["epochs"] == 1

@@ -4,8 +4,8 @@
     path_key("catalogue/0001.jpg") in keys          # the same file by any name: links resolved
     content_key("a.jpg") == content_key("b.jpg")    # two files with the same bytes
 
-The run's own label files count: its config's `labels`, read with its `images` folder as training
-read it, or for a fused run those of the runs it fused (fusion.json). A file no longer found from
+The run's own label files count: its config's `labels` (each of them, for `train --labels A B`), read
+with its `images` folder as training read it, or for a fused run those of the runs it fused (fusion.json). A file no longer found from
 here is said in one line on stderr, since its photos may then be chosen again.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Iterable
 
 from fashionstyle.core import atomic
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.labels import TrainedOn, read_labels, trained_on
+from fashionstyle.data.labels import TrainedOn, read_labels, trained_on_files
 
 
 def path_key(path: str | Path) -> str:
@@ -41,10 +41,10 @@ def content_key(path: str | Path) -> str:
 
 
 def learnt_from(run: RunDir) -> list[TrainedOn]:
-    """The label files `run` learnt from: its config's, or those of the runs a fused run fused."""
-    own = trained_on(run)
-    if own is not None:
-        return [own]
+    """The label files `run` learnt from: its config's (one or several), or those of the runs a fused run fused."""
+    own = trained_on_files(run)
+    if own:
+        return own
     fusion = run / "fusion.json"
     if not fusion.is_file():
         return []

@@ -21,7 +21,7 @@ from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, re
                                       write_summary)
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import same_file, trained_on, val_images
+from fashionstyle.data.labels import same_file, trained_on_files, val_images
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.torch_predictor import Predictor
 
@@ -84,13 +84,13 @@ def evaluation_split(run: RunDir, table: LabelTable, split: str | None) -> str:
 
 
 def _trained_on(run: RunDir, table: LabelTable) -> bool:
-    """Whether `table` is the run's label file: the path its config names (relative paths read from here,
-    as a resume reads them) and, where the run kept them, all of its validation ids."""
-    own = trained_on(run)
-    if own is None or not same_file(own.labels, table.source):
+    """Whether `table` is one of the run's label files: a path its config names (relative paths read from
+    here, as a resume reads them) and, for its only file where the run kept them, all of its validation ids."""
+    own = trained_on_files(run)
+    if not any(same_file(f.labels, table.source) for f in own):
         return False
-    if not (run / "val_probs.npz").is_file():
-        return True
+    if len(own) > 1 or not (run / "val_probs.npz").is_file():
+        return True  # one of several files: a training photo may be in any of them
     return set(run.val_probs()[0]) <= set(table.ids)  # another folder's file of the same name holds others
 
 

@@ -74,6 +74,16 @@ def add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--label-names", nargs="+", default=None, help=config_help("label_names"))
 
 
+def allow_several_label_files(p: argparse.ArgumentParser) -> None:
+    """Turn the --labels that add_config_args made into `--labels FILE [FILE ...]` (train: merged by
+    data/label_merge.py; the value is then a list)."""
+    labels = next(a for a in p._actions if a.dest == "labels")
+    labels.nargs, labels.metavar = "+", "FILE"
+    labels.help = ("label file(s): JD txt, label CSV, tags CSV, Label Studio export; several are merged into one "
+                   "row per photo (matched by resolved path), the later file's labels kept where they differ, "
+                   "a split kept where a file gives one")
+
+
 def add_recursive_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recursive", action="store_true", help="read the sub-folders of a folder of images too")
 
@@ -123,9 +133,11 @@ def add_config_args(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> Non
     """
     from fashionstyle.core.config import GROUPS, RECIPES, TrainConfig
 
-    p.add_argument("--recipe", choices=tuple(RECIPES), default="finetune",
-                   help="starting values: finetune (the defaults: ImageNet EfficientNet-Lite0, one-cycle 1e-3) "
-                        "or report (the 2nd-place report: densenet201, Adam 1e-5, plateau, batch 46)")
+    p.add_argument("--recipe", choices=(*RECIPES, "auto"), default="finetune",
+                   help="starting values: finetune (the defaults: ImageNet EfficientNet-Lite0, one-cycle 1e-3), "
+                        "lp-ft (the head first on frozen features, then everything at a lower backbone rate), "
+                        "report (the 2nd-place report: densenet201, Adam 1e-5, plateau, batch 46), or auto "
+                        "(lp-ft under 1,000 train photos, else finetune; the run's config says which)")
     groups = {name: p.add_argument_group(f"{name} options", about) for name, about in GROUPS.items()}
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):

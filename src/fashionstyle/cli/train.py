@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fashionstyle.cli.args import add_config_args, config_help, int_in
+from fashionstyle.cli.args import add_config_args, allow_several_label_files, config_help, int_in
 from fashionstyle.cli.settings import print_validation
 
 ABOUT = {"train": "train a model (or one per label) into a run directory",
@@ -34,14 +34,21 @@ def add_parser(sub: argparse._SubParsersAction, name: str = "train") -> argparse
     else:
         p.add_argument("--resume", action="store_true", help=RESUME_HELP)
     add_config_args(p, skip=("teacher",) if name == "distill" else ())
+    if name == "train":
+        allow_several_label_files(p)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.api import train
     from fashionstyle.core.ranks import is_secondary_process
+    from fashionstyle.data.label_merge import merge_labels
+    from fashionstyle.data.labels import label_files
 
-    run_dir = train(train_config(args), args.out, resume=args.resume)
+    config = train_config(args)
+    if len(files := label_files(config.labels)) > 1 and not is_secondary_process():
+        merge_labels(files, config.images or None, config.label_names, say=print)  # checked and summed up first
+    run_dir = train(config, args.out, resume=args.resume)
     if is_secondary_process():
         return 0  # rank 0 reports
     print(f"run written to {run_dir.path}")
@@ -59,12 +66,31 @@ def run_cv(args: argparse.Namespace) -> int:
 def train_config(args: argparse.Namespace):
     """The TrainConfig the flags, --config and --recipe give; on --resume, the run's own (checked)."""
     from fashionstyle.core import config as config_lib
+    from fashionstyle.data.labels import join_label_files
 
-    overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f)}
+    overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f) and f != "recipe"}
+    if isinstance(overrides.get("labels"), list):  # train --labels A B: one config value naming both
+        overrides["labels"] = join_label_files(overrides["labels"])
     saved = saved_config(args) if args.resume else None
+    recipe = args.recipe
     if saved is not None:  # the run's own config: a setting given that differs from it is refused
-        return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, args.recipe))
-    return config_lib.load(args.config, overrides, recipe=args.recipe)
+        recipe = config_lib.read_saved(saved).recipe if recipe == "auto" else recipe
+        return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, recipe))
+    if recipe == "auto":
+        recipe, why = config_lib.auto_recipe(train_photos(config_lib.load(args.config, overrides)))
+        print(f"recipe auto: {recipe} ({why})", flush=True)
+    return config_lib.load(args.config, overrides, recipe=recipe)
+
+
+def train_photos(config) -> int:
+    """How many photos the train split of `config`'s label files holds (a file without splits: all but the
+    validation fraction)."""
+    from fashionstyle.data.labels import read_labels
+
+    table = read_labels(config.labels, config.images or None, config.label_names)
+    if table.splits is None:
+        return int(round(len(table) * (1 - config.val_fraction)))
+    return sum(1 for split in table.splits if split == "train")
 
 
 def saved_config(args: argparse.Namespace) -> Path | None:

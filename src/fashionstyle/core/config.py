@@ -323,7 +323,7 @@ def check_resume(run: TrainConfig, asked: TrainConfig, names: list[str] | None =
 
 def _may_change(name: str, run: TrainConfig, asked: TrainConfig) -> bool:
     a, b = getattr(run, name), getattr(asked, name)
-    if name in RESUME_FREE or a == b:
+    if name in RESUME_FREE or a == b or name == "recipe":  # a recipe's values are compared one by one
         return True
     if name in PATH_KEYS and a and b:
         return os.path.realpath(a) == os.path.realpath(b)

@@ -1,4 +1,5 @@
-"""The images to predict, read lazily: a folder, one image, a JD list (`id,url[,labels]`) or a CSV with an image column.
+"""The images to predict, read lazily: a folder, one image, a JD list (`id,url[,labels]`), a CSV with an image
+column, or a plain list of image paths, one a line (label_formats.is_path_list says which list it is).
 
     source = ImageSource.open("catalogue.csv")        # or a folder (recursive=True: with its sub-folders), or a.jpg
     len(source)                                        # counted once, by streaming the file
@@ -25,6 +26,7 @@ import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.images import IMAGE_SUFFIXES, FolderListing, scan_folder
+from fashionstyle.data.label_formats import is_path_list, open_path_list
 from fashionstyle.data.label_rows import file_layout, image_column, iter_csv_rows, jd_image_path
 
 
@@ -105,6 +107,10 @@ class ImageSource:
         return iter([(self.path.name, self.path.stem, self.path)])  # one image
 
     def _rows(self) -> Iterator[tuple[int, str, Path]]:
+        if is_path_list(self.path):
+            rows = open_path_list(self.path, self.image_dir, None).rows()
+            yield from ((row.line, row.id, self.image_dir / row.image) for row in rows)
+            return
         lines = iter_csv_rows(self.path)
         first = next(lines, None)
         if first is None:
@@ -157,7 +163,8 @@ def _csv_rows(path: Path, header: list[str], lines, image_dir: Path) -> Iterator
 
 def _jd_rows(path: Path, lines, width: int, image_dir: Path) -> Iterator[tuple[int, str, Path]]:
     if width < 2:
-        raise FashionStyleError(f"{path}:1: expected id,url (a JD list) or a CSV header with an image column")
+        raise FashionStyleError(f"{path}:1: expected id,url (a JD list), a CSV header with an image column "
+                                "or one image path a line")
     for n, row in lines:
         if len(row) != width:
             raise FashionStyleError(f"{path}:{n}: expected {width} fields, got {len(row)}")

@@ -5,16 +5,23 @@
 - Label CSV, with header: an `image` column (path relative to the file or to
   `images`), one 0/1 column per label, optional `id` and `split` columns.
 - Tags CSV, with header `image,tags`: space-separated label names per image.
+- A plain list of image paths, no header (`is_path_list`: a first line without a comma that ends with
+  an image suffix): one path per line, relative to `images` or absolute; blank lines and lines starting
+  with `#` skipped; a URL refused. Its ids are the paths without their image suffix, as a folder's
+  (`men/001`); it has no labels (a catalogue, as a JD `id,url` list).
 
 Every opener has the signature of labels.READERS' entries: (path, image_dir, label_names) -> RowReader.
 """
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.images import IMAGE_SUFFIXES
 from fashionstyle.data.label_names import (
     JD_STYLES, LabelLookup, all_jd_styles, canonical_label, reserved_name_message, unknown_label_message,
 )
@@ -24,6 +31,8 @@ from fashionstyle.data.label_rows import (
 )
 
 NAME_IDS = "; ids come from the image file names: give every image its own name"
+COMMENT = "#"  # a plain list's comment lines start with it
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def _body(path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -183,3 +192,42 @@ def _tag_names(path: Path) -> list[str]:
     if tags and all_jd_styles(sorted(tags)):
         return list(JD_STYLES)
     return sorted(tags)
+
+
+def is_path_list(path: Path) -> bool:
+    """Whether `path` is a plain list of image paths: its first line that is neither blank nor a `#` comment
+    holds no comma (a JD list has `id,url`, a CSV several columns) and ends with an image suffix (any case)
+    or is a URL (refused then, by its line). Whatever the file's suffix: `.txt` is a JD list's too."""
+    try:
+        with path.open(encoding="utf-8-sig") as f:
+            first = next((s for s in map(str.strip, f) if s and not s.startswith(COMMENT)), "")
+    except (OSError, UnicodeDecodeError):
+        return False  # not read here: the CSV readers say what is wrong with it
+    looks_like_image = os.path.splitext(first)[1].lower() in IMAGE_SUFFIXES or _URL.match(first) is not None
+    return "," not in first and looks_like_image
+
+
+def open_path_list(path: Path, image_dir: Path, label_names: Sequence[str] | None) -> RowReader:
+    """A plain list of image paths (`is_path_list`): one unlabelled row per path; a URL is refused."""
+    names = list(label_names or JD_STYLES)
+
+    def rows() -> Iterator[LabelRow]:
+        with path.open(encoding="utf-8-sig") as f:
+            for n, line in enumerate(f, 1):
+                image = line.strip()
+                if not image or image.startswith(COMMENT):
+                    continue
+                if _URL.match(image):
+                    raise FashionStyleError(f"{path}:{n}: {image!r} is a URL, not an image path; fetch the "
+                                            "images first (`fashionstyle download` reads id,url lines), then "
+                                            "list their files")
+                yield LabelRow(n, _without_image_suffix(image), image, b"")
+
+    return RowReader(path, image_dir, names, rows, labelled=False,
+                     id_hint="; ids are the paths without their suffix: list each image once")
+
+
+def _without_image_suffix(image: str) -> str:
+    """`men/001` for `men/001.jpg`: a plain list's id, as a folder's."""
+    stem, suffix = os.path.splitext(image)
+    return stem if suffix.lower() in IMAGE_SUFFIXES else image

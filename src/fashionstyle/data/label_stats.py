@@ -3,7 +3,7 @@ about labels that cannot be learned; counted while a label file streams past (bo
 
     print(label_stats(read_labels("labels.csv"), weight_power=0.5))   # the report's Table 1
     counts = count_labels("labels.csv")                                # `fashionstyle stats`: never holds the rows
-    print(label_stats(counts.training_rows(), 0.5)); label_warnings(counts)
+    print(label_stats(counts.training_rows(), 0.5, shown=40)); label_warnings(counts)   # a few lines each
     pos_w, neg_w = loss_weights(train_targets, power=0.5)
 
 Torch-free: the report and `fashionstyle stats` read it without the training engine.
@@ -21,6 +21,8 @@ from fashionstyle.data.label_table import LabelTable
 from fashionstyle.data.labels import label_rows
 
 ALL_ROWS = "all"  # FileCounts' key for the rows of a file without a split column
+NAMED = 5  # a warning names at most this many labels; more of one kind are counted in one line
+SHOWN = 40  # `stats` lists this many labels (the rarest first past it) unless asked for all
 
 
 @dataclass
@@ -107,8 +109,10 @@ def _add_flags(counts: FileCounts, split: str, buffer: bytearray) -> None:
     counts.unlabelled += int((~flags.any(axis=1)).sum())
 
 
-def label_warnings(labels: LabelTable | FileCounts) -> list[str]:
-    """Plain warning lines about labels that cannot be learned or tuned, and rows without labels.
+def label_warnings(labels: LabelTable | FileCounts, named: int = NAMED) -> list[str]:
+    """Plain warning lines about labels that cannot be learned or tuned, and rows without labels: one
+    line per label while a kind holds at most `named` labels, past that one line per kind with the count
+    and the first `named` names (a file of 50,000 labels warns in a few lines, not 50,000).
 
     The train split is the file's `train` rows, or all rows when it has no split column.
     """
@@ -116,15 +120,22 @@ def label_warnings(labels: LabelTable | FileCounts) -> list[str]:
         if labels.targets is None or not len(labels):
             return []
         labels = FileCounts.of_table(labels)
-    warnings = []
+    names, warnings = np.array(labels.label_names, dtype=object), []
     for split in ("train", "val"):
         counts = labels.splits.get(split if labels.has_splits or split == "val" else ALL_ROWS)
         if counts is None or not counts.rows:
             continue
-        why = "cannot be learned" if split == "train" else "its threshold cannot be tuned"
-        warnings += [f"{labels.source}: label {name} has no {side} in the {split} split: {why}"
-                     for name, p, q in zip(labels.label_names, counts.positives, counts.negatives)
-                     for side, count in (("positives", p), ("negatives", q)) if count == 0]
+        why, whys = (("cannot be learned", "they cannot be learned") if split == "train"
+                     else ("its threshold cannot be tuned", "their thresholds cannot be tuned"))
+        for side, count in (("positives", counts.positives), ("negatives", counts.negatives)):
+            empty = names[count == 0]
+            if len(empty) <= named:
+                warnings += [f"{labels.source}: label {n} has no {side} in the {split} split: {why}" for n in empty]
+            else:
+                first = ", ".join(empty[:named])
+                warnings.append(f"{labels.source}: {len(empty):,} of {len(names):,} labels have no {side} in the "
+                                f"{split} split ({first}, ...): {whys}; "
+                                "`fashionstyle stats --all` lists them")
     if labels.unlabelled:
         warnings.append(f"{labels.source}: {labels.unlabelled} of {labels.rows} rows have no label at all "
                         "(negatives for every label)")
@@ -155,28 +166,42 @@ def weights_of_counts(positives: np.ndarray, negatives: np.ndarray, power: float
     return 2 * scaled / (1 + scaled), 2 / (1 + scaled)
 
 
-def label_stats(labels: LabelTable | LabelCounts, weight_power: float) -> str:
-    """The report's Table 1: positives, negatives, ratio and A/B loss weights per label (a table: all its rows)."""
+def label_stats(labels: LabelTable | LabelCounts, weight_power: float, shown: int | None = None) -> str:
+    """The report's Table 1: positives, negatives, ratio and A/B loss weights per label; all its rows, or
+    the first `shown` and a line saying how many were left out."""
     if isinstance(labels, LabelTable):
         labels = LabelCounts.of(labels.label_names, labels.require_targets())
     positives, negatives = labels.positives, labels.negatives
     pos_w, neg_w = weights_of_counts(positives, negatives, weight_power)
-    width = max((len(n) for n in labels.label_names), default=5) + 2
+    listed = len(labels.label_names) if shown is None else min(shown, len(labels.label_names))
+    width = max((len(n) for n in labels.label_names[:listed]), default=5) + 2
     lines = [f"{'label':<{width}}{'positives':>10}{'negatives':>10}{'pos:neg':>12}{'A':>9}{'B':>9}"]
-    for name, p, q, a, b in zip(labels.label_names, positives, negatives, pos_w, neg_w):
+    for name, p, q, a, b in zip(labels.label_names[:listed], positives, negatives, pos_w, neg_w):
         mark = "  NO POSITIVES: cannot be learned" if p == 0 else "  NO NEGATIVES: cannot be learned" if q == 0 else ""
         lines.append(f"{name:<{width}}{p:>10d}{q:>10d}{ratio_text(p, q):>12}{a:>9.4f}{b:>9.4f}{mark}")
+    if listed < len(labels.label_names):
+        lines += [f"... {len(labels.label_names) - listed:,} more labels left out (pass --all to list every label)",
+                  totals_line(labels)]
     return "\n".join(lines)
 
 
+def totals_line(labels: LabelCounts) -> str:
+    """One line over every label: how many, how many without positives or negatives, positives per label."""
+    p = labels.positives
+    return (f"all {len(p):,} labels: {int((p == 0).sum()):,} without positives, "
+            f"{int((labels.negatives == 0).sum()):,} without negatives; positives per label: min {int(p.min())}, "
+            f"median {float(np.median(p)):g}, max {int(p.max())}")
+
+
 def stats_report(path: str | Path, images: str | Path | None = None, label_names: Sequence[str] | None = None,
-                 weight_power: float = 0.5) -> tuple[list[str], str]:
+                 weight_power: float = 0.5, shown: int | None = SHOWN) -> tuple[list[str], str]:
     """`fashionstyle stats`: (warning lines, the text: a summary line and Table 1 of the train split, or of
-    every row without a split column), counted while the file streams past."""
+    every row without a split column, its first `shown` labels (None: all)), counted while the file
+    streams past."""
     counts = count_labels(path, images, label_names)
     train, scope = counts.training_rows()
     summary = f"{counts.source}: {train.rows} images ({scope}), {len(counts.label_names)} labels"
-    return label_warnings(counts), summary + "\n" + label_stats(train, weight_power)
+    return label_warnings(counts), summary + "\n" + label_stats(train, weight_power, shown)
 
 
 def ratio_text(positives: int, negatives: int) -> str:

@@ -59,7 +59,7 @@ class LabelTable:
 
     def require_targets(self) -> np.ndarray:
         if self.targets is None:
-            raise FashionStyleError(f"{self.source}: has no labels (an id,url list)")
+            raise FashionStyleError(f"{self.source}: has no labels (a list of images: id,url or one path a line)")
         return self.targets
 
 

@@ -3,9 +3,11 @@ validation images; `read_run_labels`, a file read for a run (its label order, it
 
     table = read_labels("labels.csv")                                  # every row
     table = read_labels("labels.csv", keep_splits=("train", "val"))    # training: other splits' rows never held
+    table = read_labels(join_label_files(["round0.csv", "export.json"]))  # several files, merged (label_merge.py)
     reader, rows = label_rows("labels.csv")                            # a stream of LabelRow (label_stats counts it)
 
-Formats (label_formats.py, detected from the first line): JD txt, label CSV, tags CSV.
+Formats (label_formats.py, detected from the first line): JD txt, label CSV, tags CSV, a plain list of
+image paths (no labels: a catalogue); a Label Studio export (label_studio.py).
 Label names that are all JD styles (any case, Chinese names too) are those styles
 (tags: all 13; a header: the ones it names); any other name makes the file's own
 names, as written, the label set; `label_names` fixes it instead. Either way the set
@@ -27,7 +29,7 @@ import numpy as np
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.label_formats import open_jd, open_label_csv, open_tags
+from fashionstyle.data.label_formats import is_path_list, open_jd, open_label_csv, open_path_list, open_tags
 from fashionstyle.data.label_names import JD_STYLES, check_label_set
 from fashionstyle.data.label_studio import is_export, open_label_studio
 from fashionstyle.data.label_rows import (
@@ -37,14 +39,16 @@ from fashionstyle.data.label_table import LabelTable
 
 LabelFileOpener = Callable[[Path, Path, Sequence[str] | None], RowReader]
 READERS: dict[str, LabelFileOpener] = {"tags": open_tags, "csv": open_label_csv, "jd": open_jd,
-                                        "label-studio": open_label_studio}
+                                        "label-studio": open_label_studio, "paths": open_path_list}
 
 
 def label_layout(path: Path) -> str:
-    """The READERS entry that reads `path`: a Label Studio export (label_studio.is_export), else a CSV layout,
-    from its first line (label_rows.file_layout)."""
+    """The READERS entry that reads `path`: a Label Studio export (label_studio.is_export), a plain list of
+    paths (label_formats.is_path_list), else a CSV layout, from its first line (label_rows.file_layout)."""
     if is_export(path):
         return "label-studio"
+    if is_path_list(path):
+        return "paths"
     return file_layout(first_row(path)[1])
 
 
@@ -89,6 +93,10 @@ def read_labels(path: str | Path, images: str | Path | None = None, label_names:
     for name in keep_splits or ():
         if name not in SPLITS:
             raise FashionStyleError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
+    if len(files := label_files(path)) > 1:
+        from fashionstyle.data.label_merge import merge_labels  # it reads each file with this function
+
+        return merge_labels(files, images, label_names, keep_splits)
     reader, rows = label_rows(path, images, label_names)
     keep = None if keep_splits is None or not reader.has_splits else frozenset(keep_splits)
     ids: list[str] = []
@@ -133,6 +141,22 @@ def read_run_labels(run: RunDir, path: str | Path, images: str | Path | None = N
                        label_names or run.label_names())
 
 
+def join_label_files(paths: Sequence[str | Path]) -> str:
+    """How a config's `labels` names its label files: one as given; several absolute, joined by os.pathsep
+    (as PATH), which `read_labels` reads merged."""
+    if len(paths) == 1:
+        return os.fspath(paths[0])
+    return os.pathsep.join(os.path.abspath(p) for p in paths)
+
+
+def label_files(labels: str | Path) -> list[Path]:
+    """The label files a config's `labels` names (join_label_files); a path that exists is one file."""
+    text = os.fspath(labels)
+    if os.pathsep not in text or os.path.exists(text):
+        return [Path(text)]
+    return [Path(part) for part in text.split(os.pathsep) if part]
+
+
 class TrainedOn(NamedTuple):
     """The label file a run trained on (as its config names it: relative to where it was trained) and
     the --image-dir it was read with (None: the file's own folder)."""
@@ -142,16 +166,25 @@ class TrainedOn(NamedTuple):
 
 
 def trained_on(run: RunDir) -> TrainedOn | None:
-    """What `run`'s config.yaml says it trained on; None for a run without one (fused, exported)."""
+    """What `run`'s config.yaml says it trained on (its `labels` as written: several files joined, see
+    trained_on_files); None for a run without one (fused, exported)."""
     saved = run / "config.yaml"
     config = config_lib.read_yaml(saved) if saved.is_file() else {}
     return TrainedOn(Path(config["labels"]), config.get("images") or None) if config.get("labels") else None
 
 
-def trained_image_dir(run: RunDir, path: str | Path) -> str | None:
-    """The --image-dir `run` trained with, if `path` is the label file it trained on (else None)."""
+def trained_on_files(run: RunDir) -> list[TrainedOn]:
+    """Each label file `run` trained on (several for `train --labels A B`), with its --image-dir; [] for none."""
     own = trained_on(run)
-    return own.images if own is not None and same_file(own.labels, path) else None
+    return [] if own is None else [TrainedOn(path, own.images) for path in label_files(own.labels)]
+
+
+def trained_image_dir(run: RunDir, path: str | Path) -> str | None:
+    """The --image-dir `run` trained with, if `path` names label files it trained on (else None)."""
+    own = trained_on_files(run)
+    if own and all(any(same_file(f.labels, given) for f in own) for given in label_files(path)):
+        return own[0].images
+    return None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
