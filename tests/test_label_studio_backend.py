@@ -209,3 +209,12 @@ def test_serve_refuses_a_missing_root_and_an_open_backend_beyond_loopback(shared
     assert len(err) == 1 and "needs --backend-auth USER:PASSWORD" in err[0]
     assert main(["serve", str(shared_run.run), "--label-studio", str(tmp_path), "--backend-auth", "nopassword"]) == 2
     assert "give USER:PASSWORD" in capsys.readouterr().err
+
+
+def test_events_are_acknowledged_and_start_no_work(shared_run, folders):
+    client = _client(shared_run.run, folders[0])
+    assert client.post("/webhook", json={"action": "ANNOTATION_CREATED"}).status_code == 401
+    for route, body in (("/webhook", {"action": "ANNOTATION_CREATED", "annotation": {}}), ("/train", {})):
+        answer = client.post(route, json=body, headers=GOOD)
+        assert answer.status_code == 200 and answer.json()["training"] is False
+    assert client.post("/webhook", content=b"{", headers={**GOOD, "Content-Type": "application/json"}).status_code == 400

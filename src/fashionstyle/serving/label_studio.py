@@ -9,6 +9,7 @@ Routes (label-studio-ml's protocol, as Label Studio 1.x calls it):
     GET  /health   {"status": "UP", "model_version": ...} (no credentials needed)
     POST /setup    {project, schema, hostname, access_token} -> {"model_version": ...}; a labelling
                    config whose "style" choices are not exactly the run's labels is refused (400, one line)
+    POST /webhook  Label Studio's events (and POST /train): acknowledged, no training started
     POST /predict  {tasks: [{id, data: {image: URL}}], ...} -> {"results": [{result, score,
                    model_version}]}, one per task, in order: the run's decided labels ticked, and as
                    score 1 - the photo's threshold uncertainty (acquisition.py). A task whose photo
@@ -211,6 +212,16 @@ def backend_app(predictor: Any, model_version: str, document_root: str | Path | 
         _require(request, credentials)
         body = await _json_object(request)
         return await run_in_threadpool(backend.predict, body)
+
+    @app.post("/webhook")
+    @app.post("/train")
+    async def webhook(request: Request) -> Any:
+        """Label Studio's annotation and "start training" events: acknowledged, and no work is started
+        (retrain with `fashionstyle train --labels ROUND0.csv EXPORT.json`, docs/label-less.md)."""
+        _require(request, credentials)
+        body = await _json_object(request)
+        return {"status": "ok", "event": str(body.get("action") or "train"), "training": False,
+                "detail": "this backend does not train on events; export the project and run fashionstyle train"}
 
     return app
 
