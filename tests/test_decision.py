@@ -141,6 +141,20 @@ def test_tune_stores_a_point_that_every_door_decides_the_same(run_copy, tmp_path
     assert unknown.status_code == 400 and "this run's: f2, store" in unknown.json()["detail"]
     default = TestClient(create_app(run, operating_point="store")).post("/predict", files=files).json()
     assert [r["labels"] for r in default["predictions"]] == [r.labels for r in records]
+    expected = {p.name: r.labels for p, r in zip(images, records)}
+    skeleton, tasks = tmp_path / "s.csv", tmp_path / "s.json"
+    assert main(["suggest", str(run), "--images", str(folder), "--n", "6", "--strategy", "random", "--out",
+                 str(skeleton), "--tasks", str(tasks), "--label-studio-root", str(folder), "--operating-point",
+                 "store", "--quiet"]) == 0
+    import csv
+
+    with skeleton.open(newline="") as f:
+        hints = {Path(row["image"]).name: [h.rsplit(" ", 1)[0] for h in row["hint"].split(";") if h]
+                 for row in csv.DictReader(f)}
+    assert hints == expected
+    ticked = {t["data"]["image"].rsplit("=", 1)[1]: (t["predictions"][0]["result"] or [{"value": {"choices": []}}])
+              [0]["value"]["choices"] for t in json.loads(tasks.read_text())}
+    assert ticked == expected
 
 
 def test_tune_refuses_a_taken_name_and_rules_without_a_name(run_copy, capsys):
