@@ -26,6 +26,9 @@ first; training images beside the crops the run's training transform draws from
 them; and per label the most confident true positives, false positives and false
 negatives. With an audit file (`fashionstyle audit`, or RUN/issues.csv) it shows
 the most suspect labels.
+
+A run of more than SHOWN (50) labels is summarised: the per-label figures, tables and error gallery
+show the SHOWN labels with the most positives, and the page says so; the headline covers every label.
 """
 from __future__ import annotations
 
@@ -40,10 +43,13 @@ import numpy as np
 from fashionstyle.analysis import gallery
 from fashionstyle.analysis.audit import read_issues
 from fashionstyle.analysis.report_data import (
+    SHOWN,
     RunData,
     check_runs_comparable,
     image_mismatches,
     load_run,
+    most_supported,
+    only_labels,
     run_names,
     stats_targets,
     training_split,
@@ -87,7 +93,7 @@ __all__ = ["headline_html", "scores_table_html", "write_report"]
 def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str | Path] = (),
                  stats_table: LabelTable | None = None, train_targets: np.ndarray | None = None,
                  labels: LabelTable | None = None, audit: str | Path | None = None,
-                 progress: bool = False) -> Path:
+                 progress: bool = False, shown: int = SHOWN) -> Path:
     """Write `out_dir/index.html` and its PNG figures for a run; returns the html path.
 
     `out_dir` must be new, empty or hold an earlier report (anything else is refused before a file
@@ -99,6 +105,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
     `labels`: a label file's table, to find the images of the image grids.
     `audit`: an issues.csv from `fashionstyle audit` (default: RUN/issues.csv if there).
     `progress`: say on stdout what it is doing, one line per stage, counted in images.
+    `shown`: past this many labels, the per-label sections show the `shown` with the most positives.
     """
     out = Path(out_dir)
     check_report_folder(out)
@@ -117,16 +124,22 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
     scored = ", ".join(f"{len(s.targets)} {'validation' if name == 'val' else name} images"
                        for name, s in data.splits().items())
     say(f"scores and figures of {', '.join(r.name for r in runs)} ({scored})")
+    columns = most_supported(targets, shown)  # None: every label is shown
+    view = only_labels(data, columns)
+    if columns is not None:
+        targets = targets[:, columns]
+        say(f"{len(data.label_names):,} labels: per-label sections show the {len(columns)} most frequent")
     with matplotlib.rc_context(STYLE):
-        body = label_section(data, targets, source, out)
-        body += per_label_section(data, out)
-        body += epoch_section(data, out)
-        body += threshold_section(data, out)
-        body += loss_section(data, out)
+        body = [] if columns is None else [summarised_note(data, len(columns), source)]
+        body += label_section(view, targets, source, out)
+        body += per_label_section(view, out, data)
+        body += epoch_section(view, out)
+        body += threshold_section(view, out)
+        body += loss_section(view, out)
         if len(runs) > 1:
-            body += compare_section(runs, out, mismatches)
+            body += compare_section([only_labels(r, columns) for r in runs], out, mismatches)
     thumbs = gallery.Thumbnails(out)
-    body += image_sections(data, labels, train, thumbs, say)
+    body += image_sections(data, labels, train, thumbs, say, view)
     in_run = data.run / "issues.csv"
     audit = audit if audit is not None else (in_run if in_run.is_file() else None)
     if audit is not None:
@@ -136,6 +149,14 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
     html_path = atomic.write_text(out / "index.html", page(f"Fashion style report: {data.name}", top, body))
     html_path.chmod(0o644)
     return html_path
+
+
+def summarised_note(data: RunData, shown: int, source: str) -> str:
+    """What a report of a run of many labels leaves out, and where the rest is."""
+    return note(f"This run has {len(data.label_names):,} labels: the per-label figures, tables and error gallery "
+                f"show the {shown} with the most positive images in {source}; the headline's macro scores "
+                f"cover all {len(data.label_names):,}. Every label's scores are in <code>summary.json</code> and "
+                "<code>fashionstyle evaluate</code>; every label's counts in <code>fashionstyle stats --all</code>.")
 
 
 def label_section(data: RunData, targets: np.ndarray, source: str, out: Path) -> list[str]:
@@ -152,7 +173,8 @@ def label_section(data: RunData, targets: np.ndarray, source: str, out: Path) ->
             figure_html("cooccurrence.png", together)]
 
 
-def per_label_section(data: RunData, out: Path) -> list[str]:
+def per_label_section(data: RunData, out: Path, whole: RunData | None = None) -> list[str]:
+    """Figures and the table of `data`'s labels; the note on unscored labels counts all of `whole`'s."""
     plot_fbeta_per_label(data, out / "fbeta_per_label.png")
     splits = "validation and test splits" if data.test is not None else "validation split"
     caption = (f"{data.beta_name} of every label on the {splits}, predicting at probability 0.5 (light) "
@@ -165,7 +187,7 @@ def per_label_section(data: RunData, out: Path) -> list[str]:
     return ["<h2>Per-label scores</h2>", figure_html("fbeta_per_label.png", caption),
             f"<p>Per label: the tuned threshold; per split the positive images (support), and precision, recall "
             f"and {data.beta_name} at that threshold, then {data.beta_name} at 0.5.</p>", scores_table_html(data),
-            unscored_note(data), figure_html("pr_curves.png", pr_caption)]
+            unscored_note(whole or data), figure_html("pr_curves.png", pr_caption)]
 
 
 def epoch_section(data: RunData, out: Path) -> list[str]:
@@ -222,9 +244,12 @@ def compare_section(runs: list[RunData], out: Path, mismatches: Sequence[str] = 
 
 
 def image_sections(data: RunData, labels: LabelTable | None, train: tuple[LabelTable, str] | None,
-                   thumbs: gallery.Thumbnails, say: Callable[[str], None] = lambda line: None) -> list[str]:
-    """Predictions (most wrong first), augmented training images and the error gallery; or why not.
-    `say` hears one line per section, counted in images."""
+                   thumbs: gallery.Thumbnails, say: Callable[[str], None] = lambda line: None,
+                   view: RunData | None = None) -> list[str]:
+    """Predictions (most wrong first), augmented training images and the error gallery (of the labels of
+    `view`, `data` restricted to those shown; default all); or why not. `say` hears one line per
+    section, counted in images."""
+    view = data if view is None else view
     if labels is None:
         return ["<h2>Images</h2>", note(
             "Image grids left out: pass the label file (<code>--labels FILE</code>), which says where the images "
@@ -239,12 +264,14 @@ def image_sections(data: RunData, labels: LabelTable | None, train: tuple[LabelT
         return [note(f"{skipped} images of the {name} split were skipped: not in "
                      f"<code>{html.escape(labels.source)}</code>, missing or unreadable.")] if skipped else []
 
-    grid, skipped, all_right = gallery.prediction_grid(data.label_names, split.ids, split.probs, split.targets,
-                                                       data.tuner, images, thumbs)
+    shown = view.test if view.test is not None else view.val  # a caption lists 50, not 50,000 labels
+    grid, skipped, all_right = gallery.prediction_grid(view.label_names, shown.ids, shown.probs, shown.targets,
+                                                       view.tuner, images, thumbs)
+    among = "" if view is data else f" among the {len(view.label_names)} labels shown"
     body = ["<h2>Predictions, most wrong first</h2>", (
-        f"<p>Images of {where} with their true and predicted labels at the tuned thresholds, those with the most "
-        "wrong labels first (then the highest loss, the mean binary cross-entropy over the labels, as fastai's "
-        f"<code>plot_top_losses</code>); {all_right} of {len(split.targets)} images have every label right. "
+        f"<p>Images of {where} with their true and predicted labels{among} at the tuned thresholds, those with "
+        "the most wrong labels first (then the highest loss, the mean binary cross-entropy over the labels, as "
+        f"fastai's <code>plot_top_losses</code>); {all_right} of {len(split.targets)} images have every label right. "
         '<span class="fn">Struck through</span>: a true label the model missed; <span class="fp">red</span>: '
         "a label predicted but not true; in brackets its probability.</p>"), *missing(skipped), grid]
     say(f"predictions of the {name} split: {len(thumbs.made)} of {len(split.targets)} images shown")
@@ -252,8 +279,8 @@ def image_sections(data: RunData, labels: LabelTable | None, train: tuple[LabelT
     body += augmentation_section(data, train, thumbs)
     say(f"augmented training images: {len(thumbs.made) - before} images")
     before = len(thumbs.made)
-    blocks, skipped = gallery.error_gallery(data.label_names, split.ids, split.probs, split.targets,
-                                            data.tuner, images, thumbs)
+    blocks, skipped = gallery.error_gallery(view.label_names, shown.ids, shown.probs, shown.targets,
+                                            view.tuner, images, thumbs)
     body += ["<h2>Error gallery per label</h2>", (
         f"<p>Per label, the {gallery.PER_KIND} most confident true positives and false positives (highest "
         f"probability) and false negatives (lowest) of {where} at the label's tuned threshold, each with its "

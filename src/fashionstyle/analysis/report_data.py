@@ -3,12 +3,13 @@ history, label statistics and scores (report.py lays them out, report_plots.py d
 
     data = load_run(RunDir.open("runs/lite0"))      # RunData: tuner, val (and test) Split, history
     at_half, tuned = split_scores(data, data.val)   # per-label F-beta at 0.5 and at the thresholds
+    view = only_labels(data, most_supported(train_targets))   # past SHOWN labels: the SHOWN most frequent
 """
 from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,6 +22,8 @@ from fashionstyle.core.metrics import per_label_scores
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.label_table import LabelTable
+
+SHOWN = 50  # past this many labels the per-label figures, tables and galleries show this many
 
 
 @dataclass
@@ -158,3 +161,28 @@ def split_scores(data: RunData, split: Split) -> tuple[np.ndarray, np.ndarray]:
     at_half = per_label_scores(split.targets, (split.probs >= 0.5).astype(np.uint8), beta)["fbeta"]
     tuned = per_label_scores(split.targets, data.tuner.predict(split.probs), beta)["fbeta"]
     return at_half, tuned
+
+
+def most_supported(targets: np.ndarray, limit: int = SHOWN) -> np.ndarray | None:
+    """The label columns the per-label sections show: None (all) up to `limit` labels, else the `limit`
+    with the most positives in `targets` ((N, L); the first on ties), in label order."""
+    if targets.shape[1] <= limit:
+        return None
+    support = np.asarray(targets.sum(axis=0), np.int64).ravel()  # signed: uint8 sums negate wrongly
+    return np.sort(np.argsort(-support, kind="stable")[:limit])
+
+
+def only_labels(data: RunData, columns: np.ndarray | None) -> RunData:
+    """`data` restricted to the label `columns` (None: `data` itself): names, thresholds and both splits;
+    the history keeps its columns, found by name."""
+    if columns is None:
+        return data
+    tuner = ThresholdTuner(beta=data.tuner.beta, default=data.tuner.default, rule=data.tuner.rule)
+    tuner.thresholds_, tuner.best_fbeta_, tuner.tuned_ = (data.tuner.thresholds_[columns],
+                                                          data.tuner.best_fbeta_[columns], data.tuner.tuned_[columns])
+
+    def cut(split: Split) -> Split:
+        return Split(split.probs[:, columns], split.targets[:, columns], split.ids)
+
+    return replace(data, label_names=[data.label_names[j] for j in columns], tuner=tuner, val=cut(data.val),
+                   test=None if data.test is None else cut(data.test))

@@ -139,12 +139,18 @@ def unscored_note(data: RunData) -> str:
     """How the macro means treat labels without positive images in a split ("" when every label has some)."""
     missing = {name: [n for n, s in zip(data.label_names, split.targets.sum(axis=0)) if s == 0]
                for name, split in data.splits().items()}
-    parts = [f"{', '.join(html.escape(n) for n in names)} in {name}" for name, names in missing.items() if names]
+    parts = [f"{_some(names)} in {name}" for name, names in missing.items() if names]
     if not parts:
         return ""
     return note(f"{NOT_SCORED}: no positive image of {'; '.join(parts)}, so recall and {data.beta_name} are "
                 f"undefined there; the macro means (the headline, this table, the CLI table and the model card) "
                 f"count each such label as 0, which holds them down by 1/{len(data.label_names)} of a point each.")
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """Up to `shown` names, escaped; past them how many labels in all."""
+    listed = ", ".join(html.escape(n) for n in names[:shown])
+    return listed if len(names) <= shown else f"{listed}, ... ({len(names):,} labels)"
 
 
 def summary_of(data: RunData) -> RunSummary:

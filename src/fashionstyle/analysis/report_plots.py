@@ -144,20 +144,21 @@ def plot_fbeta_per_epoch(data: RunData, path: Path) -> Path | None:
     moved most in colour (named), the others as thin grey lines."""
     history = data.history or {}
     epochs = history.get("epoch")
-    columns = [f"fbeta_{n}" for n in data.label_names]
-    if epochs is None or not all(c in history for c in columns):
+    names = [n for n in data.label_names if f"fbeta_{n}" in history]  # a run of many labels records some
+    columns = [f"fbeta_{n}" for n in names]
+    if epochs is None or not names and MONITOR not in history:
         return None
     fig, ax = new_figure(9.5, 5.2)
-    moved = most_moved(history, data.label_names)
-    for name in data.label_names:
+    moved = most_moved(history, names)
+    for name in names:
         if name not in moved:
             ax.plot(epochs, history[f"fbeta_{name}"], color="#c8c8c8", linewidth=0.8, zorder=1)
-    if len(moved) < len(data.label_names):
-        ax.plot([], [], color="#c8c8c8", linewidth=0.8, label=f"the other {len(data.label_names) - len(moved)} labels")
+    if len(moved) < len(names):
+        ax.plot([], [], color="#c8c8c8", linewidth=0.8, label=f"the other {len(names) - len(moved)} labels")
     for name, colour in zip(moved, matplotlib.colormaps["tab10"].colors):
         ax.plot(epochs, history[f"fbeta_{name}"], color=colour, marker="o", markersize=3.5, linewidth=1.6,
                 label=name, zorder=2)
-    macro = history.get(MONITOR, np.nanmean([history[c] for c in columns], axis=0))
+    macro = history[MONITOR] if MONITOR in history else np.nanmean([history[c] for c in columns], axis=0)
     ax.plot(epochs, macro, color="black", linewidth=3, marker="o", label="macro (tuned)", zorder=3)
     if "val_fbeta_05" in history:
         ax.plot(epochs, history["val_fbeta_05"], color="black", linewidth=1.5, linestyle="--",
@@ -169,7 +170,7 @@ def plot_fbeta_per_epoch(data: RunData, path: Path) -> Path | None:
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {data.beta_name} (each epoch's own thresholds)")
-    moved_title = f", the {len(moved)} labels that moved most" if len(moved) < len(data.label_names) else ""
+    moved_title = f", the {len(moved)} labels that moved most" if len(moved) < len(names) else ""
     ax.set_title(f"Validation {data.beta_name} per epoch: macro mean{moved_title}")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -18,13 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     power = config_default("weight_power")
     p.add_argument("--weight-power", type=float, default=power,
                    help=f"{config_help('weight_power')} (default: {power}, as train's)")
+    p.add_argument("--all", action="store_true",
+                   help="list every label (default: the first 40, then totals over all of them)")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashionstyle.data.label_stats import stats_report
+    from fashionstyle.data.label_stats import SHOWN, stats_report
 
-    warnings, text = stats_report(args.labels, args.images, args.label_names, args.weight_power)
+    warnings, text = stats_report(args.labels, args.images, args.label_names, args.weight_power,
+                                  None if args.all else SHOWN)
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     print(text)

@@ -2,6 +2,7 @@
 
     rows = read_history(run)          # [{"epoch": "1", "val_fbeta_epoch_exact": "0.61", ...}, ...]
     append_history(run, {"epoch": 3, MONITOR: 0.64, ...})
+    history_labels(names, val_positives)  # the labels with a per-epoch `fbeta_<name>` column
     final_metrics(run)                # {"val_macro_f2": 0.58, ...}: the run's final scores (summary.json)
 
 Each epoch is judged at thresholds tuned exactly on that epoch's validation probabilities: its name
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.summary import read_summary
@@ -24,6 +27,19 @@ if TYPE_CHECKING:
 # validation macro F-beta of one epoch at thresholds tuned exactly on it: picks the best epoch
 MONITOR = "val_fbeta_epoch_exact"
 OLD_NAMES = {"val_fbeta_tuned": MONITOR}  # the column's name in runs written before it was renamed
+PER_LABEL = 1000  # per-epoch per-label scores (history.csv, trackers) of at most this many labels
+
+
+def history_labels(label_names: Sequence[str], support: np.ndarray | None = None,
+                   limit: int | None = PER_LABEL) -> list[str]:
+    """The labels whose F-beta each epoch records: all of them up to `limit` (None: no limit), else the
+    `limit` with the most validation positives (`support`, (L,); without it the first), in file order."""
+    if limit is None or len(label_names) <= limit:
+        return list(label_names)
+    if support is None:
+        return list(label_names[:limit])
+    order = np.argsort(-np.asarray(support, np.int64), kind="stable")  # signed: a uint8 sum negates wrongly
+    return [label_names[i] for i in sorted(order[:limit])]
 
 
 def read_history(run: RunDir) -> list[dict[str, str]]:

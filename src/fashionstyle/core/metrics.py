@@ -118,16 +118,21 @@ def macro_fbeta(targets: np.ndarray, predictions: np.ndarray, beta: float = 2.0)
     return float(scores.mean())
 
 
+TABLE_ROWS = 100  # labels listed in a printed table; the macro row covers them all
+
+
 def format_table(
     label_names: Sequence[str],
     columns: Mapping[str, Sequence[float]],
     title: str | None = None,
+    shown: int | None = TABLE_ROWS,
 ) -> str:
     """Plain-text table: one row per label, one column per key, then a 'macro' row.
 
     Values are printed with 3 decimals, counts (an integer column: support) as whole numbers; the macro
     row holds each column's mean (nan propagates, so a column with a nan shows 'nan' there) and a count
-    column's total.
+    column's total, over every label. Past `shown` labels (None: no limit) the first `shown` are listed
+    and one line says how many were left out.
     """
     names = [str(n) for n in label_names]
     if not names:
@@ -143,8 +148,9 @@ def format_table(
             )
         values[key] = arr
 
+    listed = names if shown is None else names[:shown]
     rows = [[n, *(f"{values[k][i]:.0f}" if k in counts else f"{values[k][i]:.3f}" for k in values)]
-            for i, n in enumerate(names)]
+            for i, n in enumerate(listed)]
     macro = ["macro", *(f"{values[k].sum():.0f}" if k in counts else f"{values[k].mean():.3f}" for k in values)]
     header = ["label", *values]
     widths = [max(len(r[j]) for r in (header, macro, *rows)) for j in range(len(header))]
@@ -155,5 +161,7 @@ def format_table(
 
     rule = "-" * len(fmt(header))
     lines = [title] if title else []
-    lines += [fmt(header), rule, *map(fmt, rows), rule, fmt(macro)]
+    left_out = [f"... {len(names) - len(listed):,} more labels (every one in the run's summary.json and "
+                "evaluate's JSON)"] if len(listed) < len(names) else []
+    lines += [fmt(header), rule, *map(fmt, rows), *left_out, rule, fmt(macro)]
     return "\n".join(lines)

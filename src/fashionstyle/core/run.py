@@ -10,8 +10,10 @@
       operating_points.json  further named operating points (`tune --operating-point`; core/decision.py)
       tta.json           the test-time augmentation they were tuned with (absent: none)
       val_probs.npz      ids, probs (N, L), targets (N, L) of the validation split
-      history.csv        per-epoch losses, learning rate, validation F2 (overall and per label)
-      epochs/            validation probabilities of every epoch (e001.npy, ...)
+      history.csv        per-epoch losses, learning rate, validation F2 (overall and per label; past 1,000
+                         labels, the 1,000 with the most validation positives)
+      epochs/            validation probabilities of every epoch (e001.npy, ...; past 1,000 labels, the best and
+                         the latest only)
       checkpoints/       Lightning checkpoints (best.ckpt, last.ckpt) for --resume
       logs/              CSV and TensorBoard logs
       eval_<split>.json  scores written by `fashionstyle evaluate`

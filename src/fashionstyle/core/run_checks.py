@@ -9,6 +9,7 @@ Each refusal is one FashionStyleError line naming the file and the field. Torch-
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +31,9 @@ def checked_names(names: Any, where: str) -> list[str]:
     """A list of unique, non-empty strings, or a refusal naming `where`."""
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise FashionStyleError(f"{where} must be a list of non-empty strings, got {names!r}")
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)  # linear: 50,000 labels in ms
     if twice:
-        raise FashionStyleError(f"{where}: {', '.join(twice)} listed more than once; each label once")
+        raise FashionStyleError(f"{where}: {_some(twice)} listed more than once; each label once")
     return list(names)
 
 
@@ -43,16 +44,16 @@ def checked_members(data: Any, source: str | Path, names: list[str]) -> list[tup
     if not isinstance(members, list) or not members:
         raise FashionStyleError(f"{source}: members must be a non-empty list of {{model, labels, weight}}, "
                                 f"got {members!r}")
-    checked = []
+    checked, known = [], set(names)
     for k, member in enumerate(members):
         where = f"{source}: members[{k}]"
         if not isinstance(member, dict) or not isinstance(member.get("model"), str) or not member["model"]:
             raise FashionStyleError(f"{where}.model must name a model file of the run, got {member!r}")
         labels = checked_names(member.get("labels"), f"{where}.labels")
-        unknown = [n for n in labels if n not in names]
+        unknown = [n for n in labels if n not in known]
         if unknown or not labels:
-            raise FashionStyleError(f"{where}.labels: {', '.join(unknown) or 'none'} not among the run's "
-                                    f"labels ({', '.join(names)})")
+            raise FashionStyleError(f"{where}.labels: {_some(unknown) if unknown else 'none'} not among the "
+                                    f"run's labels ({_some(names)})")
         weight = member.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight)
                                                                                     and weight > 0):
@@ -73,13 +74,20 @@ def check_run_files(run: "RunDir") -> None:
 
         listed = read_yaml(config).get("label_names")
         if listed is not None and not set(names) <= set(checked_names(listed, f"{config}: label_names")):
-            raise FashionStyleError(f"{config}: label_names {listed!r} differ from labels.json's {names}")
+            raise FashionStyleError(f"{config}: label_names {_some(listed)} differ from labels.json's {_some(names)}")
     if (run / "thresholds.json").is_file():
         count = len(run.thresholds().thresholds_)
         if count != len(names):
             raise FashionStyleError(f"{run / 'thresholds.json'}: thresholds has {count} values for the "
-                                    f"{len(names)} labels of labels.json ({', '.join(names)})")
-    given = {n for member in run.members() for n in member.labels}
+                                    f"{len(names)} labels of labels.json ({_some(names)})")
+    given = {n for member in run.members(names) for n in member.labels}
     missing = [n for n in names if n not in given]
     if missing:
-        raise FashionStyleError(f"{run / 'members.json'}: no member gives {', '.join(missing)}")
+        raise FashionStyleError(f"{run / 'members.json'}: no member gives {_some(missing)}")
+
+
+def _some(names: Any, shown: int = 10) -> str:
+    """`a, b, c` or, past `shown` names, the first ones and how many more: an error stays one short line."""
+    names = [str(n) for n in names] if isinstance(names, list) else [repr(names)]
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f", ... ({more:,} more)" if more > 0 else "")

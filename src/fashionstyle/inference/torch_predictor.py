@@ -107,15 +107,16 @@ class Predictor(BasePredictor):
         self.min_side = max(resize_size(p.image_size) for p in keys)  # JPEGs twice that decode reduced
 
     def _load(self, model: StyleNet, record: dict, member: Member, view: int) -> LoadedMember:
-        outputs = record["label_names"]
-        unknown = [n for n in member.labels if n not in outputs or n not in self.label_names]
+        outputs = {name: i for i, name in enumerate(record["label_names"])}  # look-ups, linear in labels
+        mine = {name: i for i, name in enumerate(self.label_names)}
+        unknown = [n for n in member.labels if n not in outputs or n not in mine]
         if unknown:
             raise FashionStyleError(f"{member.model}: does not predict {', '.join(unknown)}")
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        return LoadedMember(model.eval(), [outputs.index(n) for n in member.labels],
-                            [self.label_names.index(n) for n in member.labels], member.weight, view)
+        return LoadedMember(model.eval(), [outputs[n] for n in member.labels], [mine[n] for n in member.labels],
+                            member.weight, view)
 
     @classmethod
     def from_run(cls, run: str | Path | RunDir | RunContents, device: str = "auto", tta: str | None = None,

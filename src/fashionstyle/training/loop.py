@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 from fashionstyle.core import atomic
 from fashionstyle.core.config import LOSSES, TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.history import MONITOR, append_history, read_history
+from fashionstyle.core.history import MONITOR, PER_LABEL, append_history, history_labels, read_history
 from fashionstyle.core.model_card import write_data_counts, write_model_card
 from fashionstyle.core.summary import RunSummary, summarize, write_summary
 from fashionstyle.core.ranks import is_secondary_process
@@ -63,12 +63,19 @@ __all__ = ["RunRecorder", "finish_run", "labelled_rows", "make_loaders",
 class RunRecorder(L.Callback):
     """Writes each epoch's validation probabilities and a history.csv row.
 
-    With `select: per-label` it also keeps the weights of every epoch that is
-    still the best for some label (epochs/eNNN.pt), and deletes the rest.
+    Past PER_LABEL labels (core/history.py) the row and the trackers get the per-label F-beta of the
+    PER_LABEL labels with most validation positives (`support`), and only the probabilities of the best
+    epoch so far and the latest are kept: a run's folder grows by kilobytes an epoch, not by N x L floats.
+    With `select: per-label` it keeps every label's scores and every epoch's probabilities, and the
+    weights of every epoch that is still the best for some label (epochs/eNNN.pt), deleting the rest.
     """
 
-    def __init__(self, run: RunDir, label_names: list[str], config: TrainConfig):
+    def __init__(self, run: RunDir, label_names: list[str], config: TrainConfig, support: np.ndarray | None = None):
         self.run, self.label_names, self.config = run, label_names, config
+        every = config.select == "per-label"
+        kept = set(history_labels(label_names, support, None if every else PER_LABEL))
+        self.columns = [i for i, n in enumerate(label_names) if n in kept]  # (K,) the recorded labels
+        self.every_epoch = every or len(label_names) <= PER_LABEL  # keep each epoch's probabilities
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: StyleModule) -> None:
         if not trainer.is_global_zero or module.val_probs is None:
@@ -80,11 +87,13 @@ class RunRecorder(L.Callback):
                "train_loss": metrics.get("train_loss", float("nan")),
                "val_loss": metrics.get("val_loss", float("nan")),
                "val_fbeta_05": metrics.get("val_fbeta_05"), MONITOR: metrics.get(MONITOR)}
-        row.update({f"fbeta_{n}": float(f) for n, f in zip(self.label_names, module.val_fbeta)})
+        scores = {self.label_names[i]: float(module.val_fbeta[i]) for i in self.columns}
+        row.update({f"fbeta_{n}": f for n, f in scores.items()})
         append_history(self.run, row)
+        if not self.every_epoch:
+            self.prune_epoch_probs(epoch)
         for logger in trainer.loggers:  # per-label F-beta to the trackers too, under the epoch metric's name
-            logger.log_metrics({f"{MONITOR}/{n}": float(f) for n, f in zip(self.label_names, module.val_fbeta)},
-                               step=trainer.global_step)
+            logger.log_metrics({f"{MONITOR}/{n}": f for n, f in scores.items()}, step=trainer.global_step)
         if self.config.select == "per-label":
             cfg = self.config
             record = model_record(module.net, cfg.backbone, self.label_names, cfg.image_size,
@@ -92,6 +101,13 @@ class RunRecorder(L.Callback):
             labelwise.save_epoch_model(self.run, epoch, record)
             labelwise.prune_epoch_models(self.run, set(labelwise.best_epochs(
                 read_history(self.run), self.label_names).values()))
+
+    def prune_epoch_probs(self, epoch: int) -> None:
+        """Delete the epochs' probabilities but the best epoch's so far (finish_run's) and `epoch`'s."""
+        keep = {best_epoch_of(self.run), epoch}
+        for path in (self.run / "epochs").glob("e*.npy"):
+            if int(path.stem[1:]) not in keep:
+                path.unlink()
 
 
 def show_progress_bar(config: TrainConfig) -> bool:
@@ -262,7 +278,8 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
                        **{field: getattr(config, field) for field in LOSSES[config.loss].params})
     module = StyleModule(model, loss, config, teacher)
     with quiet_lightning():
-        trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config)])
+        support = val_table.require_targets().sum(axis=0)  # (L,) the recorded labels' yardstick
+        trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config, support)])
         loaders[0].sampler.epoch_fn = lambda: trainer.current_epoch
         # stopped before its first checkpoint, a run starts again: each epoch depends on (seed, epoch) alone
         fit_module(trainer, module, loaders, str(last) if resume and last.is_file() else None, run)
