@@ -159,3 +159,15 @@ def test_recipe_auto_picks_by_the_train_split_and_the_run_records_it(image_set: 
     assert "recipe auto: lp-ft (" in capsys.readouterr().out
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["recipe"] == "lp-ft" and config["freeze_epochs"] == 3 and config["epochs"] == 1
+
+
+def test_a_weak_run_says_so_in_one_line() -> None:
+    import numpy as np
+
+    from fashionstyle.core.run_warnings import weak_warning
+
+    assert weak_warning(0.339, 0.235, np.full(19, 0.3)) is None  # ahead of the baseline, thresholds in range
+    near = weak_warning(0.25, 0.235, np.full(19, 0.3))
+    assert near.startswith("a weak run: val macro F-beta 0.250 is within 0.03 of the all-positive baseline 0.235")
+    low = weak_warning(0.339, 0.235, np.r_[np.full(12, 0.016), np.full(7, 0.4)], "test")
+    assert "12 of 19 thresholds are under 0.05" in low and "--recipe auto" in low

@@ -29,8 +29,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from fashionstyle.analysis.evaluate import evaluate_split, format_point_scores, format_scores
     from fashionstyle.core.run import RunDir
+    from fashionstyle.core.run_warnings import weak_warning
     from fashionstyle.data.labels import read_run_labels
 
     run_dir = RunDir.open(args.run)
@@ -44,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     if scores["skipped_images"]:
         print(f"skipped {_images(scores['skipped_images'])} (unreadable; --on-bad-image fail to stop instead)")
     print(f"all-positive baseline macro F{scores['beta']:g}: {scores['all_positive_macro_fbeta']:.3f}")
+    weak = weak_warning(scores["macro_fbeta_tuned"], scores["all_positive_macro_fbeta"],
+                        np.asarray(scores["thresholds"]), scores["split"])
+    if weak:
+        print(f"warning: {weak}")
     if "operating_point" in scores:
         point = run_dir.contents().point(args.operating_point)
         print(format_point_scores(scores["label_names"], scores["operating_point"], point,

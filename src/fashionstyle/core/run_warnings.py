@@ -7,7 +7,8 @@ table, the model card and the report. Torch-free.
 
 A training whose loss went non-finite or grew by orders of magnitude (it diverged), or whose
 thresholds all collapsed to 0 (every label predicted for every image: the all-positive baseline),
-finishes with a warning that names the cause and the flag to change.
+or that barely beats that baseline (a weak run), finishes with a warning that names the cause and what
+to change.
 """
 from __future__ import annotations
 
@@ -28,8 +29,10 @@ WARNINGS = "warnings.json"
 GROWTH = 1e3  # a training loss this many times its first epoch's: diverged
 HUGE = 1e4  # a loss above this (the losses' per-image means are a few units at worst when they learn): diverged
 COLLAPSED = 1e-6  # a threshold at or below this predicts a label for (nearly) every image
+NEAR_BASELINE = 0.03  # macro F-beta this close to the all-positive baseline: a weak run
+LOW_THRESHOLD = 0.05  # most thresholds under this: a weak run
 
-__all__ = ["WARNINGS", "note_warnings", "read_warnings", "training_warnings", "write_warnings"]
+__all__ = ["WARNINGS", "note_warnings", "read_warnings", "training_warnings", "weak_warning", "write_warnings"]
 
 
 def _float(value: Any) -> float:
@@ -74,9 +77,29 @@ def threshold_warning(thresholds: np.ndarray) -> str | None:
             "every label for every image, the all-positive baseline; it learnt nothing usable")
 
 
-def training_warnings(history: Sequence[dict[str, Any]], thresholds: np.ndarray, lr: float | None = None) -> list[str]:
+def weak_warning(score: float, baseline: float, thresholds: np.ndarray, split: str = "val") -> str | None:
+    """A line when a run barely beats the all-positive baseline (within NEAR_BASELINE of macro F-beta) or most
+    of its thresholds sit under LOW_THRESHOLD (it predicts most labels for most photos)."""
+    thresholds = np.asarray(thresholds, np.float64)
+    low = int((thresholds < LOW_THRESHOLD).sum())
+    near = math.isfinite(score) and math.isfinite(baseline) and score - baseline < NEAR_BASELINE
+    if not near and low * 2 <= thresholds.size:
+        return None
+    why = (f"{split} macro F-beta {score:.3f} is within {NEAR_BASELINE} of the all-positive baseline {baseline:.3f}"
+           if near else f"{low} of {thresholds.size} thresholds are under {LOW_THRESHOLD}")
+    return (f"a weak run: {why}; likely too few labelled photos or epochs for the model: try --recipe auto "
+            "(lp-ft for small sets), more labels, and for decisions an operating point with a precision floor "
+            "(tune --operating-point NAME --min-precision 0.8)")
+
+
+def training_warnings(history: Sequence[dict[str, Any]], thresholds: np.ndarray, lr: float | None = None,
+                      summary: RunSummary | None = None) -> list[str]:
     """The warnings of a finished training (see the module docstring); [] for a healthy run."""
-    return [line for line in (loss_warning(history, lr), threshold_warning(thresholds)) if line]
+    lines = [line for line in (loss_warning(history, lr), threshold_warning(thresholds)) if line]
+    if not lines and summary is not None and summary.val is not None:
+        lines += [line for line in [weak_warning(summary.val.macro_fbeta, summary.val.all_positive_macro_fbeta,
+                                                 thresholds)] if line]
+    return lines
 
 
 def write_warnings(run: RunDir, lines: Sequence[str]) -> None:
@@ -103,7 +126,7 @@ def read_warnings(run: RunDir) -> list[str]:
 def note_warnings(run: RunDir, summary: RunSummary, lr: float | None = None) -> RunSummary:
     """At the end of a training: RUN/warnings.json, and the summary with them as notes (so the card
     and the trackers show them too; the CLI prints them under its table)."""
-    lines = training_warnings(read_history(run), summary.thresholds, lr)
+    lines = training_warnings(read_history(run), summary.thresholds, lr, summary)
     write_warnings(run, lines)
     if not lines:
         return summary
