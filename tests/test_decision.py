@@ -178,3 +178,22 @@ def test_a_run_without_points_decides_as_before(shared_run):
     probs = np.random.default_rng(2).random((50, 3))
     assert contents.points == {}
     assert (contents.point().decide(probs) == (probs >= contents.tuner.thresholds_)).all()
+
+
+def test_explain_decides_at_the_point_asked(run_copy, tmp_path):
+    pytest.importorskip("captum")
+    from fashionstyle.analysis.explain import Explainer
+
+    run = run_copy.run
+    assert main(["tune", str(run), "--operating-point", "one", "--beta", "1", "--max-labels", "1",
+                 "--at-least-one"]) == 0
+    image = sorted((run_copy.labels.parent / "img").glob("*.jpg"))[0]
+    from fashionstyle.api import load
+    from fashionstyle.data.images import open_rgb
+
+    explainer = Explainer.from_run(run, operating_point="one")
+    shown = explainer.explain(open_rgb(image, explainer.predictor.min_side), name=str(image))
+    assert shown.prediction.labels == load(run, operating_point="one")(str(image)).labels
+    assert len(shown.prediction.labels) == 1
+    with pytest.raises(FashionStyleError, match="no operating point 'nope'"):
+        Explainer.from_run(run, operating_point="nope")

@@ -118,8 +118,13 @@ class Explainer:
         self.views = [EvalViews(p.image_size) for p in predictor.preprocessing]  # the centre crop, no TTA
 
     @classmethod
-    def from_run(cls, run: str | Path | RunDir, device: str = "auto") -> "Explainer":
-        return cls(Predictor.from_run(open_torch_run(run), device=device))
+    def from_run(cls, run: str | Path | RunDir, device: str = "auto", operating_point: str | None = None) -> "Explainer":
+        """The run's explainer, its labels decided at `operating_point` (None: the run's own thresholds)."""
+        run = open_torch_run(run)
+        point = run.contents().point(operating_point)  # an unknown name: one line, before the model loads
+        predictor = Predictor.from_run(run, device=device)
+        predictor.point = point if operating_point is not None else None
+        return cls(predictor)
 
     @property
     def label_names(self) -> list[str]:

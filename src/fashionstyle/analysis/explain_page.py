@@ -55,7 +55,7 @@ def colour_bar_css(stops: int = 9) -> str:
 
 
 def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str | Path, labels_to_show: int = 3,
-                requested: Sequence[str] = (), device: str = "auto") -> Path:
+                requested: Sequence[str] = (), device: str = "auto", operating_point: str | None = None) -> Path:
     """Write overlays and index.html for `images` under `out`; returns the page's path."""
     if labels_to_show < 1:
         raise FashionStyleError(f"--labels-to-show must be at least 1, got {labels_to_show}")
@@ -64,7 +64,7 @@ def explain_run(run: str | Path | RunDir, images: Sequence[str | Path], out: str
     run = open_torch_run(run)
     check_labels(requested, run.label_names())
     out = claim_folder(out, "explain")  # never over a user's files or a report
-    explainer = Explainer.from_run(run, device)
+    explainer = Explainer.from_run(run, device, operating_point)
     # a large JPEG decoded reduced, as `predict` decodes it; every image readable before any map is
     # made, decoded again in the loop so that a folder of photos is never held in memory at once
     min_side = explainer.predictor.min_side
@@ -89,7 +89,7 @@ def _section(folder: str, shown: Explanation, explainer: Explainer) -> str:
     names, thresholds = explainer.label_names, explainer.predictor.thresholds
     predicted = shown.prediction.labels
     rows = "".join(f'<tr class="{"on" if n in predicted else ""}"><td>{html.escape(n)}</td><td>{p:.3f}</td>'
-                   f"<td>{t:.3f}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
+                   f"<td>{f'{t:.3f}' if t < 2 else 'never'}</td></tr>" for n, p, t in zip(names, shown.probs, thresholds))
     figures = "".join(f'<figure><img src="{folder}/{map_file(names, n)}" alt="{html.escape(n)}">'
                       f"<figcaption>{html.escape(n)} ({shown.probs[names.index(n)]:.2f})</figcaption></figure>"
                       for n in shown.labels)

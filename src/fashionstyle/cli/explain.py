@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fashionstyle.cli.args import add_recursive_arg, add_run_arg, int_in
+from fashionstyle.cli.args import add_operating_point_arg, add_recursive_arg, add_run_arg, int_in
 
 ABOUT = "Grad-CAM heat maps: where each style's evidence lies in images"
 EXAMPLE = "fashionstyle explain runs/lite0 --images a.jpg photos/ --out maps/"
@@ -19,6 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--labels-to-show", type=int_in(1), default=3,
                    help="most labels per image: the --label ones, then the predicted ones (default: 3)")
     p.add_argument("--label", action="append", help="a label to show whether predicted or not (repeatable)")
+    add_operating_point_arg(p)
     return p
 
 
@@ -32,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     images, left_out = gather_images(args.images, args.recursive)
     refuse_overwriting_inputs({"--out": args.out}, {"--images": images})  # it writes only new names inside --out
     print(f"explaining {len(images)} image(s) ...", flush=True)
-    page = explain_run(args.run, images, args.out, args.labels_to_show, args.label or ())
+    page = explain_run(args.run, images, args.out, args.labels_to_show, args.label or (),
+                       operating_point=args.operating_point)
     print(f"heat maps of {len(images)} image(s) written; open {page}")
     if left_out:
         skipped = atomic.write_text(Path(args.out) / "skipped.txt", csv_text(left_out))
