@@ -1,14 +1,16 @@
 """--logger: MLflow (read back from a real local store with the installed mlflow: settings, per-epoch and final
-metrics, the run folder, a pyfunc model, the report's figures) and W&B offline; one val F2 under one name on every
-surface; stores checked before the run folder is made."""
+metrics, the run folder, a pyfunc model with its signature, registered with --register, the report's figures) and
+W&B offline; one val F2 under one name on every surface; stores checked before the run folder is made."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,9 @@ from fashionstyle.core.run import RunDir  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory):
-    """A tiny run trained into MLflow (./mlflow.db) and W&B (offline), then evaluated on its test split;
-    (folder, run, label file, what train printed)."""
+    """A tiny run trained into MLflow (./mlflow.db, its model registered as `tagger` @champion) and W&B (offline),
+    then evaluated on its test split; (folder, run, label file, what train printed, what it wrote to stderr and
+    the warnings it raised)."""
     root = tmp_path_factory.mktemp("tracked")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # MLflow's default store ./mlflow.db, artefacts in ./mlruns
@@ -32,12 +35,16 @@ def tracked(tmp_path_factory):
         mp.delenv("WANDB_API_KEY", raising=False)
         labels = make_image_set(root / "data", n=32)
         run = RunDir(root / "run")
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
+        printed, errors = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors), \
+                warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
             assert main(["train", "--labels", str(labels), "--out", str(run.path), *TINY_TRAIN, "--epochs", "2",
-                         "--lr", "0.002", "--logger", "csv", "--logger", "mlflow", "wandb"]) == 0
+                         "--lr", "0.002", "--logger", "csv", "--logger", "mlflow", "wandb",
+                         "--register", "tagger", "--alias", "champion"]) == 0
         assert main(["evaluate", str(run.path), "--labels", str(labels), "--split", "test", "--quiet"]) == 0
-    return root, run, labels, printed.getvalue()
+    noise = errors.getvalue() + "\n".join(str(w.message) for w in warned)
+    return root, run, labels, printed.getvalue(), noise
 
 
 def mlflow_record(root: Path):
@@ -55,7 +62,7 @@ def test_val_f2_is_one_number_under_one_name_in_table_report_card_tracker_and_hi
     from fashionstyle.core.history import MONITOR, final_metrics, read_history
     from fashionstyle.core.summary import read_summary
 
-    root, run, _, printed = tracked
+    root, run, _, printed, _ = tracked
     val = read_summary(run).val.macro_fbeta
     assert f"val_macro_f2 {val:.3f}" in printed  # the CLI table's last line
     assert f'<span class="value">{val:.3f}</span>validation macro F2' in headline_html(load_run(run.path))
@@ -76,7 +83,7 @@ def test_mlflow_store_reads_back_settings_metrics_folder_model_and_figures(track
     import mlflow.server
     import pandas as pd
 
-    root, run, labels, _ = tracked
+    root, run, labels, _, _ = tracked
     client, record = mlflow_record(root)
     assert record.info.run_name == "run" and record.info.status == "FINISHED"
     assert record.data.params["lr"] == "0.002" and record.data.params["backbone"] == "test_resnet"
@@ -100,16 +107,98 @@ def test_mlflow_store_reads_back_settings_metrics_folder_model_and_figures(track
     assert list(found["metrics.val_macro_f2"]) == [pytest.approx(metrics["val_macro_f2"])]
     model = mlflow.pyfunc.load_model(f"runs:/{record.info.run_id}/model")
     images = [str(p) for p in sorted((labels.parent / "img").glob("*.jpg"))[:2]] + [str(root / "missing.jpg")]
-    records = model.predict(pd.DataFrame({"image": images}))
-    assert [r["image"] for r in records] == images and list(records[0]) == ["image", "labels", "scores", "error"]
-    assert list(records[0]["scores"]) == list(LABELS) and records[2]["error"] and not records[2]["scores"]
-    as_dict = model.predict({"image": images})  # what MLflow passes for a JSON object: one record per image
-    assert [r["image"] for r in as_dict] == images and as_dict[0]["scores"] == records[0]["scores"]
+    table = model.predict(pd.DataFrame({"image": images}))
+    assert list(table["image"]) == images and list(table.columns) == ["image", "labels", *LABELS, "error"]
+    assert table["error"][2] and table.loc[2, list(LABELS)].isna().all() and not table["labels"][2]
+    as_dict = model.predict({"image": images})  # a JSON object's shape: one row per image
+    pd.testing.assert_frame_equal(as_dict, table)
+
+
+@pytest.mark.slow
+def test_the_mlflow_model_has_a_signature_and_predicts_the_table_of_fashionstyle_load(tracked):
+    import mlflow
+    import pandas as pd
+
+    import fashionstyle
+
+    root, run, labels, _, _ = tracked
+    _, record = mlflow_record(root)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    uri = f"runs:/{record.info.run_id}/model"
+    info = mlflow.models.get_model_info(uri)
+    assert info.signature.inputs.input_names() == ["image"]
+    assert info.signature.outputs.input_names() == ["image", "labels", *LABELS, "error"]
+    assert info.saved_input_example_info is not None  # an input example beside the signature
+    images = [str(p) for p in sorted((labels.parent / "img").glob("*.jpg"))[:4]] + [str(root / "missing.jpg")]
+    predicted = mlflow.pyfunc.load_model(uri).predict(pd.DataFrame({"image": images}))
+    expected = fashionstyle.load(run.path, device="cpu").table(images)
+    expected["labels"] = [";".join(names) for names in expected["labels"]]  # as predict's CSV writes them
+    pd.testing.assert_frame_equal(predicted, expected, check_dtype=False, atol=1e-6)
+    champion = mlflow.pyfunc.load_model("models:/tagger@champion").predict(pd.DataFrame({"image": images}))
+    pd.testing.assert_frame_equal(champion, predicted)
+
+
+@pytest.mark.slow
+def test_register_makes_a_version_with_its_alias_and_train_prints_the_mlflow_run(tracked):
+    root, _, _, printed, _ = tracked
+    client, record = mlflow_record(root)
+    run_id = record.info.run_id
+    [version] = client.search_model_versions("name='tagger'")
+    assert int(version.version) == 1 and version.run_id == run_id
+    assert int(client.get_model_version_by_alias("tagger", "champion").version) == 1
+    [line] = [line for line in printed.splitlines() if line.startswith("MLflow run")]
+    assert line.startswith(f"MLflow run {run_id}: model runs:/{run_id}/model, registered as tagger version 1;")
+    assert f"mlflow ui --backend-store-uri sqlite:///{root / 'mlflow.db'}" in line
+
+
+@pytest.mark.slow
+def test_mlflows_own_noise_stays_out_of_the_training_log(tracked):
+    noise = tracked[4]
+    for said in ("Add type hints", "CloudPickle", "Downloading artifacts", "Validating input example",
+                 "Operation with range"):
+        assert said not in noise, said
+
+
+def test_quiet_mlflow_leaves_our_warnings_and_puts_the_progress_bar_setting_back(monkeypatch):
+    import logging
+
+    from fashionstyle.training.trackers import quiet_mlflow
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logging.getLogger("mlflow.pyfunc").addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as warned, quiet_mlflow():
+            warnings.simplefilter("always")
+            assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+            warnings.warn("ours: 3 images unreadable")
+            logging.getLogger("mlflow.pyfunc").warning("Passing a Python object ... using CloudPickle, ...")
+            logging.getLogger("mlflow.pyfunc").warning("a real MLflow problem")
+    finally:
+        logging.getLogger("mlflow.pyfunc").removeHandler(handler)
+    assert [str(w.message) for w in warned] == ["ours: 3 images unreadable"]
+    assert logged == ["a real MLflow problem"]
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["--register", "tagger"], "--register tagger: registers the MLflow model, so it needs --logger mlflow"),
+    (["--logger", "mlflow", "--alias", "champion"], "--alias champion: names a registered model's version, "
+                                                    "so it needs --register NAME"),
+])
+def test_register_without_mlflow_and_alias_without_register_are_one_line(tmp_path, capsys, flags, said):
+    out = tmp_path / "run"
+    assert main(["train", "--labels", str(tmp_path / "labels.csv"), "--out", str(out), *TINY_TRAIN, *flags]) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
 
 
 @pytest.mark.slow
 def test_wandb_offline_gets_the_files_final_scores_model_and_figures(tracked):
-    _, run, _, _ = tracked
+    _, run, _, _, _ = tracked
     logs = sorted((run / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))  # later updates resume the run
     assert logs
     files = logs[0].parent / "files"
@@ -246,7 +335,7 @@ def test_the_mlflow_ui_server_shows_the_run_its_model_figures_and_final_scores(t
     import subprocess
     import urllib.request
 
-    root, run, _, _ = tracked
+    root, run, _, _, _ = tracked
     port = closed_port()
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                                "--host", "127.0.0.1", "--port", str(port)], cwd=root,
@@ -294,38 +383,42 @@ def test_the_mlflow_ui_server_shows_the_run_its_model_figures_and_final_scores(t
 
 
 class _FakePredictor:
-    """What RunModel.predict uses of a Predictor: two labels, an image named `bad.jpg` unreadable."""
+    """What StyleTagger (behind RunModel.predict) uses of a Predictor: two labels, an image named `bad.jpg`
+    unreadable."""
 
     label_names = ["Red", "Blue"]
 
-    class tuner:  # noqa: N801
-        @staticmethod
-        def predict(probs):
-            return probs > 0.5
-
     @staticmethod
-    def predict_proba(images, on_bad="skip"):
+    def predict_proba(images, **kwargs):
         import numpy as np
 
         return np.array([[np.nan, np.nan] if str(i).endswith("bad.jpg") else [0.9, 0.1] for i in images])
 
+    def records(self, images, probs):
+        from fashionstyle.core.prediction import make_predictions
 
-def test_the_pyfunc_model_gives_one_record_per_image_of_any_input_shape(tmp_path):
+        return make_predictions(images, probs, probs > 0.5, self.label_names)
+
+
+def test_the_pyfunc_model_gives_one_row_per_image_of_any_input_shape(tmp_path):
     import pandas as pd
 
+    from fashionstyle.api import StyleTagger
     from fashionstyle.inference.mlflow_model import RunModel, image_paths
 
     model = RunModel()
-    model.predictor = _FakePredictor()
+    model.tagger = StyleTagger(_FakePredictor())
     images = ["a.jpg", "b.jpg", "bad.jpg"]
     for given in ({"image": images}, pd.DataFrame({"image": images}), images, {"other": images},
-                  [{"image": i} for i in images]):
-        records = model.predict(None, given)
-        assert [r["image"] for r in records] == images, given
-        assert records[0]["labels"] == ["Red"] and records[2]["error"]
-    assert [r["image"] for r in model.predict(None, "a.jpg")] == ["a.jpg"]
+                  [{"image": i} for i in images], pd.DataFrame([{"image": images}])):  # the last: MLflow's dict
+        table = model.predict(None, given)
+        assert list(table["image"]) == images, given
+        assert list(table.columns) == ["image", "labels", "Red", "Blue", "error"]
+        assert table["labels"][0] == "Red" and table["Red"][0] == pytest.approx(0.9) and table["error"][2]
+    assert list(model.predict(None, "a.jpg")["image"]) == ["a.jpg"]
     assert image_paths({"image": "a.jpg"}) == ["a.jpg"] and image_paths(tmp_path / "a.jpg") == [str(tmp_path / "a.jpg")]
-    assert model.predict(None, {"image": []}) == []
+    empty = model.predict(None, {"image": []})
+    assert empty.empty and list(empty.columns) == ["image", "labels", "Red", "Blue", "error"]
     for bad, match in (({}, "has no column"), ([1, 2], "holds int '1' at 0, not an image path"),
                        ({"image": 3}, "the model's input is int '3'")):
         with pytest.raises(FashionStyleError, match=match):

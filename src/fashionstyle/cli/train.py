@@ -44,21 +44,29 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.core.ranks import is_secondary_process
     from fashionstyle.data.label_merge import merge_labels
     from fashionstyle.data.labels import label_files
+    from fashionstyle.training.tracker_checks import check_register
+    from fashionstyle.training.trackers import mlflow_line
 
     config = train_config(args)
+    check_register(config.logger, config.register, config.alias)  # before any work
     if len(files := label_files(config.labels)) > 1 and not is_secondary_process():
         merge_labels(files, config.images or None, config.label_names, say=print)  # checked and summed up first
     run_dir = train(config, args.out, resume=args.resume)
     if is_secondary_process():
         return 0  # rank 0 reports
     print(f"run written to {run_dir.path}")
+    if line := mlflow_line(run_dir):  # run id, model URI, registered version, how to open the UI
+        print(line)
     return print_validation(run_dir)
 
 
 def run_cv(args: argparse.Namespace) -> int:
     from fashionstyle.training.cv import train_cv
+    from fashionstyle.training.tracker_checks import check_register
 
-    run_dir = train_cv(train_config(args), args.out, folds=args.folds, resume=args.resume)
+    config = train_config(args)
+    check_register(config.logger, config.register, config.alias)  # before any work
+    run_dir = train_cv(config, args.out, folds=args.folds, resume=args.resume)
     print(f"cross-validated run ({args.folds} folds) written to {run_dir.path}; out-of-fold scores:")
     return print_validation(run_dir)
 

@@ -213,6 +213,10 @@ class TrainConfig:
                                 "without WANDB_API_KEY)", choices=TRACKERS)
     mlflow_uri: str = _option("engine", "", "MLflow tracking URI for --logger mlflow (http://server:5000, "
                                                  "sqlite:///FILE.db, ...)")
+    register: str | None = _option("engine", None, "with --logger mlflow: register the logged model under this "
+                                                   "name in MLflow's model registry (a new version each run)")
+    alias: str | None = _option("engine", None, "with --register: point this alias (e.g. champion) at the "
+                                                "new version")
     progress: bool = _option("engine", True, "a progress bar at a terminal (--no-progress: one line per "
                                              "epoch instead)")
 

@@ -48,6 +48,15 @@ def check_trackers(names: Sequence[str], uri: str = "") -> None:
                              "set WANDB_MODE=offline to log offline (`wandb sync` uploads later)")
 
 
+def check_register(names: Sequence[str], register: str | None, alias: str | None) -> None:
+    """Refuse, in one line, --register without --logger mlflow (the registry is MLflow's) and --alias
+    without --register (an alias names a registered version)."""
+    if register and "mlflow" not in names:
+        raise FashionStyleError(f"--register {register}: registers the MLflow model, so it needs --logger mlflow")
+    if alias and not register:
+        raise FashionStyleError(f"--alias {alias}: names a registered model's version, so it needs --register NAME")
+
+
 def _installed(package: str) -> bool:
     try:
         return importlib.util.find_spec(package) is not None

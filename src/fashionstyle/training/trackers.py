@@ -9,26 +9,29 @@ $MLFLOW_TRACKING_URI, or a local store `./mlflow.db` (SQLite, MLflow's own defau
 gets the resolved config and every epoch's losses and validation F-beta at that epoch's exact
 thresholds (`val_fbeta_epoch_exact`, overall and per label); at the end the run's summary as final
 metrics (`val_macro_f2`, `val_f2/<label>`, `threshold/<label>`, and `test_...` once evaluated),
-the run folder, a model (MLflow: a pyfunc model, `mlflow.pyfunc.load_model(uri).predict(frame)`;
-W&B: a model artefact) and the card. Stores are checked before the run folder is made
-(tracker_checks.py).
+the run folder, a model (MLflow: a pyfunc model with a signature, `mlflow.pyfunc.load_model(uri).predict(frame)`,
+registered as a new version of `--register NAME`, `--alias` pointing at it; W&B: a model artefact) and the
+card. Stores are checked before the run folder is made (tracker_checks.py); `mlflow_line` is what `train`
+prints of the MLflow run.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import lightning as L
 
 from fashionstyle.core import atomic
-from fashionstyle.core.config import TRACKERS, TrainConfig
+from fashionstyle.core.config import TRACKERS, TrainConfig, read_yaml
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.summary import RunSummary
-from fashionstyle.training.tracker_checks import check_trackers, mlflow_uri, wandb_online
+from fashionstyle.training.tracker_checks import check_register, check_trackers, mlflow_uri, wandb_online
 
 DEFAULT_TRACKERS = tuple(TrainConfig().logger)  # csv, tensorboard
 TRACKER_IDS = "logs/trackers.json"  # the MLflow / W&B run ids of this run (and MLflow's store): --resume continues them
@@ -138,7 +141,8 @@ def run_files(run: RunDir) -> list[Path]:
 
 
 def _mlflow_files(logger: Any, run: RunDir) -> None:
-    """The card at the top, the run folder under `run/`, and a pyfunc model under `model`."""
+    """The card at the top, the run folder under `run/`, and a pyfunc model under `model` (registered when the
+    run's config names `register`)."""
     client = logger.experiment
     for name in ("MODEL_CARD.md", "thresholds.json", "config.yaml"):
         if (run / name).is_file():
@@ -146,25 +150,99 @@ def _mlflow_files(logger: Any, run: RunDir) -> None:
     for path in run_files(run):
         folder = path.parent.relative_to(run.path)
         client.log_artifact(logger.run_id, str(path), artifact_path=str(Path("run") / folder))
-    log_mlflow_model(tracker_ids(run)["mlflow_uri"], logger.run_id, run)
+    saved = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
+    log_mlflow_model(tracker_ids(run)["mlflow_uri"], logger.run_id, run,
+                     register=saved.get("register"), alias=saved.get("alias"))
 
 
-def log_mlflow_model(uri: str, run_id: str, run: RunDir) -> None:
-    """RUN as the pyfunc model `model` of the MLflow run `run_id`."""
+def log_mlflow_model(uri: str, run_id: str, run: RunDir, register: str | None = None,
+                     alias: str | None = None) -> str | None:
+    """RUN as the pyfunc model `model` of the MLflow run `run_id`, with its signature and an input example;
+    with `register`, a new version of that registered model (given `alias`, pointing at it). Returns the
+    version registered (None: not registered); RUN/logs/trackers.json keeps it for `mlflow_line`."""
     import mlflow
+    import pandas
 
-    from fashionstyle.inference.mlflow_model import RunModel
+    from fashionstyle.inference.mlflow_model import INPUT_EXAMPLE, RunModel, signature
 
+    check_register(["mlflow"], register, alias)
     previous = mlflow.get_tracking_uri()  # MLflow's fluent API is global: the caller's setting is put back
     mlflow.set_tracking_uri(uri)
     try:
-        with tempfile.TemporaryDirectory(prefix="fashionstyle-model-") as temp, \
+        with tempfile.TemporaryDirectory(prefix="fashionstyle-model-") as temp, quiet_mlflow(), \
                 mlflow.start_run(run_id=run_id, log_system_metrics=False):
             folder = _copy_run_files(run, Path(temp) / run.path.name)
-            mlflow.pyfunc.log_model(name="model", python_model=RunModel(), artifacts={"run": str(folder)},
-                                    pip_requirements=["fashionstyle"])
+            info = mlflow.pyfunc.log_model(name="model", python_model=RunModel(), artifacts={"run": str(folder)},
+                                           pip_requirements=["fashionstyle"], signature=signature(run.label_names()),
+                                           input_example=pandas.DataFrame(INPUT_EXAMPLE))
+        version = _register(uri, run_id, info, register, alias) if register else None  # reads `uri` globally too
     finally:
         mlflow.set_tracking_uri(previous)
+    _save_tracker_ids(run, mlflow_model=register or "", mlflow_version=version or "")
+    return version
+
+
+def _register(uri: str, run_id: str, info: Any, name: str, alias: str | None) -> str:
+    """A new version of the registered model `name` (made if new) from the logged model `info`."""
+    from mlflow.exceptions import MlflowException
+
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise FashionStyleError(f"--register {name}: the registry at {uri} refused it "
+                                    f"({str(err).splitlines()[0][:200]})") from None
+    version = client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id)
+    if alias:
+        client.set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's own noise while it logs a model: its CloudPickle warning and INFO lines, a pandas deprecation
+    its input example code sets off, and its artefact download bar; every other warning (ours too) still
+    shows. (Its type-hints warning is skipped where RunModel is defined.)"""
+    import logging
+    import warnings
+
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    def not_cloudpickle(record: logging.LogRecord) -> bool:  # nor its INFO "Validating input example ..."
+        return record.levelno >= logging.WARNING and "using CloudPickle" not in record.getMessage()
+
+    loggers = [logging.getLogger(name) for name in ("mlflow.pyfunc", "mlflow.models.model")]
+    before = os.environ.get(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name)
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"
+    for logger in loggers:
+        logger.addFilter(not_cloudpickle)
+    try:
+        with warnings.catch_warnings():  # its input example's pandas 3 deprecation, from MLflow's own code
+            warnings.filterwarnings("ignore", message="Operation with range is deprecated")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(not_cloudpickle)
+        if before is None:
+            os.environ.pop(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, None)
+        else:
+            os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = before
+
+
+def mlflow_line(run: RunDir) -> str | None:
+    """One line naming the MLflow run `run` logged to, its model URI, the registered version, and how to
+    open the UI; None for a run not logged to MLflow."""
+    ids = tracker_ids(run)
+    if "mlflow" not in ids or "mlflow_uri" not in ids:
+        return None
+    run_id, uri = ids["mlflow"], ids["mlflow_uri"]
+    registered = (f", registered as {ids['mlflow_model']} version {ids['mlflow_version']}"
+                  if ids.get("mlflow_version") else "")
+    ui = f"mlflow ui --backend-store-uri {uri}" if not uri.startswith(("http://", "https://")) else uri
+    return f"MLflow run {run_id}: model runs:/{run_id}/model{registered}; tracking {uri} (open: {ui})"
 
 
 def _copy_run_files(run: RunDir, folder: Path) -> Path:
