@@ -13,7 +13,7 @@ import yaml
 from conftest import LABELS, TINY_TRAIN, draw, make_image_set
 from fashionstyle.cli import main
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_merge import merge_labels
+from fashionstyle.data.labels import merge_labels
 from fashionstyle.data.labels import join_label_files, label_files, read_labels
 
 

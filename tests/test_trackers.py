@@ -383,8 +383,7 @@ def test_the_mlflow_ui_server_shows_the_run_its_model_figures_and_final_scores(t
 
 
 class _FakePredictor:
-    """What StyleTagger (behind RunModel.predict) uses of a Predictor: two labels, an image named `bad.jpg`
-    unreadable."""
+    """What RunModel.predict uses of a Predictor: two labels, an image named `bad.jpg` unreadable."""
 
     label_names = ["Red", "Blue"]
 
@@ -403,11 +402,10 @@ class _FakePredictor:
 def test_the_pyfunc_model_gives_one_row_per_image_of_any_input_shape(tmp_path):
     import pandas as pd
 
-    from fashionstyle.api import StyleTagger
     from fashionstyle.inference.mlflow_model import RunModel, image_paths
 
     model = RunModel()
-    model.tagger = StyleTagger(_FakePredictor())
+    model.predictor = _FakePredictor()
     images = ["a.jpg", "b.jpg", "bad.jpg"]
     for given in ({"image": images}, pd.DataFrame({"image": images}), images, {"other": images},
                   [{"image": i} for i in images], pd.DataFrame([{"image": images}])):  # the last: MLflow's dict

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.prediction import Prediction, flat_columns, flat_values, thresholds_by_label
-from fashionstyle.data.images import check_policy, list_images, open_rgb
+from fashionstyle.core.prediction import Prediction, records_table, thresholds_by_label
+from fashionstyle.data.images import check_policy, list_images, why_unreadable
 from fashionstyle.inference.hub import is_hub_folder
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.runtimes import load_predictor, require_torch
@@ -88,11 +88,7 @@ class StyleTagger:
     def table(self, images: ImageInput | Sequence[ImageInput]) -> "pandas.DataFrame":
         """The records as a DataFrame of the files' columns: image, labels, one score column per label
         (NaN for an unreadable image), error."""
-        names = self.label_names
-        rows = [flat_values(r, names) for r in self._records(_as_list(images))]
-        frame = _pandas().DataFrame(rows, columns=flat_columns(names))
-        frame[names] = frame[names].astype(float)  # an unreadable image's scores: NaN
-        return frame
+        return records_table(self._records(_as_list(images)), self.label_names)
 
     def __repr__(self) -> str:
         return f"StyleTagger({len(self.label_names)} styles: {', '.join(self.label_names)})"
@@ -100,7 +96,7 @@ class StyleTagger:
     def _records(self, items: list[ImageInput]) -> list[Prediction]:
         names = [_name(item, i) for i, item in enumerate(items)]
         records = self.predictor.records(names, self._probabilities(items))
-        return [Prediction.failed(r.image, _why_unreadable(item)) if r.error and isinstance(item, (str, Path))
+        return [Prediction.failed(r.image, why_unreadable(item)) if r.error and isinstance(item, (str, Path))
                 else r for r, item in zip(records, items)]
 
     def _probabilities(self, items: list[ImageInput]) -> np.ndarray:
@@ -142,22 +138,6 @@ def check_device(device: str, runtime: str) -> None:
         raise FashionStyleError(f"device {device!r}: MPS is not available here; use device='auto' or 'cpu'")
 
 
-def _why_unreadable(path: str | Path) -> str:
-    """The reader's one line for a file the predictor skipped."""
-    try:
-        open_rgb(path)
-    except FashionStyleError as error:
-        return str(error)
-    return f"{path}: unreadable image"
-
-
-def _pandas():
-    try:
-        import pandas
-    except ModuleNotFoundError:
-        raise FashionStyleError("StyleTagger.table needs pandas: pip install pandas "
-                                "(or 'fashionstyle[train]')") from None
-    return pandas
 
 
 def _is_single(images: Any) -> bool:

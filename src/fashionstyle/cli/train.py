@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str = "train") -> argparse
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.api import train
     from fashionstyle.core.ranks import is_secondary_process
-    from fashionstyle.data.label_merge import merge_labels
+    from fashionstyle.data.labels import merge_labels
     from fashionstyle.data.labels import label_files
     from fashionstyle.training.tracker_checks import check_register
     from fashionstyle.training.trackers import mlflow_line

@@ -88,6 +88,19 @@ def column_kinds(label_names: Sequence[str]) -> list[str]:
     return [k for kind in KINDS.values() for k in (["score"] * len(label_names) if kind == "per label" else [kind])]
 
 
+def records_table(records: Sequence[Prediction], label_names: Sequence[str]) -> Any:
+    """The records as a pandas DataFrame of the files' columns: image, labels, one score column per label
+    (NaN for an unreadable image), error."""
+    try:
+        import pandas
+    except ModuleNotFoundError:
+        raise FashionStyleError("a table of predictions needs pandas: pip install pandas "
+                                "(or 'fashionstyle[train]')") from None
+    frame = pandas.DataFrame([flat_values(r, label_names) for r in records], columns=flat_columns(label_names))
+    frame[list(label_names)] = frame[list(label_names)].astype(float)  # an unreadable image's scores: NaN
+    return frame
+
+
 def flat_values(record: Prediction, label_names: Sequence[str]) -> list[Any]:
     """The record's cells under `flat_columns` (a missing score: None)."""
     cells: list[Any] = []

@@ -52,6 +52,15 @@ def open_rgb(source: str | Path | bytes, min_side: int | None = None, name: str 
         return rgb
 
 
+def why_unreadable(path: str | Path) -> str:
+    """The reader's one line for a file a predictor skipped (the same words at every door)."""
+    try:
+        open_rgb(path)
+    except FashionStyleError as error:
+        return str(error)
+    return f"{path}: unreadable image"
+
+
 def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
     """(width, height) of an image file or bytes, from the header alone (no bomb check: any size),
     or FashionStyleError as open_rgb's."""

@@ -1,6 +1,6 @@
 """Several label files read as one LabelTable: what `train --labels round0.csv project-1-export.json` learns from.
 
-    table = merge_labels(["round0.csv", "project-1-export.json"], say=print)   # one row per photo
+    table = merge_labels(["round0.csv", "project-1-export.json"], say=print)   # data.labels: one row per photo
 
 The rules, in one place:
 - each file is read as `read_labels` reads it (any format), its relative paths from `images` (--image-dir),
@@ -25,14 +25,12 @@ import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import read_labels
 
 
-def merge_labels(paths: Sequence[str | Path], images: str | Path | None = None,
-                 label_names: Sequence[str] | None = None, keep_splits: Collection[str] | None = None,
+def merge_tables(paths: Sequence[str | Path], tables: list[LabelTable], keep_splits: Collection[str] | None = None,
                  say: Callable[[str], None] | None = None) -> LabelTable:
-    """The label files `paths` as one table (the module's rules); `say` gets the one-line summary."""
-    tables = [read_labels(path, images, label_names) for path in paths]
+    """The label files `paths`, read into `tables` (data.labels.merge_labels reads them), as one table (the
+    module's rules); `say` gets the one-line summary."""
     names = tables[0].label_names
     for path, table in zip(paths, tables):
         _check_same_labels(path, table, paths[0], names)

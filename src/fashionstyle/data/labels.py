@@ -30,6 +30,7 @@ from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
 from fashionstyle.data.label_formats import is_path_list, open_jd, open_label_csv, open_path_list, open_tags
+from fashionstyle.data.label_merge import merge_tables
 from fashionstyle.data.label_names import JD_STYLES, check_label_set
 from fashionstyle.data.label_studio import is_export, open_label_studio
 from fashionstyle.data.label_rows import (
@@ -83,6 +84,14 @@ def unique_rows(reader: RowReader) -> Iterator[LabelRow]:
         yield row
 
 
+def merge_labels(paths: Sequence[str | Path], images: str | Path | None = None,
+                 label_names: Sequence[str] | None = None, keep_splits: Collection[str] | None = None,
+                 say: Callable[[str], None] | None = None) -> LabelTable:
+    """The label files `paths`, each read as read_labels reads one, as one table (data/label_merge.py's
+    rules); `say` gets the one-line summary."""
+    return merge_tables(paths, [read_labels(path, images, label_names) for path in paths], keep_splits, say)
+
+
 def read_labels(path: str | Path, images: str | Path | None = None, label_names: Sequence[str] | None = None,
                 keep_splits: Collection[str] | None = None) -> LabelTable:
     """Read any supported label file into a LabelTable (see the module docstring).
@@ -94,8 +103,6 @@ def read_labels(path: str | Path, images: str | Path | None = None, label_names:
         if name not in SPLITS:
             raise FashionStyleError(f"unknown split {name!r}; valid: {', '.join(SPLITS)}")
     if len(files := label_files(path)) > 1:
-        from fashionstyle.data.label_merge import merge_labels  # it reads each file with this function
-
         return merge_labels(files, images, label_names, keep_splits)
     reader, rows = label_rows(path, images, label_names)
     keep = None if keep_splits is None or not reader.has_splits else frozenset(keep_splits)

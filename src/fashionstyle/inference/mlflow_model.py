@@ -24,7 +24,8 @@ import mlflow.pyfunc
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.prediction import column_kinds, flat_columns
+from fashionstyle.core.prediction import Prediction, column_kinds, flat_columns, records_table
+from fashionstyle.data.images import why_unreadable
 from fashionstyle.data.label_names import LABEL_SEPARATOR
 
 if TYPE_CHECKING:
@@ -42,15 +43,17 @@ class RunModel(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
-        from fashionstyle.api import StyleTagger
         from fashionstyle.inference.torch_predictor import Predictor
 
-        self.tagger = StyleTagger(Predictor.from_run(context.artifacts["run"], device="cpu"), on_bad="skip")
+        self.predictor = Predictor.from_run(context.artifacts["run"], device="cpu")
 
     def predict(self, context, model_input, params=None):  # no type hints: MLflow would read them as a schema
         """`fashionstyle.load(run).table(...)` of the images `model_input` names (see image_paths), in its order,
         with `labels` joined by ";" (as predict's CSV): one string a cell, the type the signature names."""
-        frame = self.tagger.table(image_paths(model_input))
+        images = image_paths(model_input)
+        records = self.predictor.records(images, self.predictor.predict_proba(images, on_bad="skip"))
+        records = [Prediction.failed(r.image, why_unreadable(r.image)) if r.error else r for r in records]
+        frame = records_table(records, self.predictor.label_names)
         frame["labels"] = [LABEL_SEPARATOR.join(names) for names in frame["labels"]]
         return frame
 
