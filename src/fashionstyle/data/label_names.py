@@ -58,8 +58,9 @@ class LabelLookup:
 
 def canonical_label(name: str, valid: Sequence[str]) -> str | None:
     """`name` as spelt in `valid` (case-insensitive, Chinese aliases), or None."""
-    at = LabelLookup(valid).position(name)
-    return None if at is None else valid[at]
+    names = list(valid)  # a sequence, or a mapping's keys
+    at = LabelLookup(names).position(name)
+    return None if at is None else names[at]
 
 
 def reserved_name_message(name: str) -> str:
