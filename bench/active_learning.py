@@ -7,6 +7,9 @@
         # retrains (default recipe, 144 px, 6 epochs) and is scored: val and test macro F2 (tuned on val).
         # --select-after 1: after round 1 only the best non-random strategy on VAL goes on (with random).
         # OUT/results.json grows after every model, so a stopped run keeps what finished; run again to resume.
+        # a strategy named NAME+round (uncertainty+round) chooses as NAME does, then trains each round as
+        # `fashionstyle round` does: the new labels merged into the previous round's, init-from its run
+        # (--round-epochs: that path's epochs); results.json keeps each model's training seconds (train_s)
     python bench/active_learning.py table /work/team/al_run        # the markdown table (several folders: side by side)
     python bench/active_learning.py plot /work/team/al_run --out docs/active_learning.png
 
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,39 +38,69 @@ from fashionstyle.data.labels import read_labels  # noqa: E402
 from fashionstyle.inference.outputs import csv_text  # noqa: E402
 from fashionstyle.inference.streaming import LoaderSettings  # noqa: E402
 from fashionstyle.analysis.suggest import SuggestSettings, path_key, suggest  # noqa: E402
+from fashionstyle.labelstudio.round import plan_round, train_round  # noqa: E402
 
+ROUND = "+round"  # a strategy's suffix: its rounds train from the previous round's weights (`fashionstyle round`)
 RECIPE = dict(image_size=144, epochs=6, batch_size=64, lr=1e-3, lr_schedule="onecycle", weight_power=0.5,
               num_workers=1, logger=["csv"])
 
 
-def write_label_file(table: LabelTable, labelled: np.ndarray, path: Path) -> Path:
-    """The labelled train rows plus every val and test row, with absolute image paths."""
-    train = np.array([s == "train" for s in table.splits])
+def write_label_file(table: LabelTable, labelled: np.ndarray, path: Path, held_out: bool = True) -> Path:
+    """The labelled train rows plus (with `held_out`) every val and test row, with absolute image paths."""
+    train = _train_rows(table)
     rows = ([str(table.images[i].resolve()), table.splits[i], *map(str, table.targets[i].tolist())]
-            for i in range(len(table)) if labelled[i] or not train[i])
+            for i in range(len(table)) if labelled[i] or (held_out and not train[i]))
     return atomic.write_text(path, csv_text([["image", "split", *table.label_names], *rows]))
 
 
 def train_and_score(table: LabelTable, labelled: np.ndarray, folder: Path, recipe: dict, seed: int) -> dict:
     """Train on the labelled rows (folder/labels.csv -> folder/run); val and test macro F2 at its thresholds."""
-    from fashionstyle.inference.jobs import evaluate_probs
     from fashionstyle.training.train import train
 
     folder.mkdir(parents=True, exist_ok=True)
     labels = write_label_file(table, labelled, folder / "labels.csv")
     run = RunDir(folder / "run")
+    seconds = None
     if not run.is_complete():
-        if run.path.exists():
-            import shutil
-            shutil.rmtree(run.path)  # a model stopped half-way: train it again
+        shutil.rmtree(run.path, ignore_errors=True)  # a model stopped half-way: train it again
+        began = time.perf_counter()
         train(TrainConfig(labels=str(labels), seed=seed, **recipe), run.path)
+        seconds = time.perf_counter() - began
+    return score(table, run, labelled, seconds)
+
+
+def train_round_and_score(table: LabelTable, before: np.ndarray, labelled: np.ndarray, folder: Path,
+                          previous: Path, epochs: int | None) -> dict:
+    """The round path: the photos labelled since `before` as a label file, merged into the `previous` run's
+    labels and trained from its weights (labelstudio/round.py, as `fashionstyle round --export` does)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    new = write_label_file(table, labelled & ~before & _train_rows(table), folder / "new_labels.csv", held_out=False)
+    run = RunDir(folder / "run")
+    seconds = None
+    if not run.is_complete():
+        shutil.rmtree(run.path, ignore_errors=True)
+        began = time.perf_counter()
+        plan = plan_round(previous, run.path, export=new, epochs=epochs, say=print)
+        print(train_round(plan).table(), flush=True)
+        seconds = time.perf_counter() - began
+    return score(table, run, labelled, seconds)
+
+
+def score(table: LabelTable, run: RunDir, labelled: np.ndarray, train_s: float | None) -> dict:
+    """Val and test macro F2 of `run` at its thresholds (train_s: its training seconds, None when resumed)."""
+    from fashionstyle.inference.jobs import evaluate_probs
+
     tuner = run.thresholds()
     _, val_probs, val_targets = run.val_probs()
     test = table.split("test")
     test_probs = evaluate_probs(run, test, "test", loader=LoaderSettings(progress=False))
-    return {"labelled": int(labelled.sum()), "run": str(run.path),
+    return {"labelled": int(labelled.sum()), "run": str(run.path), "train_s": train_s,
             "val_f2": macro_fbeta(val_targets, tuner.predict(val_probs), tuner.beta),
             "test_f2": macro_fbeta(test.require_targets(), tuner.predict(test_probs), tuner.beta)}
+
+
+def _train_rows(table: LabelTable) -> np.ndarray:
+    return np.array([s == "train" for s in table.splits])
 
 
 def choose(table: LabelTable, labelled: np.ndarray, run: Path, strategy: str, n: int, folder: Path,
@@ -84,7 +119,7 @@ def choose(table: LabelTable, labelled: np.ndarray, run: Path, strategy: str, n:
 
 
 def simulate(labels: Path, out: Path, strategies: list[str], rounds: int, start: float, step: float,
-             seed: int, select_after: int, recipe: dict, pool_factor: int) -> dict:
+             seed: int, select_after: int, recipe: dict, pool_factor: int, round_epochs: int | None = None) -> dict:
     table = read_labels(labels)
     train = np.array([s == "train" for s in table.splits])
     first = np.zeros(len(table), bool)
@@ -107,15 +142,22 @@ def simulate(labels: Path, out: Path, strategies: list[str], rounds: int, start:
             else:
                 folder.mkdir(parents=True, exist_ok=True)
                 previous = results["round0" if r == 1 else f"{s}/round{r - 1}"]["run"]
-                masks[s] = choose(table, masks[s], Path(previous), s, n_step, folder, seed, pool_factor)
+                np.save(folder / "before.npy", masks[s])
+                masks[s] = choose(table, masks[s], Path(previous), s.removesuffix(ROUND), n_step, folder, seed,
+                                  pool_factor)
                 np.save(mask_file, masks[s])
-            if key not in results:
+            if key not in results and s.endswith(ROUND):
+                previous = results["round0" if r == 1 else f"{s}/round{r - 1}"]["run"]
+                trained = train_round_and_score(table, np.load(folder / "before.npy"), masks[s], folder,
+                                                Path(previous), round_epochs)
+                record(key, {**trained, "strategy": s})
+            elif key not in results:
                 record(key, {**train_and_score(table, masks[s], folder, recipe, seed), "strategy": s})
             print(key, results[key], flush=True)
         if r == select_after:
-            contenders = [s for s in masks if s != "random"]
+            contenders = [s for s in masks if s != "random" and not s.endswith(ROUND)]
             best = max(contenders, key=lambda s: results[f"{s}/round{r}"]["val_f2"])
-            masks = {s: m for s, m in masks.items() if s in (best, "random")}
+            masks = {s: m for s, m in masks.items() if s in (best, "random") or s.endswith(ROUND)}
             record("chosen_on_val", best)
     return results
 
@@ -173,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=RECIPE["image_size"])
     p.add_argument("--pool-factor", type=int, default=SuggestSettings.pool_factor)
     p.add_argument("--recipe", default="{}", help="JSON of more TrainConfig fields (tests: a tiny backbone)")
+    p.add_argument("--round-epochs", type=int, default=None,
+                   help=f"epochs of a NAME{ROUND} strategy's rounds, from the previous weights (default: --epochs)")
     for name in ("table", "plot"):
         p = sub.add_parser(name)
         p.add_argument("folders", type=Path, nargs="+", help="OUT folders of `run` (several: their strategies side "
@@ -184,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe = {**RECIPE, "epochs": args.epochs, "image_size": args.image_size, **json.loads(args.recipe)}
         args.out.mkdir(parents=True, exist_ok=True)
         results = simulate(args.labels, args.out, args.strategies, args.rounds, args.start, args.step,
-                           args.seed, args.select_after, recipe, args.pool_factor)
+                           args.seed, args.select_after, recipe, args.pool_factor, args.round_epochs)
         print(table_text(results))
         return 0
     results: dict = {}

@@ -118,7 +118,7 @@ def recipe(labels: Path, name: str, out: Path, extra: list[str]) -> dict:
         raise SystemExit(f"{name}: evaluate failed\n{test.stderr[-2000:]}")
     summary = json.loads((run / "eval_test.json").read_text())
     val = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
-    return {"val": _val_macro(val), "test": summary["macro_fbeta_tuned"], "seconds": time.perf_counter() - start,
+    return {"val": _val_macro(val), "test": summary["macro_fbeta"], "seconds": time.perf_counter() - start,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6}
 
 

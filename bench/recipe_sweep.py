@@ -63,7 +63,7 @@ def run_variant(name: str, overrides: dict, seed: int, args: argparse.Namespace)
     shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return {"variant": name, "seed": seed, "seconds": round(seconds, 1),
             "val_f2_tuned": macro_fbeta(val_targets, run.thresholds().predict(val_probs)),
-            "test_f2_05": test["macro_fbeta_0.5"], "test_f2_tuned": test["macro_fbeta_tuned"],
+            "test_f2_05": test["macro_fbeta_at_0.5"], "test_f2_tuned": test["macro_fbeta"],
             "overrides": overrides}
 
 

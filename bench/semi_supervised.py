@@ -58,7 +58,7 @@ def scores(run: Path) -> tuple[float, float]:
     tuner = run_dir.thresholds()
     val = macro_fbeta(targets, tuner.predict(probs), tuner.beta)
     test_file = run / "eval_test.json"
-    test = json.loads(test_file.read_text())["macro_fbeta_tuned"] if test_file.is_file() else float("nan")
+    test = json.loads(test_file.read_text())["macro_fbeta"] if test_file.is_file() else float("nan")
     return float(val), float(test)
 
 

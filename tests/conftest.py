@@ -2,21 +2,23 @@
 CPU only."""
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-if "FASHIONSTYLE_HUB_CACHE" not in os.environ:  # runs rebuilt from hub folders: never in the user's cache
-    import atexit
-    import shutil
-    import tempfile
-
-    os.environ["FASHIONSTYLE_HUB_CACHE"] = tempfile.mkdtemp(prefix="fashionstyle-hub-runs-")
-    atexit.register(shutil.rmtree, os.environ["FASHIONSTYLE_HUB_CACHE"], ignore_errors=True)
+# what tests cache, never in the user's caches: runs rebuilt from hub folders, the code transformers copies from them
+for variable, prefix in (("FASHIONSTYLE_HUB_CACHE", "fashionstyle-hub-runs-"),
+                         ("HF_MODULES_CACHE", "fashionstyle-hf-modules-")):
+    if variable not in os.environ:
+        os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+        atexit.register(shutil.rmtree, os.environ[variable], ignore_errors=True)
 
 import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
-import shutil  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import ModuleType  # noqa: E402
@@ -80,6 +82,18 @@ def tiny_run(root: Path, n: int = 32) -> TinyRun:
     run = root / "run"
     assert main(["train", "--labels", str(labels), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
     return TinyRun(run, labels, sorted((labels.parent / "img").glob("*.jpg")))
+
+
+def label_studio_export(path: Path, choices: dict[str, list[str]]) -> Path:
+    """A Label Studio JSON export of `suggest --tasks` tasks: each image (its local-files path under the document
+    root) with the choices its annotation ticked."""
+    tasks = [{"id": k, "data": {"image": f"/data/local-files/?d={image}", "fashionstyle_labels": ";".join(LABELS)},
+              "annotations": [{"id": k, "result": [{"from_name": "style", "to_name": "image", "type": "choices",
+                                                    "value": {"choices": chosen}}] if chosen else [],
+                               "was_cancelled": False, "created_at": "2026-12-07T00:15:30Z"}]}
+             for k, (image, chosen) in enumerate(choices.items(), 1)]
+    path.write_text(json.dumps(tasks))
+    return path
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[int, int]]:

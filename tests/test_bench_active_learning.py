@@ -39,3 +39,20 @@ def test_rounds_add_the_chosen_photos_pick_the_best_on_val_and_resume_without_re
     png = tmp_path / "al.png"
     assert bench.main(["plot", str(out), "--out", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_the_round_path_merges_the_new_labels_and_trains_from_the_previous_run(tmp_path):
+    import yaml
+
+    labels = make_image_set(tmp_path / "data", n=64)
+    bench = load_bench("active_learning")
+    out = tmp_path / "al"
+    assert bench.main(["run", "--labels", str(labels), "--out", str(out), "--strategies", "uncertainty+round",
+                       "--rounds", "1", "--start", "0.25", "--step", "0.25", "--recipe", json.dumps(TINY)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    row = results["uncertainty+round/round1"]
+    assert row["labelled"] == 16 and row["train_s"] > 0
+    config = yaml.safe_load((out / "uncertainty+round" / "round1" / "run" / "config.yaml").read_text())
+    assert config["init_from"] == str((out / "round0" / "run").resolve())
+    assert config["labels"].endswith("run.round/labels.csv")

@@ -25,6 +25,7 @@ def test_folds_are_balanced_and_stratified() -> None:
 @pytest.mark.slow
 def test_cv_oof_covers_every_labelled_image_once(tmp_path: Path) -> None:
     labels = make_image_set(tmp_path / "data", n=40)  # 30 train/val rows, 10 test rows
+    (labels.parent / "labels.yaml").write_text("operating_points:\n  one: {max_labels: 1}\n")
     run_path = tmp_path / "cv"
     assert main(["cv", "--labels", str(labels), "--out", str(run_path), "--folds", "3",
                  *TINY_TRAIN, "--epochs", "1"]) == 0
@@ -37,6 +38,7 @@ def test_cv_oof_covers_every_labelled_image_once(tmp_path: Path) -> None:
     held = [RunDir.open(run_path / "folds" / str(k)).val_probs()[0] for k in range(3)]
     assert sorted(sum(held, [])) == pool
     np.testing.assert_allclose(run.thresholds().thresholds_, ThresholdTuner().fit(oof, targets).thresholds_)
+    np.testing.assert_allclose(run.contents().point("one").thresholds, run.thresholds().thresholds_)  # F2, out of fold
     images = sorted((labels.parent / "img").glob("*.jpg"))[:4]
     averaged = np.mean([Predictor.from_run(run_path / "folds" / str(k)).predict_proba(images)
                         for k in range(3)], axis=0)

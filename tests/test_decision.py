@@ -110,7 +110,9 @@ def test_tune_stores_a_point_that_every_door_decides_the_same(run_copy, tmp_path
     assert main(["tune", str(run), "--operating-point", "store", "--beta", "1", "--max-labels", "1",
                  "--exclusive", "Red,Striped", "--at-least-one"]) == 0
     assert "operating point 'store' written" in capsys.readouterr().out
+    card = before.pop("MODEL_CARD.md")  # the card lists the run's points; no other file of the run changes
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name in before} == before
+    assert b"## Operating points" not in card and "- store: F1; at most 1 label" in (run / "MODEL_CARD.md").read_text()
     contents = RunDir.open(run).contents()
     assert contents.point_names() == ["f2", "store"]
     folder = tmp_path / "photos"
@@ -139,7 +141,10 @@ def test_tune_stores_a_point_that_every_door_decides_the_same(run_copy, tmp_path
     assert served["operating_point"] == "store"
     unknown = client.post("/predict?operating_point=nope", files=files)
     assert unknown.status_code == 400 and "this run's: f2, store" in unknown.json()["detail"]
-    default = TestClient(create_app(run, operating_point="store")).post("/predict", files=files).json()
+    stored = create_app(run, operating_point="store")
+    assert stored.state.labelling_point.name == "store"  # the Label Studio backend's pre-annotations too
+    assert create_app(run).state.labelling_point.name == "labelling"  # none named: a labelling point, not f2
+    default = TestClient(stored).post("/predict", files=files).json()
     assert [r["labels"] for r in default["predictions"]] == [r.labels for r in records]
     expected = {p.name: r.labels for p, r in zip(images, records)}
     skeleton, tasks = tmp_path / "s.csv", tmp_path / "s.json"
@@ -197,3 +202,31 @@ def test_explain_decides_at_the_point_asked(run_copy, tmp_path):
     assert len(shown.prediction.labels) == 1
     with pytest.raises(FashionStyleError, match="no operating point 'nope'"):
         Explainer.from_run(run, operating_point="nope")
+
+
+def test_an_export_decides_at_the_point_it_names(run_copy, tmp_path, capsys):
+    run = str(run_copy.run)
+    assert main(["tune", run, "--operating-point", "one", "--beta", "1", "--max-labels", "1",
+                 "--at-least-one"]) == 0
+    images = sorted((run_copy.labels.parent / "img").glob("*.jpg"))[:5]
+    from fashionstyle.api import load
+
+    expected = [r.labels for r in load(run, operating_point="one")(images)]
+    assert all(len(labels) == 1 for labels in expected)
+    hub = tmp_path / "hub"
+    assert main(["export", run, "--format", "hub", "--out", str(hub), "--operating-point", "one"]) == 0
+    config = json.loads((hub / "config.json").read_text())
+    assert config["default_operating_point"] == "one" and set(config["operating_points"]) == {"f2", "one"}
+    assert [r.labels for r in load(str(hub))(images)] == expected
+    assert [r.labels for r in load(str(hub), operating_point="f2")(images)] == [r.labels for r in load(run)(images)]
+    from fashionstyle.inference.onnx_predictor import OnnxPredictor
+
+    onnx = tmp_path / "onnx"
+    assert main(["export", run, "--out", str(onnx), "--operating-point", "one"]) == 0
+    alone = OnnxPredictor.from_export(onnx)
+    assert alone.decision.name == "one"
+    assert alone.decided_names(alone.predict_proba(images)) == expected
+    capsys.readouterr()
+    assert main(["export", run, "--format", "hub", "--out", str(tmp_path / "x"), "--operating-point", "nope"]) == 2
+    assert "no operating point 'nope'; this run's: f2, one" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

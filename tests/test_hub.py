@@ -79,7 +79,9 @@ def test_every_file_is_explained_and_hf_upload_is_the_publishing_command(hub_fol
     files = card.split("## Files")[1].split("\n## ")[0]
     for path in hub_folder.iterdir():
         assert f"`{path.name}`" in files, path.name
-    assert {"backbone.safetensors", "config.yaml", "val_probs.npz"} <= {p.name for p in hub_folder.iterdir()}
+    names = {p.name for p in hub_folder.iterdir()}
+    assert {"config.yaml", "val_probs.npz", "modeling_fashionstyle.py", "preprocessor_config.json"} <= names
+    assert [p.name for p in hub_folder.glob("*.safetensors")] == ["model.safetensors"]  # the weights once
     assert "hf upload USER/mine mine" in card and "huggingface-cli" not in card
 
 
@@ -117,10 +119,12 @@ def test_the_cards_examples_run_as_written_on_the_exported_folder(hub_folder, sh
     for command in commands:
         assert main(shlex.split(command)[1:]) == 0, capsys.readouterr().err
     assert len((work / "tags.csv").read_text().splitlines()) >= 3
-    (python,) = code_blocks(card, "python")
-    scope: dict = {}
-    exec(python.replace("tagger(\"photo.jpg\")", "result = tagger(\"photo.jpg\")"), scope)  # noqa: S102
-    assert set(scope["result"].scores) == set(LABELS) and scope["result"].image == "photo.jpg"
+    capsys.readouterr()
+    for python in code_blocks(card, "python"):  # fashionstyle's, then transformers' pipeline
+        exec(python, {})  # noqa: S102
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and printed[0].startswith("Prediction(image='photo.jpg', labels=[")
+    assert all(f"'{label}': " in printed[1] for label in LABELS)  # every label's score, then the decided ones
 
 
 # -- a hub folder or id wherever a run goes ------------------------------------------------
@@ -153,6 +157,48 @@ def test_a_hub_id_loads_offline_from_huggingface_hubs_cache(hub_folder, shared_r
     np.testing.assert_allclose(tagger.predictor.predict_proba(shared_run.images[:4]), expected, atol=1e-6)
     with pytest.raises(FashionStyleError, match="user/other: run directory not found"):
         RunDir.open("user/other")
+
+
+def hub_error(kind: str) -> Exception:
+    """huggingface_hub's error of that kind, without the HTTP response it is made from."""
+    from huggingface_hub import errors
+
+    err = getattr(errors, kind).__new__(getattr(errors, kind))
+    Exception.__init__(err, "401 Client Error. (Request ID: Root=1-abc)\n\nCannot access gated repo for url ...")
+    return err
+
+
+@pytest.mark.parametrize(("kind", "ending"), [
+    ("GatedRepoError", "the Hugging Face model is gated: accept its terms on its Hub page, then `hf auth login`"),
+    ("RepositoryNotFoundError", "nor a Hugging Face model you can read (a private one needs `hf auth login`)"),
+    ("HfHubHTTPError",
+     "HfHubHTTPError: 401 Client Error. (Request ID: Root=1-abc) Cannot access gated repo for url ...)"),
+])
+def test_a_hub_id_that_cannot_be_had_says_why_whole_in_one_line(kind, ending, monkeypatch) -> None:
+    import huggingface_hub
+
+    def refuse(repo_id: str) -> str:
+        raise hub_error(kind)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refuse)
+    with pytest.raises(FashionStyleError) as raised:
+        RunDir.open("user/other")
+    message = str(raised.value)
+    assert message.startswith("user/other: run directory not found") and message.endswith(ending)
+    assert "\n" not in message
+
+
+def test_a_hub_id_missing_from_the_offline_cache_says_where_and_how_to_get_it(tmp_path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FashionStyleError) as raised:
+        RunDir.open("user/other")
+    assert str(raised.value) == (
+        f"user/other: run directory not found, nor a hub folder, nor in the Hugging Face cache (no snapshot under "
+        f"{tmp_path / 'hf' / 'models--user--other'}); HF_HUB_OFFLINE=1 downloads nothing: run "
+        "`hf download user/other` once online, or unset HF_HUB_OFFLINE")
 
 
 @pytest.mark.slow

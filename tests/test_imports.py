@@ -2,8 +2,9 @@
 torch-free serving path.
 
 Every `from . import x` / `from .x import y` / `import fashionstyle.x` counts,
-inside functions too (a lazy import only hides a cycle); imports under
-`if TYPE_CHECKING:` never run and are left out. Modules are named by their dotted
+inside functions too (a lazy import only hides a cycle), and under `if TYPE_CHECKING:`
+(such an import never runs, so it counts as not run at import time, but a cycle it
+closes is still a cycle of the design). Modules are named by their dotted
 path inside the package ("core.errors", "cli"; "__init__" for the package itself,
 "core" for core/__init__.py).
 """
@@ -43,15 +44,14 @@ def _is_type_checking(node: ast.AST) -> bool:
 
 
 def _statements(tree: ast.Module):
-    """(import statement, top_level) for every import that can run."""
+    """(import statement, top_level) for every import; one under `if TYPE_CHECKING:` is not top level."""
     stack = [(node, True) for node in tree.body]
     while stack:
         node, top = stack.pop()
-        if _is_type_checking(node):
-            continue
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node, top
-        inner = top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+        inner = top and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) \
+            and not _is_type_checking(node)
         stack.extend((child, inner) for child in ast.iter_child_nodes(node))
 
 
@@ -222,13 +222,14 @@ def test_cycles_and_upward_imports_are_found_through_subpackages(tmp_path: Path)
     graph = import_graph(package)
     assert [(i.target, i.top_level) for i in graph["core.b"]] == [("core.a", False)]
     assert [(i.target, i.internal) for i in graph["data.c"]] == [("core.b", True), ("json", False)]
-    assert [i.target for i in graph["core.d"]] == ["typing"]  # the TYPE_CHECKING import never runs
+    # the TYPE_CHECKING import never runs (not top level), yet it is an upward import of the design
+    assert [(i.target, i.top_level) for i in graph["core.d"]] == [("typing", True), ("data.c", False)]
     assert [i.target for i in graph["core.e"]] == ["core.d", "__init__", "data.c"]
     assert graph["__init__"][0].target == "core.a"
     (cycle,) = find_cycles(graph)
     text = format_cycle(cycle)
     assert text.startswith("core.a -> core.b -> core.a") and "core.b:2 imports core.a (in a function)" in text, text
-    assert upward_imports(graph) == ["core.e imports data.c (line 3)"]
+    assert upward_imports(graph) == ["core.d imports data.c (line 3)", "core.e imports data.c (line 3)"]
 
 
 def test_onnx_serving_modules_import_no_torch_lightning_or_timm() -> None:

@@ -2,7 +2,6 @@
 the splits files give), and a run that remembers every file it learnt from."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,22 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import LABELS, TINY_TRAIN, draw, make_image_set
+from conftest import LABELS, TINY_TRAIN, draw, label_studio_export, make_image_set
 from fashionstyle.cli import main
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import merge_labels
 from fashionstyle.data.labels import join_label_files, label_files, read_labels
-
-
-def _ls_export(path: Path, choices: dict[str, list[str]]) -> Path:
-    """A Label Studio JSON export of `suggest --tasks` tasks: image (relative to the export's folder) -> choices."""
-    tasks = [{"id": k, "data": {"image": f"/data/local-files/?d={image}", "fashionstyle_labels": ";".join(LABELS)},
-              "annotations": [{"id": k, "result": [{"from_name": "style", "to_name": "image", "type": "choices",
-                                                    "value": {"choices": chosen}}] if chosen else [],
-                               "was_cancelled": False, "created_at": "2026-12-07T00:15:30Z"}]}
-             for k, (image, chosen) in enumerate(choices.items(), 1)]
-    path.write_text(json.dumps(tasks))
-    return path
 
 
 def _skeleton(path: Path, rows: list[tuple[Path, tuple[int, int, int]]]) -> Path:
@@ -45,7 +33,7 @@ def three_files(tmp_path):
     flags = {Path(p).name: tuple(int(v) for v in t) for p, t in zip(base.images, base.targets)}
     as_names = lambda f: [n for n, v in zip(LABELS, f) if v]  # noqa: E731
     flip = lambda f: tuple(1 - v for v in f)  # noqa: E731
-    export = _ls_export(tmp_path / "data" / "project-1-export.json", {
+    export = label_studio_export(tmp_path / "data" / "project-1-export.json", {
         "img/001.jpg": as_names(flip(flags["001.jpg"])), "img/002.jpg": as_names(flip(flags["002.jpg"])),
         "img/003.jpg": as_names(flags["003.jpg"])})
     (tmp_path / "new").mkdir()

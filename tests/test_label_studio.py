@@ -6,12 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import threading
-import time
-import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import LABELS, draw, fingerprint
+from label_studio_docs import free_port, running_label_studio, wait_up
 from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.labels import read_labels
@@ -81,12 +78,14 @@ def test_the_labelling_config_is_one_multiple_choices_of_the_runs_labels():
     assert [c.get("value") for c in choices] == ["Red", 'A "quoted" & <odd> name']
 
 
-def test_tasks_scores_rise_in_suggests_order_and_images_are_local_files_urls(tmp_path):
+def test_tasks_carry_suggests_order_and_the_models_certainty_and_images_are_local_files_urls(tmp_path):
     paths = [str(tmp_path / "photos" / f"{n}.jpg") for n in ("b", "a", "c")]
     probs = np.array([[0.9, 0.1, 0.6], [0.2, 0.8, 0.1], [np.nan, np.nan, np.nan]])
     tasks = make_tasks(["b", "a", "c"], paths, probs, OperatingPoint("f2", np.full(3, 0.5)), list(LABELS), tmp_path, "m")
-    scores = [t["predictions"][0]["score"] for t in tasks]
-    assert scores == sorted(scores) and len(set(scores)) == 3  # ascending sort = suggest's order
+    assert [t["data"]["fashionstyle_priority"] for t in tasks] == [1, 2, 3]  # suggest's order, its own column
+    # one meaning of the score, as the ML backend gives it: 1 - the mean distance-to-threshold uncertainty
+    # (b: 0.9, 0.1, 0.6 about 0.5 -> uncertainties 0.2, 0.2, 0.8 -> 0.6); an unreadable photo 0
+    assert [t["predictions"][0]["score"] for t in tasks] == [0.6, 0.666667, 0.0]
     assert tasks[0]["data"]["image"] == "/data/local-files/?d=photos/b.jpg"
     assert tasks[0]["predictions"][0]["result"][0]["value"]["choices"] == ["Red", "Dotted"]  # most probable first
     assert tasks[2]["predictions"][0]["result"] == []  # an unreadable photo: no guess
@@ -94,6 +93,34 @@ def test_tasks_scores_rise_in_suggests_order_and_images_are_local_files_urls(tmp
         make_tasks(["b"], ["/elsewhere/b.jpg"], probs[:1], OperatingPoint("f2", np.full(3, 0.5)), list(LABELS), tmp_path,
                    "m")
     assert config_path(tmp_path / "round1.json").name == "round1.label_config.xml"
+
+
+def test_a_young_models_f2_thresholds_flood_but_its_pre_annotations_tick_at_most_three(tmp_path):
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.core.thresholds import ThresholdTuner
+
+    names = [f"style{k}" for k in range(12)]
+    rng = np.random.default_rng(0)
+    targets = (rng.random((300, 12)) < 0.15).astype(np.uint8)
+    probs = np.clip(0.25 * targets + rng.random((300, 12)) * 0.6, 0, 1)  # a weak model: classes overlap
+    run = RunDir.create(tmp_path / "run")
+    run.write_label_names(names)
+    run.write_val_probs([f"v{i}" for i in range(300)], probs, targets)
+    tuner = ThresholdTuner(beta=2.0)
+    tuner.thresholds_, tuner.best_fbeta_, tuner.tuned_ = np.full(12, 0.05), np.zeros(12), np.ones(12, bool)
+    run.write_thresholds(tuner)
+    contents = run.contents()
+    assert contents.point().decide(probs).sum(axis=1).mean() > 10  # F2 at 0.05 ticks nearly every box
+    point = contents.labelling_point()
+    tasks = make_tasks([f"p{i}" for i in range(300)], [str(tmp_path / f"p{i}.jpg") for i in range(300)], probs,
+                       point, names, tmp_path, "m")
+    ticked = [len(t["predictions"][0]["result"][0]["value"]["choices"]) if t["predictions"][0]["result"] else 0
+              for t in tasks]
+    assert point.name == "labelling" and max(ticked) <= 3
+    from fashionstyle.core.operating_points import fit_point
+
+    run.write_operating_point(fit_point("labelling", probs, targets, names, max_labels=1))  # the run's own wins
+    assert run.contents().labelling_point().max_labels == 1
 
 
 @pytest.mark.parametrize("export", [_json_export, _min_export, _csv_export])
@@ -178,61 +205,23 @@ def test_the_backend_mounts_on_the_service_app(shared_run):
 # --- against a real Label Studio ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, timeout_s: float, server: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server is not None and server.poll() is not None:
-            raise AssertionError(f"the server at {url} exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"{url} not up after {timeout_s:.0f} s")
-
-
 @pytest.fixture
 def label_studio(tmp_path):
-    """A Label Studio on 127.0.0.1 (SQLite in tmp_path, local files under tmp_path/root): (url, token, root)."""
-    binary = LS_VENV / "bin" / "label-studio"
-    if not binary.is_file():  # CI always builds one: a missing venv there is a failure, not a skip
-        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(
-            f"no Label Studio venv at {LS_VENV} (FASHIONSTYLE_LABEL_STUDIO_VENV; .ci/label_studio_venv.sh makes it)")
-    data, root = tmp_path / "ls-data", tmp_path / "root"
-    template = LS_VENV / "template-data"  # a migrated database, so the server starts in seconds, not minutes
-    shutil.copytree(template, data) if template.is_dir() else data.mkdir()
+    """A Label Studio on 127.0.0.1, started as docs/label-less.md starts it (SQLite in tmp_path, local files
+    under tmp_path/root): (url, token, root)."""
+    root = tmp_path / "root"
     root.mkdir()
-    port, token = _free_port(), "fashionstyle-test-token"
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data), "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
-           "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(root), "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
-           "ML_BLOCK_LOCAL_IP": "false", "SSRF_PROTECTION_ENABLED": "false", "SENTRY_DSN": "", "HOST": ""}
-    log = (tmp_path / "label-studio.log").open("w")
-    server = subprocess.Popen([str(binary), "start", "--no-browser", "--host", "127.0.0.1", "-p", str(port),
-                               "--username", "test@example.com", "--password", "fashionstyle-test",
-                               "--user-token", token], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_up(f"http://127.0.0.1:{port}/health", 900, server)
-        yield f"http://127.0.0.1:{port}", token, root
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+    with running_label_studio(LS_VENV, tmp_path, root) as (url, token):
+        yield url, token, root
 
 
 def _serve_in_thread(app) -> tuple[str, object]:
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
-    _wait_up(f"http://127.0.0.1:{port}/health", 60)
+    wait_up(f"http://127.0.0.1:{port}/health", 60)
     return f"http://127.0.0.1:{port}", server
 
 
@@ -271,8 +260,9 @@ def test_a_whole_round_with_a_real_label_studio(shared_run, label_studio, tmp_pa
         backend.should_exit = True
     assert driven.returncode == 0, driven.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["images"] == chosen  # imported in suggest's order ...
-    assert summary["imported_scores"] == sorted(summary["imported_scores"])  # ... which ascending score sorts back
+    assert summary["images"] == chosen  # imported in suggest's order, each with the score the file gave it
+    written = [t["predictions"][0]["score"] for t in json.loads(tasks.read_text())]
+    assert summary["imported_scores"] == pytest.approx(written)
     assert len(summary["backend_predictions"]) == 5  # the connected backend pre-annotated every task
     for prediction in summary["backend_predictions"].values():
         assert prediction["model_version"] == "fashionstyle:run"

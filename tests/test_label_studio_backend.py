@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.server
 import io
+import sys
 import threading
 from pathlib import Path
 
@@ -218,3 +219,67 @@ def test_events_are_acknowledged_and_start_no_work(shared_run, folders):
         answer = client.post(route, json=body, headers=GOOD)
         assert answer.status_code == 200 and answer.json()["training"] is False
     assert client.post("/webhook", content=b"{", headers={**GOOD, "Content-Type": "application/json"}).status_code == 400
+
+
+# -- issue 43: "Start training" runs a round where the operator opted in (serve --train-into) ------------------
+@pytest.fixture
+def slow_rounds(shared_run, folders, tmp_path, monkeypatch):
+    """Rounds from the shared run into tmp_path/next whose command sleeps (the round itself: test_round.py)."""
+    from fashionstyle.serving.rounds import Rounds
+
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "a-token")
+    rounds = Rounds(shared_run.run, tmp_path / "next", folders[0])
+    monkeypatch.setattr(rounds, "command", lambda project, url: [sys.executable, "-c", "import time; time.sleep(60)"])
+    yield rounds
+    rounds.stop()
+
+
+def test_start_training_starts_one_round_and_never_two(shared_run, folders, slow_rounds):
+    client = _client(shared_run.run, folders[0], rounds=slow_rounds, label_studio_url="http://127.0.0.1:8080")
+    start = {"action": "START_TRAINING", "project": {"id": 3, "title": "round 1"}}
+    assert client.post("/webhook", json=start).status_code == 401
+    first = client.post("/webhook", json=start, headers=GOOD).json()
+    assert first["training"] is True and first["status"] == "started"
+    assert slow_rounds.log.is_file()  # the round's output goes to OUT.round/round.log
+    for route, body in (("/webhook", start), ("/train", {"project": "3.1765000000", "annotations": []})):
+        again = client.post(route, json=body, headers=GOOD).json()
+        assert again["status"] == "already running" and str(slow_rounds.out) in again["detail"]
+    annotated = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3}}, headers=GOOD)
+    assert annotated.json()["training"] is False  # a round per click would retrain on every label
+
+
+def test_a_round_is_refused_in_one_line_without_a_project_address_or_token(shared_run, folders, slow_rounds,
+                                                                           monkeypatch):
+    client = _client(shared_run.run, folders[0], rounds=slow_rounds)
+    no_address = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}}, headers=GOOD)
+    assert no_address.status_code == 400 and "no Label Studio address yet" in no_address.json()["detail"]
+    assert "names no project id" in client.post("/train", json={}, headers=GOOD).json()["detail"]
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+    client.post("/setup", json={"schema": labelling_config(LABELS), "hostname": "http://127.0.0.1:8080"},
+                headers=GOOD)
+    no_token = client.post("/train", json={"project": "3.1765000000"}, headers=GOOD)
+    assert no_token.status_code == 400 and "no Label Studio token" in no_token.json()["detail"]
+
+
+def test_the_services_token_goes_only_to_the_address_its_operator_named(shared_run, folders, slow_rounds,
+                                                                        monkeypatch):
+    spawned = []
+    monkeypatch.setattr(slow_rounds, "_spawn", lambda project, url, token: spawned.append((url, token)) or
+                        type("Done", (), {"pid": 1, "poll": lambda self: 0})())
+    setup = {"schema": labelling_config(LABELS), "hostname": "http://127.0.0.1:9999", "access_token": "setup-token"}
+    client = _client(shared_run.run, folders[0], rounds=slow_rounds)  # no --label-studio-url: /setup's address
+    client.post("/setup", json=setup, headers=GOOD)
+    client.post("/train", json={"project": "3.1"}, headers=GOOD)
+    named = _client(shared_run.run, folders[0], rounds=slow_rounds, label_studio_url="http://127.0.0.1:8080")
+    named.post("/setup", json=setup, headers=GOOD)
+    named.post("/train", json={"project": "3.1"}, headers=GOOD)
+    # $LABEL_STUDIO_API_KEY (a-token) only to the operator's address; to /setup's, only /setup's own token
+    assert spawned == [("http://127.0.0.1:9999", "setup-token"), ("http://127.0.0.1:8080", "a-token")]
+
+
+def test_serve_train_into_needs_the_backend_and_a_new_folder(shared_run, tmp_path, capsys):
+    assert main(["serve", str(shared_run.run), "--train-into", str(tmp_path / "next")]) == 2
+    assert "--train-into needs --label-studio" in capsys.readouterr().err
+    assert main(["serve", str(shared_run.run), "--label-studio", str(tmp_path), "--train-into",
+                 str(shared_run.run)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err

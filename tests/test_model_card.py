@@ -134,7 +134,11 @@ def test_library_tune_and_evaluate_refresh_the_card_as_the_commands_do(tiny_runs
     scores = evaluate_run(run, read_labels(tiny.labels).split("test"), "test", progress=False)
     card = (run / "MODEL_CARD.md").read_text()  # the demo's path: evaluate from Python, then the card
     assert "no test score yet" not in card
-    assert f"test_macro_f2 {scores['macro_fbeta_tuned']:.4f}" in card
+    assert f"test_macro_f2 {scores['macro_fbeta']:.4f}" in card
+    summary_test = read_summary(run).to_dict()["test"]  # one name per score: eval_test.json and summary.json agree
+    written = atomic.read_json(run / "eval_test.json")
+    for key, value in summary_test.items():
+        np.testing.assert_allclose(written[key], value, err_msg=key)
     tuner = tune_run(run, beta=1.0, rule="exact")
     card = (run / "MODEL_CARD.md").read_text()
     assert "(rule: exact)" in card and f"{tuner.thresholds_[0]:.3f}" in card

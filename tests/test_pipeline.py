@@ -58,7 +58,7 @@ def test_evaluate_prints_both_tables_and_writes_json(trained_run, capsys) -> Non
     out = capsys.readouterr().out
     assert "F2@0.5" in out and "F2 tuned" in out and "macro" in out
     scores = json.loads((run / "eval_test.json").read_text())
-    assert scores["n_images"] == 12 and len(scores["tuned"]["fbeta"]) == 3
+    assert scores["n_images"] == 12 and len(scores["fbeta"]) == 3
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ def test_report_recipe_is_one_option_away_and_flags_still_win() -> None:
     config = config_lib.load(None, {"epochs": 3}, recipe="report")
     assert (config.backbone, config.lr, config.lr_schedule, config.batch_size) == ("densenet201", 1e-5, "plateau", 46)
     assert config.weight_power == 1.0 and config.epochs == 3 and config.threshold_rule == "exact"  # the report's
-    with pytest.raises(FashionStyleError, match="recipe: unknown value 'paper'; valid: finetune, lp-ft, report"):
+    with pytest.raises(FashionStyleError, match="recipe: unknown value 'paper'; valid: finetune, lp-ft, probe, report"):
         config_lib.load(recipe="paper")
 
 
@@ -136,6 +136,69 @@ def test_lp_ft_trains_the_head_alone_on_frozen_features_first(image_set: Path, t
     assert any(not torch.equal(a, b) for a, b in zip(fast.backbone.parameters(), whole.backbone.parameters()))
 
 
+def test_head_fit_on_cached_features_keeps_its_best_pass_before_fine_tuning(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    from conftest import make_image_set
+    from fashionstyle.training.head_fit import fit_head
+
+    class Module(torch.nn.Module):  # what fit_head uses of StyleModule: model, loss, to_input
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = torch.nn.Module()
+            self.model.backbone = torch.nn.Flatten()  # (B, 3, 2, 2) -> (B, 12) features
+            self.model.head = torch.nn.Sequential(torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+            self.loss = torch.nn.BCEWithLogitsLoss()
+
+        def to_input(self, images):
+            return images.float()
+
+    from fashionstyle.data.batches import Batch
+
+    rng = np.random.default_rng(0)
+    def batches(n):  # label j is on where feature j is high: learnable
+        y = (rng.random((n, 2)) < 0.4).astype(np.float32)
+        x = rng.normal(0, 1, (n, 3, 2, 2)).astype(np.float32)
+        x[:, 0, 0, :2] += 3 * y
+        return [Batch(torch.tensor(x[i:i + 8]), torch.tensor(y[i:i + 8]), torch.arange(i, min(i + 8, n)), [])
+                for i in range(0, n, 8)]
+
+    module = Module()
+    before = [p.clone() for p in module.model.head.parameters()]
+    done = fit_head(module, batches(64), batches(64), epochs=30)
+    assert done.photos == 64 and 1 <= done.epoch <= 30 and done.val_macro_fbeta > 0.7 and done.val_probs.shape == (64, 2)
+    assert module.model.head.training and any(not torch.equal(a, b) for a, b in
+                                              zip(before, module.model.head.parameters()))
+    labels = make_image_set(tmp_path / "data", n=32)
+    assert main(["train", "--labels", str(labels), "--out", str(tmp_path / "run"), *TINY_TRAIN,
+                 "--recipe", "lp-ft", "--head-fit-epochs", "3", "--epochs", "1"]) == 0
+    printed = capsys.readouterr()
+    assert "head fitted on the frozen backbone's features of 16 photos: pass" in printed.out
+    assert "eval mode" not in printed.err
+
+
+def test_the_probe_recipe_is_the_fitted_head_and_predicts_as_it_was_tuned(tmp_path: Path, capsys) -> None:
+    import numpy as np
+
+    from conftest import make_image_set
+    from fashionstyle.core.run import RunDir
+    from fashionstyle.inference.torch_predictor import Predictor
+
+    labels = make_image_set(tmp_path / "data", n=32)
+    out = tmp_path / "run"
+    assert main(["train", "--labels", str(labels), "--out", str(out), *TINY_TRAIN, "--recipe", "probe",
+                 "--head-fit-epochs", "5", "--epochs", "0"]) == 0  # (TINY_TRAIN's --epochs would win over the recipe)
+    run = RunDir.open(out)
+    assert run.tta() == "flip" and run.manifest()["epochs"] == 0 and not (out / "checkpoints").exists()
+    ids, probs, _ = run.val_probs()
+    images = [labels.parent / "img" / f"{i}.jpg" for i in ids]
+    # the thresholds were tuned on what the run predicts: the head's probabilities of both views, averaged
+    np.testing.assert_allclose(Predictor.from_run(run).predict_proba(images), probs, atol=1e-5)
+    assert "val_macro_f2" in capsys.readouterr().out
+    assert main(["train", "--labels", str(labels), "--out", str(tmp_path / "bad"), *TINY_TRAIN, "--epochs", "0"]) == 2
+    assert "epochs 0 (no fine-tuning" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_the_last_partial_batch_is_kept_unless_tiny() -> None:
     from fashionstyle.training.loop import keeps_most
 
@@ -145,20 +208,23 @@ def test_the_last_partial_batch_is_kept_unless_tiny() -> None:
     assert not keeps_most(64, 64) and not keeps_most(40, 64)
 
 
-def test_auto_picks_lp_ft_for_a_small_train_split() -> None:
-    assert config_lib.auto_recipe(250)[0] == "lp-ft" and config_lib.auto_recipe(3614)[0] == "finetune"
+def test_auto_picks_the_probe_for_a_small_train_split_from_imagenet_weights() -> None:
+    assert config_lib.auto_recipe(250)[0] == "probe" and config_lib.auto_recipe(3614)[0] == "finetune"
+    for fields in ({"pretrained": False}, {"teacher": "runs/t"}, {"mode": "single"}):
+        assert config_lib.auto_recipe(250, TrainConfig(**fields))[0] == "finetune", fields
     config = config_lib.load(None, {"epochs": 2}, recipe="lp-ft")
     assert (config.freeze_epochs, config.backbone_lr_scale, config.epochs, config.recipe) == (3, 0.1, 2, "lp-ft")
+    probe = config_lib.load(None, {}, recipe="probe")
+    assert (probe.epochs, probe.head_fit_epochs, probe.recipe) == (0, 100, "probe")
 
 
 def test_recipe_auto_picks_by_the_train_split_and_the_run_records_it(image_set: Path, tmp_path: Path,
                                                                      capsys) -> None:
-    run = tmp_path / "run"
-    assert main(["train", "--labels", str(image_set), "--out", str(run), *TINY_TRAIN, "--recipe", "auto",
-                 "--epochs", "1"]) == 0
-    assert "recipe auto: lp-ft (" in capsys.readouterr().out
+    run = tmp_path / "run"  # train's default is auto: small, but no ImageNet weights (--no-pretrained)
+    assert main(["train", "--labels", str(image_set), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    assert "recipe auto: finetune (no ImageNet weights" in capsys.readouterr().out
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["recipe"] == "lp-ft" and config["freeze_epochs"] == 3 and config["epochs"] == 1
+    assert config["recipe"] == "finetune" and config["epochs"] == 1
 
 
 def test_a_weak_run_says_so_in_one_line() -> None:

@@ -265,8 +265,8 @@ def test_headline_and_table_equal_the_runs_metrics(runs) -> None:
     test_split = data.test
     baseline = {split: per_label_scores(t, np.ones_like(t), 2.0)["fbeta"].mean()  # every label for every image
                 for split, t in (("val", data.val.targets), ("test", test_split.targets))}
-    assert headline == {"val tuned": f"{val['macro_fbeta_tuned']:.3f}", "val half": f"{val['macro_fbeta_0.5']:.3f}",
-                        "test tuned": f"{test['macro_fbeta_tuned']:.3f}", "test half": f"{test['macro_fbeta_0.5']:.3f}",
+    assert headline == {"val tuned": f"{val['macro_fbeta']:.3f}", "val half": f"{val['macro_fbeta_at_0.5']:.3f}",
+                        "test tuned": f"{test['macro_fbeta']:.3f}", "test half": f"{test['macro_fbeta_at_0.5']:.3f}",
                         "val baseline": f"{baseline['val']:.3f}", "test baseline": f"{baseline['test']:.3f}"}
     assert headline_html(data).count("all-positive baseline") == 2
     table = scores_table_html(data)
@@ -277,9 +277,8 @@ def test_headline_and_table_equal_the_runs_metrics(runs) -> None:
     for j, row in enumerate(rows):
         expected = [LABELS4[j], f"{data.tuner.thresholds_[j]:.3f}"]
         for scores in (val, test):
-            expected += [str(scores["support"][j])] + [f"{scores['tuned'][k][j]:.3f}" for k in
-                                                      ("precision", "recall", "fbeta")]
-            expected.append(f"{scores['at_0.5']['fbeta'][j]:.3f}")
+            expected += [str(scores["support"][j])] + [f"{scores[k][j]:.3f}" for k in ("precision", "recall", "fbeta")]
+            expected.append(f"{scores['fbeta_at_0.5'][j]:.3f}")
         assert row == expected
 
 
@@ -488,3 +487,23 @@ def test_report_out_refuses_a_folder_of_a_users_files_and_replaces_only_its_own_
     (empty / "index.html").write_text((empty / "index.html").read_text().replace(
         '<meta name="generator" content="fashionstyle report">\n', ""))  # a report written before the mark
     write_report(runs[0], empty)
+
+
+def test_named_operating_points_get_a_section_markers_and_a_labels_per_photo_chart(runs, tmp_path: Path) -> None:
+    from fashionstyle.core.operating_points import fit_point
+
+    run = RunDir.open(runs[0])
+    _, probs, targets = run.val_probs()
+    run.write_operating_point(fit_point("store", probs, targets, LABELS4, "min-precision", 0.99, max_labels=1))
+    page = write_report(runs[0], tmp_path / "report").read_text(encoding="utf-8")
+    assert check_pngs(tmp_path / "report", page) == CORE_FIGURES | {"labels_per_photo.png"}
+    section = page.split("Operating points</h2>")[1].split("<h2")[0]
+    assert "store: min-precision 0.99; at most 1 label" in section and "store test P" in section
+    point = run.contents().point("store")
+    never = [n for n, t in zip(LABELS4, point.thresholds) if not np.isfinite(t)]
+    assert never and section.count("<td>never</td>") == len(never)  # 0.99 on 60 photos is out of reach somewhere
+    data = load_run(runs[0])
+    assert list(data.points) == ["f2", "store"]
+    assert (data.decided["store"]["test"].sum(axis=1) <= 1).all()
+    plain = write_report(runs[1], tmp_path / "plain").read_text(encoding="utf-8")
+    assert "Operating points</h2>" not in plain and not (tmp_path / "plain" / "labels_per_photo.png").exists()

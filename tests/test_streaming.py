@@ -305,7 +305,7 @@ def test_two_process_prediction_and_evaluation_equal_one_process(tmp_path: Path,
     assert "[rank 1] predict: 20/20 images" in result.stdout
     double = json.loads((run / "eval_all.json").read_text())
     assert double["n_images"] == single["n_images"] == 40
-    np.testing.assert_allclose(double["tuned"]["fbeta"], single["tuned"]["fbeta"])
+    np.testing.assert_allclose(double["fbeta"], single["fbeta"])
     assert not list(run.glob(".eval_*"))
 
 

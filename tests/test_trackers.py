@@ -67,8 +67,10 @@ def test_val_f2_is_one_number_under_one_name_in_table_report_card_tracker_and_hi
     assert f"val_macro_f2 {val:.3f}" in printed  # the CLI table's last line
     assert f'<span class="value">{val:.3f}</span>validation macro F2' in headline_html(load_run(run.path))
     assert f"val_macro_f2 {val:.4f}" in (run / "MODEL_CARD.md").read_text()
-    _, record = mlflow_record(root)
+    client, record = mlflow_record(root)
     assert round(record.data.metrics["val_macro_f2"], 3) == round(val, 3)
+    # logged once by training and once by evaluate (which adds the test scores), never twice by one command
+    assert len(client.get_metric_history(record.info.run_id, "val_macro_f2")) == 2
     assert round(final_metrics(run)["val_macro_f2"], 3) == round(val, 3)
     # each epoch's score at its own exact thresholds has its own name everywhere
     rows = read_history(run)
@@ -93,7 +95,7 @@ def test_mlflow_store_reads_back_settings_metrics_folder_model_and_figures(track
         assert len(client.get_metric_history(record.info.run_id, f"val_fbeta_epoch_exact/{name}")) == 2
         assert {f"val_f2/{name}", f"test_f2/{name}"} <= set(metrics)  # final per-label scores
     evaluated = json.loads((run / "eval_test.json").read_text())
-    assert metrics["test_macro_f2"] == pytest.approx(evaluated["macro_fbeta_tuned"])
+    assert metrics["test_macro_f2"] == pytest.approx(evaluated["macro_fbeta"])
     top = {a.path for a in client.list_artifacts(record.info.run_id)}
     assert {"MODEL_CARD.md", "thresholds.json", "run", "figures"} <= top
     assert {"run/model.pt", "run/summary.json", "run/labels.json"} <= {
@@ -136,6 +138,51 @@ def test_the_mlflow_model_has_a_signature_and_predicts_the_table_of_fashionstyle
     pd.testing.assert_frame_equal(predicted, expected, check_dtype=False, atol=1e-6)
     champion = mlflow.pyfunc.load_model("models:/tagger@champion").predict(pd.DataFrame({"image": images}))
     pd.testing.assert_frame_equal(champion, predicted)
+
+
+@pytest.mark.slow
+def test_mlflows_scoring_server_answers_with_the_models_table(tracked):
+    """What `mlflow models serve -m models:/tagger@champion` runs, in process: POST /invocations."""
+    import mlflow
+    from fastapi.testclient import TestClient
+    from mlflow.pyfunc import scoring_server
+
+    root, _, labels, _, _ = tracked
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/tagger@champion")
+    images = [str(p) for p in sorted((labels.parent / "img").glob("*.jpg"))[:3]] + [str(root / "missing.jpg")]
+    client = TestClient(scoring_server.init(model))
+    answer = client.post("/invocations", json={"dataframe_split": {"columns": ["image"], "data": [[i] for i in images]}})
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["predictions"]
+    assert [r["image"] for r in rows] == images and set(rows[0]) == {"image", "labels", *LABELS, "error"}
+    assert rows[3]["error"] == "image not found" and not isinstance(rows[0]["error"], str)  # null (NaN in pandas)
+    bad = client.post("/invocations", json={"dataframe_split": {"columns": ["photo"], "data": [["a.jpg"]]}})
+    assert bad.status_code == 400  # the signature's input column is `image`
+
+
+@pytest.mark.slow
+def test_a_spark_udf_scores_a_batch_through_the_registered_model(tracked, monkeypatch):
+    pytest.importorskip("pyspark", reason="pyspark is not in the locked test environment (a 300 MB wheel and a "
+                                          "JVM for one check): pip install pyspark to run it")
+    import mlflow
+    from pyspark.sql import SparkSession
+
+    root, _, labels, _, _ = tracked
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    images = [str(p) for p in sorted((labels.parent / "img").glob("*.jpg"))[:3]]
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # Spark's Python workers: this environment's
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        # the result: a struct of the model's output columns, typed by its signature
+        udf = mlflow.pyfunc.spark_udf(spark, "models:/tagger@champion", env_manager="local")
+        frame = spark.createDataFrame([(i,) for i in images], ["image"])
+        scored = [r["out"].asDict() for r in frame.withColumn("out", udf("image")).collect()]
+    finally:
+        spark.stop()
+    expected = mlflow.pyfunc.load_model("models:/tagger@champion").predict({"image": images})
+    assert [r["labels"] for r in scored] == list(expected["labels"])
+    assert [r[LABELS[0]] for r in scored] == pytest.approx(list(expected[LABELS[0]]))
 
 
 @pytest.mark.slow
@@ -421,3 +468,20 @@ def test_the_pyfunc_model_gives_one_row_per_image_of_any_input_shape(tmp_path):
                        ({"image": 3}, "the model's input is int '3'")):
         with pytest.raises(FashionStyleError, match=match):
             image_paths(bad)
+
+
+@pytest.mark.slow
+def test_a_new_operating_point_reaches_the_card_and_the_mlflow_run(tracked, tmp_path):
+    import shutil
+
+    root, run, _, _, _ = tracked
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)  # the copy logs to the same MLflow run (RUN/logs/trackers.json)
+    assert main(["tune", str(copy), "--operating-point", "store", "--max-labels", "1"]) == 0
+    card = (copy / "MODEL_CARD.md").read_text()
+    assert "## Operating points" in card and "- store: F2; at most 1 label" in card
+    client, record = mlflow_record(root)
+    assert "operating_points.json" in {a.path for a in client.list_artifacts(record.info.run_id)}
+    logged = json.loads(Path(client.download_artifacts(record.info.run_id, "operating_points.json",
+                                                       str(tmp_path))).read_text())
+    assert [p["name"] for p in logged["points"]] == ["store"]

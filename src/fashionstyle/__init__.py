@@ -68,6 +68,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from fashionstyle.inference.torch_predictor import Predictor
     from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss
     from fashionstyle.model.network import StyleNet, create_model, load_model, save_model
-    from fashionstyle.training.train import train
 
-    from .api import StyleTagger, load
+    from .api import StyleTagger, load, train

@@ -22,7 +22,7 @@ from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction, records_table, thresholds_by_label
-from fashionstyle.data.images import check_policy, list_images, why_unreadable
+from fashionstyle.data.images import check_policy, list_images
 from fashionstyle.inference.hub import is_hub_folder
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.runtimes import load_predictor, require_torch
@@ -36,16 +36,23 @@ if TYPE_CHECKING:
 ImageInput = Union[str, Path, Image.Image, np.ndarray]
 
 
-def train(config: "TrainConfig", out: str | Path, resume: bool = False) -> "RunDir":
-    """Train a run as `fashionstyle train` does: the run directory, and on its MLflow / W&B runs (when it
-    logs to any) the final scores, the model and the report's figures."""
+def train(config: "TrainConfig", out: str | Path, resume: bool = False, folds: int | None = None) -> "RunDir":
+    """Train a run as `fashionstyle train` does (`folds`: as `fashionstyle cv --folds K`, the out-of-fold
+    run): the run directory; on its MLflow / W&B runs (when it logs to any) training logged the final scores,
+    the folder and the model, and the report's figures are added here."""
     from fashionstyle.analysis.tracking import update_trackers
     from fashionstyle.core.ranks import is_secondary_process
-    from fashionstyle.training.train import train as train_run
 
-    run = train_run(config, out, resume=resume)
+    if folds is not None:
+        from fashionstyle.training.cv import train_cv
+
+        run = train_cv(config, out, folds=folds, resume=resume)
+    else:
+        from fashionstyle.training.train import train as train_run
+
+        run = train_run(config, out, resume=resume)
     if not is_secondary_process():
-        update_trackers(run)
+        update_trackers(run, metrics=False)  # the final scores are logged once, by training
     return run
 
 
@@ -95,9 +102,7 @@ class StyleTagger:
 
     def _records(self, items: list[ImageInput]) -> list[Prediction]:
         names = [_name(item, i) for i, item in enumerate(items)]
-        records = self.predictor.records(names, self._probabilities(items))
-        return [Prediction.failed(r.image, why_unreadable(item)) if r.error and isinstance(item, (str, Path))
-                else r for r, item in zip(records, items)]
+        return self.predictor.records(names, self._probabilities(items))  # a file's error: images.why_unreadable
 
     def _probabilities(self, items: list[ImageInput]) -> np.ndarray:
         """(N, L) in input order: files through the predictor's reader, decoded images directly."""

@@ -56,7 +56,7 @@ def run_demo(out: Path, n_images: int = 1500, epochs: int = 8, seed: int = 0) ->
     test = read_labels(labels).split("test")
     scores = evaluate_run(run, test, "test", progress=False)
     print(format_scores(scores["label_names"], scores, title=f"test split ({len(test)} images)"))
-    print(f"macro F2: {scores['macro_fbeta_0.5']:.3f} at 0.5, {scores['macro_fbeta_tuned']:.3f} with "
+    print(f"macro F2: {scores['macro_fbeta_at_0.5']:.3f} at 0.5, {scores['macro_fbeta']:.3f} with "
           f"thresholds tuned on val; all-positive baseline {scores['all_positive_macro_fbeta']:.3f}")
     print(f"done in {time.time() - start:.0f} s; the run lives in {run.path}. Next:\n"
           f"  fashionstyle predict {run.path} --images {out / 'data' / 'images'} --out predictions.txt")

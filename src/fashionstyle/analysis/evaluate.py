@@ -16,6 +16,7 @@ from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.metrics import check_beta, format_table, per_label_scores
 from fashionstyle.core.model_card import write_model_card
+from fashionstyle.core.operating_points import point_scores
 from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, refresh_test, split_scores, summarize,
                                       write_summary)
@@ -94,48 +95,26 @@ def _trained_on(run: RunDir, table: LabelTable) -> bool:
     return set(run.val_probs()[0]) <= set(table.ids)  # another folder's file of the same name holds others
 
 
-def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner, split: str = "val") -> dict[str, Any]:
-    """Per-label precision, recall and F-beta at 0.5 and at the tuned thresholds (of the `split` they score)."""
-    beta = tuner.beta
-    at_half = per_label_scores(targets, (np.asarray(probs) >= 0.5).astype(np.uint8), beta)
-    tuned = split_scores(probs, targets, tuner)
-    return {
-        "beta": beta, "split": split, "n_images": tuned.n_images,
-        "support": tuned.support.tolist(), "thresholds": tuner.thresholds_.tolist(),
-        "at_0.5": {k: at_half[k].tolist() for k in ("precision", "recall", "fbeta")},
-        "tuned": {k: getattr(tuned, k).tolist() for k in ("precision", "recall", "fbeta")},
-        "macro_fbeta_0.5": tuned.macro_fbeta_at_half,
-        "macro_fbeta_tuned": tuned.macro_fbeta,
-        "all_positive_macro_fbeta": tuned.all_positive_macro_fbeta,
-    }
+def score_table(targets: np.ndarray, probs: np.ndarray, tuner: ThresholdTuner, split: str = "val",
+                skipped_images: int = 0) -> dict[str, Any]:
+    """The `split`'s scores under the run summary's names (core/summary.py SplitScores: macro_fbeta,
+    macro_fbeta_at_0.5, per-label precision, recall, fbeta, support, fbeta_at_0.5), with the thresholds and
+    each label's precision and recall at 0.5: eval_<split>.json and summary.json's split agree."""
+    at_half = per_label_scores(targets, (np.asarray(probs) >= 0.5).astype(np.uint8), tuner.beta)
+    return {"beta": tuner.beta, "split": split, "thresholds": tuner.thresholds_.tolist(),
+            **split_scores(probs, targets, tuner, skipped_images).to_dict(),
+            "precision_at_0.5": at_half["precision"].tolist(), "recall_at_0.5": at_half["recall"].tolist()}
 
 
 def format_scores(label_names: list[str], scores: dict[str, Any], title: str) -> str:
     b = f"F{scores['beta']:g}"
     columns = {"support": scores["support"], "thr": scores["thresholds"],
-               "P@0.5": scores["at_0.5"]["precision"], "R@0.5": scores["at_0.5"]["recall"],
-               f"{b}@0.5": scores["at_0.5"]["fbeta"],
-               "P tuned": scores["tuned"]["precision"], "R tuned": scores["tuned"]["recall"],
-               f"{b} tuned": scores["tuned"]["fbeta"]}
+               "P@0.5": scores["precision_at_0.5"], "R@0.5": scores["recall_at_0.5"], f"{b}@0.5": scores["fbeta_at_0.5"],
+               "P tuned": scores["precision"], "R tuned": scores["recall"], f"{b} tuned": scores["fbeta"]}
     table = format_table(label_names, columns, title=title)
     split = scores.get("split", "val")
-    return (f"{table}\n{metric_name(split, scores['beta'])} {scores['macro_fbeta_tuned']:.3f}  "
-            f"(macro {b} at the run's thresholds; {scores['macro_fbeta_0.5']:.3f} at 0.5)")
-
-
-def point_scores(point: OperatingPoint, probs: np.ndarray, targets: np.ndarray, beta: float) -> dict[str, Any]:
-    """Per-label precision, recall, F-beta and labels per photo of `split` decided at `point`, beside each
-    label's validation precision and its 90% lower bound (as the point was chosen)."""
-    decided = point.decide(probs)
-    scores = per_label_scores(targets, decided, beta)
-    per_photo = decided.sum(axis=1)
-    thresholds = [float(t) if np.isfinite(t) else None for t in point.thresholds]
-    return {"name": point.name, "beta": beta, "thresholds": thresholds,
-            "predicted": decided.sum(axis=0).tolist(), **{k: scores[k].tolist() for k in ("precision", "recall", "fbeta")},
-            "val_precision": point.val.get("precision"), "val_precision_low": point.val.get("precision_low"),
-            "labels_per_photo": {"mean": float(per_photo.mean()) if len(per_photo) else 0.0,
-                                 "max": int(per_photo.max(initial=0)),
-                                 "histogram": np.bincount(per_photo).tolist()}}
+    return (f"{table}\n{metric_name(split, scores['beta'])} {scores['macro_fbeta']:.3f}  "
+            f"(macro {b} at the run's thresholds; {scores['macro_fbeta_at_0.5']:.3f} at 0.5)")
 
 
 def format_point_scores(label_names: list[str], scores: dict[str, Any], point: OperatingPoint, title: str) -> str:
@@ -168,8 +147,7 @@ def evaluate_run(run: RunDir, table: LabelTable, split: str, progress: bool = Tr
         raise FashionStyleError(f"{table.source}: none of its {len(table)} images could be read; are its paths "
                                 "relative to another folder? pass --image-dir DIR")
     table, probs = table.subset(np.flatnonzero(readable)), probs[readable]
-    scores = score_table(table.require_targets(), probs, decided_by.tuner, split)
-    scores["skipped_images"] = int((~readable).sum())
+    scores = score_table(table.require_targets(), probs, decided_by.tuner, split, int((~readable).sum()))
     scores.update(label_names=decided_by.label_names, source=table.source,
                   runtime=suffix.lstrip("_") or "torch", tta=decided_by.tta)
     atomic.write_json(run / f"eval_{split}{suffix}.json", scores)

@@ -123,7 +123,7 @@ class Explainer:
         run = open_torch_run(run)
         point = run.contents().point(operating_point)  # an unknown name: one line, before the model loads
         predictor = Predictor.from_run(run, device=device)
-        predictor.point = point if operating_point is not None else None
+        predictor.point = point
         return cls(predictor)
 
     @property

@@ -11,6 +11,9 @@ run's thresholds, at 0.5, and the all-positive baseline) and any warning about t
     cooccurrence.png        how often each pair of labels occurs together
     fbeta_per_label.png     per-label F-beta at 0.5 and at the tuned thresholds (val, test)
     pr_curves.png           precision against recall for every label, the tuned operating point marked
+                            (and each named operating point, `tune --operating-point`, with its own marker)
+    labels_per_photo.png    labels per photo at each operating point (runs with named points), beside a
+                            table of each point's thresholds, val precision [90% low] and split P / R
     fbeta_per_epoch.png     validation macro F-beta of every epoch in bold, the labels that moved most named
     fbeta_vs_threshold.png  F-beta against the threshold for every label, chosen one marked
     loss_lr.png             training and validation loss, learning rate (log, right axis)
@@ -50,6 +53,7 @@ from fashionstyle.analysis.report_data import (
     load_run,
     most_supported,
     only_labels,
+    point_split_scores,
     run_names,
     stats_targets,
     training_split,
@@ -64,6 +68,7 @@ from fashionstyle.analysis.report_plots import (
     plot_fbeta_per_label,
     plot_fbeta_vs_threshold,
     plot_label_stats,
+    plot_labels_per_photo,
     plot_loss_lr,
     plot_pr_curves,
 )
@@ -76,10 +81,12 @@ from fashionstyle.analysis.report_page import (
     scores_table_html,
     stats_table_html,
     summary_html,
+    table_html,
     unscored_note,
     warnings_html,
 )
 from fashionstyle.core import atomic
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.history import MONITOR
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.run_warnings import read_warnings
@@ -133,6 +140,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path, compare: Sequence[str
         body = [] if columns is None else [summarised_note(data, len(columns), source)]
         body += label_section(view, targets, source, out)
         body += per_label_section(view, out, data)
+        body += points_section(data, view, out)
         body += epoch_section(view, out)
         body += threshold_section(view, out)
         body += loss_section(view, out)
@@ -182,12 +190,45 @@ def per_label_section(data: RunData, out: Path, whole: RunData | None = None) ->
                "mean.")
     plot_pr_curves(data, out / "pr_curves.png")
     pr_caption = (f"Precision against recall of every label on the {splits} as the threshold falls; the dot is "
-                  "the operating point at the threshold t tuned on validation, the dotted grey curves join "
+                  "the operating point at the threshold t tuned on validation (other markers: the run's named "
+                  "operating points, their per-photo rules applied), the dotted grey curves join "
                   f"points of equal {data.beta_name}.")
     return ["<h2>Per-label scores</h2>", figure_html("fbeta_per_label.png", caption),
             f"<p>Per label: the tuned threshold; per split the positive images (support), and precision, recall "
             f"and {data.beta_name} at that threshold, then {data.beta_name} at 0.5.</p>", scores_table_html(data),
             unscored_note(whole or data), figure_html("pr_curves.png", pr_caption)]
+
+
+def points_section(data: RunData, view: RunData, out: Path) -> list[str]:
+    """The run's named operating points beside its own: what each is, per label (of `view`) its threshold,
+    the validation precision [90% lower bound] it was chosen at and the last split's precision and recall,
+    and the labels per photo each gives (over all of `data`'s labels)."""
+    if not plot_labels_per_photo(data, out / "labels_per_photo.png"):
+        return []
+    split = "test" if data.test is not None else "val"
+    header, rows = ["label"], [[html.escape(n)] for n in view.label_names]
+    for name, point in view.points.items():
+        scores = point_split_scores(view, name, split)
+        header += [f"{name} threshold", f"{name} val P [low]", f"{name} {split} P", f"{name} {split} R"]
+        for j, row in enumerate(rows):
+            row += point_cells(point, j, scores)
+    lines = "".join(f"<li>{html.escape(p.describe(data.label_names))}</li>" for p in data.points.values())
+    caption = (f"Labels per photo on the {'test' if split == 'test' else 'validation'} split at each operating "
+               "point, beside the photos' true number of labels.")
+    own = html.escape(next(iter(data.points)))
+    return ["<h2>Operating points</h2>", f"<p>Labels are decided at the run's own thresholds ({own}) unless a "
+            f"point is named (<code>--operating-point NAME</code>):</p><ul>{lines}</ul>",
+            table_html(header, rows), figure_html("labels_per_photo.png", caption)]
+
+
+def point_cells(point: OperatingPoint, j: int, scores: dict[str, np.ndarray]) -> list[str]:
+    """One label's cells at one point: threshold, val precision [low], the split's precision and recall;
+    a label the point never predicts reads `never`."""
+    if not np.isfinite(point.thresholds[j]):
+        return ["never", "", "", ""]
+    val = [point.val.get(k, [None] * (j + 1))[j] for k in ("precision", "precision_low")]
+    chosen = "" if val[0] is None else f"{val[0]:.2f} [{val[1]:.2f}]"
+    return [f"{point.thresholds[j]:.3f}", chosen, f"{scores['precision'][j]:.2f}", f"{scores['recall'][j]:.2f}"]
 
 
 def epoch_section(data: RunData, out: Path) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fashionstyle.core.config import read_yaml
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.history import read_history
 from fashionstyle.core.metrics import per_label_scores
@@ -49,6 +50,8 @@ class RunData:
     weight_power: float
     manifest: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)  # config.yaml; empty for a fused run
+    points: dict[str, OperatingPoint] = field(default_factory=dict)  # the run's own point first, then its named
+    decided: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # point -> split -> (N, L) 0/1
 
     @property
     def beta_name(self) -> str:
@@ -68,9 +71,14 @@ def load_run(path: str | Path, name: str | None = None) -> RunData:
         with np.load(test_path) as data:
             test = Split(data["probs"], data["targets"], [str(i) for i in data["ids"]])
     config = read_yaml(run / "config.yaml") if (run / "config.yaml").is_file() else {}
-    return RunData(name or run.path.resolve().name, run, run.label_names(), run.thresholds(),
-                   Split(probs, targets, ids), test, history_columns(run), float(config.get("weight_power", 1.0)),
-                   run.manifest(), config)
+    names, tuner = run.label_names(), run.thresholds()
+    data = RunData(name or run.path.resolve().name, run, names, tuner, Split(probs, targets, ids), test,
+                   history_columns(run), float(config.get("weight_power", 1.0)), run.manifest(), config)
+    own = OperatingPoint.of_tuner(tuner)
+    data.points = {own.name: own, **run.operating_points(names)}
+    data.decided = {name: {s: p.decide(split.probs) for s, split in data.splits().items()}
+                    for name, p in data.points.items()}
+    return data
 
 
 def history_columns(run: RunDir) -> dict[str, np.ndarray] | None:
@@ -155,6 +163,12 @@ def tuned_scores(data: RunData, split: Split) -> dict[str, np.ndarray]:
     return per_label_scores(split.targets, data.tuner.predict(split.probs), data.tuner.beta)
 
 
+def point_split_scores(data: RunData, point: str, split: str) -> dict[str, np.ndarray]:
+    """Per-label precision, recall, F-beta and support of `split` decided at the named `point` (its per-photo
+    rules applied over all of the run's labels, even where `data` shows some)."""
+    return per_label_scores(data.splits()[split].targets, data.decided[point][split], data.tuner.beta)
+
+
 def split_scores(data: RunData, split: Split) -> tuple[np.ndarray, np.ndarray]:
     """Per-label F-beta at 0.5 and at the tuned thresholds."""
     beta = data.tuner.beta
@@ -185,4 +199,14 @@ def only_labels(data: RunData, columns: np.ndarray | None) -> RunData:
         return Split(split.probs[:, columns], split.targets[:, columns], split.ids)
 
     return replace(data, label_names=[data.label_names[j] for j in columns], tuner=tuner, val=cut(data.val),
-                   test=None if data.test is None else cut(data.test))
+                   test=None if data.test is None else cut(data.test),
+                   points={name: _cut_point(point, columns) for name, point in data.points.items()},
+                   decided={name: {s: d[:, columns] for s, d in by_split.items()}
+                            for name, by_split in data.decided.items()})
+
+
+def _cut_point(point: OperatingPoint, columns: np.ndarray) -> OperatingPoint:
+    """`point`'s thresholds and validation figures of the label `columns`, for display: its decisions are
+    made over every label (RunData.decided), so the per-photo rules are left out here."""
+    val = {key: [values[j] for j in columns] for key, values in point.val.items()}
+    return replace(point, thresholds=point.thresholds[columns], exclusive=(), val=val)

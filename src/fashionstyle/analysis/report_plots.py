@@ -15,7 +15,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure  # figures made without pyplot: no global backend, Agg on savefig
 from matplotlib.lines import Line2D
 
-from fashionstyle.analysis.report_data import RunData, Split, split_scores, tuned_scores
+from fashionstyle.analysis.report_data import RunData, Split, point_split_scores, split_scores
 from fashionstyle.core import atomic
 from fashionstyle.core.history import MONITOR
 from fashionstyle.core.thresholds import fbeta_curve
@@ -25,6 +25,7 @@ DPI = 110
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,
          "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 12}
 SPLIT_COLOURS = {"val": ("#9ecae1", "#1f77b4"), "test": ("#fdd0a2", "#e6550d")}  # (at 0.5, tuned)
+POINT_MARKERS = ("s", "^", "D", "v", "P", "X")  # the PR curves mark this many named operating points
 MOVED_LABELS = 5  # the per-epoch figure names this many labels (those that moved most); the rest are grey
 
 
@@ -279,10 +280,12 @@ def iso_fbeta(ax: Axes, beta: float) -> None:
 
 
 def plot_pr_curves(data: RunData, path: Path) -> Path:
-    """Figure 2b: precision against recall for every label; the tuned threshold's point marked."""
+    """Figure 2b: precision against recall for every label; the tuned threshold's point marked, and each named
+    operating point's (a label a point never predicts has no marker)."""
     names, splits = data.label_names, data.splits()
     fig, axes = panel_grid(len(names), 2.7)
-    scores = {name: tuned_scores(data, split) for name, split in splits.items()}
+    markers = dict(zip(data.points, ("o", *POINT_MARKERS)))  # the run's own point first
+    at = {(p, s): point_split_scores(data, p, s) for p in markers for s in splits}
     for j, ax in enumerate(axes.flat[:len(names)]):
         iso_fbeta(ax, data.tuner.beta)
         for name, split in splits.items():
@@ -290,19 +293,42 @@ def plot_pr_curves(data: RunData, path: Path) -> Path:
             recall, precision = pr_curve(split.probs[:, j], split.targets[:, j])
             ax.plot(np.r_[0, recall], np.r_[precision[:1], precision], color=colour, linewidth=1.3,
                     drawstyle="steps-pre")
-            ax.plot(scores[name]["recall"][j], scores[name]["precision"][j], "o", color=colour, markersize=6,
-                    markeredgecolor="black", markeredgewidth=0.8)
+            for point, marker in markers.items():
+                if np.isfinite(data.points[point].thresholds[j]):
+                    ax.plot(at[point, name]["recall"][j], at[point, name]["precision"][j], marker, color=colour,
+                            markersize=6, markeredgecolor="black", markeredgewidth=0.8)
         ax.set_title(f"{names[j]} (t={data.tuner.thresholds_[j]:.2f})", fontsize=10, fontweight="bold")
-        ax.set_xlim(0, 1.02)
-        ax.set_ylim(0, 1.04)
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.04))
         ax.grid(alpha=0.3)
     label_panels(axes, len(names), "recall", "precision")
     handles = [Line2D([], [], color=SPLIT_COLOURS[s][1], label=s) for s in splits]
-    handles += [Line2D([], [], color="grey", marker="o", markeredgecolor="black", linestyle="none",
-                       label="at the tuned threshold t"),
-                Line2D([], [], color="#bbbbbb", linestyle=":", label=f"equal {data.beta_name}")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+    handles += [Line2D([], [], color="grey", marker=marker, markeredgecolor="black", linestyle="none",
+                       label="at the tuned threshold t" if k == 0 else f"at operating point {point}")
+                for k, (point, marker) in enumerate(markers.items())]
+    handles.append(Line2D([], [], color="#bbbbbb", linestyle=":", label=f"equal {data.beta_name}"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), frameon=False)
     fig.suptitle("Precision against recall per label")
+    return save(fig, path)
+
+
+def plot_labels_per_photo(data: RunData, path: Path) -> Path | None:
+    """Figure 2c: labels per photo at each operating point on the test split (else validation), beside the
+    true count; None for a run without named points."""
+    if len(data.points) < 2:
+        return None
+    split = "test" if data.test is not None else "val"
+    counts = {name: by_split[split].sum(axis=1).astype(np.int64) for name, by_split in data.decided.items()}
+    counts["true labels"] = np.asarray(data.splits()[split].targets.sum(axis=1), np.int64)
+    top = int(max(c.max(initial=0) for c in counts.values()))
+    fig, ax = new_figure(max(6.0, 0.55 * (top + 1) * len(counts) / 2), 3.6)
+    width, colours = 0.8 / len(counts), [*label_colours(len(counts) - 1), "#bbbbbb"]
+    for i, (name, c) in enumerate(counts.items()):
+        ax.bar(np.arange(top + 1) + (i - (len(counts) - 1) / 2) * width, np.bincount(c, minlength=top + 1), width,
+               color=colours[i], label=f"{name} (mean {c.mean():.2f})")
+    ax.set(xticks=np.arange(top + 1), xlabel="labels per photo", ylabel="photos")
+    ax.grid(axis="y", alpha=0.3)
+    top_legend(ax, min(len(counts), 4))
+    fig.suptitle(f"Labels per photo at each operating point ({'test' if split == 'test' else 'validation'} split)")
     return save(fig, path)
 
 

@@ -190,7 +190,7 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
     chosen = _choose(contents, pool, settings, predict, loader)
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": pool.unreadable, "scored": pool.seen - pool.unreadable}
-    return _readable(Suggestion(job.label_names, contents.point(predict.operating_point), [pool.ids[i] for i in chosen],
+    return _readable(Suggestion(job.label_names, pre_annotation_point(contents, predict.operating_point), [pool.ids[i] for i in chosen],
                                 [pool.paths[i] for i in chosen], pool.scores[chosen], pool.probs[chosen], counts),
                      catalogue, out)
 
@@ -216,7 +216,7 @@ def _random(contents: RunContents, catalogue: ImageSource, source: UnlabelledSou
         pool.paths, batch_size=loader.batch_size, num_workers=loader.num_workers, on_bad="skip")
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
               "unreadable": int(np.isnan(probs).any(axis=1).sum()), "scored": len(source)}
-    return Suggestion(contents.label_names, contents.point(predict.operating_point), pool.ids, pool.paths,
+    return Suggestion(contents.label_names, pre_annotation_point(contents, predict.operating_point), pool.ids, pool.paths,
                       pool.scores, probs, counts)
 
 
@@ -317,3 +317,9 @@ def write_skeleton(result: Suggestion, out: str | Path) -> Path:
     """The label file to fill in (0/1 under each label), whole or not at all."""
     out = check_out(out)
     return atomic.write_text(out, csv_text(skeleton_rows(result, out)))
+
+
+def pre_annotation_point(contents: RunContents, name: str | None) -> OperatingPoint:
+    """The point the hints and Label Studio pre-annotations are decided at: `name`, else the run's labelling
+    point (a high-precision point of at most 3 labels, not the recall-leaning F2 thresholds)."""
+    return contents.point(name) if name is not None else contents.labelling_point()

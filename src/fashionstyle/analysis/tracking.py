@@ -1,6 +1,7 @@
 """A run's summary and the report's figures, sent to the tracker runs it was trained into (RUN/logs/trackers.json).
 
-    update_trackers(run)            # after train, tune and evaluate: final val/test metrics and figures
+    update_trackers(run)            # after train, tune and evaluate: final val/test metrics, figures, and the
+                                    # operating points (operating_points.json and the card that lists them)
 
 Training logs per-epoch metrics, the model and the folder itself (training/trackers.py); the figures
 come from the report's own plotting (report_plots.py) and the test scores from `evaluate`, which
@@ -29,22 +30,25 @@ FIGURES: dict[str, Callable[[RunData, Path], Path | None]] = {  # file name -> t
 }
 
 
-def update_trackers(run: RunDir, summary: RunSummary | None = None, figures: bool = True) -> list[str]:
-    """Log `summary` (default: the run's) as final metrics, and the report's figures, to the run's tracker
-    runs; returns the trackers reached ([] for a run trained without MLflow or W&B)."""
+def update_trackers(run: RunDir, summary: RunSummary | None = None, figures: bool = True,
+                    metrics: bool = True) -> list[str]:
+    """Log `summary` (default: the run's) as final metrics (unless not `metrics`: training logged them), and
+    the report's figures, to the run's tracker runs; returns the trackers reached ([] for a run trained
+    without MLflow or W&B)."""
     ids = tracker_ids(run)
     if not ({"mlflow", "wandb"} & set(ids)):
         return []
-    summary = summary if summary is not None else run_summary(run)
-    metrics = summary.metrics() if summary is not None else {}
+    if metrics and summary is None:
+        summary = run_summary(run)
+    values = summary.metrics() if metrics and summary is not None else {}
     with tempfile.TemporaryDirectory(prefix="fashionstyle-figures-") as temp:
         paths = draw_figures(run, Path(temp)) if figures else []
         reached = []
         if "mlflow" in ids and "mlflow_uri" in ids:
-            _to_mlflow(ids["mlflow_uri"], ids["mlflow"], metrics, paths)
+            _to_mlflow(ids["mlflow_uri"], ids["mlflow"], values, paths, _point_files(run))
             reached.append("mlflow")
         if "wandb" in ids:
-            _to_wandb(run, ids["wandb"], metrics, paths)
+            _to_wandb(run, ids["wandb"], values, paths)
             reached.append("wandb")
     return reached
 
@@ -56,7 +60,12 @@ def draw_figures(run: RunDir, folder: Path) -> list[Path]:
     return [path for path in drawn if path is not None]
 
 
-def _to_mlflow(uri: str, run_id: str, metrics: dict[str, float], figures: list[Path]) -> None:
+def _point_files(run: RunDir) -> list[Path]:
+    """The run's operating points and the card that lists them (`tune --operating-point` adds points)."""
+    return [run / name for name in ("operating_points.json", "MODEL_CARD.md") if (run / name).is_file()]
+
+
+def _to_mlflow(uri: str, run_id: str, metrics: dict[str, float], figures: list[Path], files: list[Path]) -> None:
     import mlflow
 
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
@@ -66,6 +75,8 @@ def _to_mlflow(uri: str, run_id: str, metrics: dict[str, float], figures: list[P
         client.log_metric(run_id, name, value, step=step)
     for path in figures:
         client.log_artifact(run_id, str(path), artifact_path="figures")
+    for path in files:
+        client.log_artifact(run_id, str(path))
 
 
 def _to_wandb(run: RunDir, run_id: str, metrics: dict[str, float], figures: list[Path]) -> None:
@@ -74,5 +85,11 @@ def _to_wandb(run: RunDir, run_id: str, metrics: dict[str, float], figures: list
     with wandb.init(project="fashionstyle", id=run_id, resume="allow", dir=str(run / "logs"),
                     mode="online" if wandb_online() else "offline", name=run.path.name,
                     settings=wandb.Settings(quiet=True)) as experiment:
-        experiment.summary.update(metrics)
+        experiment.summary.update({**metrics, "operating_points": _point_lines(run)})
         experiment.log({f"figures/{path.stem}": wandb.Image(str(path)) for path in figures})
+
+
+def _point_lines(run: RunDir) -> dict[str, str]:
+    """Each operating point of the run in one line (name: objective, rules, labels out of reach)."""
+    contents = run.contents()
+    return {name: contents.point(name).describe(contents.label_names) for name in contents.point_names()}

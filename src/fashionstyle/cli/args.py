@@ -133,11 +133,13 @@ def add_config_args(p: argparse.ArgumentParser, skip: Sequence[str] = ()) -> Non
     """
     from fashionstyle.core.config import GROUPS, RECIPES, TrainConfig
 
-    p.add_argument("--recipe", choices=(*RECIPES, "auto"), default="finetune",
-                   help="starting values: finetune (the defaults: ImageNet EfficientNet-Lite0, one-cycle 1e-3), "
-                        "lp-ft (the head first on frozen features, then everything at a lower backbone rate), "
-                        "report (the 2nd-place report: densenet201, Adam 1e-5, plateau, batch 46), or auto "
-                        "(lp-ft under 1,000 train photos, else finetune; the run's config says which)")
+    p.add_argument("--recipe", choices=(*RECIPES, "auto"), default="auto",
+                   help="starting values: finetune (ImageNet EfficientNet-Lite0, the whole network, one-cycle "
+                        "1e-3), probe (the head alone on the ImageNet backbone's cached features: seconds of "
+                        "fitting, best under ~1,000 labelled photos), lp-ft (the head first on frozen features, "
+                        "then everything at a lower backbone rate), report (the 2nd-place report: densenet201, "
+                        "Adam 1e-5, plateau, batch 46), or auto (the default: probe under 1,000 train photos "
+                        "with ImageNet weights, else finetune; it says which, and the run's config records it)")
     groups = {name: p.add_argument_group(f"{name} options", about) for name, about in GROUPS.items()}
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):

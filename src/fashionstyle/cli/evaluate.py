@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if scores["skipped_images"]:
         print(f"skipped {_images(scores['skipped_images'])} (unreadable; --on-bad-image fail to stop instead)")
     print(f"all-positive baseline macro F{scores['beta']:g}: {scores['all_positive_macro_fbeta']:.3f}")
-    weak = weak_warning(scores["macro_fbeta_tuned"], scores["all_positive_macro_fbeta"],
+    weak = weak_warning(scores["macro_fbeta"], scores["all_positive_macro_fbeta"],
                         np.asarray(scores["thresholds"]), scores["split"])
     if weak:
         print(f"warning: {weak}")

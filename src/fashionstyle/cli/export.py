@@ -26,6 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help=f"{EXPORT_FORMATS.help()} (default: onnx)")
     p.add_argument("--calibration", default=None,
                    help="int8: a folder of images to calibrate and check on (default: the run's validation images)")
+    p.add_argument("--operating-point", default=None, metavar="NAME",
+                   help="the run's operating point (`tune --operating-point`) the exported folder decides at "
+                        "when loaded on its own (fashionstyle.load(HUB_FOLDER), OnnxPredictor.from_export); the "
+                        "run's other points travel with it (default: the run's own thresholds)")
     p.add_argument("--force", action="store_true",
                    help="int8: write the model even when it keeps under 99%% of the label decisions on the "
                         "check images, or when no image was left to check it on (a warning is printed)")
@@ -56,8 +60,10 @@ def _export_onnx(args: argparse.Namespace, precision: str) -> int:
     refuse_run_folder(out)
     calibration = list_images(args.calibration) if args.calibration else None
     print(f"exporting {run_dir.path} to {precision} ONNX ...", flush=True)
-    files = export_run(run_dir, out, precision, opset=args.opset, calibration_images=calibration, force=args.force)
-    print(f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}")
+    files = export_run(run_dir, out, precision, opset=args.opset, calibration_images=calibration, force=args.force,
+                       operating_point=args.operating_point)
+    print(f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}"
+          + (f"; on its own it decides at operating point {args.operating_point}" if args.operating_point else ""))
     if precision == "int8":
         fidelity = read_fidelity(out)
         print(format_fidelity(fidelity))
@@ -79,7 +85,7 @@ def _export_hub(args: argparse.Namespace) -> int:
     refuse_overwriting_inputs({"--out": out}, {"run": run_dir.path})
     refuse_run_folder(out)
     print(f"writing the hub folder of {run_dir.path} ...", flush=True)
-    export_hub(run_dir, out)
+    export_hub(run_dir, out, operating_point=args.operating_point)
     print(f"hub folder written to {out}; load it with fashionstyle.load({str(out)!r}) or publish it with "
           f"`hf upload USER/NAME {out}`")
     return 0

@@ -2,7 +2,7 @@
 and its handler side by side; this one builds the parser and says errors in one line.
 
 Commands: stats, cache, train, cv, distill, tune, evaluate, predict, fuse, select, report, audit, serve, export,
-download, demo, explain, suggest. Run `fashionstyle <command> --help` for each one's options.
+download, demo, explain, suggest, round. Run `fashionstyle <command> --help` for each one's options.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Callable, NamedTuple, Sequence
 
 from fashionstyle.cli import (audit, cache, demo, download, evaluate, explain, export, fuse, predict, report, serve,
                               stats, suggest, train, tune)
+from fashionstyle.cli import round as labelling_round
 from fashionstyle.cli.parser import Parser, UsageError
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.version import __version__
@@ -50,6 +51,7 @@ COMMANDS: dict[str, Command] = {
     "demo": Command(demo.add_parser, demo.run, demo.EXAMPLE),
     "explain": Command(explain.add_parser, explain.run, explain.EXAMPLE),
     "suggest": Command(suggest.add_parser, suggest.run, suggest.EXAMPLE),
+    "round": Command(labelling_round.add_parser, labelling_round.run, labelling_round.EXAMPLE),
 }
 EXTRAS = {**dict.fromkeys(("torch", "torchvision", "timm", "lightning", "matplotlib", "tensorboard"), "train"),
           **dict.fromkeys(("fastapi", "fastapi_offline", "uvicorn", "multipart", "onnxruntime"), "serve"),

@@ -59,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if done is None:
         return 0  # rank 0 merges and reports
     print(f"{done.kept} predictions ({fmt}) written to {done.path}")
-    left = [f"{n} {what}" for n, what in ((done.unreadable, "unreadable image" if done.unreadable == 1
-                                           else "unreadable images"),
+    in_file = "" if fmt == "jd" else " (rows without scores, the reason as their error)"
+    left = [f"{n} {what}" for n, what in ((done.unreadable, ("unreadable image" if done.unreadable == 1
+                                           else "unreadable images") + in_file),
                                           (done.left_out, "folder entry that is not an image" if done.left_out == 1
                                            else "folder entries that are not images")) if n]
     if left:

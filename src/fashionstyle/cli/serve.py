@@ -38,6 +38,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--label-studio-url", default=None, metavar="URL",
                    help="with --label-studio: the only Label Studio (scheme, host, port) uploaded photos are fetched "
                         "from and the access token is sent to (default: the address /setup gives)")
+    p.add_argument("--train-into", default=None, metavar="OUT",
+                   help="with --label-studio: Label Studio's \"Start training\" runs `fashionstyle round RUN --out "
+                        "OUT` in a process of its own (one round; another start while it runs: already running; "
+                        "default: events start no training)")
     return p
 
 
@@ -47,5 +51,6 @@ def run(args: argparse.Namespace) -> int:
 
     limits = ServiceLimits.from_mapping(vars(args))  # out of range: one line naming the flag
     serve(args.run, host=args.host, port=args.port, runtime=args.runtime, label_info=args.label_info, limits=limits,
-          operating_point=args.operating_point, label_studio=args.label_studio, backend_auth=args.backend_auth, label_studio_url=args.label_studio_url)
+          operating_point=args.operating_point, label_studio=args.label_studio, backend_auth=args.backend_auth,
+          label_studio_url=args.label_studio_url, train_into=args.train_into)
     return 0

@@ -61,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    from fashionstyle.training.cv import train_cv
+    from fashionstyle.api import train
     from fashionstyle.training.tracker_checks import check_register
 
     config = train_config(args)
     check_register(config.logger, config.register, config.alias)  # before any work
-    run_dir = train_cv(config, args.out, folds=args.folds, resume=args.resume)
+    run_dir = train(config, args.out, resume=args.resume, folds=args.folds)
     print(f"cross-validated run ({args.folds} folds) written to {run_dir.path}; out-of-fold scores:")
     return print_validation(run_dir)
 
@@ -85,9 +85,23 @@ def train_config(args: argparse.Namespace):
         recipe = config_lib.read_saved(saved).recipe if recipe == "auto" else recipe
         return config_lib.resume_config(saved, config_lib.requested(args.config, overrides, recipe))
     if recipe == "auto":
-        recipe, why = config_lib.auto_recipe(train_photos(config_lib.load(args.config, overrides)))
-        print(f"recipe auto: {recipe} ({why})", flush=True)
+        recipe = auto_choice(config_lib.load(args.config, overrides))
     return config_lib.load(args.config, overrides, recipe=recipe)
+
+
+def auto_choice(config) -> str:
+    """The recipe `auto` picks for `config`'s label files, said in one line; finetune, unsaid, when they cannot
+    be read (training then refuses them in its own line, after every other setting is checked)."""
+    from fashionstyle.core import config as config_lib
+    from fashionstyle.core.errors import FashionStyleError
+
+    try:
+        photos = train_photos(config)
+    except FashionStyleError:
+        return "finetune"
+    recipe, why = config_lib.auto_recipe(photos, config)
+    print(f"recipe auto: {recipe} ({why})", flush=True)
+    return recipe
 
 
 def train_photos(config) -> int:

@@ -3,11 +3,15 @@ operating point (`--operating-point storefront --min-precision 0.9 --max-labels 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from fashionstyle.cli.args import add_label_args, add_run_arg
 from fashionstyle.cli.settings import print_validation
 from fashionstyle.core.choices import DEFAULT_RULE, THRESHOLD_RULES, TTA_MODES
 from fashionstyle.core.errors import FashionStyleError
+
+if TYPE_CHECKING:  # the command imports it when it runs (`fashionstyle --help` stays light)
+    from fashionstyle.core.run import RunDir
 
 ABOUT = "re-tune per-label thresholds from validation probabilities"
 EXAMPLE = "fashionstyle tune runs/lite0 --operating-point storefront --min-precision 0.9 --max-labels 3"
@@ -78,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
     return print_validation(run_dir)
 
 
-def add_point(run_dir, args: argparse.Namespace) -> int:
+def add_point(run_dir: RunDir, args: argparse.Namespace) -> int:
     """Fit the named point on the stored validation probabilities, store it, print its validation table."""
-    from fashionstyle.analysis.evaluate import format_point_scores, point_scores
-    from fashionstyle.core.operating_points import fit_point
+    from fashionstyle.analysis.evaluate import format_point_scores
+    from fashionstyle.analysis.tracking import update_trackers
+    from fashionstyle.core.model_card import write_model_card
+    from fashionstyle.core.operating_points import fit_point, point_scores
 
     if args.labels or args.tta:
         raise FashionStyleError("--operating-point is chosen on the stored validation probabilities (the run's TTA); "
@@ -95,6 +101,8 @@ def add_point(run_dir, args: argparse.Namespace) -> int:
     point = fit_point(args.operating_point, probs, targets, names, objective, target, args.max_labels, groups,
                       args.at_least_one, args.rule)
     run_dir.write_operating_point(point, args.overwrite)
+    write_model_card(run_dir)  # the card lists the run's points
+    update_trackers(run_dir, figures=False)  # so does the run's MLflow / W&B run, when it has one
     print(format_point_scores(names, point_scores(point, probs, targets, run_dir.thresholds().beta), point,
                               title=f"validation ({len(probs)} images) at operating point {point.name}"))
     print(f"operating point {point.name!r} written to {run_dir / 'operating_points.json'}; use it with "

@@ -128,7 +128,8 @@ LABEL_FIXES = Registry.of("fix", {"flip": "flip the listed pairs' labels",
                                   "drop": "drop the images the listed pairs name"})
 EXPORT_FORMATS = Registry.of("export format", {
     "onnx": "ONNX Runtime files (RUN/onnx)",
-    "hub": "a Hugging Face style folder: config.json, model.safetensors, backbone.safetensors for timm, "
+    "hub": "a Hugging Face folder that fashionstyle and transformers' pipeline (trust_remote_code) load: "
+           "config.json, model.safetensors, the remote code, "
            "README.md model card (default --out RUN/hub)"})
 QUANTIZATIONS = Registry.of("quantisation", {
     "none": "float32", "int8": "static quantisation calibrated on real images, with its fidelity measured"})

@@ -63,18 +63,29 @@ RECIPES: dict[str, dict[str, Any]] = {
     "finetune": {},  # the defaults
     # LP-FT: the head first on frozen features, then everything with the backbone at a tenth of the rate
     "lp-ft": {"freeze_epochs": 3, "epochs": 12, "backbone_lr_scale": 0.1},
+    # the head alone, fitted on the ImageNet backbone's cached features and kept at its best pass on val: a
+    # linear probe's cost and quality, for small label sets (measured: docs/results.md, "Few labels")
+    "probe": {"head_fit_epochs": 100, "epochs": 0},
     "report": {"backbone": "densenet201", "lr": 1e-5, "lr_schedule": "plateau", "batch_size": 46,
                "epochs": 10, "weight_power": 1.0, "optimizer": "adam", "image_size": 224,
                "threshold_rule": "exact"},
 }
-SMALL_SET = 1000  # train photos below which `--recipe auto` picks lp-ft (docs/results.md, "Few labels")
+SMALL_SET = 1000  # train photos below which `--recipe auto` picks probe (docs/results.md, "Few labels")
 
 
-def auto_recipe(train_photos: int) -> tuple[str, str]:
-    """The recipe `--recipe auto` picks for a train split of `train_photos`, and why (one line)."""
+def auto_recipe(train_photos: int, config: "TrainConfig | None" = None) -> tuple[str, str]:
+    """The recipe `--recipe auto` (train's default) picks for a train split of `train_photos` and the other
+    settings `config` asks for, and why (one line): the probe below SMALL_SET photos when the backbone starts
+    from ImageNet weights and one multi-label model is trained, else finetune."""
+    config = config or TrainConfig()
+    if not (config.pretrained or config.weights):
+        return "finetune", "no ImageNet weights: a head on random features would learn nothing"
+    if config.teacher or config.mode != "multi" or config.select != "best":
+        return "finetune", "distillation, one model per label or per-label epochs train the whole network"
     if train_photos < SMALL_SET:
-        return "lp-ft", f"{train_photos} train photos, under {SMALL_SET}: the head first on frozen features"
-    return "finetune", f"{train_photos} train photos, {SMALL_SET} or more: the whole network from the start"
+        return "probe", (f"{train_photos} train photos, under {SMALL_SET}: a head on the ImageNet backbone's "
+                         "features beats fine-tuning the whole network there, in a fraction of the time")
+    return "finetune", f"{train_photos} train photos, {SMALL_SET} or more: the whole network"
 
 
 # The sections of TrainConfig, in order: `train --help` shows one argument group per section.
@@ -177,6 +188,10 @@ class TrainConfig:
     freeze_epochs: int = _option("optimisation", 0, "the first N epochs train the head alone on the frozen "
                                                    "backbone (its batch norm statistics kept), then the whole "
                                                    "network: LP-FT (Kumar et al. 2022), for small label sets")
+    head_fit_epochs: int = _option("optimisation", 0, "> 0: before training, fit the head alone for up to N "
+                                                     "passes over the frozen ImageNet backbone's cached pooled "
+                                                     "features (centre crop and mirror), keeping the pass best "
+                                                     "on validation: LP-FT's probe stage, seconds on a CPU")
     ema_decay: float = _option("optimisation", 0.0, "> 0: validate and keep an exponential moving average "
                                                     "of the weights, in [0, 1)")
 
@@ -231,6 +246,11 @@ class TrainConfig:
                                     "`fashionstyle distill TEACHER_RUN`")
         if self.init_from and self.mode != "multi":
             raise FashionStyleError("config init_from needs mode multi (one model over all labels)")
+        if self.epochs == 0 and not (self.head_fit_epochs and self.mode == "multi" and self.select == "best"
+                                     and not self.teacher):
+            raise FashionStyleError("config epochs 0 (no fine-tuning: the head fitted on cached features is the "
+                                    "model, --recipe probe) needs head_fit_epochs > 0, mode multi, select best and "
+                                    "no teacher")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -42,7 +42,7 @@ RANGES: dict[str, Range] = {
     "asl_gamma_pos": Range(0, 100),
     "asl_gamma_neg": Range(0, 100),
     "asl_clip": Range(0, 1, high_open=True),
-    "epochs": Range(1, 100_000),
+    "epochs": Range(0, 100_000),  # 0: the head alone, fitted on cached features (needs head_fit_epochs)
     "batch_size": Range(1, 1 << 20),
     "lr": Range(0, 10, low_open=True),
     "weight_decay": Range(0, 10),
@@ -50,6 +50,7 @@ RANGES: dict[str, Range] = {
     "lr_patience": Range(0, 10_000),
     "backbone_lr_scale": Range(0, 1, low_open=True),
     "freeze_epochs": Range(0, 100_000),
+    "head_fit_epochs": Range(0, 100_000),
     "ema_decay": Range(0, 1, high_open=True),
     "mixup": Range(0, 100),
     "cutmix": Range(0, 100),

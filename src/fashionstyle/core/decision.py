@@ -67,7 +67,7 @@ class OperatingPoint:
     def describe(self, label_names: Sequence[str]) -> str:
         """One line: the objective, the rules, and the labels out of reach."""
         goal = f"F{self.target:g}" if self.objective == "fbeta" else f"{self.objective} {self.target:g}"
-        rules = ([f"at most {self.max_labels} labels"] if self.max_labels else []) + [
+        rules = ([f"at most {self.max_labels} label{'s' if self.max_labels != 1 else ''}"] if self.max_labels else []) + [
             "one of " + "/".join(label_names[j] for j in g) for g in self.exclusive] + (
             ["at least one label"] if self.at_least_one else [])
         never = [label_names[j] for j in np.flatnonzero(~self.reachable)]

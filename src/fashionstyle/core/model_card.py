@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from fashionstyle.core import atomic
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.summary import RunSummary, run_summary, write_summary
 
@@ -60,7 +61,8 @@ def model_card(run: RunDir, summary: RunSummary | None = None, config: Mapping[s
     manifest = run.manifest()
     sections = [_front_matter(config), f"# {run.path.name}: multi-label style recognition\n",
                 _overview(run, config, names, summary, manifest), _recipe(run, config, manifest),
-                _data(config, counts, names), _scores(run, summary), _usage(run), _limits(counts, names)]
+                _data(config, counts, names), _scores(run, summary), _points(run, names), _usage(run),
+                _limits(counts, names)]
     return "\n".join(s for s in sections if s)
 
 
@@ -176,6 +178,31 @@ def _scores(run: RunDir, summary: RunSummary | None) -> str:
                      for j, n in enumerate(summary.label_names))
     return ("## Scores\n\n" + "".join(f"- {h}\n" for h in headline)
             + f"\n{header}\n|---|{'---|' * len(columns)}\n{rows}\n")
+
+
+def _points(run: RunDir, names: list[str]) -> str:
+    """The run's named operating points (`tune --operating-point`): what each is, and per label its
+    threshold with the validation precision [90% lower bound] and recall it was chosen at."""
+    points = run.operating_points(names)
+    if not points:
+        return ""
+    lines = [f"- {p.describe(names)}" for p in points.values()]
+    header = "| style | " + " | ".join(f"{name}: threshold, val P [low], R" for name in points) + " |"
+    rows = "\n".join(f"| {n} | " + " | ".join(_point_cell(p, j) for p in points.values()) + " |"
+                     for j, n in enumerate(names))
+    return ("## Operating points\n\nBeside the run's own thresholds, labels can be decided at these points "
+            f"(`--operating-point NAME` on predict, evaluate, serve, suggest and export; "
+            f"`fashionstyle.load(RUN, operating_point=NAME)`):\n\n" + "\n".join(lines)
+            + f"\n\n{header}\n|---|{'---|' * len(points)}\n{rows}\n")
+
+
+def _point_cell(point: OperatingPoint, j: int) -> str:
+    """One label at one point: `0.412, 0.93 [0.81], 0.40`; `never` where its floor is out of reach."""
+    if not np.isfinite(point.thresholds[j]):
+        return "never"
+    figures = [point.val.get(key, [None] * (j + 1))[j] for key in ("precision", "precision_low", "recall")]
+    p, low, r = ("-" if v is None else f"{v:.2f}" for v in figures)
+    return f"{point.thresholds[j]:.3f}, {p} [{low}], {r}"
 
 
 def _usage(run: RunDir) -> str:

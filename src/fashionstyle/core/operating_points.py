@@ -16,15 +16,18 @@ in the point (`val`), for evaluate, the report and the card.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from fashionstyle.core.decision import OperatingPoint, check_groups, check_max_labels, check_target
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.metrics import per_label_scores
 from fashionstyle.core.thresholds import ThresholdTuner
 
 Z = 1.6449  # two-sided 90% normal quantile
+LABELLING = "labelling"  # the point pre-annotations are decided at: the run's own of that name, else ...
+LABELLING_RULE = {"objective": "min-precision", "target": 0.8, "max_labels": 3}  # ... this, fitted on val
 
 
 def wilson_lower(successes: np.ndarray, trials: np.ndarray, z: float = Z) -> np.ndarray:
@@ -102,3 +105,31 @@ def check_name(name: str) -> str:
         raise FashionStyleError(f"operating point name {name!r}: use letters, digits, '-', '_' and '.' "
                                 "(e.g. storefront)")
     return name
+
+
+def point_scores(point: OperatingPoint, probs: np.ndarray, targets: np.ndarray, beta: float) -> dict[str, Any]:
+    """Per-label precision, recall, F-beta and labels per photo of a split decided at `point`, beside each
+    label's validation precision and its 90% lower bound (as the point was chosen)."""
+    decided = point.decide(probs)
+    scores = per_label_scores(targets, decided, beta)
+    per_photo = decided.sum(axis=1)
+    thresholds = [float(t) if np.isfinite(t) else None for t in point.thresholds]
+    return {"name": point.name, "beta": beta, "thresholds": thresholds,
+            "predicted": decided.sum(axis=0).tolist(),
+            **{k: scores[k].tolist() for k in ("precision", "recall", "fbeta")},
+            "val_precision": point.val.get("precision"), "val_precision_low": point.val.get("precision_low"),
+            "labels_per_photo": {"mean": float(per_photo.mean()) if len(per_photo) else 0.0,
+                                 "max": int(per_photo.max(initial=0)),
+                                 "histogram": np.bincount(per_photo).tolist()}}
+
+
+def labelling_point(points: dict[str, OperatingPoint], own: OperatingPoint, label_names: Sequence[str],
+                    val: tuple[np.ndarray, np.ndarray] | None) -> OperatingPoint:
+    """The point Label Studio pre-annotations (suggest's tasks and hints, the ML backend) are decided at when
+    none is named: the run's point named `labelling`, else LABELLING_RULE fitted on the validation (probs,
+    targets) `val`, else (no validation probabilities kept) the run's own thresholds, at most 3 labels."""
+    if LABELLING in points:
+        return points[LABELLING]
+    if val is None:
+        return OperatingPoint(LABELLING, own.thresholds, own.objective, own.target, LABELLING_RULE["max_labels"])
+    return fit_point(LABELLING, val[0], val[1], label_names, **LABELLING_RULE)

@@ -33,6 +33,7 @@ from fashionstyle.core import atomic, run_sources
 from fashionstyle.core.choices import DEFAULT_RULE
 from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.operating_points import labelling_point
 from fashionstyle.core.run_checks import check_run_files, checked_label_names, checked_members
 from fashionstyle.core.thresholds import ThresholdTuner
 
@@ -62,10 +63,13 @@ class RunContents:
     tuner: ThresholdTuner
     tta: str
     points: dict[str, OperatingPoint] = field(default_factory=dict)  # named in operating_points.json
+    default_point: str | None = None  # the point used when none is named (an export's; None: the run's own)
 
     def point(self, name: str | None = None) -> OperatingPoint:
-        """The operating point `name` (None: the run's own, its tuned thresholds); unknown: one line."""
+        """The operating point `name` (None: the default, the run's own tuned thresholds unless an export
+        named another); unknown: one line."""
         own = OperatingPoint.of_tuner(self.tuner)
+        name = self.default_point if name is None else name
         if name is None or name == own.name:
             return own
         if name not in self.points:
@@ -76,6 +80,12 @@ class RunContents:
 
     def point_names(self) -> list[str]:
         return [OperatingPoint.of_tuner(self.tuner).name, *self.points]
+
+    def labelling_point(self) -> OperatingPoint:
+        """The point pre-annotations are decided at unless one is named (operating_points.labelling_point)."""
+        stored = self.path / "val_probs.npz"
+        val = RunDir(self.path).val_probs()[1:] if stored.is_file() else None
+        return labelling_point(self.points, OperatingPoint.of_tuner(self.tuner), self.label_names, val)
 
 
 def run_contents(run: "str | Path | RunDir | RunContents") -> RunContents:
@@ -143,9 +153,15 @@ class RunDir:
         if not manifest.get("complete"):
             raise FashionStyleError(f"{run.path}: incomplete run (training did not finish); "
                                     "resume it with `fashionstyle train ... --resume`")
-        check_run_files(run)  # before any command reads or writes: its files agree and hold usable values
+        run.check_files()  # before any command reads or writes: its files agree and hold usable values
         run.checked = True
         return run
+
+    def check_files(self) -> None:
+        """Refuse a run whose files disagree or hold values it cannot use (run_checks.check_run_files)."""
+        names = self.label_names()
+        tuner = self.thresholds() if (self / "thresholds.json").is_file() else None
+        check_run_files(self.path, names, tuner, [m.labels for m in self.members(names)])
 
     def is_complete(self) -> bool:
         """A finished run of this format (False for a missing or unfinished one)."""
@@ -201,8 +217,8 @@ class RunDir:
     def contents(self) -> RunContents:
         """Label names, members, thresholds and TTA, each file read once."""
         names = self.label_names()
-        return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta(),
-                           self.operating_points(names))
+        points, default = self.points_file(names)
+        return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta(), points, default)
 
     def label_names(self) -> list[str]:
         path = self / "labels.json"
@@ -240,27 +256,26 @@ class RunDir:
 
     def operating_points(self, label_names: list[str] | None = None) -> dict[str, OperatingPoint]:
         """The named points of operating_points.json, checked (none when the file is absent)."""
+        return self.points_file(label_names)[0]
+
+    def points_file(self, label_names: list[str] | None = None) -> tuple[dict[str, OperatingPoint], str | None]:
+        """operating_points.json, checked: its points by name, and the default point's name (an export's)."""
         path = self / "operating_points.json"
         if not path.is_file():
-            return {}
-        names = label_names if label_names is not None else self.label_names()
-        stored = atomic.read_json(path).get("points")
-        if not isinstance(stored, list):
-            raise FashionStyleError(f"{path}: expected {{\"points\": [...]}}")
-        points = [OperatingPoint.from_dict(d, names, str(path)) for d in stored]
-        return {point.name: point for point in points}
+            return {}, None
+        return read_points_file(path, label_names if label_names is not None else self.label_names())
 
     def write_operating_point(self, point: OperatingPoint, overwrite: bool = False) -> None:
         """Add `point` to operating_points.json; a name already taken is refused unless `overwrite`."""
         names = self.label_names()
-        points = self.operating_points(names)
+        points, default = self.points_file(names)
         own = OperatingPoint.of_tuner(self.thresholds()).name
         if point.name == own or (point.name in points and not overwrite):
             why = "the run's own point (its tuned thresholds)" if point.name == own else "taken"
             raise FashionStyleError(f"{self.path}: operating point {point.name!r} is {why}; choose another name"
                                     + ("" if point.name == own else " or pass --overwrite"))
         points[point.name] = point
-        atomic.write_json(self / "operating_points.json", {"points": [p.to_dict(names) for p in points.values()]})
+        write_points_file(self / "operating_points.json", points, names, default)
 
     def threshold_rule(self) -> str:
         """The rule its thresholds were tuned by (the default before they are)."""
@@ -298,3 +313,26 @@ class RunInterrupted(KeyboardInterrupt):
     def __init__(self, signum: int, path: Path):
         super().__init__(f"{path}: training stopped by signal {signum}; resume it with --resume")
         self.signum, self.path = signum, path
+
+
+def read_points_file(path: Path, label_names: list[str]) -> tuple[dict[str, OperatingPoint], str | None]:
+    """An operating_points.json (a run's or an export's), checked: its points by name, and the name of the
+    one decided at when none is named (None: the run's own thresholds)."""
+    stored = atomic.read_json(path)
+    if not isinstance(stored, dict) or not isinstance(stored.get("points"), list):
+        raise FashionStyleError(f"{path}: expected {{\"points\": [...]}}")
+    points = {p.name: p for p in (OperatingPoint.from_dict(d, label_names, str(path)) for d in stored["points"])}
+    default = stored.get("default")
+    if default is not None and default not in points:
+        raise FashionStyleError(f"{path}: default point {default!r} is not one of its points "
+                                f"({', '.join(points) or 'none'})")
+    return points, default
+
+
+def write_points_file(path: str | Path, points: dict[str, OperatingPoint], label_names: list[str],
+                      default: str | None = None) -> None:
+    """operating_points.json: the points, and (an export's) the one decided at when none is named."""
+    record: dict[str, Any] = {"points": [p.to_dict(label_names) for p in points.values()]}
+    if default is not None:
+        record["default"] = default
+    atomic.write_json(path, record)

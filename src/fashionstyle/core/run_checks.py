@@ -2,7 +2,7 @@
 
     names = checked_label_names(data, "RUN/labels.json")      # unique, non-empty strings
     members = checked_members(data, "RUN/members.json", names)   # [(model, labels, weight)]
-    check_run_files(run)                                       # all of them, as RunDir.open does
+    check_run_files(path, names, tuner, member_labels)         # all of them, as RunDir.open does
 
 Each refusal is one FashionStyleError line naming the file and the field. Torch-free.
 """
@@ -11,12 +11,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Sequence
 
 from fashionstyle.core.errors import FashionStyleError
-
-if TYPE_CHECKING:
-    from fashionstyle.core.run import RunDir
+from fashionstyle.core.thresholds import ThresholdTuner
 
 
 def checked_label_names(data: Any, source: str | Path) -> list[str]:
@@ -62,28 +60,26 @@ def checked_members(data: Any, source: str | Path, names: list[str]) -> list[tup
     return checked
 
 
-def check_run_files(run: "RunDir") -> None:
-    """Refuse a run whose files disagree or hold values it cannot use, before anything reads or
-    writes: labels, config.yaml (a mapping; its label_names, where given, hold the run's: a single-label
-    run's part keeps the whole list), thresholds (finite, in
-    [0, 1], one per label), members (weights, labels, every run label given by one of them)."""
-    names = run.label_names()
-    config = run / "config.yaml"
+def check_run_files(path: Path, names: list[str], tuner: ThresholdTuner | None,
+                    member_labels: Sequence[Sequence[str]]) -> None:
+    """Refuse a run (at `path`, labels.json's `names`) whose files disagree or hold values it cannot use,
+    before anything reads or writes: config.yaml (a mapping; its label_names, where given, hold the run's:
+    a single-label run's part keeps the whole list), thresholds (`tuner`, None without thresholds.json:
+    one per label), members (every run label given by one of them)."""
+    config = path / "config.yaml"
     if config.is_file():
         from fashionstyle.core.config import read_yaml
 
         listed = read_yaml(config).get("label_names")
         if listed is not None and not set(names) <= set(checked_names(listed, f"{config}: label_names")):
             raise FashionStyleError(f"{config}: label_names {_some(listed)} differ from labels.json's {_some(names)}")
-    if (run / "thresholds.json").is_file():
-        count = len(run.thresholds().thresholds_)
-        if count != len(names):
-            raise FashionStyleError(f"{run / 'thresholds.json'}: thresholds has {count} values for the "
-                                    f"{len(names)} labels of labels.json ({_some(names)})")
-    given = {n for member in run.members(names) for n in member.labels}
+    if tuner is not None and len(tuner.thresholds_) != len(names):
+        raise FashionStyleError(f"{path / 'thresholds.json'}: thresholds has {len(tuner.thresholds_)} values for "
+                                f"the {len(names)} labels of labels.json ({_some(names)})")
+    given = {n for labels in member_labels for n in labels}
     missing = [n for n in names if n not in given]
     if missing:
-        raise FashionStyleError(f"{run / 'members.json'}: no member gives {_some(missing)}")
+        raise FashionStyleError(f"{path / 'members.json'}: no member gives {_some(missing)}")
 
 
 def _some(names: Any, shown: int = 10) -> str:

@@ -87,9 +87,9 @@ def weak_warning(score: float, baseline: float, thresholds: np.ndarray, split: s
         return None
     why = (f"{split} macro F-beta {score:.3f} is within {NEAR_BASELINE} of the all-positive baseline {baseline:.3f}"
            if near else f"{low} of {thresholds.size} thresholds are under {LOW_THRESHOLD}")
-    return (f"a weak run: {why}; likely too few labelled photos or epochs for the model: try --recipe auto "
-            "(lp-ft for small sets), more labels, and for decisions an operating point with a precision floor "
-            "(tune --operating-point NAME --min-precision 0.8)")
+    return (f"a weak run: {why}; likely too few labelled photos or epochs for the model: try --recipe probe "
+            "(a head on the ImageNet features, what --recipe auto picks under 1,000 photos), more labels, and for "
+            "decisions an operating point with a precision floor (tune --operating-point NAME --min-precision 0.8)")
 
 
 def training_warnings(history: Sequence[dict[str, Any]], thresholds: np.ndarray, lr: float | None = None,

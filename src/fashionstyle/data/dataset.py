@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,6 +18,7 @@ from torch.utils.data import Dataset, Sampler
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.decode import decode_image
 from fashionstyle.data.images import check_policy
+from fashionstyle.data.label_table import LabelTable
 
 
 class ImageDataset(Dataset):
@@ -78,3 +80,14 @@ class EpochShuffle(Sampler[int]):
         epoch = self.epoch_fn() if self.epoch_fn else self.epoch
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         return iter((epoch * self.n + torch.randperm(self.n, generator=generator)).tolist())
+
+
+def eval_dataset(table: LabelTable, image_size: int, cache: str | None = None) -> ImageDataset:
+    """`table`'s photos as validation reads them: the centre crop, decoded on the host (or from the cache)."""
+    from fashionstyle.data.cache import image_opener
+    from fashionstyle.data.images import resize_size
+    from fashionstyle.data.transforms import EvalViews
+
+    opener = image_opener(cache, image_size) if cache else None
+    return ImageDataset(table.images, table.targets, EvalViews(image_size).centre,
+                        opener=opener or partial(decode_image, min_side=resize_size(image_size)))

@@ -26,9 +26,18 @@ from fashionstyle.core.errors import FashionStyleError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # what Pillow decodes
 Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
+UNREADABLE = "unreadable image"  # why_unreadable's words for a file that decodes here but a predictor could not use
 
 
-class ImageTooLarge(FashionStyleError):
+class UnreadableImage(FashionStyleError):
+    """An image that cannot be decoded: "NAME: REASON"; `reason` alone is a prediction record's `error`."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason
+
+
+class ImageTooLarge(UnreadableImage):
     """An image over Image.MAX_IMAGE_PIXELS pixels: refused as a possible decompression bomb."""
 
 
@@ -52,13 +61,14 @@ def open_rgb(source: str | Path | bytes, min_side: int | None = None, name: str 
         return rgb
 
 
-def why_unreadable(path: str | Path) -> str:
-    """The reader's one line for a file a predictor skipped (the same words at every door)."""
+def why_unreadable(source: str | Path | bytes) -> str:
+    """Why a file (or a file's bytes) gives no prediction, without its name: the `error` of its record
+    and its line in OUT.skipped.txt, the same words at every door (files, load(), the service, MLflow)."""
     try:
-        open_rgb(path)
-    except FashionStyleError as error:
-        return str(error)
-    return f"{path}: unreadable image"
+        open_rgb(source)
+    except UnreadableImage as error:
+        return error.reason
+    return UNREADABLE
 
 
 def image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
@@ -81,17 +91,23 @@ def _reading(source: str | Path | bytes, name: str | None) -> Iterator[None]:
     try:
         yield
     except FileNotFoundError:
-        raise FashionStyleError(f"{name}: image not found") from None
+        raise UnreadableImage(name, "image not found") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLarge(f"{name}: image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels), "
-                            "refused as a possible decompression bomb") from None
+        raise ImageTooLarge(name, f"image too large (over {Image.MAX_IMAGE_PIXELS:,} pixels), "
+                                  "refused as a possible decompression bomb") from None
     except Image.UnidentifiedImageError:
-        raise FashionStyleError(f"{name}: not a readable image (unknown or unsupported format)") from None
+        raise UnreadableImage(name, "not a readable image (unknown or unsupported format)") from None
     except MemoryError:
         raise
     except Exception as err:  # noqa: BLE001 - whatever Pillow cannot decode (struct.error, IndexError, ...)
-        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
-        raise FashionStyleError(f"{name}: not a readable image ({reason})") from None
+        raise UnreadableImage(name, f"not a readable image ({_reason(err)})") from None
+
+
+def _reason(err: Exception) -> str:
+    """Pillow's or the system's words for `err`, without the file's name (an OSError's strerror)."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err).splitlines()[0][:200] if str(err) else type(err).__name__
 
 
 def open_checked(source: str | Path | BinaryIO) -> Image.Image:

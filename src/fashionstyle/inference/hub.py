@@ -4,16 +4,21 @@
     RunDir.open("hub/lite0"); RunDir.open("user/lite0")   # hub_resolve.py: a hub folder or id opens as a run
 
     hub/lite0/
-      config.json              backbone, head, id2label / label2id, thresholds (the one source), preprocessing, TTA
-      model.safetensors        the whole network (backbone.* and head.* weights)
-      backbone.safetensors     the backbone alone, in timm's own key names:
-                               timm.create_model(backbone, pretrained=True, num_classes=0,
-                                   pretrained_cfg_overlay=dict(file="hub/lite0/backbone.safetensors"))
+      config.json              backbone, head, id2label / label2id, thresholds (the one source), preprocessing, TTA;
+                               and transformers' keys (model_type, auto_map, problem_type: hub_transformers.py)
+      model.safetensors        the whole network (backbone.* and head.* weights), the weights' one copy
+      preprocessor_config.json the preprocessing again, for transformers' image processor
+      configuration_fashionstyle.py, modeling_fashionstyle.py, image_processing_fashionstyle.py
+                               the code transformers runs with trust_remote_code=True (hub_remote/, copied)
       config.yaml              the run's resolved training setting (where the run has one)
       val_probs.npz            validation ids, probabilities and targets: `tune` and `report` work on the folder
       README.md                the model card, with the Hub's metadata (hub_card.py)
 
-`hf upload USER/NAME hub/lite0` publishes it; nothing here needs a network.
+Three readers, one folder: fashionstyle.load("hub/lite0") (rebuilt once as a run, hub_resolve.py);
+transformers.pipeline("image-classification", model="hub/lite0", trust_remote_code=True) (the same scores,
+without fashionstyle); timm: the `backbone.*` tensors of model.safetensors are timm's own state dict of
+timm.create_model(backbone, num_classes=0). `hf upload USER/NAME hub/lite0` publishes it; nothing here
+needs a network.
 """
 from __future__ import annotations
 
@@ -26,54 +31,64 @@ from typing import Any
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunDir, write_points_file
 from fashionstyle.core.version import __version__
 from fashionstyle.data.images import Preprocessing
 from fashionstyle.inference.hub_card import hub_card
 from fashionstyle.inference.hub_resolve import EXTRA_FILES, HUB_LIBRARY, hub_to_run, is_hub_folder, resolve_run
+from fashionstyle.inference.hub_transformers import TRANSFORMERS_FILES, transformers_keys, write_transformers_files
 
 __all__ = ["HUB_LIBRARY", "export_hub", "hub_config", "hub_to_run", "is_hub_folder", "resolve_run"]
 
-HUB_FILES = ("config.json", "model.safetensors", "backbone.safetensors", "README.md", *EXTRA_FILES)
+HUB_FILES = ("config.json", "model.safetensors", "README.md", *TRANSFORMERS_FILES, *EXTRA_FILES)
 
 
-def export_hub(run: RunDir, out: str | Path, license: str | None = None) -> Path:
+def export_hub(run: RunDir, out: str | Path, license: str | None = None, operating_point: str | None = None) -> Path:
     """Write the hub folder of a single-model run into `out`: a new or empty folder, or a hub folder
     written before (never a folder of other files: a user's README.md or config.json stay theirs).
     The folder is written whole beside `out` (.OUT.partial-XXXX) and only then swapped in, so a failed
     export (a full disk) leaves the previous one as it was. `license` (an SPDX id) goes into the card's
-    metadata (default: the pretrained weights' own, from timm)."""
+    metadata (default: the pretrained weights' own, from timm). `operating_point` names the run's point the
+    folder decides at when none is named (default: the run's own thresholds)."""
     members = run.members()
     if len(members) != 1 or members[0].model != run / "model.pt":
         raise FashionStyleError(f"{run.path}: a hub folder holds one model, and this run has {len(members)} "
                                 "member files; export each member run on its own")
+    run.contents().point(operating_point)  # an unknown name: one line, before anything is written
     out = Path(out)
     refuse_foreign_folder(out)
     target = Path(os.path.realpath(out))  # a symbolic link to a folder is written through
     _remove_leftovers(target)
     partial = _new_sibling(target)
     try:
-        _write_hub(run, partial, out.name, license)
+        _write_hub(run, partial, out.name, license, operating_point)
         _swap_in(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
-def _write_hub(run: RunDir, folder: Path, name: str, license: str | None) -> None:
+def _write_hub(run: RunDir, folder: Path, name: str, license: str | None, operating_point: str | None) -> None:
     """Every file of the hub folder into the new `folder` (the card written for the name `name`)."""
     from fashionstyle.model.network import load_model
 
     model, record = load_model(run / "model.pt")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     atomic.write_atomic(folder / "model.safetensors", lambda f: f.write(_safetensors_bytes(state)))
-    backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    atomic.write_atomic(folder / "backbone.safetensors", lambda f: f.write(_safetensors_bytes(backbone)))
+    write_transformers_files(folder, Preprocessing.of(record), run.tta())
     for extra in EXTRA_FILES:
         if (run / extra).is_file():
             shutil.copyfile(run / extra, folder / extra)
     atomic.write_text(folder / "README.md", hub_card(run, name, record, license))
-    atomic.write_json(folder / "config.json", hub_config(run, record))
+    write_default_point(run, folder, operating_point)
+    atomic.write_json(folder / "config.json", hub_config(run, record, operating_point))
+
+
+def write_default_point(run: RunDir, folder: Path, name: str | None) -> None:
+    """`folder`'s operating_points.json: the run's points, and `name` as the one decided at by default."""
+    contents = run.contents()
+    if name is not None and name != contents.point().name:
+        write_points_file(folder / "operating_points.json", contents.points, contents.label_names, name)
 
 
 def _sibling(target: Path, kind: str) -> Path:
@@ -137,18 +152,30 @@ def _safetensors_bytes(state: dict[str, Any]) -> bytes:
     return save(state, metadata={"format": "pt"})
 
 
-def hub_config(run: RunDir, record: dict[str, Any]) -> dict[str, Any]:
+def hub_config(run: RunDir, record: dict[str, Any], operating_point: str | None = None) -> dict[str, Any]:
     """config.json: the thresholds once, as a label -> threshold map (`threshold_tuner` says how they
     were tuned, without a second copy of them)."""
     names, tuner = list(record["label_names"]), run.thresholds()
     tuning = {k: v for k, v in tuner.to_dict().items() if k != "thresholds"}
     return {
-        "library_name": HUB_LIBRARY, "fashionstyle_version": __version__,
-        "architectures": ["StyleNet"], "backbone": record["backbone"],
+        "library_name": HUB_LIBRARY, "fashionstyle_version": __version__, **transformers_keys(),
+        "backbone": record["backbone"],
         "hidden": record["hidden"], "dropout": record["dropout"], "num_labels": len(names),
         "id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)},
         "thresholds": {n: float(t) for n, t in zip(names, tuner.thresholds_)},
-        "threshold_tuner": tuning, "tta": run.tta(),
+        "threshold_tuner": tuning, "tta": run.tta(), **_points_config(run, operating_point),
         "preprocessing": {**Preprocessing.of(record).to_record(),
-                          "resize": "shorter side to image_size, then centre crop", "channels": "RGB"},
+                          "resize": "shorter side to image_size / 0.875, then the centre crop of image_size",
+                          "channels": "RGB"},
     }
+
+
+def _points_config(run: RunDir, default: str | None) -> dict[str, Any]:
+    """config.json's listing of the run's operating points (name: what it is; operating_points.json holds
+    them) and the one decided at when none is named, when the run has named ones."""
+    contents = run.contents()
+    if not contents.points:
+        return {}
+    return {"operating_points": {name: contents.point(name).describe(contents.label_names)
+                                 for name in contents.point_names()},
+            "default_operating_point": contents.point(default).name}

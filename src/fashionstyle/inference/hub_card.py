@@ -15,17 +15,25 @@ from typing import Any
 import yaml
 
 from fashionstyle.core.run import RunDir
+from fashionstyle.inference.hub_resolve import EXTRA_FILES
 
 FILE_NOTES = {
     "config.json": "labels (`id2label`, `label2id`, `num_labels`), the decision threshold of each label "
                    "(`thresholds`: edit them here), how they were tuned, the backbone, head and preprocessing",
-    "model.safetensors": "the whole network's weights (backbone and head), what fashionstyle loads",
-    "backbone.safetensors": "the fine-tuned backbone alone in timm's key names, for other heads: "
-                            "`timm.create_model(BACKBONE, pretrained=True, num_classes=0, "
-                            "pretrained_cfg_overlay=dict(file=\"backbone.safetensors\"))`",
+    "model.safetensors": "the whole network's weights, stored once: the head's (`head.*`) and the fine-tuned "
+                         "backbone's (`backbone.*`, in timm's own names: the state dict of "
+                         "`timm.create_model(BACKBONE, num_classes=0)`, for other heads)",
+    "preprocessor_config.json": "the preprocessing again, for transformers' image processor",
+    "configuration_fashionstyle.py": "the configuration class transformers loads with `trust_remote_code=True`",
+    "modeling_fashionstyle.py": "the network for transformers (`trust_remote_code=True`): the timm backbone "
+                                "(`model.backbone`) and the head",
+    "image_processing_fashionstyle.py": "the image processor for transformers (`trust_remote_code=True`): "
+                                        "fashionstyle's resize, centre crop and normalisation",
     "config.yaml": "the run's whole resolved training setting (fashionstyle's TrainConfig)",
     "val_probs.npz": "validation image ids, probabilities and targets: `fashionstyle tune` and "
                      "`fashionstyle report` work on this folder",
+    "operating_points.json": "the run's named operating points (`fashionstyle.load(FOLDER, operating_point=NAME)`; "
+                             "`default`: the one decided at when none is named)",
     "README.md": "this card",
 }
 
@@ -38,13 +46,14 @@ def hub_card(run: RunDir, out: str | Path, record: dict[str, Any], license: str 
     name = Path(out).name
     repo_id = repo_id or f"USER/{name}"
     body = _without_front_matter(model_card(run))
-    files = [n for n in FILE_NOTES if n not in ("config.yaml", "val_probs.npz") or (run / n).is_file()]
+    files = [n for n in FILE_NOTES if n not in EXTRA_FILES or (run / n).is_file()]
     if "config.yaml" not in files:
         body = body.replace("The whole resolved setting is config.yaml.", "")
     sections = _split_sections(body)
-    sections = [_usage(name, repo_id) if s.startswith("## How to use") else s for s in sections]
+    usage = _usage(name, repo_id, len(record["label_names"]))
+    sections = [usage if s.startswith("## How to use") else s for s in sections]
     if not any(s.startswith("## How to use") for s in sections):
-        sections.append(_usage(name, repo_id))
+        sections.append(usage)
     return "\n".join([hub_metadata(run, record, license, name), *sections, _files(files), _publish(name, repo_id)])
 
 
@@ -120,16 +129,34 @@ def _split_sections(body: str) -> list[str]:
     return [first.rstrip("\n") + "\n", *("## " + part.rstrip("\n") + "\n" for part in rest)]
 
 
-def _usage(name: str, repo_id: str) -> str:
+def _usage(name: str, repo_id: str, num_labels: int) -> str:
     return ("## How to use\n\n`pip install fashionstyle`, then, from the folder that holds this one "
             f"(`{name}/`), or with the Hub id once it is published:\n\n"
             f"```python\nimport fashionstyle\n\ntagger = fashionstyle.load(\"{name}\")   # or \"{repo_id}\"\n"
-            "tagger(\"photo.jpg\")   # Prediction(image='photo.jpg', labels=[...], scores={label: probability})\n"
+            "print(tagger(\"photo.jpg\"))   # Prediction(image='photo.jpg', labels=[...], scores={...})\n"
             "```\n\n"
             f"```bash\nfashionstyle predict {name} --images photos/ --out tags.csv\n"
             f"fashionstyle predict {repo_id} --images photos/ --out tags.csv   # downloaded once by huggingface_hub\n"
             "```\n\nEvery command that takes a run (`predict`, `evaluate`, `serve`, `explain`, `report`, `export`) "
-            "takes this folder or its Hub id; with `HF_HUB_OFFLINE=1` the id is read from the local cache.\n")
+            "takes this folder or its Hub id; with `HF_HUB_OFFLINE=1` the id is read from the local cache.\n\n"
+            + _transformers_usage(name, repo_id, num_labels))
+
+
+def _transformers_usage(name: str, repo_id: str, num_labels: int) -> str:
+    """The pipeline example: every label's sigmoid score, and the labels at the run's thresholds."""
+    return ("### With transformers\n\nWithout fashionstyle (`pip install transformers timm torchvision`), the "
+            "folder's own code (`trust_remote_code=True`) gives the sigmoid score of every label (`top_k`: all "
+            f"{num_labels}); a label is decided when its score is at or above the run's threshold "
+            "(`config.json`'s `thresholds`):\n\n"
+            f"```python\nfrom transformers import pipeline\n\n"
+            f"tagger = pipeline(\"image-classification\", model=\"{name}\", trust_remote_code=True, "
+            f"top_k={num_labels})   # or \"{repo_id}\"\n"
+            "scores = {s[\"label\"]: s[\"score\"] for s in tagger(\"photo.jpg\")}   # most probable first\n"
+            "thresholds = tagger.model.config.thresholds\n"
+            "print(scores, [label for label, score in scores.items() if score >= thresholds[label]])\n"
+            "```\n\nThe scores are fashionstyle's for the same pixels (within 1e-5); fashionstyle decodes a large "
+            "JPEG at reduced scale (libjpeg's DCT scaling), the pipeline whole, so on large photos they differ "
+            "slightly.\n")
 
 
 def _files(files: list[str]) -> str:

@@ -26,7 +26,8 @@ from fashionstyle.core.thresholds import ThresholdTuner
 
 HUB_LIBRARY = "fashionstyle"  # config.json's library_name
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # user/repo
-EXTRA_FILES = ("config.yaml", "val_probs.npz")  # run files a hub folder may carry, copied back as they are
+# run files a hub folder may carry, copied back as they are
+EXTRA_FILES = ("config.yaml", "val_probs.npz", "operating_points.json")
 
 
 def is_hub_folder(path: str | Path) -> bool:
@@ -63,13 +64,28 @@ def download(repo_id: str) -> Path:
     try:
         folder = Path(snapshot_download(repo_id))
     except Exception as err:  # noqa: BLE001 - offline, unknown repo, no access: one line either way
-        first = (str(err).strip().splitlines() or [""])[0][:200]
-        raise FashionStyleError(f"{repo_id}: run directory not found (nor a hub folder; as a Hugging Face "
-                                f"model id: {type(err).__name__}: {first})") from None
+        raise FashionStyleError(download_error(repo_id, err)) from None
     if not is_hub_folder(folder):
         raise FashionStyleError(f"{repo_id}: the Hugging Face model is not a fashionstyle hub folder "
                                 f"(config.json with library_name {HUB_LIBRARY!r})")
     return folder
+
+
+def download_error(repo_id: str, err: Exception) -> str:
+    """Why `repo_id` could not be had from the Hub or its local cache, whole, in one line."""
+    from huggingface_hub import constants, errors
+
+    where = f"{repo_id}: run directory not found, nor a hub folder"
+    if isinstance(err, errors.LocalEntryNotFoundError):
+        cached = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+        fix = (f"HF_HUB_OFFLINE=1 downloads nothing: run `hf download {repo_id}` once online, or unset HF_HUB_OFFLINE"
+               if constants.HF_HUB_OFFLINE else "the Hub could not be reached (no network?)")
+        return f"{where}, nor in the Hugging Face cache (no snapshot under {cached}); {fix}"
+    if isinstance(err, errors.GatedRepoError):
+        return f"{where}; the Hugging Face model is gated: accept its terms on its Hub page, then `hf auth login`"
+    if isinstance(err, errors.RepositoryNotFoundError):
+        return f"{where}, nor a Hugging Face model you can read (a private one needs `hf auth login`)"
+    return f"{where} (as a Hugging Face model id: {type(err).__name__}: {' '.join(str(err).split())})"
 
 
 def cache_root() -> Path:

@@ -24,8 +24,7 @@ import mlflow.pyfunc
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.prediction import Prediction, column_kinds, flat_columns, records_table
-from fashionstyle.data.images import why_unreadable
+from fashionstyle.core.prediction import column_kinds, flat_columns, records_table
 from fashionstyle.data.label_names import LABEL_SEPARATOR
 
 if TYPE_CHECKING:
@@ -52,7 +51,6 @@ class RunModel(mlflow.pyfunc.PythonModel):
         with `labels` joined by ";" (as predict's CSV): one string a cell, the type the signature names."""
         images = image_paths(model_input)
         records = self.predictor.records(images, self.predictor.predict_proba(images, on_bad="skip"))
-        records = [Prediction.failed(r.image, why_unreadable(r.image)) if r.error else r for r in records]
         frame = records_table(records, self.predictor.label_names)
         frame["labels"] = [LABEL_SEPARATOR.join(names) for names in frame["labels"]]
         return frame

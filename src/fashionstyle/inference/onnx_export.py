@@ -19,7 +19,7 @@ import torch
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunDir
+from fashionstyle.core.run import RunDir, write_points_file
 from fashionstyle.data.images import Preprocessing
 from fashionstyle.inference.onnx_predictor import (
     EXPORT_DIRS,
@@ -79,7 +79,8 @@ def export_model(model: StyleNet, path: str | Path, image_size: int, opset: int 
     return path
 
 
-def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = OPSET) -> list[Path]:
+def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = OPSET,
+                operating_point: str | None = None) -> list[Path]:
     """Export every member model of a run into `out_dir`; returns the ONNX files written.
 
     A run with one model file gives `model.onnx`, one with several (single-label,
@@ -119,6 +120,7 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     check_coverage(names, [r["targets"] for r in records])
     atomic.write_json(out / "labels.json", {"label_names": names})
     atomic.write_json(out / "thresholds.json", tuner.to_dict())
+    write_export_points(run, out, operating_point)
     atomic.write_json(out / "members.json", {"format": EXPORT_FORMAT, "opset": opset,
                                               "run": run.path.resolve().name, "sources": run_sources(run),
                                               "input": INPUT_NAME,
@@ -126,16 +128,29 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     return written
 
 
+def write_export_points(run: RunDir, out: Path, default: str | None) -> None:
+    """The run's named operating points beside an export (operating_points.json), `default` the one a
+    predictor on the folder alone decides at (None: the run's own thresholds)."""
+    contents = run.contents()
+    default = None if contents.point(default).name == contents.point().name else default
+    if contents.points:
+        write_points_file(out / "operating_points.json", contents.points, contents.label_names, default)
+    else:
+        (out / "operating_points.json").unlink(missing_ok=True)
+
+
 def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int | None = None,
-               calibration_images: Sequence[str | Path] | None = None, force: bool = False) -> list[Path]:
+               calibration_images: Sequence[str | Path] | None = None, force: bool = False,
+               operating_point: str | None = None) -> list[Path]:
     """Export a run at `precision`: fp32 as export_onnx (at `opset`, default OPSET); int8 quantises the
     run's fp32 export (RUN/onnx/: kept at whatever opset it has unless `opset` is given, refreshed if
     stale), calibrated on `calibration_images` (default: its validation images), and is refused below
     quantize.MIN_LABEL_AGREEMENT unless `force`.
     """
     out, fresh_opset = Path(out_dir), OPSET if opset is None else opset
+    run.contents().point(operating_point)  # an unknown name: one line, before anything is written
     if check_precision(precision) == "fp32":
-        return export_onnx(run, out, fresh_opset)
+        return export_onnx(run, out, fresh_opset, operating_point)
     from fashionstyle.data.labels import val_images
     from fashionstyle.inference.quantize import quantize_export
 
@@ -149,5 +164,6 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
                                     "--calibration FOLDER` first")
         calibration_images = val_images(run, run.val_probs()[0], None)
     quantize_export(fp32, out, calibration_images, force=force)
+    write_export_points(run, out, operating_point)
     records = atomic.read_json(out / "members.json", EXPORT_FOLDER)["members"]
     return [out / file for file in dict.fromkeys(r["file"] for r in records)]

@@ -14,6 +14,8 @@ predict without PyTorch models:
       members.json        per member: file, columns, targets, labels, weight, image_size, mean, std
       labels.json         the run's label names, in output order
       thresholds.json     the run's tuned thresholds (ThresholdTuner.to_dict)
+      operating_points.json  the run's named points, and the one the folder alone decides at
+                          (`export --operating-point NAME`; core/run.py read_points_file)
 
 Each label's probability is the weighted mean of the members that give it,
 averaged over the test-time views, exactly as in Predictor; preprocessing is
@@ -34,7 +36,8 @@ import numpy as np
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunContents, RunDir, run_contents
+from fashionstyle.core.decision import OperatingPoint
+from fashionstyle.core.run import RunContents, RunDir, read_points_file, run_contents
 from fashionstyle.core.run_checks import checked_label_names
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.images import Preprocessing, resize_size, tta_views
@@ -147,6 +150,15 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + np.tanh(0.5 * logits))).astype(np.float32)
 
 
+def _export_default_point(export_dir: Path, label_names: list[str]) -> OperatingPoint | None:
+    """The operating point an export folder names as its default (None: its thresholds.json)."""
+    path = export_dir / "operating_points.json"
+    if not path.is_file():
+        return None
+    points, default = read_points_file(path, label_names)
+    return points[default] if default is not None else None
+
+
 def session_options(threads: int | None = None) -> Any:
     """ORT options: all graph optimisations, `threads` intra-op threads (default: ORT's)."""
     import onnxruntime as ort
@@ -192,6 +204,8 @@ class OnnxPredictor(BasePredictor):
         if len(self.tuner.thresholds_) != len(self.label_names):
             raise FashionStyleError(f"{self.export_dir}: {len(self.tuner.thresholds_)} thresholds "
                                     f"for {len(self.label_names)} labels")
+        if tuner is None:  # the folder alone: it decides at the point `export --operating-point` named
+            self.point = _export_default_point(self.export_dir, self.label_names)
         options = session_options(threads)
         keys: list[Preprocessing] = []
         sessions: dict[Path, Any] = {}  # one session per file, shared by the members that use it

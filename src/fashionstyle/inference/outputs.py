@@ -124,9 +124,11 @@ def write_predictions(path: str | Path, fmt: str, ids: Sequence[str], probs: np.
 
 def write_part(path: Path, fmt: str, ids: Sequence[str], probs: np.ndarray, predictions: np.ndarray,
                label_names: Sequence[str], thresholds: np.ndarray | None = None,
-               images: Sequence[str] | None = None) -> Path:
-    """One chunk's rows, atomically (a part is either whole or absent); "npz" keeps ids and probabilities."""
-    return writer(fmt).write_part(Path(path), Rows(ids, probs, predictions, label_names, thresholds, images))
+               images: Sequence[str] | None = None, errors: Sequence[str | None] | None = None) -> Path:
+    """One chunk's rows, atomically (a part is either whole or absent); "npz" keeps ids and probabilities.
+    `errors`: why each row's image has no prediction (None for a readable one), its record's `error`."""
+    rows = Rows(ids, probs, predictions, label_names, thresholds, images, errors)
+    return writer(fmt).write_part(Path(path), rows)
 
 
 def merge_parts(parts: Sequence[Path], path: str | Path, fmt: str, label_names: Sequence[str],
@@ -180,10 +182,14 @@ class Rows(NamedTuple):
     label_names: Sequence[str]
     thresholds: np.ndarray | None = None
     images: Sequence[str] | None = None
+    errors: Sequence[str | None] | None = None  # why a row's image has no prediction (None: read)
 
     def records(self) -> list[Prediction]:
         images = self.ids if self.images is None else self.images
-        return make_predictions(images, self.probs, self.predictions, self.label_names)
+        records = make_predictions(images, self.probs, self.predictions, self.label_names)
+        if self.errors is None:
+            return records
+        return [replace(r, error=why) if why else r for r, why in zip(records, self.errors)]
 
 
 def written_through(path: Path) -> Path:

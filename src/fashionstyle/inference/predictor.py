@@ -22,7 +22,7 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -35,7 +35,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction, make_predictions, ranked_names
 from fashionstyle.core.run import RunContents
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.images import check_policy, open_rgb, to_rgb
+from fashionstyle.data.images import check_policy, open_rgb, to_rgb, why_unreadable
 
 
 @dataclass(frozen=True)
@@ -166,9 +166,10 @@ class BasePredictor(ABC):
         return [ranked_names(p, on, self.label_names) for p, on in zip(probs, self.decide(probs))]
 
     def records(self, images: Sequence[str], probs: np.ndarray) -> list[Prediction]:
-        """The prediction record of each row of `probs` (N, L), named `images`; a NaN row (an image
-        left out) is a record with an error."""
-        return make_predictions(images, probs, self.decide(probs), self.label_names)
+        """The prediction record of each row of `probs` (N, L), named `images` (the files read); a NaN row
+        (an image left out) is a record whose `error` says why (images.why_unreadable)."""
+        records = make_predictions(images, probs, self.decide(probs), self.label_names)
+        return [replace(r, error=why_unreadable(r.image)) if r.error else r for r in records]
 
 
 def combine_probs(n_images: int, n_labels: int,

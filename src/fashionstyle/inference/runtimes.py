@@ -38,7 +38,7 @@ def load_predictor(run_dir: str | Path | RunDir | RunContents, runtime: str = "t
         from fashionstyle.inference.onnx_predictor import OnnxPredictor
 
         predictor = OnnxPredictor.from_run(contents, ensure_export(contents, runtime, tta), precision, tta=tta)
-    predictor.point = point if operating_point is not None else None
+    predictor.point = point  # the run's own unless named (or an export's default)
     return predictor
 
 

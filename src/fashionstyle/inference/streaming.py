@@ -10,7 +10,8 @@ resumes after its last complete chunk (`prepare(resume=True)`; a damaged part is
 computed again), and the merged file is byte for byte the one an uninterrupted
 run writes: batches never cross a chunk, so every image is predicted in the same
 batch either way. OUT.skipped.txt lists, as `id,path,why`, the unreadable images
-and the folder entries that are not images (no id).
+and the folder entries that are not images (no id); an unreadable image is also a row of the file
+(CSV, JSON, Parquet) with no scores and the same `why` as its `error` (images.why_unreadable).
 
 Each row is one prediction record (core/prediction.py) named by the image as the user
 gave it (`given_name`); the JD submission keeps the contest's ids. The parts folder's
@@ -31,6 +32,7 @@ from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import SCHEMA, check_label_names
 from fashionstyle.data.image_source import ImageSource, ListSource
+from fashionstyle.data.images import why_unreadable
 from fashionstyle.inference.out_lock import lock_path
 from fashionstyle.inference.outputs import csv_text, merge_parts, write_part
 from fashionstyle.inference.parts import PartsFolder
@@ -149,17 +151,18 @@ class StreamJob:
         ok = ~np.isnan(probs).any(axis=1)
         if self.fmt == "npz":  # evaluation keeps every row (NaN: unreadable)
             ok[:] = True
+        why = [None if good else why_unreadable(p) for (_, p), good in zip(chunk, ok)]  # the records' error
         skipped = self.folder.skipped(k)
         if not ok.all():  # before the part and its record, which mark the chunk done
-            atomic.write_text(skipped, csv_text((i, str(p), "unreadable image")
-                                                 for (i, p), good in zip(chunk, ok) if not good))
+            atomic.write_text(skipped, csv_text((i, str(p), w) for (i, p), w in zip(chunk, why) if w))
         else:
             skipped.unlink(missing_ok=True)
-        kept = [i for i, good in zip(ids, ok) if good]
-        images = [given_name(self.source, i, p) for (i, p), good in zip(chunk, ok) if good]
-        write_part(self.folder.part(k), self.fmt, kept, probs[ok], predictor.decide(probs[ok]),
-                   self.label_names, self.thresholds, images)
-        self.folder.commit(k, len(kept), len(chunk) - len(kept))
+        rows = ok if self.fmt == "jd" else np.ones_like(ok)  # a record per image, but a submission's readable only
+        images = [given_name(self.source, i, p) for (i, p), row in zip(chunk, rows) if row]
+        write_part(self.folder.part(k), self.fmt, [i for i, row in zip(ids, rows) if row], probs[rows],
+                   predictor.decide(probs[rows]), self.label_names, self.thresholds, images,
+                   [w for w, row in zip(why, rows) if row])
+        self.folder.commit(k, int(ok.sum()), len(chunk) - int(ok.sum()))
 
 
 def _is_inside(path: str | Path, places: list[Path]) -> bool:

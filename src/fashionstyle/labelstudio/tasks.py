@@ -21,11 +21,13 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from fashionstyle.analysis.acquisition import uncertainty_scores
 from fashionstyle.core import atomic
 from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import ranked_names
-from fashionstyle.labelstudio import FROM_NAME, ID_KEY, LABEL_SEPARATOR, LABELS_KEY, LOCAL_FILES_URL, TO_NAME
+from fashionstyle.labelstudio import (FROM_NAME, ID_KEY, LABEL_SEPARATOR, LABELS_KEY, LOCAL_FILES_URL, PRIORITY_KEY,
+                                      TO_NAME)
 
 
 def labelling_config(label_names: Sequence[str]) -> str:
@@ -34,6 +36,28 @@ def labelling_config(label_names: Sequence[str]) -> str:
     return (f'<View>\n  <Image name="{TO_NAME}" value="${TO_NAME}"/>\n'
             f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="multiple" showInLine="true">\n'
             f"{choices}\n  </Choices>\n</View>\n")
+
+
+def check_schema(schema: str, label_names: list[str]) -> None:
+    """Refuse a labelling config without the "style" choices, or whose choices are not the run's labels (the
+    ML backend's /setup and `fashionstyle round` both ask this)."""
+    try:
+        root = ElementTree.fromstring(schema)
+    except ElementTree.ParseError as err:
+        raise FashionStyleError(f"the project's labelling config is not XML ({err})") from None
+    tags = [t for t in root.iter("Choices") if t.get("name") == FROM_NAME]
+    if not tags:
+        raise FashionStyleError(f"the project's labelling config has no Choices named {FROM_NAME!r}: a project "
+                                "of other labels; make it from `fashionstyle suggest --tasks`'s config")
+    choices = [c.get("value") for c in tags[0].iter("Choice")]
+    unknown = [c for c in choices if c not in label_names]
+    if unknown:
+        raise FashionStyleError(f"the project's choice {unknown[0]!r} is not a label of this run; "
+                                f"valid: {', '.join(label_names)}")
+    missing = [name for name in label_names if name not in choices]
+    if missing:
+        raise FashionStyleError(f"the project has no choice for the run's label {missing[0]!r} "
+                                f"({len(missing)} missing); its choices must be: {', '.join(label_names)}")
 
 
 def local_files_url(path: str | Path, document_root: str | Path) -> str:
@@ -56,15 +80,25 @@ def make_tasks(ids: Sequence[str], paths: Sequence[str], probs: np.ndarray, poin
                label_names: Sequence[str], document_root: str | Path, model_version: str) -> list[dict[str, Any]]:
     """One task per photo, in the given order, each with the model's guess (decided at `point`) as a scored
     prediction."""
-    n = len(ids)
     labels = LABEL_SEPARATOR.join(label_names)
     tasks = []
-    for rank, (image_id, path, p, on) in enumerate(zip(ids, paths, probs, point.decide(probs))):
-        data = {TO_NAME: local_files_url(path, document_root), ID_KEY: image_id, LABELS_KEY: labels}
-        prediction = {"model_version": model_version, "score": round((rank + 1) / (n + 1), 6),
+    scores = pre_annotation_scores(probs, point)
+    for rank, (image_id, path, p, on, score) in enumerate(zip(ids, paths, probs, point.decide(probs), scores)):
+        data = {TO_NAME: local_files_url(path, document_root), ID_KEY: image_id, LABELS_KEY: labels,
+                PRIORITY_KEY: rank + 1}
+        prediction = {"model_version": model_version, "score": score,
                       "result": choices_result(ranked_names(p, on, label_names))}
         tasks.append({"data": data, "predictions": [prediction]})
     return tasks
+
+
+def pre_annotation_scores(probs: np.ndarray, point: OperatingPoint) -> list[float]:
+    """Each photo's pre-annotation score, one meaning wherever Label Studio shows one (stored tasks and the ML
+    backend): the model's certainty in its decisions at `point`, 1 - the mean per-label uncertainty about the
+    point's thresholds (analysis/acquisition.py), so an ascending sort puts the least certain first; 0 for an
+    unreadable photo."""
+    certainty = 1.0 - uncertainty_scores(probs, point.thresholds)
+    return [round(float(c), 6) if np.isfinite(c) else 0.0 for c in certainty]
 
 
 def config_path(tasks_file: str | Path) -> Path:

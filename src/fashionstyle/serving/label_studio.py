@@ -9,7 +9,9 @@ Routes (label-studio-ml's protocol, as Label Studio 1.x calls it):
     GET  /health   {"status": "UP", "model_version": ...} (no credentials needed)
     POST /setup    {project, schema, hostname, access_token} -> {"model_version": ...}; a labelling
                    config whose "style" choices are not exactly the run's labels is refused (400, one line)
-    POST /webhook  Label Studio's events (and POST /train): acknowledged, no training started
+    POST /webhook  Label Studio's events, and POST /train (its older "start training"): acknowledged; with
+                   `rounds` (serve --train-into OUT), START_TRAINING and /train start one labelling round
+                   in a process of its own (rounds.py; a second start while it runs: "already running")
     POST /predict  {tasks: [{id, data: {image: URL}}], ...} -> {"results": [{result, score,
                    model_version}]}, one per task, in order: the run's decided labels ticked, and as
                    score 1 - the photo's threshold uncertainty (acquisition.py). A task whose photo
@@ -29,7 +31,6 @@ import ipaddress
 import json
 import os
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -38,39 +39,19 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from fashionstyle.analysis.acquisition import uncertainty_scores
+from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_studio import FROM_NAME
-from fashionstyle.labelstudio.tasks import choices_result
+from fashionstyle.labelstudio.tasks import check_schema, choices_result, pre_annotation_scores
 from fashionstyle.serving.body import RequestBody
 from fashionstyle.serving.limits import ServiceLimits
 from fashionstyle.serving.predict import Predictions
+from fashionstyle.serving.rounds import Rounds
 from fashionstyle.serving.task_images import TaskImageRefused, TaskImages
 
 MOUNT_PATH = "/label-studio"
 AUTH_ENV = "FASHIONSTYLE_BACKEND_AUTH"
 DOWNLOADS_DEADLINE_S = 60.0  # for all of one request's photos
-
-
-def check_schema(schema: str, label_names: list[str]) -> None:
-    """Refuse a labelling config without the "style" choices, or whose choices are not the run's labels."""
-    try:
-        root = ET.fromstring(schema)
-    except ET.ParseError as err:
-        raise FashionStyleError(f"the project's labelling config is not XML ({err})") from None
-    tags = [t for t in root.iter("Choices") if t.get("name") == FROM_NAME]
-    if not tags:
-        raise FashionStyleError(f"the project's labelling config has no Choices named {FROM_NAME!r}: a project "
-                                "of other labels; make it from `fashionstyle suggest --tasks`'s config")
-    choices = [c.get("value") for c in tags[0].iter("Choice")]
-    unknown = [c for c in choices if c not in label_names]
-    if unknown:
-        raise FashionStyleError(f"the project's choice {unknown[0]!r} is not a label of this run; "
-                                f"valid: {', '.join(label_names)}")
-    missing = [name for name in label_names if name not in choices]
-    if missing:
-        raise FashionStyleError(f"the project has no choice for the run's label {missing[0]!r} "
-                                f"({len(missing)} missing); its choices must be: {', '.join(label_names)}")
+TRAIN_EVENT = "START_TRAINING"  # the webhook action of the project's "Start training"
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:
@@ -130,9 +111,10 @@ class Backend:
     """The backend's state and work: the run's predictions, where photos come from, the credentials."""
 
     def __init__(self, predictions: Predictions, model_version: str, images: TaskImages,
-                 auth: tuple[str, str] | None):
+                 auth: tuple[str, str] | None, point: OperatingPoint | None = None):
         self.predictions, self.model_version, self.images, self.auth = predictions, model_version, images, auth
         self.names = list(predictions.names)
+        self.point = point or predictions.predictor.decision  # the pre-annotations' (a labelling point)
 
     def setup(self, body: dict[str, Any]) -> dict:
         _refuse_bad(lambda: check_schema(str(body.get("schema") or ""), self.names))
@@ -152,6 +134,18 @@ class Backend:
         photos, errors = self._photos(tasks, limits)
         return self._answer(tasks, photos, errors)
 
+    def start_round(self, rounds: Rounds, project: Any) -> dict:
+        """Start a round of the project `project` names, from the Label Studio /setup gave (or --label-studio-url)."""
+        try:
+            project_id = int(project)
+        except (TypeError, ValueError):
+            raise HTTPException(400, f"the training event names no project id (got {project!r})") from None
+        if not self.images.origin:
+            raise HTTPException(400, "no Label Studio address yet: connect the model in the project first (/setup), "
+                                     "or start serve with --label-studio-url")
+        return _refuse_bad(lambda: rounds.start(project_id, self.images.origin, self.images.token,
+                                                operator_url=bool(self.images.fixed_origin)))
+
     def _photos(self, tasks: list[dict], limits: ServiceLimits) -> tuple[dict[int, bytes], dict[int, str]]:
         """Each task's photo bytes, or its error, by index; downloads stop at the request's deadline."""
         photos, errors, end = {}, {}, time.monotonic() + DOWNLOADS_DEADLINE_S
@@ -168,7 +162,7 @@ class Backend:
     def _answer(self, tasks: list[dict], photos: dict[int, bytes], errors: dict[int, str]) -> dict | JSONResponse:
         order = list(photos)
         names = [f"task {tasks[i].get('id', '?')}" for i in order]
-        made = self.predictions.answer_data(names, [photos.pop(i) for i in order]) if order else None
+        made = self.predictions.answer_data(names, [photos.pop(i) for i in order], point=self.point) if order else None
         if isinstance(made, JSONResponse) or not made:
             details = [errors[i] for i in sorted(errors)] + ([] if made is None else [json.loads(made.body)["detail"]])
             status = 400 if made is None else made.status_code
@@ -179,21 +173,22 @@ class Backend:
     def _result(self, record: dict | None, error: str | None) -> dict:
         if record is None or record.get("error"):
             return {"result": [], "score": 0.0, "model_version": self.model_version,
-                    "error": error or record["error"]}
+                    "error": error or f"{record['image']}: {record['error']}"}  # the task named, as its other errors
         probs = np.array([[record["scores"][n] for n in self.names]], np.float64)
-        certainty = 1.0 - uncertainty_scores(probs, self.predictions.predictor.tuner.thresholds_)[0]
-        return {"result": choices_result(record["labels"]), "score": round(float(certainty), 6),
+        return {"result": choices_result(record["labels"]), "score": pre_annotation_scores(probs, self.point)[0],
                 "model_version": self.model_version}
 
 
 def backend_app(predictor: Any, model_version: str, document_root: str | Path | None = None, *,
                 auth: str | tuple[str, str] | None = None, label_studio_url: str | None = None,
-                limits: ServiceLimits | None = None, predictions: Predictions | None = None) -> FastAPI:
-    """A FastAPI app answering Label Studio's ML backend calls with `predictor`'s labels (see the module)."""
+                limits: ServiceLimits | None = None, predictions: Predictions | None = None,
+                rounds: Rounds | None = None, point: OperatingPoint | None = None) -> FastAPI:
+    """A FastAPI app answering Label Studio's ML backend calls with `predictor`'s labels (see the module),
+    decided at `point` (default: the predictor's own)."""
     limits = predictions.limits if predictions is not None else limits or ServiceLimits()
     predictions = predictions or Predictions(predictor, model_version, limits, "torch")
     credentials = auth if isinstance(auth, tuple) else parse_auth(auth)
-    backend = Backend(predictions, model_version, TaskImages(document_root, label_studio_url), credentials)
+    backend = Backend(predictions, model_version, TaskImages(document_root, label_studio_url), credentials, point)
     app = FastAPI(title="fashionstyle Label Studio ML backend", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(RequestBody, max_bytes=limits.max_bytes)
 
@@ -214,16 +209,35 @@ def backend_app(predictor: Any, model_version: str, document_root: str | Path | 
         return await run_in_threadpool(backend.predict, body)
 
     @app.post("/webhook")
-    @app.post("/train")
     async def webhook(request: Request) -> Any:
-        """Label Studio's annotation and "start training" events: acknowledged, and no work is started
-        (retrain with `fashionstyle train --labels ROUND0.csv EXPORT.json`, docs/label-less.md)."""
+        """Label Studio's events: START_TRAINING starts a round where the operator opted in (`rounds`); the
+        annotation events are acknowledged (a round per click would retrain on every label)."""
         _require(request, credentials)
         body = await _json_object(request)
-        return {"status": "ok", "event": str(body.get("action") or "train"), "training": False,
-                "detail": "this backend does not train on events; export the project and run fashionstyle train"}
+        event = str(body.get("action") or "")
+        project = body.get("project")
+        if event != TRAIN_EVENT or rounds is None:
+            return _no_round(event, rounds)
+        return backend.start_round(rounds, project.get("id") if isinstance(project, dict) else None)
+
+    @app.post("/train")
+    async def train(request: Request) -> Any:
+        """The older "start training" call: {project: "ID.CREATED", annotations, label_config}."""
+        _require(request, credentials)
+        body = await _json_object(request)
+        if rounds is None:
+            return _no_round("train", rounds)
+        return backend.start_round(rounds, str(body.get("project") or "").split(".")[0])
 
     return app
+
+
+def _no_round(event: str, rounds: Rounds | None) -> dict:
+    """The answer to an event that starts no round."""
+    why = ("only START_TRAINING (the project's \"Start training\") starts a round" if rounds is not None else
+           "this backend does not train on events (serve --train-into OUT lets \"Start training\" run a round); "
+           "export the project and run fashionstyle round")
+    return {"status": "ok", "event": event or "train", "training": False, "detail": why}
 
 
 def _require(request: Request, auth: tuple[str, str] | None) -> None:
@@ -242,11 +256,12 @@ def _refuse_bad(check: Any) -> Any:
 
 def mount_label_studio(app: FastAPI, document_root: str | Path | None = None, run_name: str | None = None,
                        path: str = MOUNT_PATH, auth: str | tuple[str, str] | None = None,
-                       label_studio_url: str | None = None) -> FastAPI:
+                       label_studio_url: str | None = None, rounds: Rounds | None = None) -> FastAPI:
     """Mount the ML backend at `path` of a service made by serving.app.create_app (its predictor, limits
-    and decoders); predictions are tagged `fashionstyle:RUN_NAME`."""
+    and decoders); predictions are tagged `fashionstyle:RUN_NAME`; `rounds`: "Start training" runs one."""
     run_name = run_name or getattr(app.state, "run_name", None)
     version = f"fashionstyle:{run_name}" if run_name else "fashionstyle"
     app.mount(path, backend_app(app.state.predictor, version, document_root, auth=auth,
-                                label_studio_url=label_studio_url, predictions=app.state.predictions))
+                                label_studio_url=label_studio_url, predictions=app.state.predictions,
+                                rounds=rounds, point=getattr(app.state, "labelling_point", None)))
     return app

@@ -120,7 +120,7 @@ class Predictions:
             return body
         first = outcome[0]
         assert isinstance(first, Refusal)
-        return JSONResponse({"detail": "; ".join(r["error"] for r in body["predictions"]), **body},
+        return JSONResponse({"detail": "; ".join(f"{r['image']}: {r['error']}" for r in body["predictions"]), **body},
                             status_code=first.status)
 
 

@@ -1,4 +1,5 @@
-"""Uploaded files -> what the model needs of them, or why a file cannot be used (an HTTP status and a line).
+"""Uploaded files -> what the model needs of them, or why a file cannot be used (an HTTP status and the
+reason, without the file's name: its record's `error`, as images.why_unreadable words it for files).
 
     total, refused = header_pixels(data, names, max_pixels)    # from the headers: nothing decoded yet
     ready = prepare(data[0], names[0], predictor, explainer)   # Prepared, or Refusal
@@ -14,17 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from fashionstyle.analysis.heat_maps import MapInput
-from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import ImageTooLarge, image_size, open_rgb
+from fashionstyle.data.images import ImageTooLarge, UnreadableImage, image_size, open_rgb
 from fashionstyle.serving.limits import MAX_ASPECT
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """One file's problem: 413 (too large or elongated) or 415 (not a readable image), and its line."""
+    """One file's problem: 413 (too large or elongated) or 415 (not a readable image), and why (no name)."""
 
     status: int
     message: str
+
+    @classmethod
+    def of(cls, err: UnreadableImage) -> "Refusal":
+        return cls(413 if isinstance(err, ImageTooLarge) else 415, err.reason)
 
 
 @dataclass
@@ -39,15 +43,13 @@ def header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int] | Re
     """(width, height) from the header, or the Refusal: over `max_pixels` or MAX_ASPECT, or no image."""
     try:
         width, height = image_size(data, name)
-    except ImageTooLarge as err:
-        return Refusal(413, str(err))
-    except FashionStyleError as err:
-        return Refusal(415, str(err))
+    except UnreadableImage as err:
+        return Refusal.of(err)
     if width * height > max_pixels:
-        return Refusal(413, f"{name}: image too large ({width}x{height} = {width * height:,} pixels; "
+        return Refusal(413, f"image too large ({width}x{height} = {width * height:,} pixels; "
                             f"the limit is {max_pixels:,} pixels per image)")
     if max(width, height) > MAX_ASPECT * max(1, min(width, height)):
-        return Refusal(413, f"{name}: image too elongated ({width}x{height}; the limit is an aspect ratio "
+        return Refusal(413, f"image too elongated ({width}x{height}; the limit is an aspect ratio "
                             f"of {MAX_ASPECT}:1)")
     return width, height
 
@@ -69,8 +71,6 @@ def prepare(data: bytes, name: str, predictor: Any, explainer: Any = None) -> Pr
     """The file decoded as `predict` decodes it, reduced to what inference (and the maps) need."""
     try:
         image = open_rgb(data, predictor.min_side, name)
-    except ImageTooLarge as err:
-        return Refusal(413, str(err))
-    except FashionStyleError as err:
-        return Refusal(415, str(err))
+    except UnreadableImage as err:
+        return Refusal.of(err)
     return Prepared(predictor.views_of(image), MapInput.of(explainer, image) if explainer is not None else None)

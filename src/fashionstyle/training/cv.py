@@ -16,15 +16,16 @@ from fashionstyle.core import atomic
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.label_rules import read_label_rules
 from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.cache import image_opener
 from fashionstyle.data.label_table import LabelTable, rarest_label_groups
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels import label_files, read_labels
 from fashionstyle.data.splits import drop_bad_images
-from fashionstyle.training.loop import train_multi, training_decodes_on_gpu
+from fashionstyle.training.loop import train_multi, training_decodes_on_gpu, write_label_points
 from fashionstyle.training.resume_checks import check_same_run, data_fingerprint
 from fashionstyle.training.tracker_checks import check_trackers
 
@@ -74,6 +75,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     elif not is_secondary_process():
         RunDir(out).refuse_taken()
     pool = labelled_pool(config)
+    rules = read_label_rules(label_files(config.labels), pool.label_names) if config.labels else None
     fold = stratified_folds(pool.targets, folds, config.seed)
     data = data_fingerprint(pool, pool.subset([]))
     if resume and not is_secondary_process():  # finished folds are kept: the settings and images must be theirs
@@ -97,6 +99,7 @@ def train_cv(config: TrainConfig, out: str | Path, folds: int = 5, resume: bool 
     run.write_members(members)
     run.write_val_probs(pool.ids, oof, pool.targets)
     run.write_thresholds(ThresholdTuner(beta=config.beta, rule=config.threshold_rule).fit(oof, pool.targets))
+    write_label_points(run, rules)  # labels.yaml's points, on the out-of-fold probabilities
     run.write_manifest("cv", complete=True, folds=folds, data=data)
     write_model_card(run)
     return run

@@ -29,6 +29,7 @@ from fashionstyle.core import atomic
 from fashionstyle.core.config import LOSSES, TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.history import MONITOR, PER_LABEL, append_history, history_labels, read_history
+from fashionstyle.core.label_rules import LabelRules, read_label_rules
 from fashionstyle.core.model_card import write_data_counts, write_model_card
 from fashionstyle.core.summary import RunSummary, summarize, write_summary
 from fashionstyle.core.ranks import is_secondary_process
@@ -38,17 +39,17 @@ from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.cache import image_opener
 from fashionstyle.data.label_stats import label_warnings
 from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels import label_files, read_labels
 from fashionstyle.data.batches import collate_skipping, collate_unstacked
-from fashionstyle.data.dataset import EpochShuffle, ImageDataset
+from fashionstyle.data.dataset import EpochShuffle, ImageDataset, eval_dataset
 from fashionstyle.data.decode import decode_image, read_for_device
 from fashionstyle.data.device_decode import decodes_on_gpu
-from fashionstyle.data.images import resize_size
 from fashionstyle.data.splits import drop_bad_images, train_val_split
-from fashionstyle.data.transforms import EvalViews, TrainCrop
+from fashionstyle.data.transforms import TrainCrop
 from fashionstyle.model.losses import create_loss
 from fashionstyle.model.network import StyleNet, check_backbone, create_model, model_record, save_model, start_from
 from fashionstyle.training import labelwise
+from fashionstyle.training.head_fit import finish_head_only, fit_head_first
 from fashionstyle.training.module import StyleModule
 from fashionstyle.training.online_teacher import OnlineTeacher
 from fashionstyle.training.progress import TrainingProgress
@@ -142,9 +143,7 @@ def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelT
     read = read_for_device if decode_on_device else decode_image
     train_ds = ImageDataset(train_table.images, train_table.targets, augment, config.on_bad_image, config.seed,
                             cache or partial(read, min_side=augment.min_side()))
-    # validation images were all decoded once up front, so a failure now is real news
-    val_ds = ImageDataset(val_table.images, val_table.targets, EvalViews(config.image_size).centre,
-                          opener=cache or partial(decode_image, min_side=resize_size(config.image_size)))
+    val_ds = eval_dataset(val_table, config.image_size, config.cache)  # decoded up front: a failure is news
     workers = config.num_workers
     common = {"num_workers": workers, "persistent_workers": workers > 0, "prefetch_factor": 4 if workers else None,
               "pin_memory": uses_cuda(config.accelerator), "collate_fn": collate_skipping,
@@ -180,9 +179,7 @@ def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) 
     last = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=run / "checkpoints", filename="last", monitor=None, save_top_k=1,
         save_on_train_epoch_end=True, enable_version_counter=False)
-    loggers = make_loggers(config.logger, run, config.mlflow_uri)
-    for logger in loggers:
-        logger.log_hyperparams(config.to_dict())
+    loggers = trackers_for(config, run)
     bar = show_progress_bar(config)
     return L.Trainer(
         max_epochs=config.epochs, accelerator=config.accelerator, devices=config.devices,
@@ -259,6 +256,7 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     if checks:  # before anything is read: a run that cannot resume fails first
         run.require_resumable()
     train_table, val_table, bad = tables or prepare_tables(config)
+    rules = read_label_rules(label_files(config.labels), train_table.label_names) if config.labels else None
     data = data_fingerprint(train_table, val_table)
     if checks:
         check_same_run(run, config, data)
@@ -277,6 +275,14 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
     loss = create_loss(config.loss, statistics,
                        **{field: getattr(config, field) for field in LOSSES[config.loss].params})
     module = StyleModule(model, loss, config, teacher)
+    fitted = None
+    if config.head_fit_epochs and teacher is None and not (resume and last.is_file()):
+        fitted = fit_head_first(module, config, train_table, loaders[1])
+    if fitted is not None and config.epochs == 0:  # --recipe probe: the fitted head is the model
+        if not is_secondary_process():
+            summary = finish_head_only(run, config, model, val_table, fitted)
+            report_run(run, config, summary, (train_table, val_table, bad), rules, trackers_for(config, run))
+        return run
     with quiet_lightning():
         support = val_table.require_targets().sum(axis=0)  # (L,) the recorded labels' yardstick
         trainer = make_trainer(config, run, [RunRecorder(run, train_table.label_names, config, support)])
@@ -285,12 +291,30 @@ def train_multi(config: TrainConfig, out: str | Path, resume: bool = False,
         fit_module(trainer, module, loaders, str(last) if resume and last.is_file() else None, run)
     if trainer.is_global_zero:
         bad += [(str(train_table.images[i]), reason) for i, reason in module.bad_train.items()]
-        write_bad_images(run, bad)
-        summary = note_warnings(run, finish_run(run, config, model, val_table, trainer), config.lr)
-        counts = write_data_counts(run, {"train": train_table.targets, "val": val_table.require_targets()})
-        write_model_card(run, summary, config.to_dict(), counts)
-        log_results(trainer.loggers, run, summary)
+        summary = finish_run(run, config, model, val_table, trainer)
+        report_run(run, config, summary, (train_table, val_table, bad), rules, trainer.loggers)
     return run
+
+
+def report_run(run: RunDir, config: TrainConfig, summary: RunSummary, tables: tuple[LabelTable, LabelTable, list],
+               rules: LabelRules | None, loggers: list) -> None:
+    """A finished run's reports: its unreadable photos, warnings, labels.yaml's points, data counts, card,
+    and the trackers' final scores and files."""
+    train_table, val_table, bad = tables
+    write_bad_images(run, bad)
+    summary = note_warnings(run, summary, config.lr)
+    write_label_points(run, rules)
+    counts = write_data_counts(run, {"train": train_table.targets, "val": val_table.require_targets()})
+    write_model_card(run, summary, config.to_dict(), counts)
+    log_results(loggers, run, summary)
+
+
+def trackers_for(config: TrainConfig, run: RunDir) -> list:
+    """The run's trackers with its settings logged, for a run that trains without Lightning's Trainer."""
+    loggers = make_loggers(config.logger, run, config.mlflow_uri)
+    for logger in loggers:
+        logger.log_hyperparams(config.to_dict())
+    return loggers
 
 
 def labelled_rows(targets: np.ndarray, chunk: int = 65536) -> np.ndarray:
@@ -327,6 +351,17 @@ def finish_run(run: RunDir, config: TrainConfig, model: StyleNet, val_table: Lab
     run.write_manifest("model", complete=True, best_epoch=best_epoch, epochs=config.epochs,
                        select=config.select, data=run.manifest().get("data"))
     return summary
+
+
+def write_label_points(run: RunDir, rules: LabelRules | None) -> None:
+    """The operating points the label file's labels.yaml asks for, tuned on the run's validation split."""
+    if rules is None:
+        return
+    _, probs, targets = run.val_probs()
+    for point in rules.fit(probs, targets):
+        run.write_operating_point(point, overwrite=True)
+        print(f"operating point {point.describe(run.label_names())} (from {rules.source}); use it with "
+              f"--operating-point {point.name}", flush=True)
 
 
 def best_epoch_of(run: RunDir) -> int:
