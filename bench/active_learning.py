@@ -163,7 +163,8 @@ def simulate(labels: Path, out: Path, strategies: list[str], rounds: int, start:
 
 
 def table_text(results: dict, n_train: int | None = None) -> str:
-    """Rows: labelled share; columns: each strategy's test macro F2 (val in brackets)."""
+    """Rows: labelled share; columns: each strategy's test macro F2 (val in brackets, then the model's training
+    seconds where results.json has them)."""
     strategies = sorted({v["strategy"] for k, v in results.items() if isinstance(v, dict) and "strategy" in v})
     head = "| labelled photos | " + " | ".join(f"`{s}` test (val)" for s in strategies) + " |"
     lines = [head, "|---" * (len(strategies) + 1) + "|"]
@@ -175,7 +176,8 @@ def table_text(results: dict, n_train: int | None = None) -> str:
         cells, count = [], ""
         for s in strategies:
             row = results.get(f"{s}/round{r}")
-            cells.append(f"{row['test_f2']:.3f} ({row['val_f2']:.3f})" if row else "-")
+            seconds = f", {row['train_s']:.0f} s" if row and row.get("train_s") else ""
+            cells.append(f"{row['test_f2']:.3f} ({row['val_f2']:.3f}{seconds})" if row else "-")
             count = count or (str(row["labelled"]) if row else "")
         lines.append(f"| {count} (round {r}) | " + " | ".join(cells) + " |")
         r += 1

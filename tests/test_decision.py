@@ -141,9 +141,11 @@ def test_tune_stores_a_point_that_every_door_decides_the_same(run_copy, tmp_path
     assert served["operating_point"] == "store"
     unknown = client.post("/predict?operating_point=nope", files=files)
     assert unknown.status_code == 400 and "this run's: f2, store" in unknown.json()["detail"]
+    from fashionstyle.serving.label_studio import pre_annotation_point
+
     stored = create_app(run, operating_point="store")
-    assert stored.state.labelling_point.name == "store"  # the Label Studio backend's pre-annotations too
-    assert create_app(run).state.labelling_point.name == "labelling"  # none named: a labelling point, not f2
+    assert pre_annotation_point(stored).name == "store"  # the Label Studio backend's pre-annotations too
+    assert pre_annotation_point(create_app(run)).name == "labelling"  # none named: a labelling point, not f2
     default = TestClient(stored).post("/predict", files=files).json()
     assert [r["labels"] for r in default["predictions"]] == [r.labels for r in records]
     expected = {p.name: r.labels for p, r in zip(images, records)}

@@ -66,11 +66,10 @@ def create_app(run_dir: str | Path, runtime: str = "torch", label_info: str | Pa
     predictor = load_predictor(contents, runtime, operating_point=operating_point)
     run_name = run.path.resolve().name
     predictions = Predictions(predictor, run_name, limits, runtime, points)
-    labelling = contents.point(operating_point) if operating_point else contents.labelling_point()
     app = FastAPIOffline(title="fashionstyle", version=_version(), static_url=DOCS_STATIC, redoc_url=None,
                          description=f"Multi-label fashion style recognition, run `{run_name}`.")
     app.state.predictor, app.state.limits, app.state.predictions = predictor, limits, predictions
-    app.state.labelling_point = labelling  # the Label Studio backend's pre-annotations (label_studio.py)
+    app.state.contents, app.state.operating_point = contents, operating_point  # the Label Studio backend's
     app.add_middleware(RequestBody, max_bytes=limits.max_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
 

@@ -263,5 +263,16 @@ def mount_label_studio(app: FastAPI, document_root: str | Path | None = None, ru
     version = f"fashionstyle:{run_name}" if run_name else "fashionstyle"
     app.mount(path, backend_app(app.state.predictor, version, document_root, auth=auth,
                                 label_studio_url=label_studio_url, predictions=app.state.predictions,
-                                rounds=rounds, point=getattr(app.state, "labelling_point", None)))
+                                rounds=rounds, point=pre_annotation_point(app)))
     return app
+
+
+def pre_annotation_point(app: FastAPI) -> OperatingPoint | None:
+    """The point a service's backend pre-annotates at: the service's own when `serve --operating-point` named
+    one, else the run's labelling point (core/operating_points.labelling_point; made here, when a backend is
+    mounted, not for every service)."""
+    contents = getattr(app.state, "contents", None)
+    if contents is None:
+        return None
+    name = app.state.operating_point
+    return contents.point(name) if name else contents.labelling_point()
