@@ -336,3 +336,15 @@ def write_points_file(path: str | Path, points: dict[str, OperatingPoint], label
     if default is not None:
         record["default"] = default
     atomic.write_json(path, record)
+
+
+def write_exported_points(contents: RunContents, folder: str | Path, default: str | None) -> None:
+    """An export's operating_points.json (ONNX or hub folder): the run's named points, `default` the one the
+    folder decides at when loaded on its own (None or the run's own name: its thresholds); no file when the
+    run has no named points."""
+    path = Path(folder) / "operating_points.json"
+    if not contents.points:
+        path.unlink(missing_ok=True)
+        return
+    own = OperatingPoint.of_tuner(contents.tuner).name
+    write_points_file(path, contents.points, contents.label_names, None if default in (None, own) else default)

@@ -31,7 +31,7 @@ from typing import Any
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunDir, write_points_file
+from fashionstyle.core.run import RunContents, RunDir, write_exported_points
 from fashionstyle.core.version import __version__
 from fashionstyle.data.images import Preprocessing
 from fashionstyle.inference.hub_card import hub_card
@@ -54,22 +54,26 @@ def export_hub(run: RunDir, out: str | Path, license: str | None = None, operati
     if len(members) != 1 or members[0].model != run / "model.pt":
         raise FashionStyleError(f"{run.path}: a hub folder holds one model, and this run has {len(members)} "
                                 "member files; export each member run on its own")
-    run.contents().point(operating_point)  # an unknown name: one line, before anything is written
+    contents = run.contents()
+    contents.point(operating_point)  # an unknown name: one line, before anything is written
     out = Path(out)
     refuse_foreign_folder(out)
     target = Path(os.path.realpath(out))  # a symbolic link to a folder is written through
     _remove_leftovers(target)
     partial = _new_sibling(target)
     try:
-        _write_hub(run, partial, out.name, license, operating_point)
+        _write_hub(run, contents, partial, (out.name, license, operating_point))
         _swap_in(partial, target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out
 
 
-def _write_hub(run: RunDir, folder: Path, name: str, license: str | None, operating_point: str | None) -> None:
-    """Every file of the hub folder into the new `folder` (the card written for the name `name`)."""
+def _write_hub(run: RunDir, contents: RunContents, folder: Path,
+               named: tuple[str, str | None, str | None]) -> None:
+    """Every file of the hub folder into the new `folder`; `named`: the folder's name (for the card), its
+    license and the operating point it decides at on its own."""
+    name, license, operating_point = named
     from fashionstyle.model.network import load_model
 
     model, record = load_model(run / "model.pt")
@@ -80,15 +84,8 @@ def _write_hub(run: RunDir, folder: Path, name: str, license: str | None, operat
         if (run / extra).is_file():
             shutil.copyfile(run / extra, folder / extra)
     atomic.write_text(folder / "README.md", hub_card(run, name, record, license))
-    write_default_point(run, folder, operating_point)
-    atomic.write_json(folder / "config.json", hub_config(run, record, operating_point))
-
-
-def write_default_point(run: RunDir, folder: Path, name: str | None) -> None:
-    """`folder`'s operating_points.json: the run's points, and `name` as the one decided at by default."""
-    contents = run.contents()
-    if name is not None and name != contents.point().name:
-        write_points_file(folder / "operating_points.json", contents.points, contents.label_names, name)
+    write_exported_points(contents, folder, operating_point)
+    atomic.write_json(folder / "config.json", hub_config(run, record, operating_point, contents))
 
 
 def _sibling(target: Path, kind: str) -> Path:
@@ -152,9 +149,11 @@ def _safetensors_bytes(state: dict[str, Any]) -> bytes:
     return save(state, metadata={"format": "pt"})
 
 
-def hub_config(run: RunDir, record: dict[str, Any], operating_point: str | None = None) -> dict[str, Any]:
+def hub_config(run: RunDir, record: dict[str, Any], operating_point: str | None = None,
+               contents: RunContents | None = None) -> dict[str, Any]:
     """config.json: the thresholds once, as a label -> threshold map (`threshold_tuner` says how they
-    were tuned, without a second copy of them)."""
+    were tuned, without a second copy of them); the run's operating points listed (`contents`: the run's,
+    when read already)."""
     names, tuner = list(record["label_names"]), run.thresholds()
     tuning = {k: v for k, v in tuner.to_dict().items() if k != "thresholds"}
     return {
@@ -163,17 +162,16 @@ def hub_config(run: RunDir, record: dict[str, Any], operating_point: str | None 
         "hidden": record["hidden"], "dropout": record["dropout"], "num_labels": len(names),
         "id2label": {str(i): n for i, n in enumerate(names)}, "label2id": {n: i for i, n in enumerate(names)},
         "thresholds": {n: float(t) for n, t in zip(names, tuner.thresholds_)},
-        "threshold_tuner": tuning, "tta": run.tta(), **_points_config(run, operating_point),
+        "threshold_tuner": tuning, "tta": run.tta(), **_points_config(contents or run.contents(), operating_point),
         "preprocessing": {**Preprocessing.of(record).to_record(),
                           "resize": "shorter side to image_size / 0.875, then the centre crop of image_size",
                           "channels": "RGB"},
     }
 
 
-def _points_config(run: RunDir, default: str | None) -> dict[str, Any]:
+def _points_config(contents: RunContents, default: str | None) -> dict[str, Any]:
     """config.json's listing of the run's operating points (name: what it is; operating_points.json holds
     them) and the one decided at when none is named, when the run has named ones."""
-    contents = run.contents()
     if not contents.points:
         return {}
     return {"operating_points": {name: contents.point(name).describe(contents.label_names)

@@ -19,7 +19,7 @@ import torch
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.core.run import RunDir, write_points_file
+from fashionstyle.core.run import RunDir, write_exported_points
 from fashionstyle.data.images import Preprocessing
 from fashionstyle.inference.onnx_predictor import (
     EXPORT_DIRS,
@@ -120,23 +120,12 @@ def export_onnx(run_dir: str | Path | RunDir, out_dir: str | Path, opset: int = 
     check_coverage(names, [r["targets"] for r in records])
     atomic.write_json(out / "labels.json", {"label_names": names})
     atomic.write_json(out / "thresholds.json", tuner.to_dict())
-    write_export_points(run, out, operating_point)
+    write_exported_points(run.contents(), out, operating_point)
     atomic.write_json(out / "members.json", {"format": EXPORT_FORMAT, "opset": opset,
                                               "run": run.path.resolve().name, "sources": run_sources(run),
                                               "input": INPUT_NAME,
                                               "output": OUTPUT_NAME, "members": records})
     return written
-
-
-def write_export_points(run: RunDir, out: Path, default: str | None) -> None:
-    """The run's named operating points beside an export (operating_points.json), `default` the one a
-    predictor on the folder alone decides at (None: the run's own thresholds)."""
-    contents = run.contents()
-    default = None if contents.point(default).name == contents.point().name else default
-    if contents.points:
-        write_points_file(out / "operating_points.json", contents.points, contents.label_names, default)
-    else:
-        (out / "operating_points.json").unlink(missing_ok=True)
 
 
 def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset: int | None = None,
@@ -164,6 +153,6 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
                                     "--calibration FOLDER` first")
         calibration_images = val_images(run, run.val_probs()[0], None)
     quantize_export(fp32, out, calibration_images, force=force)
-    write_export_points(run, out, operating_point)
+    write_exported_points(run.contents(), out, operating_point)
     records = atomic.read_json(out / "members.json", EXPORT_FOLDER)["members"]
     return [out / file for file in dict.fromkeys(r["file"] for r in records)]
