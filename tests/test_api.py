@@ -147,7 +147,7 @@ def test_hub_export_refuses_int8_options(shared_run, tmp_path, capsys):
     from fashionstyle.cli import main
 
     assert main(["export", str(shared_run.run), "--format", "hub", "--quantize", "int8", "--out", str(tmp_path)]) == 2
-    assert "apply to --format onnx only" in capsys.readouterr().err
+    assert "applies to --format onnx only" in capsys.readouterr().err
 
 
 def test_hub_export_refuses_a_run_of_several_models(tmp_path):

@@ -121,7 +121,7 @@ def test_export_refuses_an_opset_the_hub_format_would_ignore(tmp_path: Path, cap
     run = minimal_run(tmp_path / "run")
     err = one_line_error(["export", str(run), "--format", "hub", "--opset", "13", "--out", str(tmp_path / "h")],
                          capsys)
-    assert "--opset apply to --format onnx only" in err and not (tmp_path / "h").exists()
+    assert "--opset applies to --format onnx only" in err and not (tmp_path / "h").exists()
 
 
 # -- fuse / select ---------------------------------------------------------------------

@@ -7,31 +7,68 @@
     pool.add(ids, paths, score, probs)                  # per chunk: only the best `capacity` are kept
     chosen = weighted_k_center(features, pool.scores, n=200)  # no two near-duplicates
 
-Torch-free. The strategies (STRATEGIES) are what `fashionstyle suggest --strategy` offers.
+Torch-free. Each strategy `fashionstyle suggest --strategy` offers (core.choices.ACQUISITION_STRATEGIES) is
+a Strategy registered below: what it scores a photo by, how many candidates it keeps, how it picks among them.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from fashionstyle.core.errors import FashionStyleError
-
-STRATEGIES = {
-    "uncertainty": "near each label's tuned threshold, rare labels weighing more, near-duplicates spread apart "
-                   "(k-center on the model's pooled features)",
-    "margin": "near each label's tuned threshold, every label alike, no diversity (an ablation)",
-    "random": "a seeded random sample (the control)",
-}
-DEFAULT_STRATEGY = "uncertainty"
+from fashionstyle.core.choices import ACQUISITION_STRATEGIES
 
 
-def check_strategy(name: str) -> str:
-    if name not in STRATEGIES:
-        raise FashionStyleError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
-    return name
+class Strategy:
+    """How a strategy chooses. The default: the `n` best-scoring photos of the predicted catalogue."""
+
+    predicts_catalogue = True  # False: scored by id alone, and only the photos chosen are predicted
+
+    def scores(self, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray, rare_weights: np.ndarray,
+               seed: int) -> np.ndarray:
+        """(N,) how much labelling each photo would teach (higher first; -inf: never chosen)."""
+        raise NotImplementedError
+
+    def pool_size(self, n: int, pool_factor: int) -> int:
+        """How many of the best-scoring photos to keep for `picks`."""
+        return n
+
+    def picks(self, n: int, scores: np.ndarray, features: Callable[[], np.ndarray]) -> list[int]:
+        """`n` rows of the pool (sorted by score), in the order they are offered; `features()` gives (M, D)."""
+        return list(range(min(n, len(scores))))
+
+
+def strategy(name: str) -> Strategy:
+    """The registered strategy called `name` (one line naming the valid ones otherwise)."""
+    return ACQUISITION_STRATEGIES.implementation(name)()
+
+
+@ACQUISITION_STRATEGIES.implements("uncertainty")
+class Uncertainty(Strategy):
+    def scores(self, ids, probs, thresholds, rare_weights, seed):
+        return uncertainty_scores(probs, thresholds, rare_weights)
+
+    def pool_size(self, n: int, pool_factor: int) -> int:
+        return n * pool_factor
+
+    def picks(self, n, scores, features):
+        return weighted_k_center(features(), scores, n) if len(scores) > 1 else super().picks(n, scores, features)
+
+
+@ACQUISITION_STRATEGIES.implements("margin")
+class Margin(Strategy):
+    def scores(self, ids, probs, thresholds, rare_weights, seed):
+        return uncertainty_scores(probs, thresholds)
+
+
+@ACQUISITION_STRATEGIES.implements("random")
+class Random(Strategy):
+    predicts_catalogue = False
+
+    def scores(self, ids, probs, thresholds, rare_weights, seed):
+        return random_scores(ids, seed)
 
 
 def threshold_uncertainty(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import numpy as np
 from fashionstyle.analysis import acquisition
 from fashionstyle.analysis.already_labelled import content_key, labelled_images, learnt_from, path_key
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import ACQUISITION_STRATEGIES, DEFAULT_STRATEGY
 from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import ranked_names
@@ -48,13 +49,13 @@ SKELETON_EXTRAS = (HINT_COLUMN, SCORE_COLUMN)
 @dataclass(frozen=True)
 class SuggestSettings:
     n: int = 200
-    strategy: str = acquisition.DEFAULT_STRATEGY  # acquisition.STRATEGIES
+    strategy: str = DEFAULT_STRATEGY  # core.choices.ACQUISITION_STRATEGIES
     pool_factor: int = 4        # candidates kept for the diversity step: pool_factor x n
     rare_power: float = 0.5     # rare-label weight ∝ (1 / prevalence) ** rare_power; 0: all alike
     seed: int = 0               # of `random`
 
     def check(self) -> "SuggestSettings":
-        acquisition.check_strategy(self.strategy)
+        ACQUISITION_STRATEGIES.check(self.strategy)
         if self.n < 1 or self.pool_factor < 1 or self.rare_power < 0:
             raise FashionStyleError(f"--n and --pool-factor must be at least 1 and --rare-power at least 0, "
                                     f"got {self.n}, {self.pool_factor} and {self.rare_power}")
@@ -173,10 +174,10 @@ def suggest(run: RunDir, catalogue: ImageSource, settings: SuggestSettings, out:
     if not len(source):
         raise FashionStyleError(f"{catalogue.path}: every one of its {len(catalogue)} photos is already labelled")
     loader, contents = loader or LoaderSettings(), run.contents()
-    if settings.strategy == "random":  # the control needs no model to choose: only the chosen are predicted
+    if not acquisition.strategy(settings.strategy).predicts_catalogue:  # only the chosen are predicted
         if is_secondary_process():
             return None
-        return _readable(_random(contents, catalogue, source, settings, predict, loader), catalogue, out)
+        return _readable(_by_id(contents, catalogue, source, settings, predict, loader), catalogue, out)
     job = stream_job(contents, source, check_out(out), "npz", predict, loader)
     if not is_secondary_process():
         ensure_export(contents, predict.runtime, predict.tta)
@@ -204,14 +205,15 @@ def _readable(result: Suggestion, catalogue: ImageSource, out: str | Path) -> Su
                             f"nothing written to {out}{hint}")
 
 
-def _random(contents: RunContents, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
-            predict: PredictSettings, loader: LoaderSettings) -> Suggestion:
-    """`random`: a seeded sample of the unlabelled photos (a key per id, so any chunking gives the same)."""
-    pool = _Pool(settings.n)
+def _by_id(contents: RunContents, catalogue: ImageSource, source: UnlabelledSource, settings: SuggestSettings,
+           predict: PredictSettings, loader: LoaderSettings) -> Suggestion:
+    """A strategy that scores by id alone (`random`: a key per id, so any chunking gives the same); only the
+    photos it keeps are predicted."""
+    strategy, pool = acquisition.strategy(settings.strategy), _Pool(settings.n)
     for chunk in source.chunks(loader.chunk_size):
-        ids = [i for i, _ in chunk]
-        pool.add(ids, [str(p) for _, p in chunk], acquisition.random_scores(ids, settings.seed),
-                 np.zeros((len(ids), 0), np.float32))
+        ids, none = [i for i, _ in chunk], np.zeros((len(chunk), 0), np.float32)
+        pool.add(ids, [str(p) for _, p in chunk], strategy.scores(ids, none, np.zeros(0), np.zeros(0), settings.seed),
+                 none)
     probs = predictor_for(contents, predict, decode=loader.decode).predict_proba(
         pool.paths, batch_size=loader.batch_size, num_workers=loader.num_workers, on_bad="skip")
     counts = {"catalogue": len(catalogue), "labelled": len(catalogue) - len(source),
@@ -248,8 +250,8 @@ def _score_parts(run: RunDir, job: StreamJob, settings: SuggestSettings) -> _Poo
     thresholds = run.thresholds().thresholds_
     _, _, val_targets = run.val_probs()
     weights = acquisition.rare_label_weights(np.asarray(val_targets, np.float64).mean(axis=0), settings.rare_power)
-    capacity = settings.n * (settings.pool_factor if settings.strategy == "uncertainty" else 1)
-    pool = _Pool(capacity)
+    strategy = acquisition.strategy(settings.strategy)
+    pool = _Pool(strategy.pool_size(settings.n, settings.pool_factor))
     for part, chunk in zip(job.folder.parts(job.chunks), job.source.chunks(job.loader.chunk_size)):
         with np.load(part) as data:
             ids, probs = [str(i) for i in data["ids"]], data["probs"]
@@ -257,19 +259,19 @@ def _score_parts(run: RunDir, job: StreamJob, settings: SuggestSettings) -> _Poo
             raise FashionStyleError(f"{part}: its ids are not those of the catalogue's chunk; run again without --resume")
         unreadable = np.isnan(probs).any(axis=1)
         pool.unreadable += int(unreadable.sum())
-        w = weights if settings.strategy == "uncertainty" else None
-        pool.add(ids, [str(p) for _, p in chunk], acquisition.uncertainty_scores(probs, thresholds, w), probs)
+        pool.add(ids, [str(p) for _, p in chunk], strategy.scores(ids, probs, thresholds, weights, settings.seed), probs)
     return pool
 
 
 def _choose(contents: RunContents, pool: _Pool, settings: SuggestSettings, predict: PredictSettings,
             loader: LoaderSettings) -> list[int]:
-    """Pool rows, best first: by score, or for `uncertainty` by weighted k-center on pooled features."""
-    if settings.strategy != "uncertainty" or len(pool) <= 1:
-        return list(range(min(settings.n, len(pool))))  # the pool is sorted by score
-    predictor = predictor_for(contents, predict, decode=loader.decode)
-    features = pooled_features(predictor, pool.paths, pool.probs, loader.batch_size)
-    return acquisition.weighted_k_center(features, pool.scores, settings.n)
+    """Pool rows in the order the strategy offers them (the pool is sorted by score; `uncertainty` spreads
+    them by weighted k-center on the pooled features)."""
+    def features() -> np.ndarray:
+        predictor = predictor_for(contents, predict, decode=loader.decode)
+        return pooled_features(predictor, pool.paths, pool.probs, loader.batch_size)
+
+    return acquisition.strategy(settings.strategy).picks(settings.n, pool.scores, features)
 
 
 def pooled_features(predictor: BasePredictor, paths: Sequence[str], probs: np.ndarray,

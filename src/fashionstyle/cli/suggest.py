@@ -15,7 +15,7 @@ EXAMPLE = ("fashionstyle suggest runs/lite0 --images catalogue.csv --n 200 --out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from fashionstyle.analysis.acquisition import DEFAULT_STRATEGY, STRATEGIES
+    from fashionstyle.core.choices import ACQUISITION_STRATEGIES, DEFAULT_STRATEGY
 
     p = sub.add_parser("suggest", help=ABOUT)
     add_run_arg(p)
@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing --out (and --tasks, and its labelling config): it may be a label "
                         "file someone filled in (never an input: the run's label file, --images, --labelled)")
-    p.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
-                   help="; ".join(f"{k}: {v}" for k, v in STRATEGIES.items()) + f" (default: {DEFAULT_STRATEGY})")
+    p.add_argument("--strategy", choices=ACQUISITION_STRATEGIES, default=DEFAULT_STRATEGY,
+                   help=f"{ACQUISITION_STRATEGIES.help()} (default: {DEFAULT_STRATEGY})")
     p.add_argument("--pool-factor", type=int_in(1), default=4,
                    help="uncertainty: the best n x this are kept for the diversity step (default: 4)")
     p.add_argument("--rare-power", type=float, default=0.5,

@@ -11,7 +11,9 @@ An implementation registers itself beside its code, as timm's @register_model do
     class CsvWriter(Writer): ...
 
 so the names and help lines stay here (light: `--help` reads them) while every arrow runs downward:
-the implementing module imports this table, never the other way round.
+the implementing module imports this table, never the other way round. A choice whose implementation
+lives in a module nothing else imports names it (`module=`): `implementation` imports it on first use,
+so adding an export format or an acquisition strategy is one new module and its one Choice line here.
 
 The tables of prediction live here; those of `TrainConfig`'s fields (losses, schedules, trackers,
 ...) live beside the fields in config.py, so that a loss and its parameters' defaults are one
@@ -19,7 +21,9 @@ place. Adding an output format or a loss is one entry plus its registered implem
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, NamedTuple, TypeVar
 
 from fashionstyle.core.errors import FashionStyleError
@@ -35,6 +39,7 @@ class Choice:
     help: str
     params: Mapping[str, str] = field(default_factory=dict)  # TrainConfig field -> the implementation's keyword
     value: Any = None  # a plain value the implementation needs (runtimes: the ONNX precision)
+    module: str | None = None  # the module that registers its implementation, imported on first use
 
 
 class Registry(Mapping[str, Choice]):
@@ -82,8 +87,12 @@ class Registry(Mapping[str, Choice]):
         return register
 
     def implementation(self, name: str) -> Any:
-        """What was registered for choice `name` (its module imported), None for a plain choice."""
-        self.check(name)
+        """What was registered for choice `name` (its `module` imported first), None for a plain choice."""
+        choice = self.check(name)
+        if name not in self._implementations and choice.module:
+            importlib.import_module(choice.module)
+            if name not in self._implementations:
+                raise RuntimeError(f"{choice.module} does not register the {self.what} {name!r}")
         return self._implementations.get(name)
 
     def help(self) -> str:
@@ -126,11 +135,43 @@ BAD_IMAGE_POLICIES = Registry.of("bad-image policy", {
     "skip": "leave the image out with a warning, and list it", "fail": "stop at the first unreadable image"})
 LABEL_FIXES = Registry.of("fix", {"flip": "flip the listed pairs' labels",
                                   "drop": "drop the images the listed pairs name"})
-EXPORT_FORMATS = Registry.of("export format", {
-    "onnx": "ONNX Runtime files (RUN/onnx)",
-    "hub": "a Hugging Face folder that fashionstyle and transformers' pipeline (trust_remote_code) load: "
-           "config.json, model.safetensors, the remote code, "
-           "README.md model card (default --out RUN/hub)"})
+EXPORT_FORMATS = Registry(  # each implementation: (run folder, ExportRequest) -> the lines to print
+    "export format",
+    Choice("onnx", "ONNX Runtime files (RUN/onnx)", module="fashionstyle.inference.onnx_export"),
+    Choice("hub", "a Hugging Face folder that fashionstyle and transformers' pipeline (trust_remote_code) load: "
+           "config.json, model.safetensors, the remote code, README.md model card (default --out RUN/hub)",
+           module="fashionstyle.inference.hub"))
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What `fashionstyle export` was asked for; each format refuses the options it does not take."""
+
+    out: Path | None = None           # None: the format's own folder in the run
+    operating_point: str | None = None
+    opset: int | None = None
+    quantize: str = "none"
+    calibration: str | None = None
+    force: bool = False
+
+    def refuse_options(self, options: tuple[str, ...], only: str) -> None:
+        """One line naming those of `options` (flags, e.g. "--opset") that were given, which apply to `only`."""
+        given = {"--opset": self.opset is not None, "--quantize": self.quantize != "none",
+                 "--calibration": bool(self.calibration), "--force": self.force}
+        named = [flag for flag in options if given[flag]]
+        if named:
+            raise FashionStyleError(f"{', '.join(named)} {'applies' if len(named) == 1 else 'apply'} to {only} only")
+
+
+ACQUISITION_STRATEGIES = Registry(  # each implementation: an analysis.acquisition.Strategy class
+    "strategy",
+    Choice("uncertainty", "near each label's tuned threshold, rare labels weighing more, near-duplicates spread "
+           "apart (k-center on the model's pooled features)", module="fashionstyle.analysis.acquisition"),
+    Choice("margin", "near each label's tuned threshold, every label alike, no diversity (an ablation)",
+           module="fashionstyle.analysis.acquisition"),
+    Choice("random", "a seeded random sample (the control)", module="fashionstyle.analysis.acquisition"))
+DEFAULT_STRATEGY = "uncertainty"
+
 QUANTIZATIONS = Registry.of("quantisation", {
     "none": "float32", "int8": "static quantisation calibrated on real images, with its fidelity measured"})
 

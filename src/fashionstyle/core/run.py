@@ -21,11 +21,12 @@
 """
 from __future__ import annotations
 
+import copy
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -40,6 +41,7 @@ from fashionstyle.core.thresholds import ThresholdTuner
 RUN_FORMAT = 1
 LOCK_FILE = ".lock"  # held (flock) by the process writing the run
 _HELD_LOCKS: dict[str, ExitStack] = {}  # resolved run path -> its held lock (closed: released)
+T = TypeVar("T")
 
 
 @dataclass
@@ -99,6 +101,7 @@ class RunDir:
     def __init__(self, path: "str | Path | RunDir"):
         self.path = Path(path)
         self.checked = False  # opened by RunDir.open: complete, its files checked
+        self._reads: dict[str, tuple[tuple[int, int, int], Any]] = {}  # file name -> (its stamp, checked value)
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name
@@ -171,10 +174,24 @@ class RunDir:
             return False
 
     def manifest(self) -> dict[str, Any]:
-        path = self / "manifest.json"
-        if not path.is_file():
+        if not (self / "manifest.json").is_file():
             raise FashionStyleError(f"{self.path}: not a fashionstyle run (no manifest.json)")
-        return atomic.read_json(path)
+        return self._read_once("manifest.json", lambda manifest, _: manifest)
+
+    def _read_once(self, name: str, checked: Callable[[Any, Path], T]) -> T:
+        """`checked(json, path)` of RUN/name, read and checked once while the file is unchanged (the same inode,
+        size and modification time: every write of a run file replaces it); a copy each time, so no caller
+        changes another's."""
+        path = self / name
+        try:
+            stat = path.stat()
+        except OSError:
+            return checked(atomic.read_json(path), path)  # read_json's one line for a missing file
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        held = self._reads.get(name)
+        if held is None or held[0] != stamp:
+            held = self._reads[name] = (stamp, checked(atomic.read_json(path), path))
+        return copy.deepcopy(held[1])
 
     def out_of_fold(self) -> bool:
         """Whether the validation probabilities are out-of-fold ones (a cv run, or runs combined from one;
@@ -221,8 +238,7 @@ class RunDir:
         return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta(), points, default)
 
     def label_names(self) -> list[str]:
-        path = self / "labels.json"
-        return checked_label_names(atomic.read_json(path), path)
+        return self._read_once("labels.json", checked_label_names)
 
     def write_label_names(self, names: list[str]) -> None:
         atomic.write_json(self / "labels.json", {"label_names": list(names)})
@@ -251,8 +267,7 @@ class RunDir:
         atomic.write_json(self / "tta.json", {"tta": tta})
 
     def thresholds(self) -> ThresholdTuner:
-        path = self / "thresholds.json"
-        return ThresholdTuner.from_dict(atomic.read_json(path), str(path))
+        return self._read_once("thresholds.json", lambda record, path: ThresholdTuner.from_dict(record, str(path)))
 
     def operating_points(self, label_names: list[str] | None = None) -> dict[str, OperatingPoint]:
         """The named points of operating_points.json, checked (none when the file is absent)."""

@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import EXPORT_FORMATS, ExportRequest
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
 from fashionstyle.core.run import RunContents, RunDir, write_exported_points
 from fashionstyle.core.version import __version__
 from fashionstyle.data.images import Preprocessing
@@ -67,6 +69,20 @@ def export_hub(run: RunDir, out: str | Path, license: str | None = None, operati
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return out
+
+
+@EXPORT_FORMATS.implements("hub")
+def export_format_hub(run_path: str | Path, request: ExportRequest) -> list[str]:
+    """`fashionstyle export RUN --format hub`: the hub folder (default RUN/hub); the lines to print."""
+    request.refuse_options(("--quantize", "--calibration", "--force", "--opset"), "--format onnx")
+    run = RunDir.open(run_path)
+    out = request.out or run / "hub"
+    refuse_overwriting_inputs({"--out": out}, {"run": run.path})
+    refuse_run_folder(out)
+    print(f"writing the hub folder of {run.path} ...", flush=True)
+    export_hub(run, out, operating_point=request.operating_point)
+    return [f"hub folder written to {out}; load it with fashionstyle.load({str(out)!r}) or publish it with "
+            f"`hf upload USER/NAME {out}`"]
 
 
 def _write_hub(run: RunDir, contents: RunContents, folder: Path,

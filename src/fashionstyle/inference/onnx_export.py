@@ -18,7 +18,9 @@ from typing import Sequence
 import torch
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import EXPORT_FORMATS, ExportRequest
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
 from fashionstyle.core.run import RunDir, write_exported_points
 from fashionstyle.data.images import Preprocessing
 from fashionstyle.inference.onnx_predictor import (
@@ -156,3 +158,34 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
     write_exported_points(run.contents(), out, operating_point)
     records = atomic.read_json(out / "members.json", EXPORT_FOLDER)["members"]
     return [out / file for file in dict.fromkeys(r["file"] for r in records)]
+
+
+@EXPORT_FORMATS.implements("onnx")
+def export_format_onnx(run_path: str | Path, request: ExportRequest) -> list[str]:
+    """`fashionstyle export RUN`: fp32 ONNX, or with --quantize int8 its int8 quantisation; the lines to print."""
+    precision = "int8" if request.quantize == "int8" else "fp32"
+    if precision == "fp32":
+        request.refuse_options(("--calibration", "--force"), "--quantize int8")
+    run = RunDir.open(run_path)
+    out = request.out or run / EXPORT_DIRS[precision]
+    fp32_export = run / EXPORT_DIRS["fp32"] if precision == "int8" else None  # int8 quantises it
+    refuse_overwriting_inputs({"--out": out}, {"run": run.path, "fp32 export": fp32_export})
+    refuse_run_folder(out)
+    from fashionstyle.data.images import list_images
+
+    calibration = list_images(request.calibration) if request.calibration else None
+    print(f"exporting {run.path} to {precision} ONNX ...", flush=True)
+    files = export_run(run, out, precision, opset=request.opset, calibration_images=calibration,
+                       force=request.force, operating_point=request.operating_point)
+    point = f"; on its own it decides at operating point {request.operating_point}" if request.operating_point else ""
+    lines = [f"{len(files)} {precision} ONNX model(s) written to {out}: {', '.join(f.name for f in files)}{point}"]
+    return lines + (_fidelity_lines(out) if precision == "int8" else [])
+
+
+def _fidelity_lines(out: Path) -> list[str]:
+    """The int8 export's fidelity, and a warning when only --force wrote it."""
+    from fashionstyle.inference.quantize import fidelity_problem, format_fidelity, read_fidelity
+
+    fidelity = read_fidelity(out)
+    problem = fidelity_problem(fidelity)
+    return [format_fidelity(fidelity)] + ([f"warning: written only because of --force: {problem}"] if problem else [])
