@@ -32,9 +32,9 @@ from fashionstyle.core import atomic  # noqa: E402
 from fashionstyle.core.config import TrainConfig  # noqa: E402
 from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
-from fashionstyle.data.image_source import ImageSource  # noqa: E402
-from fashionstyle.data.label_table import LabelTable, stratified_split  # noqa: E402
-from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.data.images.source import ImageSource  # noqa: E402
+from fashionstyle.data.labels.table import LabelTable, stratified_split  # noqa: E402
+from fashionstyle.data.labels.read import read_labels  # noqa: E402
 from fashionstyle.inference.outputs import csv_text  # noqa: E402
 from fashionstyle.inference.streaming import LoaderSettings  # noqa: E402
 from fashionstyle.analysis.suggest import SuggestSettings, path_key, suggest  # noqa: E402

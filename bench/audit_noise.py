@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fashionstyle.analysis.audit import audit_probs, audit_run, given_labels
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.core.run import RunDir
 
 

@@ -21,7 +21,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fashionstyle.core import atomic  # noqa: E402
-from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.data.labels.read import read_labels  # noqa: E402
 from fashionstyle.inference.outputs import csv_text  # noqa: E402
 
 

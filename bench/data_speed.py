@@ -46,11 +46,11 @@ try:
 except ImportError:  # run without PYTHONPATH=src or an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fashionstyle.data.cache import build_cache  # noqa: E402
-from fashionstyle.data.images import list_images, open_rgb  # noqa: E402
-from fashionstyle.data.decode import decode_image  # noqa: E402
+from fashionstyle.data.images.cache import build_cache  # noqa: E402
+from fashionstyle.data.images.files import list_images, open_rgb  # noqa: E402
+from fashionstyle.data.images.decode import decode_image  # noqa: E402
 from fashionstyle.data.transforms import DeviceInput, EvalViews, TrainCrop  # noqa: E402
-from fashionstyle.data.images import resize_size  # noqa: E402
+from fashionstyle.data.images.files import resize_size  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -26,10 +26,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fashionstyle.analysis.explain import DISPLAY, Explainer, crop_box  # noqa: E402
-from fashionstyle.data.images import open_rgb  # noqa: E402
-from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.data.images.files import open_rgb  # noqa: E402
+from fashionstyle.data.labels.read import read_labels  # noqa: E402
 from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
-from fashionstyle.data.synthetic_outfit import STYLE_NAMES, draw_outfit_regions  # noqa: E402
+from fashionstyle.data.synthetic.outfit import STYLE_NAMES, draw_outfit_regions  # noqa: E402
 
 MAX_REDRAW_ERROR = 12.0  # mean |redrawn - file| in grey levels; above it the seed or size is wrong (JPEG: ~2)
 

@@ -60,7 +60,7 @@ from speed_common import (Pass, StreamTable, attempt, cell, configured, default_
 
 from fashionstyle.core.run import RunDir  # noqa: E402
 from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
-from fashionstyle.data.label_names import JD_STYLES  # noqa: E402
+from fashionstyle.data.labels.names import JD_STYLES  # noqa: E402
 from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
 from fashionstyle.model.network import create_model, model_record, save_model  # noqa: E402
 

@@ -33,7 +33,7 @@ from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 WORKER = """
 import sys, time, numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.inference.torch_predictor import Predictor
 table = read_labels(sys.argv[2]).split(sys.argv[3])
 predictor = Predictor.from_run(sys.argv[1], device="cpu")

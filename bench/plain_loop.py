@@ -25,7 +25,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.data.labels.read import read_labels  # noqa: E402
 from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402
 from fashionstyle.model.weights import bundled_weights, load_features, read_state  # noqa: E402

@@ -27,7 +27,7 @@ TINY = ["--backbone", "test_resnet", "--no-pretrained", "--image-size", "32", "-
 BASELINE = """
 import sys, numpy as np, pandas as pd
 from fashionstyle import Predictor
-from fashionstyle.data.image_source import ImageSource
+from fashionstyle.data.images.source import ImageSource
 run, listing, out = sys.argv[1:4]
 rows = list(ImageSource.open(listing))               # the whole list in memory
 predictor = Predictor.from_run(run, device="cpu")

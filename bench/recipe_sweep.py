@@ -44,7 +44,7 @@ VARIANTS: dict[str, dict] = {
 
 def run_variant(name: str, overrides: dict, seed: int, args: argparse.Namespace) -> dict:
     from fashionstyle.analysis.evaluate import evaluate_run
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
     from fashionstyle.training.train import train
 
     out = args.out / f"{name}_s{seed}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fashionstyle.core.choices import TTA_MODES  # noqa: E402
-from fashionstyle.data.images import list_images  # noqa: E402
+from fashionstyle.data.images.files import list_images  # noqa: E402
 from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
 
 def images_per_second(predictor: Predictor, images: list[Path], batch_size: int) -> float:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from fashionstyle.core import atomic  # noqa: E402
 from fashionstyle.core.metrics import macro_fbeta  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
-from fashionstyle.data.label_table import stratified_split  # noqa: E402
-from fashionstyle.data.labels import read_labels  # noqa: E402
+from fashionstyle.data.labels.table import stratified_split  # noqa: E402
+from fashionstyle.data.labels.read import read_labels  # noqa: E402
 from fashionstyle.inference.outputs import csv_text  # noqa: E402
 
 

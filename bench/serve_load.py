@@ -58,7 +58,7 @@ except ImportError:  # run without PYTHONPATH=src or an install
 
 import httpx  # noqa: E402
 
-from fashionstyle.data.label_names import JD_STYLES  # noqa: E402
+from fashionstyle.data.labels.names import JD_STYLES  # noqa: E402
 from fashionstyle.model.network import create_model, model_record, save_model  # noqa: E402
 from fashionstyle.core.run import RunDir  # noqa: E402
 from fashionstyle.core.thresholds import ThresholdTuner  # noqa: E402

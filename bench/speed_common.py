@@ -133,7 +133,7 @@ def write_photo_set(folder: Path, n: int, n_val: int, size: tuple[int, int], see
     targets = rng.random((n, JD_STYLE_COUNT)) < rng.uniform(0.05, 0.4, JD_STYLE_COUNT)
     targets[np.arange(n), np.arange(n) % JD_STYLE_COUNT] = True  # no label without positives
     targets[n - n_val + np.arange(n_val), np.arange(n_val) % JD_STYLE_COUNT] = True
-    from fashionstyle.data.label_names import JD_STYLES
+    from fashionstyle.data.labels.names import JD_STYLES
 
     rows = ["image,split," + ",".join(JD_STYLES)]
     for i in range(n):

@@ -73,7 +73,7 @@ from speed_common import (Pass, RunWatcher, StreamTable, attempt, cell, configur
 import timm  # noqa: E402
 
 from fashionstyle.core.config import TrainConfig  # noqa: E402
-from fashionstyle.data.label_names import JD_STYLES  # noqa: E402
+from fashionstyle.data.labels.names import JD_STYLES  # noqa: E402
 
 GOAL_ANCHOR = 0.9  # fashionstyle / model alone (bf16, channels_last, same batch): issue 20
 NUM_LABELS = len(JD_STYLES)
@@ -154,7 +154,7 @@ def fashionstyle_train(backbone: str, device: torch.device, labels: Path, run_pa
 
 def gpu_refused(device: torch.device) -> str:
     """The files `train --decode gpu`'s decoder refused in the last run (DecodeReport starts its count)."""
-    from fashionstyle.data.device_decode import shared_decoder
+    from fashionstyle.data.images.device_decode import shared_decoder
 
     decoder = shared_decoder(device)
     return str(len(decoder.refused))
@@ -163,7 +163,7 @@ def gpu_refused(device: torch.device) -> str:
 # -- the input pipeline alone, and the plain loop ---------------------------------------------------
 def train_rows(labels: Path, steps: int, batch_size: int) -> tuple[list[str], np.ndarray]:
     """The first steps x batch_size train rows of the photo set: (paths, targets)."""
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     table = read_labels(labels).split("train")
     n = min(len(table), steps * batch_size)
@@ -179,8 +179,8 @@ def pipeline_alone(device: torch.device, labels: Path, image_size: int, batch_si
 
     from fashionstyle.data.batches import collate_skipping, collate_unstacked
     from fashionstyle.data.dataset import ImageDataset
-    from fashionstyle.data.decode import decode_image, read_for_device
-    from fashionstyle.data.device_decode import DeviceCrops, DeviceDecoder
+    from fashionstyle.data.images.decode import decode_image, read_for_device
+    from fashionstyle.data.images.device_decode import DeviceCrops, DeviceDecoder
     from fashionstyle.data.transforms import DeviceInput, TrainCrop
 
     paths, targets = train_rows(labels, steps, batch_size)

@@ -19,7 +19,7 @@ from conftest import TINY_TRAIN, make_image_set
 from fashionstyle import FashionStyleError, RunDir
 from fashionstyle.core import atomic
 from fashionstyle.cli import main
-from fashionstyle.data.images import open_rgb
+from fashionstyle.data.images.files import open_rgb
 
 
 def spoil(folder: Path, names: list[str]) -> dict[str, str]:

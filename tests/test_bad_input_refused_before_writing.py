@@ -45,7 +45,7 @@ def test_tune_with_a_bad_beta_fails_before_predicting_or_writing(run_copy, capsy
 # -- evaluate --------------------------------------------------------------------------
 def test_evaluate_refuses_to_score_the_training_file_without_a_split_column(tmp_path: Path) -> None:
     from fashionstyle.analysis.evaluate import evaluation_split
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     labels = make_image_set(tmp_path / "data", n=4, with_split=False)
     held_out = make_image_set(tmp_path / "other", n=4, with_split=False)
@@ -65,7 +65,7 @@ def test_evaluate_refuses_to_score_the_training_file_without_a_split_column(tmp_
 def test_evaluate_reads_a_relative_label_path_as_a_resume_does_and_checks_the_validation_ids(
         tmp_path: Path, monkeypatch) -> None:
     from fashionstyle.analysis.evaluate import evaluation_split
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     run = RunDir(minimal_run(tmp_path / "run"))
     atomic.write_text(run / "config.yaml", "labels: labels.csv\n")  # as given where training ran

@@ -11,13 +11,13 @@ import torch
 
 from conftest import TINY_TRAIN, load_bench, make_image_set
 from fashionstyle import FashionStyleError
-from fashionstyle.data.cache import ImageCache, build_cache, cache_size, image_opener, square
+from fashionstyle.data.images.cache import ImageCache, build_cache, cache_size, image_opener, square
 from fashionstyle.cli import main
-from fashionstyle.data.images import open_rgb
-from fashionstyle.data.decode import decode_image
+from fashionstyle.data.images.files import open_rgb
+from fashionstyle.data.images.decode import decode_image
 from fashionstyle.data.splits import drop_bad_images
 from fashionstyle.data.transforms import eval_transform
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_damaged_or_foreign_caches(images, tmp_path) -> None:
 
 
 def test_no_space_and_waiting_ranks(images, tmp_path, monkeypatch) -> None:
-    from fashionstyle.data import cache as cache_lib
+    from fashionstyle.data.images import cache as cache_lib
 
     with pytest.raises(FashionStyleError, match="no image cache appeared"):
         cache_lib.wait_for_cache(tmp_path / "later", images, 32, timeout_s=0.1)

@@ -16,9 +16,9 @@ import pytest
 from conftest import make_image_set
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.locks import file_lock, hold_shared, remove_if_unused
-from fashionstyle.data import cache as cache_lib
-from fashionstyle.data.cache import ImageCache, build_cache, cache_size, square
-from fashionstyle.data.decode import decode_image
+from fashionstyle.data.images import cache as cache_lib
+from fashionstyle.data.images.cache import ImageCache, build_cache, cache_size, square
+from fashionstyle.data.images.decode import decode_image
 
 SIZE = 32  # training image size; cached squares of cache_size(SIZE)
 SLOW_S = 1.0  # each build's decoding takes at least this long, so that the two builds overlap

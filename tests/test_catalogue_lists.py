@@ -11,8 +11,8 @@ import pytest
 from conftest import draw
 from fashionstyle.cli import main
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.labels import label_layout, read_labels
+from fashionstyle.data.images.source import ImageSource
+from fashionstyle.data.labels.read import label_layout, read_labels
 
 
 def _plain_list(path: Path, images: list[Path], relative_to: Path | None = None) -> Path:

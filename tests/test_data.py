@@ -13,10 +13,10 @@ from torchvision import transforms as T
 from fashionstyle import FashionStyleError
 from fashionstyle.data.batches import Batch, collate_skipping, collate_unstacked
 from fashionstyle.data.dataset import ImageDataset
-from fashionstyle.data.decode import EncodedJpeg, decode_image, pil_to_uint8, read_for_device, read_plain_jpeg
-from fashionstyle.data.device_decode import DeviceCrops, DeviceDecoder
+from fashionstyle.data.images.decode import EncodedJpeg, decode_image, pil_to_uint8, read_for_device, read_plain_jpeg
+from fashionstyle.data.images.device_decode import DeviceCrops, DeviceDecoder
 from fashionstyle.data.transforms import DeviceInput, EvalViews, PlannedCrop, TrainCrop
-from fashionstyle.data.images import open_rgb
+from fashionstyle.data.images.files import open_rgb
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -196,7 +196,7 @@ def test_explain_decides_at_the_point_asked(run_copy, tmp_path):
                  "--at-least-one"]) == 0
     image = sorted((run_copy.labels.parent / "img").glob("*.jpg"))[0]
     from fashionstyle.api import load
-    from fashionstyle.data.images import open_rgb
+    from fashionstyle.data.images.files import open_rgb
 
     explainer = Explainer.from_run(run, operating_point="one")
     shown = explainer.explain(open_rgb(image, explainer.predictor.min_side), name=str(image))

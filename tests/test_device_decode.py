@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data import decode as decode_module
-from fashionstyle.data.decode import EncodedJpeg, decode_jpegs, read_plain_jpeg
-from fashionstyle.data.device_decode import DeviceDecoder, uses_cuda
+from fashionstyle.data.images import decode as decode_module
+from fashionstyle.data.images.decode import EncodedJpeg, decode_jpegs, read_plain_jpeg
+from fashionstyle.data.images.device_decode import DeviceDecoder, uses_cuda
 
 REAL_DECODE = decode_module.decode_jpeg
 
@@ -139,7 +139,7 @@ def test_placement_follows_the_accelerator_asked_for(monkeypatch: pytest.MonkeyP
 def test_train_says_the_runs_refusals_once_at_its_end(capsys) -> None:
     from types import SimpleNamespace
 
-    from fashionstyle.data.device_decode import shared_decoder
+    from fashionstyle.data.images.device_decode import shared_decoder
     from fashionstyle.training.decode_report import DecodeReport
 
     module, report = SimpleNamespace(device=torch.device("cpu")), DecodeReport()

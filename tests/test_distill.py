@@ -16,13 +16,13 @@ from conftest import TINY_TRAIN, make_image_set
 from fashionstyle.cli import main
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.data.transforms import TrainCrop
 from fashionstyle.training.distill import labelled_teacher_probs, soft_targets
 from fashionstyle.training.loop import labelled_rows
 from fashionstyle.training.mixing import mix_batch
 from fashionstyle.training.online_teacher import OnlineTeacher, TeacherModel, unnormalise, with_known_mass
-from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.images.files import Preprocessing
 
 
 def test_soft_targets_mix_labels_and_teacher_and_keep_labels_where_the_teacher_could_not_read(tmp_path) -> None:
@@ -334,7 +334,7 @@ def test_a_failed_merge_of_the_teachers_probabilities_is_recorded_for_the_other_
 
 def test_held_out_rows_match_by_id_and_labels_and_a_teacher_without_them_has_none(shared_run, tmp_path) -> None:
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.label_table import LabelTable
+    from fashionstyle.data.labels.table import LabelTable
     from fashionstyle.training.distill import held_out_probs, stored_validation
 
     teacher = tmp_path / "teacher"

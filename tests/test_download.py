@@ -1,4 +1,4 @@
-"""Tests for fashionstyle.data.download against a local fault-injecting HTTP server."""
+"""Tests for fashionstyle.data.download.fetch against a local fault-injecting HTTP server."""
 from __future__ import annotations
 
 import csv
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from fashionstyle.data.download import (
+from fashionstyle.data.download.fetch import (
     DownloadSummary,
     download_images,
     format_summary,
 )
-from fashionstyle.data.url_list import read_url_list
+from fashionstyle.data.download.url_list import read_url_list
 from fashionstyle.core.errors import FashionStyleError
 
 TIMEOUT = 0.5  # client time-out used in the tests
@@ -352,7 +352,7 @@ def test_retry_after_as_seconds_or_as_an_http_date():
     from email.message import Message
     from email.utils import formatdate
 
-    from fashionstyle.data.http_get import MAX_DELAY, retry_after
+    from fashionstyle.data.download.http_get import MAX_DELAY, retry_after
 
     def header(value: str) -> Message:
         message = Message()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import LABELS, TinyRun
-from fashionstyle.data.images import why_unreadable
+from fashionstyle.data.images.files import why_unreadable
 from fashionstyle.inference.prediction_files import read_predictions
 
 EXPECTED = {

@@ -15,7 +15,7 @@ from fashionstyle import FashionStyleError  # noqa: E402
 from fashionstyle.cli import main  # noqa: E402
 from fashionstyle.analysis.explain import DISPLAY, Explainer, jet, target_layer  # noqa: E402
 from fashionstyle.analysis.explain_page import map_file  # noqa: E402
-from fashionstyle.data.images import open_rgb  # noqa: E402
+from fashionstyle.data.images.files import open_rgb  # noqa: E402
 from fashionstyle.model.network import StyleNet, create_model, load_model  # noqa: E402
 from fashionstyle.inference.torch_predictor import Predictor  # noqa: E402
 from fashionstyle.core.run import Member, RunDir  # noqa: E402

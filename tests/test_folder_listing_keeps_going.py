@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.images import gather_images, scan_folder
+from fashionstyle.data.images.source import ImageSource
+from fashionstyle.data.images.files import gather_images, scan_folder
 
 
 def _images(root: Path, *names: str) -> None:

@@ -13,8 +13,8 @@ from torchvision import transforms as T
 from fashionstyle import FashionStyleError
 from fashionstyle.data.transforms import tta_transform
 from fashionstyle.core.choices import TTA_MODES
-from fashionstyle.data.images import draft_scale, open_rgb, resize_shorter, tta_views
-from fashionstyle.data.images import gather_images, list_images, scan_folder  # the listing rule
+from fashionstyle.data.images.files import draft_scale, open_rgb, resize_shorter, tta_views
+from fashionstyle.data.images.files import gather_images, list_images, scan_folder  # the listing rule
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SIZES = [(37, 53), (64, 41), (99, 99), (37, 37), (20, 300), (301, 45), (73, 38)]  # (W, H), odd on purpose
@@ -148,7 +148,7 @@ def test_gather_images_takes_files_and_folders_and_refuses_a_folder_without_imag
 def test_a_file_name_that_is_not_utf8_is_left_out_with_a_printable_name(tmp_path: Path) -> None:
     import os
 
-    from fashionstyle.data.images import scan_folder
+    from fashionstyle.data.images.files import scan_folder
 
     Image.new("RGB", (8, 8)).save(tmp_path / "ok.jpg")
     (Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.jpg"))).write_bytes((tmp_path / "ok.jpg").read_bytes())

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "fashionstyle"
 HEAVY = {"torch", "torchvision", "lightning", "timm"}
 ONNX_SERVING = ["cli", "serving.app", "inference.runtimes", "inference.predictor", "inference.onnx_predictor",
-                "data.images"]  # `fashionstyle serve --runtime onnx`
+                "data.images.files"]  # `fashionstyle serve --runtime onnx`
 LAYERS = ["core", "data", "model", "inference", "training", "analysis", "labelstudio", "serving", "cli"]  # bottom to top; the rest on top
 MAP_ROW = re.compile(r"^\| `(\w+)/` \| [^|]+ \| (.+) \|$", re.M)  # the README's Development map
 
@@ -235,7 +235,7 @@ def test_cycles_and_upward_imports_are_found_through_subpackages(tmp_path: Path)
 def test_onnx_serving_modules_import_no_torch_lightning_or_timm() -> None:
     graph = import_graph()
     closure = import_time_closure(ONNX_SERVING, graph, with_package=False)
-    assert {"inference.runtimes", "inference.predictor", "inference.onnx_predictor", "data.images",
+    assert {"inference.runtimes", "inference.predictor", "inference.onnx_predictor", "data.images.files",
             "core.run", "core.thresholds", "inference"} <= closure
     assert not heavy_imports(closure, graph), heavy_imports(closure, graph)
 

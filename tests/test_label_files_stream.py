@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data import label_table
-from fashionstyle.data.label_stats import count_labels, label_stats, label_warnings
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels import table as label_table
+from fashionstyle.data.labels.stats import count_labels, label_stats, label_warnings
+from fashionstyle.data.labels.read import read_labels
 
 HEADER = "image,split,A,B\n"
 

@@ -7,7 +7,7 @@ import pytest
 
 from fashionstyle import FashionStyleError
 from fashionstyle.serving.label_info import JD_DESCRIPTIONS, label_descriptions
-from fashionstyle.data.label_names import JD_STYLES
+from fashionstyle.data.labels.names import JD_STYLES
 
 OWN = ["Red", "Striped", "Dotted"]
 

@@ -12,8 +12,8 @@ import yaml
 from conftest import LABELS, TINY_TRAIN, draw, label_studio_export, make_image_set
 from fashionstyle.cli import main
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import merge_labels
-from fashionstyle.data.labels import join_label_files, label_files, read_labels
+from fashionstyle.data.labels.read import merge_labels
+from fashionstyle.data.labels.read import join_label_files, label_files, read_labels
 
 
 def _skeleton(path: Path, rows: list[tuple[Path, tuple[int, int, int]]]) -> Path:
@@ -107,7 +107,7 @@ def test_a_config_names_several_files_by_pathsep_and_one_file_as_given(tmp_path)
 def test_train_on_several_files_records_them_for_evaluate_and_suggest(three_files, tmp_path, capsys):
     from fashionstyle.analysis.already_labelled import labelled_images, path_key
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import trained_image_dir, trained_on_files, val_images
+    from fashionstyle.data.labels.read import trained_image_dir, trained_on_files, val_images
 
     round0, export, skeleton, _ = three_files
     out = tmp_path / "run"

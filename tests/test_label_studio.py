@@ -18,7 +18,7 @@ from conftest import LABELS, draw, fingerprint
 from label_studio_docs import free_port, running_label_studio, wait_up
 from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.labelstudio.tasks import config_path, labelling_config, make_tasks
 
 LS_VENV = Path(os.environ.get("FASHIONSTYLE_LABEL_STUDIO_VENV", "/tmp/ls-venv"))
@@ -305,7 +305,7 @@ def test_fields_of_another_type_are_refused_in_one_line_naming_the_task(tmp_path
 
 
 def test_the_newest_annotation_is_found_by_time_then_by_id_of_any_type(tmp_path):
-    from fashionstyle.data.label_studio import parse_time
+    from fashionstyle.data.labels.label_studio import parse_time
 
     assert parse_time("2026-12-07T10:00:00.123456Z") > parse_time("2026-12-07T10:00:00Z")
     assert parse_time("2026-12-07T10:00:00.1234567891Z") == parse_time("2026-12-07T10:00:00.123456+00:00")

@@ -21,7 +21,7 @@ import pytest
 from conftest import LABELS, TINY_TRAIN, draw
 from label_studio_docs import doc_blocks, running_label_studio, shell_commands, substituted
 from fashionstyle.cli import main
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.labelstudio.client import TOKEN_ENV
 
 LS_VENV = Path(os.environ.get("FASHIONSTYLE_LABEL_STUDIO_VENV", "/tmp/ls-venv"))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fashionstyle import JD_STYLES, FashionStyleError, read_labels
-from fashionstyle.data.label_table import stratified_split
-from fashionstyle.data.labels import read_submission
+from fashionstyle.data.labels.table import stratified_split
+from fashionstyle.data.labels.read import read_submission
 from fashionstyle.inference.outputs import write_predictions
 
 
@@ -217,7 +217,7 @@ def test_nul_byte_in_a_line_is_refused(tmp_path: Path, content: str, line: int) 
 
 
 def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Path) -> None:
-    from fashionstyle.data.label_stats import label_warnings
+    from fashionstyle.data.labels.stats import label_warnings
     (tmp_path / "c.csv").write_text("image,split,A,B,C\n"
                                     "a.jpg,train,1,0,0\nb.jpg,train,0,0,0\nc.jpg,train,0,0,0\n"
                                     "d.jpg,val,0,1,0\ne.jpg,val,1,0,0\n")
@@ -232,7 +232,7 @@ def test_label_warnings_name_unlearnable_labels_and_unlabelled_rows(tmp_path: Pa
 
 
 def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
-    from fashionstyle.data.label_stats import label_stats
+    from fashionstyle.data.labels.stats import label_stats
     (tmp_path / "c.csv").write_text("image,A,Bee\na.jpg,1,0\nb.jpg,0,0\n")
     rows = label_stats(read_labels(tmp_path / "c.csv"), 1.0).splitlines()
     assert "NO POSITIVES" in rows[2] and rows[2].startswith("Bee")
@@ -240,8 +240,8 @@ def test_label_stats_marks_a_label_without_positives(tmp_path: Path) -> None:
 
 
 def test_an_all_positive_label_is_warned_about_and_marked_as_an_all_negative_one(tmp_path: Path) -> None:
-    from fashionstyle.data.label_stats import label_stats
-    from fashionstyle.data.label_stats import label_warnings
+    from fashionstyle.data.labels.stats import label_stats
+    from fashionstyle.data.labels.stats import label_warnings
 
     (tmp_path / "c.csv").write_text("image,split,A,Bee\na.jpg,train,1,1\nb.jpg,train,0,1\nc.jpg,val,1,0\n"
                                     "d.jpg,val,0,1\n")
@@ -282,7 +282,7 @@ def test_the_file_a_run_trained_on_is_read_from_the_runs_image_dir_and_any_other
     from fashionstyle.core import config as config_lib
     from fashionstyle.core.config import TrainConfig
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_run_labels
+    from fashionstyle.data.labels.read import read_run_labels
 
     labels = tmp_path / "labels" / "train.csv"
     labels.parent.mkdir()
@@ -330,7 +330,7 @@ def test_suggests_hint_and_score_columns_together_are_read_as_suggests(tmp_path:
 
 
 def test_repeated_label_names_are_named_in_one_line_among_many(tmp_path: Path) -> None:
-    from fashionstyle.data.label_names import check_label_set
+    from fashionstyle.data.labels.names import check_label_set
 
     names = [f"style{k}" for k in range(50_000)]
     check_label_set(names, "many.csv")  # distinct: passes (sets and a Counter, not a scan per name)

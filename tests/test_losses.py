@@ -8,7 +8,7 @@ import torch
 
 from fashionstyle import FashionStyleError
 from fashionstyle.core.config import LOSSES, TrainConfig
-from fashionstyle.data.label_stats import loss_weights
+from fashionstyle.data.labels.stats import loss_weights
 from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, create_loss
 
 

@@ -126,7 +126,7 @@ def test_test_scores_follow_new_thresholds_and_a_tta_change_drops_them(tmp_path)
 @pytest.mark.slow
 def test_library_tune_and_evaluate_refresh_the_card_as_the_commands_do(tiny_runs, tmp_path):
     from fashionstyle.analysis.evaluate import evaluate_run, tune_run
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     tiny = tiny_runs.copy(tmp_path)
     run = RunDir.open(tiny.run)
@@ -151,7 +151,7 @@ def test_library_tune_and_evaluate_refresh_the_card_as_the_commands_do(tiny_runs
 def test_evaluate_given_the_ranks_probabilities_scores_them_without_loading_a_model(tiny_runs, tmp_path,
                                                                                    monkeypatch):
     from fashionstyle.analysis import evaluate
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     tiny = tiny_runs.copy(tmp_path)
     run, test = RunDir.open(tiny.run), read_labels(tiny.labels).split("test")

@@ -11,7 +11,7 @@ from torch.utils.data._utils.pin_memory import pin_memory as loader_pin_hook
 
 from conftest import make_image_set
 from fashionstyle.data.batches import Batch
-from fashionstyle.data.decode import EncodedJpeg
+from fashionstyle.data.images.decode import EncodedJpeg
 from fashionstyle.data.transforms import PlannedCrop
 
 
@@ -57,7 +57,7 @@ def test_a_prediction_batchs_view_stacks_are_pinned_and_encoded_jpegs_left_alone
 def test_training_loaders_pin_only_when_the_run_trains_on_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                accelerator: str, pins: bool) -> None:
     from fashionstyle.core.config import TrainConfig
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
     from fashionstyle.data.splits import train_val_split
     from fashionstyle.training.loop import make_loaders
 

@@ -11,7 +11,7 @@ import yaml
 from conftest import LABELS, TINY_TRAIN
 from fashionstyle import Predictor, RunDir
 from fashionstyle.cli import main
-from fashionstyle.data.labels import read_submission
+from fashionstyle.data.labels.read import read_submission
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_training_batches_stay_uint8_until_the_module_normalises_them(tmp_path: 
     from conftest import make_image_set
     from fashionstyle.core.config import TrainConfig
     from fashionstyle.data.splits import train_val_split
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
     from fashionstyle.model.losses import create_loss
     from fashionstyle.model.network import create_model
     from fashionstyle.training.loop import StyleModule, make_loaders
@@ -223,7 +223,7 @@ def test_training_loader_with_decoding_on_the_device_gives_the_host_loaders_batc
     from fashionstyle.core.config import TrainConfig
     from fashionstyle.data.splits import train_val_split
     from fashionstyle.data.transforms import PlannedCrop
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
     from fashionstyle.model.losses import create_loss
     from fashionstyle.model.network import create_model
     from fashionstyle.training.loop import StyleModule, make_loaders

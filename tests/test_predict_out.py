@@ -14,7 +14,7 @@ from conftest import TinyRun
 from fashionstyle.cli import main
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.image_source import ImageSource
+from fashionstyle.data.images.source import ImageSource
 from fashionstyle.inference.out_lock import out_lock
 from fashionstyle.inference.outputs import merge_parts, output_format, write_part, write_predictions
 from fashionstyle.inference.prediction_files import check_out, read_predictions

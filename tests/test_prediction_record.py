@@ -98,7 +98,7 @@ def test_explain_gives_the_record_the_api_gives(shared_run: TinyRun) -> None:
     pytest.importorskip("captum")
     import fashionstyle
     from fashionstyle.analysis.explain import Explainer
-    from fashionstyle.data.images import open_rgb
+    from fashionstyle.data.images.files import open_rgb
 
     run, _, images = shared_run
     explainer = Explainer.from_run(run)

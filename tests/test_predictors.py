@@ -94,7 +94,7 @@ def test_the_pytorch_predictor_runs_channels_last_on_the_cpu_with_the_stored_pro
     convolutions = [m for member in predictor.members for m in member.model.modules()
                     if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1]
     assert convolutions and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convolutions)
-    from fashionstyle.data.labels import val_images
+    from fashionstyle.data.labels.read import val_images
 
     ids, stored, _ = RunDir.open(run).val_probs()
     again = predictor.predict_proba(val_images(RunDir.open(run), ids, None))
@@ -228,7 +228,7 @@ def test_decoding_on_the_device_gives_the_host_pipelines_probabilities(trained, 
 
 
 def test_bf16_autocast_predicts_close_to_fp32_and_device_choices_are_checked(trained) -> None:
-    from fashionstyle.data.device_decode import decodes_on_gpu
+    from fashionstyle.data.images.device_decode import decodes_on_gpu
     from fashionstyle.inference.torch_predictor import uses_bf16
 
     run, _, images = trained

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import read_labels
-from fashionstyle.data.relabel import write_cleaned
+from fashionstyle.data.labels.read import read_labels
+from fashionstyle.data.labels.relabel import write_cleaned
 
 
 def test_flip_in_a_jd_file_keeps_bom_crlf_and_other_lines(tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ def gallery_ids(page: str, label: str) -> dict[str, list[str]]:
 
 
 def test_error_gallery_shows_the_most_confident_mistakes(tmp_path: Path) -> None:
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     run, labels = gallery_run(tmp_path)
     (labels.parent / "t001.jpg").unlink()  # a missing image is skipped, the next one shown
@@ -311,7 +311,7 @@ def test_display_pixels_of_either_transform_output() -> None:
 
 def test_gallery_falls_back_to_val_and_shows_the_audit(tmp_path: Path) -> None:
     from fashionstyle.analysis.audit import Issue, write_issues
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     run, labels = gallery_run(tmp_path, with_test=False)
     write_issues(Path(run) / "issues.csv", [
@@ -343,7 +343,7 @@ def test_report_command_with_labels_shows_training_labels_and_images(tiny_report
     from conftest import LABELS
 
     from fashionstyle.data.splits import train_val_split
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     labels, out = tiny_report
     page = (out / "index.html").read_text()
@@ -422,7 +422,7 @@ def test_a_label_without_validation_positives_shows_na_and_the_note_says_how_the
 
 
 def test_augmented_crops_are_captioned_with_the_epochs_the_run_trained(tmp_path) -> None:
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     _, labels = gallery_run(tmp_path)
     train = read_labels(labels)
@@ -453,7 +453,7 @@ def test_the_epoch_chart_names_the_macro_mean_and_the_labels_that_moved_most(tmp
 
 
 def test_report_says_what_it_is_doing_counted_in_images(tmp_path, capsys) -> None:
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     run, labels = gallery_run(tmp_path)
     write_report(run, tmp_path / "report", labels=read_labels(labels), progress=True)

@@ -16,7 +16,7 @@ import yaml
 from conftest import LABELS, draw, label_studio_export
 from fashionstyle.cli import main
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.labelstudio.client import Project
 from fashionstyle.labelstudio.round import inputs_folder
 from fashionstyle.labelstudio.tasks import labelling_config

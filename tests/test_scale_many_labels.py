@@ -17,7 +17,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.history import PER_LABEL, history_labels, read_history
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.run_checks import checked_names
-from fashionstyle.data.label_stats import count_labels, label_warnings
+from fashionstyle.data.labels.stats import count_labels, label_warnings
 
 LABELS = 2000
 
@@ -93,7 +93,7 @@ def test_history_records_the_labels_with_most_support() -> None:
 def test_many_label_run_trains_with_summarised_warnings_and_reports_a_summary(
         label_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from fashionstyle.analysis.report import write_report
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     run = tmp_path / "run"
     assert main(["train", "--labels", str(label_file), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0

@@ -26,7 +26,7 @@ from fashionstyle import FashionStyleError, Predictor  # noqa: E402
 import fashionstyle.serving.app as serve_module  # noqa: E402
 import fashionstyle.serving.predict as predict_module  # noqa: E402
 from fashionstyle.core.prediction import FIELDS  # noqa: E402
-from fashionstyle.data.images import open_rgb  # noqa: E402
+from fashionstyle.data.images.files import open_rgb  # noqa: E402
 from fashionstyle.serving.app import create_app  # noqa: E402
 from fashionstyle.serving.limits import LIMIT_SPECS, ServiceLimits  # noqa: E402
 from fashionstyle.serving.protocol import timed_protocol  # noqa: E402

@@ -19,7 +19,7 @@ from PIL import Image
 from conftest import TinyRun, TinyRuns
 from fashionstyle import FashionStyleError, read_labels
 from fashionstyle.cli import main
-from fashionstyle.data.image_source import ImageSource
+from fashionstyle.data.images.source import ImageSource
 from fashionstyle.core.choices import OUTPUT_FORMATS
 from fashionstyle.core import atomic
 from fashionstyle.inference.jobs import await_merge

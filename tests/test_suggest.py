@@ -110,7 +110,7 @@ def test_a_filled_in_skeleton_trains_and_an_unfilled_one_is_refused_naming_the_l
     assert _suggest(str(shared_run.run), "--images", str(_catalogue(tmp_path / "catalogue", 16)), "--n", "16",
                     "--strategy", "margin", "--out", str(out), "--quiet") == 0
     with pytest.raises(FashionStyleError, match=r"to_label.csv:2: label Red must be 0 or 1, got ''"):
-        from fashionstyle.data.labels import read_labels
+        from fashionstyle.data.labels.read import read_labels
         read_labels(out)
     rows = _rows(out)
     rng = np.random.default_rng(1)

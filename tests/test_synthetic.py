@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashionstyle.data.synthetic import (
+from fashionstyle.data.synthetic.dataset import (
     STYLE_NAMES,
     assign_splits,
     draw_outfit,
@@ -149,7 +149,7 @@ def test_learnable_with_simple_features(dataset: Path) -> None:
 
 
 def test_regions_come_with_the_same_image_for_the_styles_shown() -> None:
-    from fashionstyle.data.synthetic_outfit import draw_outfit_regions
+    from fashionstyle.data.synthetic.outfit import draw_outfit_regions
 
     for i, labels in enumerate(sample_labels(np.random.default_rng(4), 20)):
         image, regions = draw_outfit_regions(np.random.default_rng([7, i]), labels, 64)
@@ -164,7 +164,7 @@ def test_regions_come_with_the_same_image_for_the_styles_shown() -> None:
                                         ("England", "stripes")])
 def test_region_covers_the_pixels_its_cue_draws(monkeypatch, style: str, cue: str) -> None:
     """Drawn again without the cue (the same random draws), the image changes only inside the region."""
-    import fashionstyle.data.synthetic_outfit as synthetic
+    import fashionstyle.data.synthetic.outfit as synthetic
 
     labels = np.array([s in (style, "Lady") for s in STYLE_NAMES], dtype=np.uint8)
     changed = inside = 0

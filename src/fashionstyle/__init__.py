@@ -17,9 +17,9 @@ _MODULES = {  # public name -> the module that defines it
     "FashionStyleError": "core.errors",
     "Prediction": "core.prediction",
     "Explainer": "analysis.explain",
-    "JD_STYLES": "data.label_names", "LabelTable": "data.label_table", "read_labels": "data.labels",
+    "JD_STYLES": "data.labels.names", "LabelTable": "data.labels.table", "read_labels": "data.labels.read",
     "AsymmetricLoss": "model.losses", "FocalLoss": "model.losses", "WeightedBCE": "model.losses", "create_loss": "model.losses",
-    "loss_weights": "data.label_stats",
+    "loss_weights": "data.labels.stats",
     "macro_fbeta": "core.metrics", "per_label_scores": "core.metrics",
     "StyleNet": "model.network", "create_model": "model.network", "load_model": "model.network", "save_model": "model.network",
     "Predictor": "inference.torch_predictor",
@@ -61,10 +61,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from fashionstyle.core.prediction import Prediction
     from fashionstyle.core.run import RunDir
     from fashionstyle.core.thresholds import ThresholdTuner, best_threshold, fbeta_curve
-    from fashionstyle.data.label_names import JD_STYLES
-    from fashionstyle.data.label_stats import loss_weights
-    from fashionstyle.data.label_table import LabelTable
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.names import JD_STYLES
+    from fashionstyle.data.labels.stats import loss_weights
+    from fashionstyle.data.labels.table import LabelTable
+    from fashionstyle.data.labels.read import read_labels
     from fashionstyle.inference.torch_predictor import Predictor
     from fashionstyle.model.losses import AsymmetricLoss, FocalLoss, WeightedBCE, create_loss
     from fashionstyle.model.network import StyleNet, create_model, load_model, save_model

@@ -22,7 +22,7 @@ from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction, records_table, thresholds_by_label
-from fashionstyle.data.images import check_policy, list_images
+from fashionstyle.data.images.files import check_policy, list_images
 from fashionstyle.inference.hub import is_hub_folder
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.runtimes import load_predictor, require_torch

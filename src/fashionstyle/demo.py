@@ -16,8 +16,8 @@ from pathlib import Path
 from fashionstyle.analysis.evaluate import evaluate_run, format_scores
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.labels import read_labels
-from fashionstyle.data.synthetic import make_dataset
+from fashionstyle.data.labels.read import read_labels
+from fashionstyle.data.synthetic.dataset import make_dataset
 from fashionstyle.model.weights import bundled_weights
 from fashionstyle.training.train import train
 

@@ -18,7 +18,7 @@ from typing import Iterable
 
 from fashionstyle.core import atomic
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.labels import TrainedOn, read_labels, trained_on_files
+from fashionstyle.data.labels.read import TrainedOn, read_labels, trained_on_files
 
 
 def path_key(path: str | Path) -> str:

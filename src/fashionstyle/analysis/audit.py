@@ -26,7 +26,7 @@ import numpy as np
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 
 ISSUE_COLUMNS = ("image", "label", "given", "probability", "score", "flagged", "id")
 

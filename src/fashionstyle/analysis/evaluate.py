@@ -21,8 +21,8 @@ from fashionstyle.core.run import RunContents, RunDir
 from fashionstyle.core.summary import (RunSummary, metric_name, read_summary, refresh_test, split_scores, summarize,
                                       write_summary)
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import same_file, trained_on_files, val_images
+from fashionstyle.data.labels.table import LabelTable
+from fashionstyle.data.labels.read import same_file, trained_on_files, val_images
 from fashionstyle.inference.predictor import BasePredictor
 from fashionstyle.inference.torch_predictor import Predictor
 

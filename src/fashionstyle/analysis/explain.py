@@ -41,7 +41,7 @@ from torch import nn
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.label_names import unknown_label_message
+from fashionstyle.data.labels.names import unknown_label_message
 from fashionstyle.data.transforms import EvalViews
 from fashionstyle.inference.torch_predictor import Predictor
 

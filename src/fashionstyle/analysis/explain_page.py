@@ -29,7 +29,7 @@ from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.output_folder import claim_folder
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.images import open_rgb
+from fashionstyle.data.images.files import open_rgb
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -28,8 +28,8 @@ from fashionstyle.analysis.audit import Issue
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.images import open_rgb
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.images.files import open_rgb
+from fashionstyle.data.labels.table import LabelTable
 
 THUMB_PX = 256  # the file; shown at TILE_PX (sharp on a phone's dense screen)
 PER_KIND = 4
@@ -180,7 +180,7 @@ def augmentation_blocks(train: LabelTable, config: dict[str, Any], thumbs: Thumb
     """Per training image: the photo, then the crops of its first epochs (`draws` at most, no more than
     the run's epochs), each captioned `epoch i/N`; and the images skipped."""
     from fashionstyle.data.dataset import ImageDataset  # torch: only for this section
-    from fashionstyle.data.decode import decode_image
+    from fashionstyle.data.images.decode import decode_image
     from fashionstyle.data.transforms import TrainCrop
 
     augment = TrainCrop(int(config["image_size"]), float(config.get("crop_scale", 0.35)),

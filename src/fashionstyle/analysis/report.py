@@ -90,8 +90,8 @@ from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.history import MONITOR
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.run_warnings import read_warnings
-from fashionstyle.data.images import Preprocessing
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.images.files import Preprocessing
+from fashionstyle.data.labels.table import LabelTable
 
 __all__ = ["headline_html", "scores_table_html", "write_report"]
 

@@ -22,7 +22,7 @@ from fashionstyle.core.history import read_history
 from fashionstyle.core.metrics import per_label_scores
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 
 SHOWN = 50  # past this many labels the per-label figures, tables and galleries show this many
 

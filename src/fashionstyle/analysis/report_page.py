@@ -18,7 +18,7 @@ from fashionstyle.analysis import gallery
 from fashionstyle.analysis.report_data import RunData, split_scores, tuned_scores
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.summary import RunSummary, run_summary, summarize
-from fashionstyle.data.label_stats import label_counts, loss_weights, ratio_text
+from fashionstyle.data.labels.stats import label_counts, loss_weights, ratio_text
 
 GENERATOR = "fashionstyle report"  # <meta name="generator">: marks a folder's index.html as a report of ours
 OLD_TITLE = "<title>Fashion style report: "  # reports written before the marker

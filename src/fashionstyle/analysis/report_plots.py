@@ -19,7 +19,7 @@ from fashionstyle.analysis.report_data import RunData, Split, point_split_scores
 from fashionstyle.core import atomic
 from fashionstyle.core.history import MONITOR
 from fashionstyle.core.thresholds import fbeta_curve
-from fashionstyle.data.label_stats import label_counts, ratio_text
+from fashionstyle.data.labels.stats import label_counts, ratio_text
 
 DPI = 110
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "xtick.labelsize": 9,

@@ -33,8 +33,8 @@ from fashionstyle.core.prediction import ranked_names
 from fashionstyle.core.overwrite import Paths, refuse_overwriting_inputs, run_inputs
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunContents, RunDir
-from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.images import IMAGE_SUFFIXES
+from fashionstyle.data.images.source import ImageSource
+from fashionstyle.data.images.files import IMAGE_SUFFIXES
 from fashionstyle.inference.jobs import Placement, run_job, stream_job
 from fashionstyle.inference.outputs import csv_text
 from fashionstyle.inference.predictor import BasePredictor, PredictSettings

@@ -76,7 +76,7 @@ def add_label_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def allow_several_label_files(p: argparse.ArgumentParser) -> None:
     """Turn the --labels that add_config_args made into `--labels FILE [FILE ...]` (train: merged by
-    data/label_merge.py; the value is then a list)."""
+    data/labels/merge.py; the value is then a list)."""
     labels = next(a for a in p._actions if a.dest == "labels")
     labels.nargs, labels.metavar = "+", "FILE"
     labels.help = ("label file(s): JD txt, label CSV, tags CSV, Label Studio export; several are merged into one "

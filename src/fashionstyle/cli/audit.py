@@ -30,8 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.audit import audit_run, write_issues
     from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_run_labels
-    from fashionstyle.data.relabel import write_cleaned
+    from fashionstyle.data.labels.read import read_run_labels
+    from fashionstyle.data.labels.relabel import write_cleaned
 
     if (args.fix is None) != (args.cleaned is None):
         raise FashionStyleError("--fix and --cleaned go together: --fix flip|drop --cleaned OUT")

@@ -25,9 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
-    from fashionstyle.data.cache import INDEX, build_cache
-    from fashionstyle.data.images import gather_images
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.images.cache import INDEX, build_cache
+    from fashionstyle.data.images.files import gather_images
+    from fashionstyle.data.labels.read import read_labels
 
     source = Path(args.source)
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / INDEX]},

@@ -28,8 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
-    from fashionstyle.data.download import FAILURES_CSV, download_images, format_summary
-    from fashionstyle.data.url_list import read_url_list
+    from fashionstyle.data.download.fetch import FAILURES_CSV, download_images, format_summary
+    from fashionstyle.data.download.url_list import read_url_list
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / FAILURES_CSV]}, {"list": args.list})
     summary = download_images(read_url_list(args.list), args.out, workers=args.num_workers,

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import evaluate_split, format_point_scores, format_scores
     from fashionstyle.core.run import RunDir
     from fashionstyle.core.run_warnings import weak_warning
-    from fashionstyle.data.labels import read_run_labels
+    from fashionstyle.data.labels.read import read_run_labels
 
     run_dir = RunDir.open(args.run)
     loader = loader_settings(args)  # --decode gpu checked before anything is read

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.explain_page import explain_run
     from fashionstyle.core import atomic
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
-    from fashionstyle.data.images import gather_images
+    from fashionstyle.data.images.files import gather_images
     from fashionstyle.inference.outputs import csv_text
 
     images, left_out = gather_images(args.images, args.recursive)

@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.core.overwrite import refuse_overwriting_inputs, run_inputs
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.image_source import ImageSource
+    from fashionstyle.data.images.source import ImageSource
     from fashionstyle.inference.jobs import predict_job
     from fashionstyle.inference.outputs import output_format
     from fashionstyle.inference.prediction_files import check_out

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.report_page import check_report_folder
     from fashionstyle.core.overwrite import refuse_overwriting_inputs
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_run_labels
+    from fashionstyle.data.labels.read import read_run_labels
 
     refuse_overwriting_inputs({"--out": [args.out, Path(args.out) / "index.html"]},
                               {"--labels": args.labels, "--audit": args.audit})

@@ -26,7 +26,7 @@ def loader_settings(args: argparse.Namespace):
 def check_gpu_decode(runtime: str, accelerator: str) -> None:
     if runtime != "torch":
         raise FashionStyleError(f"--decode gpu needs --runtime torch (runtime {runtime!r} predicts on the CPU)")
-    from fashionstyle.data.device_decode import decodes_on_gpu, uses_cuda
+    from fashionstyle.data.images.device_decode import decodes_on_gpu, uses_cuda
 
     decodes_on_gpu("gpu", uses_cuda(accelerator))
 

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fashionstyle.data.label_stats import SHOWN, stats_report
+    from fashionstyle.data.labels.stats import SHOWN, stats_report
 
     warnings, text = stats_report(args.labels, args.images, args.label_names, args.weight_power,
                                   None if args.all else SHOWN)

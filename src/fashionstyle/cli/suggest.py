@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.image_source import ImageSource
+    from fashionstyle.data.images.source import ImageSource
     from fashionstyle.inference.jobs import Placement
     from fashionstyle.analysis.suggest import SuggestSettings, check_out, check_outputs, suggest, write_skeleton
     from fashionstyle.labelstudio.tasks import check_config_out, check_tasks_out, config_path, write_tasks

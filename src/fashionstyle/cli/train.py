@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str = "train") -> argparse
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.api import train
     from fashionstyle.core.ranks import is_secondary_process
-    from fashionstyle.data.labels import merge_labels
-    from fashionstyle.data.labels import label_files
+    from fashionstyle.data.labels.read import merge_labels
+    from fashionstyle.data.labels.read import label_files
     from fashionstyle.training.tracker_checks import check_register
     from fashionstyle.training.trackers import mlflow_line
 
@@ -74,7 +74,7 @@ def run_cv(args: argparse.Namespace) -> int:
 def train_config(args: argparse.Namespace):
     """The TrainConfig the flags, --config and --recipe give; on --resume, the run's own (checked)."""
     from fashionstyle.core import config as config_lib
-    from fashionstyle.data.labels import join_label_files
+    from fashionstyle.data.labels.read import join_label_files
 
     overrides = {f: getattr(args, f) for f in config_lib.field_names() if hasattr(args, f) and f != "recipe"}
     if isinstance(overrides.get("labels"), list):  # train --labels A B: one config value naming both
@@ -107,7 +107,7 @@ def auto_choice(config) -> str:
 def train_photos(config) -> int:
     """How many photos the train split of `config`'s label files holds (a file without splits: all but the
     validation fraction)."""
-    from fashionstyle.data.labels import read_labels
+    from fashionstyle.data.labels.read import read_labels
 
     table = read_labels(config.labels, config.images or None, config.label_names)
     if table.splits is None:

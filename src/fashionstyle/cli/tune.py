@@ -56,7 +56,7 @@ def add_point_args(g: argparse._ArgumentGroup) -> None:
 def run(args: argparse.Namespace) -> int:
     from fashionstyle.analysis.evaluate import tune_run
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.labels import read_run_labels
+    from fashionstyle.data.labels.read import read_run_labels
     from fashionstyle.inference.hub_resolve import is_hub_cache_entry
 
     run_dir = RunDir.open(args.run)

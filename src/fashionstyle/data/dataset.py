@@ -16,9 +16,9 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.decode import decode_image
-from fashionstyle.data.images import check_policy
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.images.decode import decode_image
+from fashionstyle.data.images.files import check_policy
+from fashionstyle.data.labels.table import LabelTable
 
 
 class ImageDataset(Dataset):
@@ -84,8 +84,8 @@ class EpochShuffle(Sampler[int]):
 
 def eval_dataset(table: LabelTable, image_size: int, cache: str | None = None) -> ImageDataset:
     """`table`'s photos as validation reads them: the centre crop, decoded on the host (or from the cache)."""
-    from fashionstyle.data.cache import image_opener
-    from fashionstyle.data.images import resize_size
+    from fashionstyle.data.images.cache import image_opener
+    from fashionstyle.data.images.files import resize_size
     from fashionstyle.data.transforms import EvalViews
 
     opener = image_opener(cache, image_size) if cache else None

@@ -13,9 +13,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.decode import decode_image
-from fashionstyle.data.images import check_policy
-from fashionstyle.data.label_table import LabelTable, stratified_split
+from fashionstyle.data.images.decode import decode_image
+from fashionstyle.data.images.files import check_policy
+from fashionstyle.data.labels.table import LabelTable, stratified_split
 
 
 def drop_bad_images(table: LabelTable, on_bad: str, decode: bool, progress: bool = False,

@@ -20,8 +20,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F2
 
 from fashionstyle.core.config import AUGMENTATIONS
-from fashionstyle.data.decode import EncodedJpeg, as_uint8
-from fashionstyle.data.images import check_tta_mode, resize_size, tta_crops
+from fashionstyle.data.images.decode import EncodedJpeg, as_uint8
+from fashionstyle.data.images.files import check_tta_mode, resize_size, tta_crops
 
 
 def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

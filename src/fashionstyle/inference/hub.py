@@ -35,7 +35,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
 from fashionstyle.core.run import RunContents, RunDir, write_exported_points
 from fashionstyle.core.version import __version__
-from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.images.files import Preprocessing
 from fashionstyle.inference.hub_card import hub_card
 from fashionstyle.inference.hub_resolve import EXTRA_FILES, HUB_LIBRARY, hub_to_run, is_hub_folder, resolve_run
 from fashionstyle.inference.hub_transformers import TRANSFORMERS_FILES, transformers_keys, write_transformers_files

@@ -178,7 +178,7 @@ def hub_to_run(folder: str | Path, out: str | Path) -> Any:
     """A run directory at `out` rebuilt from a hub folder (model.pt, labels, thresholds, TTA), after
     checking config.json against itself and the weights (their shapes: backbone, hidden size, labels)."""
     from fashionstyle.core.run import RunDir
-    from fashionstyle.data.images import Preprocessing
+    from fashionstyle.data.images.files import Preprocessing
     from fashionstyle.model.network import MODEL_FORMAT, save_model
 
     folder = Path(folder)

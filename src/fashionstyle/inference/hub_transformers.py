@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionstyle.core import atomic
-from fashionstyle.data.images import Preprocessing, resize_size
+from fashionstyle.data.images.files import Preprocessing, resize_size
 
 REMOTE_CODE = Path(__file__).resolve().parent / "hub_remote"
 MODEL_TYPE = "fashionstyle"

@@ -26,8 +26,8 @@ from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunContents, RunDir
-from fashionstyle.data.image_source import ImageSource, ListSource
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.images.source import ImageSource, ListSource
+from fashionstyle.data.labels.table import LabelTable
 from fashionstyle.inference.launch import launch_ranks
 from fashionstyle.inference.out_lock import out_lock
 from fashionstyle.inference.outputs import output_format, read_npz_rows, write_npy_rows

@@ -25,7 +25,7 @@ import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import column_kinds, flat_columns, records_table
-from fashionstyle.data.label_names import LABEL_SEPARATOR
+from fashionstyle.data.labels.names import LABEL_SEPARATOR
 
 if TYPE_CHECKING:
     from mlflow.models import ModelSignature

@@ -22,7 +22,7 @@ from fashionstyle.core.choices import EXPORT_FORMATS, ExportRequest
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.overwrite import refuse_overwriting_inputs, refuse_run_folder
 from fashionstyle.core.run import RunDir, write_exported_points
-from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.images.files import Preprocessing
 from fashionstyle.inference.onnx_predictor import (
     EXPORT_DIRS,
     EXPORT_FOLDER,
@@ -142,7 +142,7 @@ def export_run(run: RunDir, out_dir: str | Path, precision: str = "fp32", opset:
     run.contents().point(operating_point)  # an unknown name: one line, before anything is written
     if check_precision(precision) == "fp32":
         return export_onnx(run, out, fresh_opset, operating_point)
-    from fashionstyle.data.labels import val_images
+    from fashionstyle.data.labels.read import val_images
     from fashionstyle.inference.quantize import quantize_export
 
     fp32 = run / EXPORT_DIRS["fp32"]
@@ -171,7 +171,7 @@ def export_format_onnx(run_path: str | Path, request: ExportRequest) -> list[str
     fp32_export = run / EXPORT_DIRS["fp32"] if precision == "int8" else None  # int8 quantises it
     refuse_overwriting_inputs({"--out": out}, {"run": run.path, "fp32 export": fp32_export})
     refuse_run_folder(out)
-    from fashionstyle.data.images import list_images
+    from fashionstyle.data.images.files import list_images
 
     calibration = list_images(request.calibration) if request.calibration else None
     print(f"exporting {run.path} to {precision} ONNX ...", flush=True)

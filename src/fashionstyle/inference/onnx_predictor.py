@@ -40,7 +40,7 @@ from fashionstyle.core.decision import OperatingPoint
 from fashionstyle.core.run import RunContents, RunDir, read_points_file, run_contents
 from fashionstyle.core.run_checks import checked_label_names
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.images import Preprocessing, resize_size, tta_views
+from fashionstyle.data.images.files import Preprocessing, resize_size, tta_views
 from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
 
 EXPORT_FORMAT = 1

@@ -52,7 +52,7 @@ from fashionstyle.core.prediction import (
     make_predictions,
     thresholds_by_label,
 )
-from fashionstyle.data.images import IMAGE_SUFFIXES
+from fashionstyle.data.images.files import IMAGE_SUFFIXES
 
 PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula

@@ -35,7 +35,7 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import Prediction, make_predictions, ranked_names
 from fashionstyle.core.run import RunContents
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.images import check_policy, open_rgb, to_rgb, why_unreadable
+from fashionstyle.data.images.files import check_policy, open_rgb, to_rgb, why_unreadable
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import Preprocessing, open_rgb, tta_views
+from fashionstyle.data.images.files import Preprocessing, open_rgb, tta_views
 from fashionstyle.inference.onnx_predictor import OnnxPredictor, with_file_fingerprints
 
 if TYPE_CHECKING:

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import SCHEMA, check_label_names
-from fashionstyle.data.image_source import ImageSource, ListSource
-from fashionstyle.data.images import why_unreadable
+from fashionstyle.data.images.source import ImageSource, ListSource
+from fashionstyle.data.images.files import why_unreadable
 from fashionstyle.inference.out_lock import lock_path
 from fashionstyle.inference.outputs import csv_text, merge_parts, write_part
 from fashionstyle.inference.parts import PartsFolder

@@ -9,10 +9,10 @@ member model; single-label, label-wise-epoch and fused runs have several, and
 each label's probability is the weighted mean of the members that give it.
 The interface (predictor.BasePredictor) is shared with onnx_predictor.OnnxPredictor.
 
-Input (data/decode.py, data/transforms.py): DataLoader workers decode and crop to uint8 view
+Input (data/images/decode.py, data/transforms.py): DataLoader workers decode and crop to uint8 view
 stacks, pinned on CUDA (data/batches.py); the device normalises them; on CUDA the models run in
 bf16 autocast and channels-last (fp32 on the CPU). With decode="gpu" the workers only read plain
-JPEGs and the GPU decodes them in one batched nvJPEG call per batch (data/device_decode.py: files it
+JPEGs and the GPU decodes them in one batched nvJPEG call per batch (data/images/device_decode.py: files it
 refuses are decoded on the host, counted in `device_decoder`, the first said in a warning).
 """
 from __future__ import annotations
@@ -30,12 +30,12 @@ from torch.utils.data import DataLoader
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import Member, RunContents, RunDir, run_contents
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.images.files import Preprocessing
 from fashionstyle.data.batches import collate_skipping, collate_unstacked
 from fashionstyle.data.dataset import ImageDataset
-from fashionstyle.data.decode import EncodedJpeg, decode_image, read_for_device
-from fashionstyle.data.device_decode import DeviceDecoder, decodes_on_gpu
-from fashionstyle.data.images import resize_size
+from fashionstyle.data.images.decode import EncodedJpeg, decode_image, read_for_device
+from fashionstyle.data.images.device_decode import DeviceDecoder, decodes_on_gpu
+from fashionstyle.data.images.files import resize_size
 from fashionstyle.data.transforms import DeviceInput, EvalViews
 from fashionstyle.inference.predictor import BasePredictor, check_coverage, check_tta, combine_probs
 from fashionstyle.model.network import StyleNet, load_model

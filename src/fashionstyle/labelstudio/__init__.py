@@ -1,5 +1,5 @@
 """Label Studio, both ways: tasks with pre-annotations out (tasks.py), its exports back in as label files
-(data/label_studio.py, read by `read_labels`), a project read through its HTTP API (client.py), and one
+(data/labels/label_studio.py, read by `read_labels`), a project read through its HTTP API (client.py), and one
 labelling round (round.py: merge, train from the previous weights, compare); the service as its ML backend
 is serving/label_studio.py.
 
@@ -12,7 +12,7 @@ backend alike.
 """
 from __future__ import annotations
 
-from fashionstyle.data.label_studio import (  # noqa: F401  (the layout's names, in one place)
+from fashionstyle.data.labels.label_studio import (  # noqa: F401  (the layout's names, in one place)
     FROM_NAME, ID_KEY, LABEL_SEPARATOR, LABELS_KEY, LOCAL_FILES_URL, TO_NAME,
 )
 

@@ -7,7 +7,7 @@ previous run's weights, and the two runs compared on the same validation photos.
 
 The round's inputs live beside its run, in OUT.round/ (as a student's teacher files in OUT.teacher/): the
 export pulled from Label Studio (export.json) and the merged labels the run trains on (labels.csv: one row per
-photo, absolute paths, a split column). The merge is data/label_merge.py's: the newest label wins, the
+photo, absolute paths, a split column). The merge is data/labels/merge.py's: the newest label wins, the
 conflicts are counted in one line, splits are kept and new photos go to train. A previous run that made its
 own validation split keeps it: its validation photos are `val`, its other photos `train`, so both runs are
 scored on the same photos. Photos of the export that no longer exist are counted and left out.
@@ -31,9 +31,9 @@ from fashionstyle.core.metrics import format_table
 from fashionstyle.core.output_folder import claim_folder
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.summary import split_scores
-from fashionstyle.data.label_merge import merge_tables
-from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import read_labels
+from fashionstyle.data.labels.merge import merge_tables
+from fashionstyle.data.labels.table import LabelTable
+from fashionstyle.data.labels.read import read_labels
 from fashionstyle.labelstudio.client import Project
 
 Say = Callable[[str], None]

@@ -52,7 +52,7 @@ from torch.nn import functional as F
 
 from fashionstyle.core.config import LOSSES, TrainConfig
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_stats import loss_weights
+from fashionstyle.data.labels.stats import loss_weights
 
 # Smallest probability ASL takes the log of (the paper's code clamps at 1e-8 too).
 ASL_EPS = 1e-8

@@ -18,7 +18,7 @@ from torch import nn
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.images.files import Preprocessing
 from fashionstyle.model import weights as _weights
 
 MODEL_FORMAT = 1

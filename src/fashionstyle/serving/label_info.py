@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_names import all_jd_styles, canonical_label, unknown_label_message
-from fashionstyle.data.label_rows import iter_csv_rows
+from fashionstyle.data.labels.names import all_jd_styles, canonical_label, unknown_label_message
+from fashionstyle.data.labels.rows import iter_csv_rows
 
 HEADER = ("label", "description")
 JD_DESCRIPTIONS: dict[str, str] = {

@@ -21,7 +21,7 @@ from typing import Any, Mapping, NamedTuple
 from PIL import Image
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data import images as _images  # noqa: F401 - sets Image.MAX_IMAGE_PIXELS, the bomb limit
+from fashionstyle.data.images import files as _images  # noqa: F401 - sets Image.MAX_IMAGE_PIXELS, the bomb limit
 
 MAX_ASPECT = 20  # longer side / shorter side; beyond it the model's resize alone could take GBs
 BOMB_LIMIT = Image.MAX_IMAGE_PIXELS

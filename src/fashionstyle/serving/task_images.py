@@ -20,8 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.http_get import FetchFailed, fetch
-from fashionstyle.data.label_studio import TO_NAME
+from fashionstyle.data.download.http_get import FetchFailed, fetch
+from fashionstyle.data.labels.label_studio import TO_NAME
 
 DOWNLOAD_DEADLINE_S = 20.0  # for the whole download of one photo: connecting, headers and body
 LOCAL_FILES_PATH = "/data/local-files/"

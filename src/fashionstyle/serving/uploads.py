@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from fashionstyle.analysis.heat_maps import MapInput
-from fashionstyle.data.images import ImageTooLarge, UnreadableImage, image_size, open_rgb
+from fashionstyle.data.images.files import ImageTooLarge, UnreadableImage, image_size, open_rgb
 from fashionstyle.serving.limits import MAX_ASPECT
 
 

@@ -21,9 +21,9 @@ from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.cache import image_opener
-from fashionstyle.data.label_table import LabelTable, rarest_label_groups
-from fashionstyle.data.labels import label_files, read_labels
+from fashionstyle.data.images.cache import image_opener
+from fashionstyle.data.labels.table import LabelTable, rarest_label_groups
+from fashionstyle.data.labels.read import label_files, read_labels
 from fashionstyle.data.splits import drop_bad_images
 from fashionstyle.training.loop import train_multi, training_decodes_on_gpu, write_label_points
 from fashionstyle.training.resume_checks import check_same_run, data_fingerprint

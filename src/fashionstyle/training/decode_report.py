@@ -8,7 +8,7 @@ import sys
 
 import lightning as L
 
-from fashionstyle.data.device_decode import shared_decoder
+from fashionstyle.data.images.device_decode import shared_decoder
 
 
 class DecodeReport(L.Callback):

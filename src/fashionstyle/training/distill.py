@@ -37,8 +37,8 @@ from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.model_card import DATA_COUNTS, write_data_counts, write_model_card
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.image_source import ImageSource
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.images.source import ImageSource
+from fashionstyle.data.labels.table import LabelTable
 from fashionstyle.inference.jobs import Placement, model_files, stored_probs
 from fashionstyle.inference.outputs import write_npy_rows
 from fashionstyle.inference.streaming import LoaderSettings

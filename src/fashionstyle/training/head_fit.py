@@ -29,7 +29,7 @@ from fashionstyle.core.summary import RunSummary, summarize, write_summary
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.batches import collate_skipping
 from fashionstyle.data.dataset import eval_dataset
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 from fashionstyle.model.network import StyleNet, model_record, save_model
 
 HEAD_LR = 1e-3

@@ -21,7 +21,7 @@ from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 from fashionstyle.model.network import save_model
 
 

@@ -36,14 +36,14 @@ from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
 from fashionstyle.core.run_warnings import note_warnings
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.cache import image_opener
-from fashionstyle.data.label_stats import label_warnings
-from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import label_files, read_labels
+from fashionstyle.data.images.cache import image_opener
+from fashionstyle.data.labels.stats import label_warnings
+from fashionstyle.data.labels.table import LabelTable
+from fashionstyle.data.labels.read import label_files, read_labels
 from fashionstyle.data.batches import collate_skipping, collate_unstacked
 from fashionstyle.data.dataset import EpochShuffle, ImageDataset, eval_dataset
-from fashionstyle.data.decode import decode_image, read_for_device
-from fashionstyle.data.device_decode import decodes_on_gpu
+from fashionstyle.data.images.decode import decode_image, read_for_device
+from fashionstyle.data.images.device_decode import decodes_on_gpu
 from fashionstyle.data.splits import drop_bad_images, train_val_split
 from fashionstyle.data.transforms import TrainCrop
 from fashionstyle.model.losses import create_loss
@@ -119,7 +119,7 @@ def show_progress_bar(config: TrainConfig) -> bool:
 def training_decodes_on_gpu(config: TrainConfig) -> bool:
     """Whether training JPEGs are decoded on the GPU: only asked for (decode "gpu"; "auto" is the host
     until bench/train_speed.py shows nvJPEG ahead), and refused without CUDA or with a cache."""
-    from fashionstyle.data.device_decode import uses_cuda
+    from fashionstyle.data.images.device_decode import uses_cuda
 
     if not decodes_on_gpu(config.decode, uses_cuda(config.accelerator)):
         return False
@@ -136,7 +136,7 @@ def make_loaders(config: TrainConfig, train_table: LabelTable, val_table: LabelT
     With decode_on_device the training workers read plain JPEGs' bytes and draw their crops, and
     StyleModule.on_before_batch_transfer decodes and crops them there (DeviceCrops); validation
     decodes on the host either way. Memory is pinned when the run trains on CUDA (Batch.pin_memory)."""
-    from fashionstyle.data.device_decode import uses_cuda
+    from fashionstyle.data.images.device_decode import uses_cuda
 
     augment = TrainCrop(config.image_size, config.crop_scale, config.hflip, config.augment)
     cache = image_opener(config.cache, config.image_size) if config.cache else None  # built by prepare_tables
@@ -164,7 +164,7 @@ def keeps_most(rows: int, batch_size: int, at_most: float = 0.02) -> bool:
 
 
 def make_trainer(config: TrainConfig, run: RunDir, callbacks: list[L.Callback]) -> L.Trainer:
-    from fashionstyle.data.device_decode import uses_cuda
+    from fashionstyle.data.images.device_decode import uses_cuda
     from fashionstyle.training.decode_report import DecodeReport
 
     precision = config.precision

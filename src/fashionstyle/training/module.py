@@ -21,7 +21,7 @@ from fashionstyle.core.history import MONITOR
 from fashionstyle.core.metrics import macro_fbeta, per_label_scores
 from fashionstyle.core.thresholds import ThresholdTuner
 from fashionstyle.data.batches import Batch
-from fashionstyle.data.device_decode import DeviceCrops
+from fashionstyle.data.images.device_decode import DeviceCrops
 from fashionstyle.data.transforms import DeviceInput
 from fashionstyle.model.network import StyleNet, default_normalisation
 from fashionstyle.training.mixing import mix_batch

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.images import Preprocessing
+from fashionstyle.data.images.files import Preprocessing
 from fashionstyle.inference.torch_predictor import Predictor
 from fashionstyle.model.network import StyleNet
 

@@ -20,7 +20,7 @@ from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.history import OLD_NAMES
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 
 __all__ = ["check_same_run", "data_fingerprint", "rename_monitor_states", "write_config"]
 

@@ -21,7 +21,7 @@ from fashionstyle.core.model_card import write_model_card
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import Member, RunDir
 from fashionstyle.core.thresholds import ThresholdTuner
-from fashionstyle.data.label_names import unknown_label_message
+from fashionstyle.data.labels.names import unknown_label_message
 from fashionstyle.training.loop import prepare_tables, train_multi
 from fashionstyle.training.resume_checks import check_same_run, data_fingerprint
 

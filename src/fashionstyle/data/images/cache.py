@@ -46,8 +46,8 @@ from tqdm.auto import tqdm
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.locks import file_lock, hold_shared, remove_if_unused
-from fashionstyle.data.images import center_crop, resize_size
-from fashionstyle.data.decode import decode_image
+from fashionstyle.data.images.files import center_crop, resize_size
+from fashionstyle.data.images.decode import decode_image
 from fashionstyle.data.transforms import shorter_side_to
 
 CACHE_FORMAT = 3  # 3: EXIF orientation applied, 16-bit images scaled to 8 bits

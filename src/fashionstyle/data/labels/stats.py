@@ -17,8 +17,8 @@ from typing import Sequence
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_table import LabelTable
-from fashionstyle.data.labels import label_rows
+from fashionstyle.data.labels.table import LabelTable
+from fashionstyle.data.labels.read import label_rows
 
 ALL_ROWS = "all"  # FileCounts' key for the rows of a file without a split column
 NAMED = 5  # a warning names at most this many labels; more of one kind are counted in one line

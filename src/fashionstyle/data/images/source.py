@@ -9,7 +9,7 @@ A list file is never held in memory, whatever its length (opening it keeps
 8 bytes per image, to refuse a repeated id); a folder's names are listed and
 sorted once (strings only), by images.scan_folder's rule, which also says what
 it left out and why (`left_out`). Ids and paths are those `read_labels`
-gives for the same file (labels.py), so prediction outputs are named alike; in
+gives for the same file (data/labels/read.py), so prediction outputs are named alike; in
 a folder an image's id is its path in the folder without the suffix
 (`a`, `men/001`).
 """
@@ -25,9 +25,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import IMAGE_SUFFIXES, FolderListing, scan_folder
-from fashionstyle.data.label_formats import is_path_list, open_path_list
-from fashionstyle.data.label_rows import file_layout, image_column, iter_csv_rows, jd_image_path
+from fashionstyle.data.images.files import IMAGE_SUFFIXES, FolderListing, scan_folder
+from fashionstyle.data.labels.formats import is_path_list, open_path_list
+from fashionstyle.data.labels.rows import file_layout, image_column, iter_csv_rows, jd_image_path
 
 
 @dataclass

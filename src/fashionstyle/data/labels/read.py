@@ -3,11 +3,11 @@ validation images; `read_run_labels`, a file read for a run (its label order, it
 
     table = read_labels("labels.csv")                                  # every row
     table = read_labels("labels.csv", keep_splits=("train", "val"))    # training: other splits' rows never held
-    table = read_labels(join_label_files(["round0.csv", "export.json"]))  # several files, merged (label_merge.py)
+    table = read_labels(join_label_files(["round0.csv", "export.json"]))  # several files, merged (labels/merge.py)
     reader, rows = label_rows("labels.csv")                            # a stream of LabelRow (label_stats counts it)
 
-Formats (label_formats.py, detected from the first line): JD txt, label CSV, tags CSV, a plain list of
-image paths (no labels: a catalogue); a Label Studio export (label_studio.py).
+Formats (labels/formats.py, detected from the first line): JD txt, label CSV, tags CSV, a plain list of
+image paths (no labels: a catalogue); a Label Studio export (labels/label_studio.py).
 Label names that are all JD styles (any case, Chinese names too) are those styles
 (tags: all 13; a header: the ones it names); any other name makes the file's own
 names, as written, the label set; `label_names` fixes it instead. Either way the set
@@ -16,7 +16,7 @@ Every malformed line raises FashionStyleError as `file:line: what is wrong`, and
 id (or image) is refused at its line, before the rest of the file is read.
 
 Another format: a module with an opener `(path, image_dir, label_names) -> RowReader`
-(label_rows.py), one entry in READERS and one rule in `label_layout`.
+(labels/rows.py), one entry in READERS and one rule in `label_layout`.
 """
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ import numpy as np
 from fashionstyle.core import config as config_lib
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run import RunDir
-from fashionstyle.data.label_formats import is_path_list, open_jd, open_label_csv, open_path_list, open_tags
-from fashionstyle.data.label_merge import merge_tables
-from fashionstyle.data.label_names import JD_STYLES, check_label_set
-from fashionstyle.data.label_studio import is_export, open_label_studio
-from fashionstyle.data.label_rows import (
+from fashionstyle.data.labels.formats import is_path_list, open_jd, open_label_csv, open_path_list, open_tags
+from fashionstyle.data.labels.merge import merge_tables
+from fashionstyle.data.labels.names import JD_STYLES, check_label_set
+from fashionstyle.data.labels.label_studio import is_export, open_label_studio
+from fashionstyle.data.labels.rows import (
     SPLITS, LabelRow, RepeatFinder, RowReader, file_layout, first_row, iter_csv_rows, parse_flags,
 )
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 
 LabelFileOpener = Callable[[Path, Path, Sequence[str] | None], RowReader]
 READERS: dict[str, LabelFileOpener] = {"tags": open_tags, "csv": open_label_csv, "jd": open_jd,
@@ -87,7 +87,7 @@ def unique_rows(reader: RowReader) -> Iterator[LabelRow]:
 def merge_labels(paths: Sequence[str | Path], images: str | Path | None = None,
                  label_names: Sequence[str] | None = None, keep_splits: Collection[str] | None = None,
                  say: Callable[[str], None] | None = None) -> LabelTable:
-    """The label files `paths`, each read as read_labels reads one, as one table (data/label_merge.py's
+    """The label files `paths`, each read as read_labels reads one, as one table (data/labels/merge.py's
     rules); `say` gets the one-line summary."""
     return merge_tables(paths, [read_labels(path, images, label_names) for path in paths], keep_splits, say)
 

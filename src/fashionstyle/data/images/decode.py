@@ -8,7 +8,7 @@ Plain JPEGs (RGB or grey, not big enough for DCT scaling) go through libjpeg-tur
 (10-20% faster than Pillow, without its two copies); every other file through images.open_rgb.
 decode_jpegs is the only place that calls torchvision's decode_jpeg, for the host and the device
 alike: on CUDA it first drains the caller's stream (see decode_jpegs). Decoding the images torch-free
-and listing files are in images.py.
+and listing files are in files.py.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fashionstyle.data.images import draft_scale, open_checked, open_rgb
+from fashionstyle.data.images.files import draft_scale, open_checked, open_rgb
 
 try:  # torchvision.io's image decoders are deprecated from 0.29 (for TorchCodec): Pillow when gone
     from torchvision.io import ImageReadMode, decode_jpeg

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw
 
-from fashionstyle.data.synthetic_cues import (
+from fashionstyle.data.synthetic.cues import (
     BOLD, BOW_COLOURS, HAIR, NEON, PALETTES, SKIN, STYLE_NAMES, SUPERSAMPLING, RGB, Frame, background, band, bow,
     clip, contrast, dots, farthest, jitter, lum, new_mask, ornament_band, paint, pick, shade, stripes,
 )

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_rows import SPLITS
+from fashionstyle.data.labels.rows import SPLITS
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.prediction import RESERVED as PREDICTION_COLUMNS
-from fashionstyle.data.label_rows import META_COLUMNS, TAGS_COLUMN
+from fashionstyle.data.labels.rows import META_COLUMNS, TAGS_COLUMN
 
 JD_STYLES: tuple[str, ...] = (
     "Sport", "Relax", "OL", "Japanese", "Korean", "European", "England",

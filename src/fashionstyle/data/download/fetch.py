@@ -26,9 +26,9 @@ from tqdm import tqdm
 
 from fashionstyle.core import atomic
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.http_get import MAX_DELAY, FetchFailed, fetch
-from fashionstyle.data.image_bytes import image_problem, without_trailing_data
-from fashionstyle.data.url_list import item_problem
+from fashionstyle.data.download.http_get import MAX_DELAY, FetchFailed, fetch
+from fashionstyle.data.download.image_bytes import image_problem, without_trailing_data
+from fashionstyle.data.download.url_list import item_problem
 
 FAILURES_CSV = "download_failures.csv"
 

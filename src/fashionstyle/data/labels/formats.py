@@ -1,4 +1,4 @@
-"""The three CSV label formats, each opened as a RowReader that streams its rows (label_rows.py).
+"""The three CSV label formats, each opened as a RowReader that streams its rows (labels/rows.py).
 
 - JD txt, no header: `id,url,l1,...,lL` (train) or `id,url` (test). The image is
   `<images>/<id>.jpg`, else `<images>/<basename of url>`.
@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import IMAGE_SUFFIXES
-from fashionstyle.data.label_names import (
+from fashionstyle.data.images.files import IMAGE_SUFFIXES
+from fashionstyle.data.labels.names import (
     JD_STYLES, LabelLookup, all_jd_styles, canonical_label, reserved_name_message, unknown_label_message,
 )
-from fashionstyle.data.label_rows import (
+from fashionstyle.data.labels.rows import (
     META_COLUMNS, SUGGEST_COLUMNS, LabelRow, RowReader, first_row, image_column, iter_csv_rows, jd_image_name,
     name_stem, parse_flags, split_value,
 )

@@ -18,9 +18,9 @@ from fashionstyle.core import atomic
 from fashionstyle.core.choices import LABEL_FIXES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.overwrite import refuse_overwriting_inputs
-from fashionstyle.data.label_names import canonical_label
-from fashionstyle.data.label_rows import META_COLUMNS, file_layout
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.names import canonical_label
+from fashionstyle.data.labels.rows import META_COLUMNS, file_layout
+from fashionstyle.data.labels.table import LabelTable
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 

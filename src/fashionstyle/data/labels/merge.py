@@ -24,7 +24,7 @@ from typing import Callable, Collection, Sequence
 import numpy as np
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_table import LabelTable
+from fashionstyle.data.labels.table import LabelTable
 
 
 def merge_tables(paths: Sequence[str | Path], tables: list[LabelTable], keep_splits: Collection[str] | None = None,

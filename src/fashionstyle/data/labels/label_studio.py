@@ -28,8 +28,8 @@ from typing import Any, Iterator, Sequence
 from urllib.parse import unquote
 
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.label_names import LABEL_SEPARATOR, LabelLookup, check_label_set, unknown_label_message
-from fashionstyle.data.label_rows import LabelRow, RowReader
+from fashionstyle.data.labels.names import LABEL_SEPARATOR, LabelLookup, check_label_set, unknown_label_message
+from fashionstyle.data.labels.rows import LabelRow, RowReader
 
 FROM_NAME = "style"   # the Choices tag
 TO_NAME = "image"     # the Image tag, and the task data key of its URL

@@ -1,5 +1,5 @@
 """Synthetic multi-label fashion-style images for the built-in demo: labels with realistic rates and
-co-occurrence, stratified splits, and `make_dataset` writing the images (synthetic_outfit.py draws
+co-occurrence, stratified splits, and `make_dataset` writing the images (synthetic/outfit.py draws
 them; its docstring says which cue shows each style) and their labels.csv.
 
     make_dataset(Path("demo_data"), n_images=1200, image_size=64, seed=0)   # demo_data/labels.csv
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fashionstyle.data.synthetic_cues import STYLE_NAMES
-from fashionstyle.data.synthetic_outfit import draw_outfit
+from fashionstyle.data.synthetic.cues import STYLE_NAMES
+from fashionstyle.data.synthetic.outfit import draw_outfit
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 

@@ -1,5 +1,5 @@
 """The synthetic outfits' drawing kit: colour palettes, figure-unit geometry, masks, and the cue patterns
-(stripes, bands, polka dots, ornament bands, bows) that synthetic_outfit.py puts on garments.
+(stripes, bands, polka dots, ornament bands, bows) that synthetic/outfit.py puts on garments.
 
 Shapes are drawn at SUPERSAMPLING x the output size into "L" masks and painted through them.
 """

@@ -24,8 +24,8 @@ import torch
 from fashionstyle.core.config import DECODERS
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.data.batches import Batch
-from fashionstyle.data.decode import EncodedJpeg, decode_image, decode_jpegs
-from fashionstyle.data.images import check_policy
+from fashionstyle.data.images.decode import EncodedJpeg, decode_image, decode_jpegs
+from fashionstyle.data.images.files import check_policy
 from fashionstyle.data.transforms import PlannedCrop, crop_resized
 
 START_UP_FAILURE = re.compile(r"Failed to (initialize|create)|not compiled with nvJPEG|nvjpeg.*(not found|cannot open)",
