@@ -16,7 +16,7 @@ IMPLEMENTED = [  # (registry, the module that registers, the choices it implemen
     (choices.OUTPUT_FORMATS, "fashionstyle.inference.outputs", ("jd", "csv", "json", "parquet")),
     (choices.THRESHOLD_RULES, "fashionstyle.core.thresholds", ("smooth", "bootstrap", "pooled")),
     (config.LOSSES, "fashionstyle.model.losses", ("weighted_bce", "bce", "focal", "asl")),
-    (config.TRACKERS, "fashionstyle.training.trackers", ("csv", "tensorboard", "mlflow", "wandb")),
+    (config.TRACKERS, None, ("csv", "tensorboard", "mlflow", "wandb")),
     (config.AUGMENTATIONS, "fashionstyle.data.transforms", ("trivialaugment", "randaugment")),
     (choices.EXPORT_FORMATS, None, ("onnx", "hub")),
     (choices.ACQUISITION_STRATEGIES, None, ("uncertainty", "margin", "random")),
@@ -38,13 +38,14 @@ def test_no_module_path_hides_in_a_string() -> None:
     assert not found, found
 
 
-@pytest.mark.parametrize("registry", [choices.EXPORT_FORMATS, choices.ACQUISITION_STRATEGIES], ids=lambda r: r.what)
+@pytest.mark.parametrize("registry", [choices.EXPORT_FORMATS, choices.ACQUISITION_STRATEGIES, config.TRACKERS],
+                         ids=lambda r: r.what)
 def test_a_choices_module_registers_that_choice_and_is_imported_only_when_asked(registry) -> None:
     import subprocess
     import sys
 
     for name, choice in registry.items():
-        code = (f"import sys; from fashionstyle.core import choices; r = choices.{_attr(registry)}; "
+        code = (f"import sys; from fashionstyle.core import choices, config; r = {_attr(registry)}; "
                 f"assert {choice.module!r} not in sys.modules; impl = r.implementation({name!r}); "
                 f"assert impl.__module__ == {choice.module!r}, impl.__module__")
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -52,7 +53,9 @@ def test_a_choices_module_registers_that_choice_and_is_imported_only_when_asked(
 
 
 def _attr(registry: choices.Registry) -> str:
-    return next(k for k, v in vars(choices).items() if v is registry)
+    """`module.NAME` of the registry, in core.choices or core.config."""
+    return next(f"{m.__name__.rsplit('.', 1)[1]}.{k}" for m in (choices, config) for k, v in vars(m).items()
+                if v is registry)
 
 
 def test_a_new_strategy_is_one_module_and_one_choice_line(tmp_path, monkeypatch) -> None:

@@ -209,7 +209,7 @@ def test_mlflows_own_noise_stays_out_of_the_training_log(tracked):
 def test_quiet_mlflow_leaves_our_warnings_and_puts_the_progress_bar_setting_back(monkeypatch):
     import logging
 
-    from fashionstyle.training.trackers import quiet_mlflow
+    from fashionstyle.training.trackers.mlflow_tracker import quiet_mlflow
 
     monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     logged = []
@@ -259,7 +259,7 @@ def test_wandb_offline_gets_the_files_final_scores_model_and_figures(tracked):
 
 
 def test_a_tracker_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
-    from fashionstyle.training import trackers
+    from fashionstyle.training.trackers import base as trackers
 
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
     with pytest.raises(FashionStyleError, match="--logger wandb needs wandb, which is not installed"):
@@ -267,7 +267,7 @@ def test_a_tracker_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
 
 
 def test_a_store_mlflow_refuses_is_one_line(tmp_path):
-    from fashionstyle.training.trackers import make_loggers
+    from fashionstyle.training.trackers.base import make_loggers
 
     with pytest.raises(FashionStyleError, match="--logger mlflow: tracking store .* refused"):
         make_loggers(["mlflow"], RunDir(tmp_path), mlflow_uri="nosuchscheme://x")
@@ -275,12 +275,13 @@ def test_a_store_mlflow_refuses_is_one_line(tmp_path):
 
 def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_path, monkeypatch):
     from fashionstyle.core.config import TRACKERS
-    from fashionstyle.training import trackers
+    from fashionstyle.training.trackers import base as trackers
 
-    def missing(*args):
-        raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
+    class Missing(trackers.Tracker):
+        def logger(self, *args):
+            raise ModuleNotFoundError("No module named 'tensorboard'", name="tensorboard")
 
-    monkeypatch.setitem(TRACKERS._implementations, "tensorboard", missing)
+    monkeypatch.setitem(TRACKERS._implementations, "tensorboard", Missing)
     [csv] = trackers.make_loggers(list(trackers.DEFAULT_TRACKERS), RunDir(tmp_path))
     assert type(csv).__name__ == "CSVLogger"
     with pytest.raises(FashionStyleError, match="--logger tensorboard needs tensorboard"):
@@ -288,7 +289,7 @@ def test_a_missing_tensorboard_is_skipped_only_when_not_asked_for_by_name(tmp_pa
 
 
 def test_a_resumed_run_logs_to_the_same_mlflow_and_wandb_runs(tmp_path, monkeypatch):
-    from fashionstyle.training.trackers import make_loggers
+    from fashionstyle.training.trackers.base import make_loggers
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     run, uri = RunDir(tmp_path / "run"), f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -302,7 +303,7 @@ def test_a_resumed_run_logs_to_the_same_mlflow_and_wandb_runs(tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_a_resume_into_another_mlflow_store_starts_a_run_there(tmp_path):
-    from fashionstyle.training.trackers import make_loggers
+    from fashionstyle.training.trackers.base import make_loggers
 
     run = RunDir(tmp_path / "run")
     first = make_loggers(["mlflow"], run, f"sqlite:///{tmp_path / 'one.db'}")
@@ -326,7 +327,7 @@ def closed_port() -> int:
     ("http://127.0.0.1:{port}", r"the tracking server http://127.0.0.1:\d+ does not answer"),
 ])
 def test_an_unusable_mlflow_store_is_one_line_within_seconds(tmp_path, store, cause):
-    from fashionstyle.training.tracker_checks import check_trackers
+    from fashionstyle.training.trackers.base import check_trackers
 
     (tmp_path / "mlflow.db").mkdir()
     (tmp_path / "notes.txt").write_text("my notes\n")
@@ -338,7 +339,7 @@ def test_an_unusable_mlflow_store_is_one_line_within_seconds(tmp_path, store, ca
 
 
 def test_wandb_online_with_a_dead_server_is_one_line_within_seconds(monkeypatch):
-    from fashionstyle.training.tracker_checks import check_trackers
+    from fashionstyle.training.trackers.base import check_trackers
 
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -352,7 +353,7 @@ def test_wandb_online_with_a_dead_server_is_one_line_within_seconds(monkeypatch)
 
 
 def test_a_good_local_store_passes_the_check(tmp_path):
-    from fashionstyle.training.tracker_checks import check_trackers
+    from fashionstyle.training.trackers.base import check_trackers
 
     check_trackers(["mlflow"], f"sqlite:///{tmp_path / 'mlflow.db'}")  # not there yet: made by the logger
     check_trackers(["mlflow"], str(tmp_path / "folder_store"))

@@ -35,14 +35,15 @@ SCHEDULES = Registry.of("schedule", dict.fromkeys(("plateau", "constant", "cosin
 MODES = Registry.of("mode", dict.fromkeys(("multi", "single"), ""))
 SELECTIONS = Registry.of("selection", dict.fromkeys(("best", "per-label"), ""))
 OPTIMIZERS = Registry.of("optimizer", dict.fromkeys(("adam", "adamw"), ""))
-TRACKERS = Registry(
+TRACKERS = Registry(  # value: what `pip install` needs for it; each implementation: a trackers.base.Tracker
     "logger",
-    Choice("csv", "RUN/logs/csv"),
-    Choice("tensorboard", "RUN/logs/tensorboard",
-           value="tensorboard"),
-    Choice("mlflow", "--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db", value="mlflow==3.17.2"),
-    Choice("wandb", "offline without WANDB_API_KEY",
-           value="wandb"))  # value: what `pip install` needs for it
+    Choice("csv", "RUN/logs/csv", module="fashionstyle.training.trackers.local_logs"),
+    Choice("tensorboard", "RUN/logs/tensorboard", value="tensorboard",
+           module="fashionstyle.training.trackers.local_logs"),
+    Choice("mlflow", "--mlflow-uri, else $MLFLOW_TRACKING_URI, else ./mlflow.db", value="mlflow==3.17.2",
+           module="fashionstyle.training.trackers.mlflow_tracker"),
+    Choice("wandb", "offline without WANDB_API_KEY", value="wandb",
+           module="fashionstyle.training.trackers.wandb_tracker"))
 AUGMENTATIONS = Registry(  # on each uint8 training crop, after the random resized crop (host only)
     "augmentation",
     Choice("none", "the random resized crop and flip alone"),

@@ -27,7 +27,7 @@ from fashionstyle.data.labels.read import label_files, read_labels
 from fashionstyle.data.splits import drop_bad_images
 from fashionstyle.training.loop import train_multi, training_decodes_on_gpu, write_label_points
 from fashionstyle.training.resume_checks import check_same_run, data_fingerprint
-from fashionstyle.training.tracker_checks import check_trackers
+from fashionstyle.training.trackers.base import check_trackers
 
 
 def stratified_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray:

@@ -54,7 +54,7 @@ from fashionstyle.training.module import StyleModule
 from fashionstyle.training.online_teacher import OnlineTeacher
 from fashionstyle.training.progress import TrainingProgress
 from fashionstyle.training.resume_checks import check_same_run, data_fingerprint, write_config
-from fashionstyle.training.trackers import log_results, make_loggers
+from fashionstyle.training.trackers.base import log_results, make_loggers
 from fashionstyle.training.trainer_run import AtomicCheckpointIO, fit_module, quiet_lightning
 
 __all__ = ["RunRecorder", "finish_run", "labelled_rows", "make_loaders",

@@ -12,7 +12,7 @@ from pathlib import Path
 from fashionstyle.core.config import TrainConfig
 from fashionstyle.core.ranks import is_secondary_process
 from fashionstyle.core.run import RunDir
-from fashionstyle.training.tracker_checks import check_trackers
+from fashionstyle.training.trackers.base import check_trackers
 
 
 def train(config: TrainConfig, out: str | Path, resume: bool = False) -> RunDir:

@@ -1,51 +1,26 @@
-"""Trackers checked before a run folder is made: the MLflow store reachable and writable, the W&B server
-answering, each failure one line naming its cause (no minutes of retries, no half-made run).
+"""The MLflow store checked before a run folder is made: reachable and writable, each failure one line
+naming its cause (no minutes of retries, no half-made run).
 
-    check_trackers(["csv", "mlflow"], mlflow_uri="sqlite:////proc/x.db")
+    check_mlflow_store(mlflow_uri("sqlite:////proc/x.db"))
     # FashionStyleError: --logger mlflow: cannot write the tracking store sqlite:////proc/x.db: ...
 """
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import urlparse
 
-from fashionstyle.core.config import TRACKERS
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.training.trackers.base import check_reachable
 
-TIMEOUT_S = 5.0  # a tracker server that does not answer within this is named as unreachable
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def mlflow_uri(uri: str = "") -> str:
     """--mlflow-uri, else $MLFLOW_TRACKING_URI, else a local SQLite store ./mlflow.db (MLflow's own default)."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
-
-
-def wandb_online() -> bool:
-    """W&B logs online with an API key and no offline mode asked for; offline (RUN/logs/wandb) otherwise."""
-    return bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE", "") not in (
-        "offline", "dryrun", "disabled")
-
-
-def check_trackers(names: Sequence[str], uri: str = "") -> None:
-    """Refuse, in one line each, a tracker asked for whose package is missing or whose store is unusable."""
-    for name in dict.fromkeys(names):
-        package = TRACKERS.check(name).value  # what `pip install` needs for it
-        if name in ("mlflow", "wandb") and not _installed(name):
-            raise FashionStyleError(f"--logger {name} needs {package}, which is not installed; pip install {package}")
-        if name == "mlflow":
-            check_mlflow_store(mlflow_uri(uri))
-        elif name == "wandb" and wandb_online():
-            base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
-            _check_reachable(base, f"--logger wandb: the W&B server {base}",
-                             "set WANDB_MODE=offline to log offline (`wandb sync` uploads later)")
 
 
 def check_register(names: Sequence[str], register: str | None, alias: str | None) -> None:
@@ -57,19 +32,12 @@ def check_register(names: Sequence[str], register: str | None, alias: str | None
         raise FashionStyleError(f"--alias {alias}: names a registered model's version, so it needs --register NAME")
 
 
-def _installed(package: str) -> bool:
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):  # a module without a spec (None in sys.modules: hidden)
-        return sys.modules.get(package) is not None
-
-
 def check_mlflow_store(uri: str) -> None:
     """The store at `uri` can be written: a local SQLite file or folder store, or a server that answers."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
-        _check_reachable(uri.rstrip("/") + "/health", f"--logger mlflow: the tracking server {uri}",
-                         "start it or pass another --mlflow-uri")
+        check_reachable(uri.rstrip("/") + "/health", f"--logger mlflow: the tracking server {uri}",
+                        "start it or pass another --mlflow-uri")
     elif parsed.scheme == "sqlite":
         path = uri.split(":///", 1)[1] if ":///" in uri else ""
         if path and path != ":memory:":
@@ -110,15 +78,3 @@ def _check_writable_folder(folder: Path, where: str) -> None:
             pass
     except OSError as err:
         raise FashionStyleError(f"{where}: cannot write in {folder} ({err.strerror or err})") from None
-
-
-def _check_reachable(url: str, what: str, hint: str) -> None:
-    """Any HTTP answer counts (a 404 too): the server is there. No answer within TIMEOUT_S is one line."""
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S):
-            pass
-    except urllib.error.HTTPError:
-        return
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        raise FashionStyleError(f"{what} does not answer ({reason}); {hint}") from None
