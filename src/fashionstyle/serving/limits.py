@@ -18,13 +18,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping, NamedTuple
 
-from PIL import Image
-
 from fashionstyle.core.errors import FashionStyleError
-from fashionstyle.data.images import files as _images  # noqa: F401 - sets Image.MAX_IMAGE_PIXELS, the bomb limit
+from fashionstyle.data.images import BOMB_PIXELS
 
 MAX_ASPECT = 20  # longer side / shorter side; beyond it the model's resize alone could take GBs
-BOMB_LIMIT = Image.MAX_IMAGE_PIXELS
 
 
 def _limit(default: float, help: str, low: float, high: float | None = None, why: str = "") -> Any:
@@ -38,7 +35,7 @@ class ServiceLimits:
     max_bytes: int = _limit(10_000_000, "largest request body, in bytes", 1)
     max_images: int = _limit(16, "most images per request", 1)
     max_pixels: int = _limit(50_000_000, "largest image, in pixels, read from its header (a 48 MP photo)", 1,
-                             BOMB_LIMIT, "Pillow's decompression-bomb limit")
+                             BOMB_PIXELS, "Pillow's decompression-bomb limit")
     max_request_pixels: int = _limit(200_000_000, "most pixels of all of one request's images", 1)
     decoders: int = _limit(2, "most requests decoding images at once; each adds up to about 8 bytes a pixel "
                               "of a --max-pixels image to peak memory (400 MB at 50M)", 1, 64)

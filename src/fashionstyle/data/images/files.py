@@ -23,9 +23,10 @@ from PIL import ExifTags, Image, ImageOps
 
 from fashionstyle.core.choices import BAD_IMAGE_POLICIES, TTA_MODES
 from fashionstyle.core.errors import FashionStyleError
+from fashionstyle.data.images import BOMB_PIXELS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")  # what Pillow decodes
-Image.MAX_IMAGE_PIXELS = 89_478_485  # Pillow's bomb guard, made explicit: larger images are refused
+Image.MAX_IMAGE_PIXELS = BOMB_PIXELS
 UNREADABLE = "unreadable image"  # why_unreadable's words for a file that decodes here but a predictor could not use
 
 
