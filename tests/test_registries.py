@@ -20,6 +20,7 @@ IMPLEMENTED = [  # (registry, the module that registers, the choices it implemen
     (config.AUGMENTATIONS, "fashionstyle.data.transforms", ("trivialaugment", "randaugment")),
     (choices.EXPORT_FORMATS, None, ("onnx", "hub")),
     (choices.ACQUISITION_STRATEGIES, None, ("uncertainty", "margin", "random")),
+    (choices.RUN_SOURCES, None, ("hub",)),
 ]
 
 
@@ -38,7 +39,8 @@ def test_no_module_path_hides_in_a_string() -> None:
     assert not found, found
 
 
-@pytest.mark.parametrize("registry", [choices.EXPORT_FORMATS, choices.ACQUISITION_STRATEGIES, config.TRACKERS],
+@pytest.mark.parametrize("registry", [choices.EXPORT_FORMATS, choices.ACQUISITION_STRATEGIES, config.TRACKERS,
+                                      choices.RUN_SOURCES],
                          ids=lambda r: r.what)
 def test_a_choices_module_registers_that_choice_and_is_imported_only_when_asked(registry) -> None:
     import subprocess

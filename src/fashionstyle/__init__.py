@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from fashionstyle.core import run_sources as _run_sources
 from fashionstyle.core.version import __version__  # noqa: F401 - the public name
 
 _MODULES = {  # public name -> the module that defines it
@@ -28,17 +27,6 @@ _MODULES = {  # public name -> the module that defines it
     "train": "api",
 }
 __all__ = sorted(_MODULES)
-
-
-def _resolve_hub(source: Any) -> Any:
-    """Hub folders and Hugging Face ids open as runs wherever a run is taken (inference/hub_resolve.py,
-    imported when a run is opened)."""
-    from fashionstyle.inference.hub_resolve import resolve_run
-
-    return resolve_run(source)
-
-
-_run_sources.register(_resolve_hub)
 
 
 def __getattr__(name: str) -> Any:

@@ -172,6 +172,11 @@ ACQUISITION_STRATEGIES = Registry(  # each implementation: an analysis.acquisiti
     Choice("random", "a seeded random sample (the control)", module="fashionstyle.analysis.acquisition"))
 DEFAULT_STRATEGY = "uncertainty"
 
+RUN_SOURCES = Registry(  # what else than a run folder names a run; each implementation: source -> run folder
+    "run source",
+    Choice("hub", "a hub folder or a Hugging Face id (user/repo), rebuilt as a run in the cache",
+           module="fashionstyle.inference.hub_resolve"))
+
 QUANTIZATIONS = Registry.of("quantisation", {
     "none": "float32", "int8": "static quantisation calibrated on real images, with its fidelity measured"})
 

@@ -1,30 +1,22 @@
-"""What else than a run folder may name a run: resolvers that upper layers register, asked by RunDir.open.
+"""What else than a run folder may name a run, asked by RunDir.open: each RUN_SOURCES entry (core/choices.py)
+turns a source into the run directory it names, or gives it back unchanged.
 
-    register(resolve_hub)     # fashionstyle/__init__.py: hub folders and Hugging Face ids (inference/hub_resolve.py)
-    path = resolve("user/mine")   # the run directory a resolver made of it, else the path unchanged
+    path = resolve("user/mine")   # the run directory a source made of it (inference/hub_resolve.py), else the path
 
-Kept here, below everything, so that core.run opens a hub folder without importing the layers
-that rebuild it (model and inference import core, not the other way round).
+Kept here, below everything, so that core.run opens a hub folder without importing the layers that rebuild
+it: the table names the module, imported when a run is first opened.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
-Resolver = Callable[["str | Path"], Path]  # a source -> the run directory it names (the path itself if none)
-_RESOLVERS: list[Resolver] = []
-
-
-def register(resolver: Resolver) -> None:
-    """Ask `resolver` about every run RunDir.open is given (once per function)."""
-    if resolver not in _RESOLVERS:
-        _RESOLVERS.append(resolver)
+from fashionstyle.core.choices import RUN_SOURCES
 
 
 def resolve(source: "str | Path") -> Path:
-    """The run directory `source` names: the first registered resolver's answer that differs from it."""
-    for resolver in _RESOLVERS:
-        found = Path(resolver(source))
+    """The run directory `source` names: the first run source's answer that differs from it."""
+    for name in RUN_SOURCES:
+        found = Path(RUN_SOURCES.implementation(name)(source))
         if found != Path(source):
             return found
     return Path(source)

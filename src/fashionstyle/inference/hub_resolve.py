@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fashionstyle.core import atomic
+from fashionstyle.core.choices import RUN_SOURCES
 from fashionstyle.core.errors import FashionStyleError
 from fashionstyle.core.run_checks import checked_names
 from fashionstyle.core.thresholds import ThresholdTuner
@@ -41,6 +42,7 @@ def is_hub_folder(path: str | Path) -> bool:
         return False
 
 
+@RUN_SOURCES.implements("hub")
 def resolve_run(source: str | Path) -> Path:
     """The run directory `source` names: a run folder itself; a hub folder or a hub id `user/repo`
     rebuilt as a run (once, in the cache); anything else unchanged, for RunDir.open's own refusal."""
