@@ -12,7 +12,7 @@ import torch
 
 from conftest import tiny_run
 from fashionstyle.core import atomic
-from fashionstyle.core.signals import signals_deferred
+from fashionstyle.core.atomic import signals_deferred
 
 
 def mode(path: Path) -> int:

@@ -482,7 +482,7 @@ def test_hostile_request_keeps_only_small_views_and_decodes_one_request_at_a_tim
 
 @pytest.mark.slow
 def test_a_request_of_large_images_gives_the_freed_memory_back_after_decoding(trained_run, monkeypatch) -> None:
-    """After decoding, each request reports its pixels to memory.release_after, which trims only above
+    """After decoding, each request reports its pixels to release_after, which trims only above
     TRIM_ABOVE (a walk of glibc's arenas is not worth it for a phone photo)."""
     run, images = trained_run
     reported = []
@@ -495,7 +495,7 @@ def test_a_request_of_large_images_gives_the_freed_memory_back_after_decoding(tr
 
 
 def test_release_after_trims_only_above_its_threshold(monkeypatch) -> None:
-    from fashionstyle.serving import memory
+    from fashionstyle.serving import predict as memory
 
     calls = []
     monkeypatch.setattr(memory, "_TRIM", calls.append)
@@ -616,7 +616,7 @@ def test_an_rfc_5987_file_name_is_accepted_and_decoded_into_the_record(client, t
 
 
 def test_plain_filenames_leaves_other_bodies_and_parameters_alone() -> None:
-    from fashionstyle.serving.filenames import decode_extended, plain_filenames
+    from fashionstyle.serving.body import decode_extended, plain_filenames
 
     body, headers = multipart([('name="files"; filename="a.jpg"', b"filename*=x'' in the content")])
     assert plain_filenames(body, headers["content-type"].encode()) == body

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from fashionstyle.core.ranks import is_secondary_process
     from fashionstyle.data.labels.read import merge_labels
     from fashionstyle.data.labels.read import label_files
-    from fashionstyle.training.trackers.mlflow_store import check_register
+    from fashionstyle.training.trackers.mlflow_tracker import check_register
     from fashionstyle.training.trackers.mlflow_tracker import mlflow_line
 
     config = train_config(args)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_cv(args: argparse.Namespace) -> int:
     from fashionstyle.api import train
-    from fashionstyle.training.trackers.mlflow_store import check_register
+    from fashionstyle.training.trackers.mlflow_tracker import check_register
 
     config = train_config(args)
     check_register(config.logger, config.register, config.alias)  # before any work
