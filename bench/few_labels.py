@@ -1,7 +1,7 @@
 """Few labels: fashionstyle's recipes against a linear probe on frozen ImageNet features, by train-set size.
 
     python bench/few_labels.py --labels ../shared/data/garments/labels.csv --sizes 250 1000 --seeds 0 \\
-        --recipes finetune lp-ft --out runs/few [--json few.json]
+        --recipes finetune lp-ft --out runs/few [--json few.json] [--plot few.png]
 
 For each size and seed, the train split is cut to a seeded subset (val and test kept whole) and written
 as OUT/SIZE_sSEED/labels.csv. Then:
@@ -170,6 +170,9 @@ def main() -> None:
         print(f"{r['size']:>6} {r['seed']:>4} {r['method']:>10} {r['test']:>8.3f} {val:>8} {r['seconds']:>8.0f}")
 
 
+NAMES = {"probe": "linear probe (the anchor)", "auto": "fashionstyle's default (--recipe auto)"}
+
+
 def plot(results: list[dict], path: Path) -> None:
     """Test macro F2 against train photos: per method, the mean over seeds, and their range as a bar."""
     import matplotlib
@@ -184,9 +187,12 @@ def plot(results: list[dict], path: Path) -> None:
         means = [float(np.mean(v)) for v in scores]
         ax.errorbar(sizes, means, yerr=[[m - min(v) for m, v in zip(means, scores)],
                                         [max(v) - m for m, v in zip(means, scores)]],
-                    marker="o", capsize=3, label=method)
-    ax.set(xscale="log", xlabel="labelled train photos", ylabel="test macro F2",
+                    marker="o", capsize=3, label=NAMES.get(method, f"--recipe {method}"))
+    sizes = sorted({r["size"] for r in results})
+    ax.set(xscale="log", xticks=sizes, xticklabels=[str(n) for n in sizes], xlabel="labelled train photos",
+           ylabel="test macro F2",
            title="garments: few labels (mean over seeds, range as bars)")
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
