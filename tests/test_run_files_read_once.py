@@ -56,3 +56,14 @@ def test_a_run_file_replaced_meanwhile_is_read_again(run_copy):
     (run_copy.run / "labels.json").write_text("{")
     with pytest.raises(FashionStyleError, match="corrupt JSON"):
         run.label_names()
+
+
+def test_train_reads_each_run_file_it_wrote_at_most_once(image_set, tmp_path, monkeypatch):
+    from conftest import TINY_TRAIN
+
+    run = tmp_path / "run"
+    opened = _count_reads(monkeypatch, tmp_path)
+    assert main(["train", "--labels", str(image_set), "--out", str(run), *TINY_TRAIN, "--epochs", "1"]) == 0
+    run_files = {name: n for name, n in opened.items() if name.startswith("run/") and "/logs/" not in f"/{name}"}
+    assert {"run/history.csv", "run/labels.json"} <= set(run_files), run_files
+    assert max(run_files.values()) == 1, run_files

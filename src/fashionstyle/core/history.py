@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -44,9 +45,12 @@ def history_labels(label_names: Sequence[str], support: np.ndarray | None = None
 
 def read_history(run: RunDir) -> list[dict[str, str]]:
     """The rows of `RUN/history.csv` as strings ([] when the run has none, e.g. a fused run)."""
-    path = run / "history.csv"
-    if not path.is_file():
+    if not (run / "history.csv").is_file():
         return []
+    return run.read_once("history.csv", lambda rows, _: rows, read=_read_rows)
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as f:
         return [{OLD_NAMES.get(k, k): v for k, v in row.items()} for row in csv.DictReader(f)]
 

@@ -90,6 +90,12 @@ class RunContents:
         return labelling_point(self.points, OperatingPoint.of_tuner(self.tuner), self.label_names, val)
 
 
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced or rewritten: its inode, size and modification time."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 def run_contents(run: "str | Path | RunDir | RunContents") -> RunContents:
     """The contents of `run`: as given, or read from the run opened (and checked) once."""
     return run if isinstance(run, RunContents) else RunDir.open(run).contents()
@@ -176,22 +182,26 @@ class RunDir:
     def manifest(self) -> dict[str, Any]:
         if not (self / "manifest.json").is_file():
             raise FashionStyleError(f"{self.path}: not a fashionstyle run (no manifest.json)")
-        return self._read_once("manifest.json", lambda manifest, _: manifest)
+        return self.read_once("manifest.json", lambda manifest, _: manifest)
 
-    def _read_once(self, name: str, checked: Callable[[Any, Path], T]) -> T:
-        """`checked(json, path)` of RUN/name, read and checked once while the file is unchanged (the same inode,
-        size and modification time: every write of a run file replaces it); a copy each time, so no caller
-        changes another's."""
+    def read_once(self, name: str, checked: Callable[[Any, Path], T],
+                  read: Callable[[Path], Any] = atomic.read_json) -> T:
+        """`checked(read(path), path)` of RUN/name, read and checked once while the file is unchanged (the same
+        inode, size and modification time: every write of a run file replaces it); a copy each time, so no
+        caller changes another's."""
         path = self / name
         try:
-            stat = path.stat()
+            stamp = _stamp(path)
         except OSError:
-            return checked(atomic.read_json(path), path)  # read_json's one line for a missing file
-        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+            return checked(read(path), path)  # the reader's own one line for a missing file
         held = self._reads.get(name)
         if held is None or held[0] != stamp:
-            held = self._reads[name] = (stamp, checked(atomic.read_json(path), path))
+            held = self._reads[name] = (stamp, checked(read(path), path))
         return copy.deepcopy(held[1])
+
+    def _written(self, name: str, value: Any) -> None:
+        """RUN/name was just written with `value`: known without reading it back."""
+        self._reads[name] = (_stamp(self / name), copy.deepcopy(value))
 
     def out_of_fold(self) -> bool:
         """Whether the validation probabilities are out-of-fold ones (a cv run, or runs combined from one;
@@ -206,9 +216,10 @@ class RunDir:
                    for run in atomic.read_json(sources).get("runs", []))
 
     def write_manifest(self, kind: str, complete: bool, **extra: Any) -> None:
-        atomic.write_json(self / "manifest.json", {
-            "format": RUN_FORMAT, "kind": kind, "complete": complete,
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+        manifest = {"format": RUN_FORMAT, "kind": kind, "complete": complete,
+                    "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+        atomic.write_json(self / "manifest.json", manifest)
+        self._written("manifest.json", manifest)
         if complete:
             self.unlock()
 
@@ -238,7 +249,7 @@ class RunDir:
         return RunContents(self.path, names, self.members(names), self.thresholds(), self.tta(), points, default)
 
     def label_names(self) -> list[str]:
-        return self._read_once("labels.json", checked_label_names)
+        return self.read_once("labels.json", checked_label_names)
 
     def write_label_names(self, names: list[str]) -> None:
         atomic.write_json(self / "labels.json", {"label_names": list(names)})
@@ -267,7 +278,7 @@ class RunDir:
         atomic.write_json(self / "tta.json", {"tta": tta})
 
     def thresholds(self) -> ThresholdTuner:
-        return self._read_once("thresholds.json", lambda record, path: ThresholdTuner.from_dict(record, str(path)))
+        return self.read_once("thresholds.json", lambda record, path: ThresholdTuner.from_dict(record, str(path)))
 
     def operating_points(self, label_names: list[str] | None = None) -> dict[str, OperatingPoint]:
         """The named points of operating_points.json, checked (none when the file is absent)."""
