@@ -47,19 +47,21 @@ def strategy(name: str) -> Strategy:
 
 @ACQUISITION_STRATEGIES.implements("uncertainty")
 class Uncertainty(Strategy):
-    def scores(self, ids, probs, thresholds, rare_weights, seed):
+    def scores(self, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray, rare_weights: np.ndarray,
+               seed: int) -> np.ndarray:
         return uncertainty_scores(probs, thresholds, rare_weights)
 
     def pool_size(self, n: int, pool_factor: int) -> int:
         return n * pool_factor
 
-    def picks(self, n, scores, features):
+    def picks(self, n: int, scores: np.ndarray, features: Callable[[], np.ndarray]) -> list[int]:
         return weighted_k_center(features(), scores, n) if len(scores) > 1 else super().picks(n, scores, features)
 
 
 @ACQUISITION_STRATEGIES.implements("margin")
 class Margin(Strategy):
-    def scores(self, ids, probs, thresholds, rare_weights, seed):
+    def scores(self, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray, rare_weights: np.ndarray,
+               seed: int) -> np.ndarray:
         return uncertainty_scores(probs, thresholds)
 
 
@@ -67,7 +69,8 @@ class Margin(Strategy):
 class Random(Strategy):
     predicts_catalogue = False
 
-    def scores(self, ids, probs, thresholds, rare_weights, seed):
+    def scores(self, ids: Sequence[str], probs: np.ndarray, thresholds: np.ndarray, rare_weights: np.ndarray,
+               seed: int) -> np.ndarray:
         return random_scores(ids, seed)
 
 
