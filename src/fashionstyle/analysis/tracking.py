@@ -34,13 +34,14 @@ def update_trackers(run: RunDir, summary: RunSummary | None = None, figures: boo
     """Log `summary` (default: the run's) as final metrics (unless not `metrics`: training logged them), and
     the report's figures, to the run's tracker runs; returns the trackers reached ([] for a run trained
     without MLflow or W&B)."""
-    if not tracker_ids(run):
+    ids = tracker_ids(run)
+    if not ids:
         return []
     if metrics and summary is None:
         summary = run_summary(run)
     values = summary.metrics() if metrics and summary is not None else {}
     with tempfile.TemporaryDirectory(prefix="fashionstyle-figures-") as temp:
-        return refresh_trackers(run, values, draw_figures(run, Path(temp)) if figures else [])
+        return refresh_trackers(run, ids, values, draw_figures(run, Path(temp)) if figures else [])
 
 
 def draw_figures(run: RunDir, folder: Path) -> list[Path]:

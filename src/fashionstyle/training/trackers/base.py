@@ -3,7 +3,7 @@
     check_trackers(config.logger, config.mlflow_uri)   # before the run folder is made: one line per problem
     loggers = make_loggers(config.logger, run)           # Lightning loggers, one per tracker asked for
     log_results(loggers, run, summary)                   # the final scores, then each tracker's files
-    refresh_trackers(run, metrics, figures)              # after evaluate or tune (analysis/tracking.py)
+    refresh_trackers(run, ids, metrics, figures)         # after evaluate or tune (analysis/tracking.py)
 
 A tracker is a `Tracker` registered under its `--logger` name (core.config.TRACKERS names its module:
 adding one is that module and its Choice line). RUN/logs/trackers.json keeps the ids of the tracker runs
@@ -107,9 +107,8 @@ def log_results(loggers: Sequence[Any], run: RunDir, summary: RunSummary) -> Non
         logger.finalize("success")
 
 
-def refresh_trackers(run: RunDir, metrics: dict[str, float], figures: list[Path]) -> list[str]:
-    """`metrics` and `figures` to every tracker run `run` logs to; the names of those reached."""
-    ids = tracker_ids(run)
+def refresh_trackers(run: RunDir, ids: dict[str, str], metrics: dict[str, float], figures: list[Path]) -> list[str]:
+    """`metrics` and `figures` to every tracker run `ids` (tracker_ids(run)) names; the names of those reached."""
     return [name for name in TRACKERS if ids and tracker(name).refresh(run, ids, metrics, figures)]
 
 
